@@ -1,0 +1,38 @@
+/* status.c — the one table of status codes: names (the JS error codes) and messages. */
+#include "tilelli.h"
+
+static const struct {
+    tl_status code;
+    const char *name;
+    const char *message;
+} tl__statuses[] = {
+    {TL_OK, "OK", "no error"},
+    {TL_ERR_NULL, "NULL_POINTER", "a required pointer is NULL"},
+    {TL_ERR_EMPTY, "EMPTY", "the tensor has no elements"},
+    {TL_ERR_NON_FINITE, "NON_FINITE", "the input holds a NaN or an infinity"},
+    {TL_ERR_RANK, "RANK", "a per-row operation needs a tensor of at least 2 dimensions"},
+    {TL_ERR_SHAPE, "SHAPE", "the shape does not match the data"},
+    {TL_ERR_OVERFLOW, "OVERFLOW", "a size exceeds the 32-bit limit of 2^30 - 1 elements"},
+    {TL_ERR_BAND, "INVALID_BAND", "the deadzone band must be finite and >= 0"},
+    {TL_ERR_ALPHA, "INVALID_ALPHA", "the scale must be finite and > 0"},
+    {TL_ERR_NO_MEMORY, "OUT_OF_MEMORY", "out of memory"},
+    {TL_ERR_ARGUMENT, "INVALID_ARGUMENT", "an argument has the wrong type or value"},
+};
+
+#define TL__NSTATUS (sizeof tl__statuses / sizeof tl__statuses[0])
+
+const char *tl_status_name(tl_status s) {
+    for (size_t i = 0; i < TL__NSTATUS; i++)
+        if (tl__statuses[i].code == s) return tl__statuses[i].name;
+    return "UNKNOWN";
+}
+
+const char *tl_status_message(tl_status s) {
+    for (size_t i = 0; i < TL__NSTATUS; i++)
+        if (tl__statuses[i].code == s) return tl__statuses[i].message;
+    return "unknown status code";
+}
+
+uint32_t tl_version(void) {
+    return TILELLI_VERSION_MAJOR * 10000u + TILELLI_VERSION_MINOR * 100u + TILELLI_VERSION_PATCH;
+}
