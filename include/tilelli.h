@@ -74,6 +74,10 @@ const char *tl_status_message(tl_status s);
 /* Library version as MAJOR * 10000 + MINOR * 100 + PATCH. */
 uint32_t tl_version(void);
 
+/* How this copy was compiled: TL_BUILD_SIMD128 when built with wasm SIMD128. */
+#define TL_BUILD_SIMD128 1u
+uint32_t tl_build_flags(void);
+
 /*
  * Resolve a shape for a per-row operation: rows = shape[0], cols = the product
  * of the other dimensions. Fails with TL_ERR_RANK when ndim < 2, TL_ERR_SHAPE on

@@ -36,3 +36,11 @@ const char *tl_status_message(tl_status s) {
 uint32_t tl_version(void) {
     return TILELLI_VERSION_MAJOR * 10000u + TILELLI_VERSION_MINOR * 100u + TILELLI_VERSION_PATCH;
 }
+
+uint32_t tl_build_flags(void) {
+#ifdef __wasm_simd128__
+    return TL_BUILD_SIMD128;
+#else
+    return 0;
+#endif
+}
