@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian 12 machine with Node 20 needs before tilelli builds and tests:
+# Debian packages (only those missing), npm packages, then the CMake build (native + wasm).
+# Idempotent and quick when there is nothing to do; `npm start` and `npm test` call it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v make >/dev/null 2>&1 || missing+=(make)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# emcc writes its system-library cache next to itself; fall back to a user cache when that is read-only.
+if [ ! -w "$(dirname "$(readlink -f "$(command -v emcc)")")/../share/emscripten/cache" ] 2>/dev/null &&
+   [ -z "${EM_CACHE:-}" ] && [ "$(id -u)" -ne 0 ]; then
+  export EM_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/emscripten"
+fi
+
+if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm install"
+  npm install --no-audit --no-fund --loglevel=error
+fi
+
+mkdir -p build
+if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"$(nproc)"; } >build/build.log 2>&1; then
+  cat build/build.log
+  echo "setup: the build failed (log above, also in build/build.log)" >&2
+  exit 1
+fi
