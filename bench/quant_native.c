@@ -14,7 +14,8 @@ static double now_ms(void) {
 }
 
 int main(int argc, char **argv) {
-    size_t rows = argc > 1 ? strtoul(argv[1], NULL, 10) : 4096, cols = argc > 2 ? strtoul(argv[2], NULL, 10) : 4096;
+    size_t rows = argc > 1 ? strtoul(argv[1], NULL, 10) : 4096,
+           cols = argc > 2 ? strtoul(argv[2], NULL, 10) : 4096;
     int reps = argc > 3 ? atoi(argv[3]) : 10;
     size_t n = rows * cols;
     float *w = malloc(n * sizeof *w), *alphas = malloc(rows * sizeof *alphas), alpha;
@@ -38,7 +39,8 @@ int main(int argc, char **argv) {
             total += dt;
             if (dt < best) best = dt;
         }
-        printf("{\"impl\":\"native\",\"mode\":\"%s\",\"rows\":%zu,\"cols\":%zu,\"best_ms\":%.4f,\"mean_ms\":%.4f}\n",
+        printf("{\"impl\":\"native\",\"mode\":\"%s\",\"rows\":%zu,\"cols\":%zu,\"best_ms\":%.4f,\"mean_ms\":%"
+               ".4f}\n",
                names[mode], rows, cols, best, total / reps);
     }
     free(w), free(alphas), free(t);

@@ -50,16 +50,16 @@ extern "C" {
  */
 typedef enum tl_status {
     TL_OK = 0,
-    TL_ERR_NULL = -1,        /* a required pointer is NULL */
-    TL_ERR_EMPTY = -2,       /* the tensor has no elements */
-    TL_ERR_NON_FINITE = -3,  /* the input holds a NaN or an infinity */
-    TL_ERR_RANK = -4,        /* a per-row operation on a tensor of fewer than 2 dimensions */
-    TL_ERR_SHAPE = -5,       /* shape product differs from the length, or a negative dimension */
-    TL_ERR_OVERFLOW = -6,    /* a size exceeds TL_MAX_ELEMENTS (or overflows while computed) */
-    TL_ERR_BAND = -7,        /* deadzone band negative or not finite */
-    TL_ERR_ALPHA = -8,       /* a given scale is not finite or not > 0 */
-    TL_ERR_NO_MEMORY = -9,   /* an allocation failed */
-    TL_ERR_ARGUMENT = -10    /* any other invalid argument (wrong type or value, from bindings) */
+    TL_ERR_NULL = -1,       /* a required pointer is NULL */
+    TL_ERR_EMPTY = -2,      /* the tensor has no elements */
+    TL_ERR_NON_FINITE = -3, /* the input holds a NaN or an infinity */
+    TL_ERR_RANK = -4,       /* a per-row operation on a tensor of fewer than 2 dimensions */
+    TL_ERR_SHAPE = -5,      /* shape product differs from the length, or a negative dimension */
+    TL_ERR_OVERFLOW = -6,   /* a size exceeds TL_MAX_ELEMENTS (or overflows while computed) */
+    TL_ERR_BAND = -7,       /* deadzone band negative or not finite */
+    TL_ERR_ALPHA = -8,      /* a given scale is not finite or not > 0 */
+    TL_ERR_NO_MEMORY = -9,  /* an allocation failed */
+    TL_ERR_ARGUMENT = -10   /* any other invalid argument (wrong type or value, from bindings) */
 } tl_status;
 
 /* Nonzero when s is an error. */
@@ -84,8 +84,7 @@ uint32_t tl_build_flags(void);
  * a negative dimension or when the product is not n, TL_ERR_OVERFLOW when the
  * product exceeds TL_MAX_ELEMENTS, TL_ERR_EMPTY when n is 0.
  */
-tl_status tl_shape_rows_cols(const int64_t *shape, size_t ndim, size_t n, size_t *rows,
-                             size_t *cols);
+tl_status tl_shape_rows_cols(const int64_t *shape, size_t ndim, size_t n, size_t *rows, size_t *cols);
 
 /* ---------------------------------------------------------------------------
  * AbsMean scale
@@ -123,8 +122,8 @@ tl_status tl_absmean_scale_per_row(const float *w, size_t n, const int64_t *shap
 tl_status tl_ternary_values(const float *w, size_t n, float *out, float *alpha);
 
 /* ternary.ternary_values_per_row; alphas (optional) receives shape[0] scales. */
-tl_status tl_ternary_values_per_row(const float *w, size_t n, const int64_t *shape, size_t ndim,
-                                    float *out, float *alphas);
+tl_status tl_ternary_values_per_row(const float *w, size_t n, const int64_t *shape, size_t ndim, float *out,
+                                    float *alphas);
 
 /*
  * ternary.ternary_signs: trits[i] in {-1, 0, +1} and the per-tensor scale in
@@ -133,8 +132,8 @@ tl_status tl_ternary_values_per_row(const float *w, size_t n, const int64_t *sha
 tl_status tl_ternary_signs(const float *w, size_t n, int8_t *trits, float *alpha);
 
 /* Per-row trits, and shape[0] scales in alphas (required). */
-tl_status tl_ternary_signs_per_row(const float *w, size_t n, const int64_t *shape, size_t ndim,
-                                   int8_t *trits, float *alphas);
+tl_status tl_ternary_signs_per_row(const float *w, size_t n, const int64_t *shape, size_t ndim, int8_t *trits,
+                                   float *alphas);
 
 /*
  * ternary.ternarize_lsq forward with a given scale: out[i] = q * alpha + 0.0f

@@ -144,8 +144,7 @@ static void tl__signs(const float *w, size_t n, uint32_t t, int8_t *trits) {
 
 /* Values: sign of w | (alpha if nonzero). keep_neg_zero: the reference's
  * ternary_values keeps -0.0 for negative w rounding to 0; LSQ's "+ 0" drops it. */
-static void tl__values(const float *w, size_t n, uint32_t t, float alpha, int keep_neg_zero,
-                       float *out) {
+static void tl__values(const float *w, size_t n, uint32_t t, float alpha, int keep_neg_zero, float *out) {
     const uint32_t ab = tl__f2u(alpha);
     size_t i = 0;
 #ifdef __wasm_simd128__
@@ -188,8 +187,7 @@ static tl_status tl__check_len(const void *w, size_t n) {
     return TL_OK;
 }
 
-tl_status tl_shape_rows_cols(const int64_t *shape, size_t ndim, size_t n, size_t *rows,
-                             size_t *cols) {
+tl_status tl_shape_rows_cols(const int64_t *shape, size_t ndim, size_t n, size_t *rows, size_t *cols) {
     if (!shape || !rows || !cols) return TL_ERR_NULL;
     if (ndim < 2) return TL_ERR_RANK;
     int has_zero = 0;
@@ -271,8 +269,8 @@ tl_status tl_ternarize_lsq(const float *w, size_t n, float alpha, float *out, in
  * the scale and apply fn (which may be NULL for scales only). */
 typedef void (*tl__row_fn)(const float *w, size_t cols, float alpha, uint32_t t, void *out, size_t row);
 
-static tl_status tl__per_row(const float *w, size_t n, const int64_t *shape, size_t ndim,
-                             float *alphas, tl__row_fn fn, void *out) {
+static tl_status tl__per_row(const float *w, size_t n, const int64_t *shape, size_t ndim, float *alphas,
+                             tl__row_fn fn, void *out) {
     if (!w) return TL_ERR_NULL;
     size_t rows, cols;
     tl_status s = tl_shape_rows_cols(shape, ndim, n, &rows, &cols);
@@ -302,14 +300,14 @@ tl_status tl_absmean_scale_per_row(const float *w, size_t n, const int64_t *shap
     return tl__per_row(w, n, shape, ndim, alphas, NULL, NULL);
 }
 
-tl_status tl_ternary_signs_per_row(const float *w, size_t n, const int64_t *shape, size_t ndim,
-                                   int8_t *trits, float *alphas) {
+tl_status tl_ternary_signs_per_row(const float *w, size_t n, const int64_t *shape, size_t ndim, int8_t *trits,
+                                   float *alphas) {
     if (!trits || !alphas) return TL_ERR_NULL;
     return tl__per_row(w, n, shape, ndim, alphas, tl__row_signs, trits);
 }
 
-tl_status tl_ternary_values_per_row(const float *w, size_t n, const int64_t *shape, size_t ndim,
-                                    float *out, float *alphas) {
+tl_status tl_ternary_values_per_row(const float *w, size_t n, const int64_t *shape, size_t ndim, float *out,
+                                    float *alphas) {
     if (!out) return TL_ERR_NULL;
     return tl__per_row(w, n, shape, ndim, alphas, tl__row_values, out);
 }

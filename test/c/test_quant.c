@@ -23,14 +23,30 @@ static void fill(float *w, size_t n, int family) {
     for (size_t i = 0; i < n; i++) {
         float u = uniform();
         switch (family) {
-        case 0: w[i] = u; break;
-        case 1: w[i] = u * u * u * 1e3f; break;               /* heavy near 0, wide range */
-        case 2: w[i] = (float)(rnd() % 7) - 3.0f; break;      /* small integers: exact sums */
-        case 3: w[i] = u * 1e-39f; break;                      /* denormals */
-        case 4: w[i] = u * 3e38f; break;                       /* float sum overflows */
-        case 5: w[i] = (rnd() & 1) ? 0.0f : -0.0f; break;      /* signed zeros */
-        case 6: w[i] = (rnd() % 4 == 0) ? u * 1e30f : u * 1e-30f; break;
-        default: w[i] = u; break;
+        case 0:
+            w[i] = u;
+            break;
+        case 1:
+            w[i] = u * u * u * 1e3f;
+            break; /* heavy near 0, wide range */
+        case 2:
+            w[i] = (float)(rnd() % 7) - 3.0f;
+            break; /* small integers: exact sums */
+        case 3:
+            w[i] = u * 1e-39f;
+            break; /* denormals */
+        case 4:
+            w[i] = u * 3e38f;
+            break; /* float sum overflows */
+        case 5:
+            w[i] = (rnd() & 1) ? 0.0f : -0.0f;
+            break; /* signed zeros */
+        case 6:
+            w[i] = (rnd() % 4 == 0) ? u * 1e30f : u * 1e-30f;
+            break;
+        default:
+            w[i] = u;
+            break;
         }
     }
     if (family == 7 && n >= 4) {
@@ -59,12 +75,14 @@ static void check_tensor(const float *w, size_t n, const char *what) {
     float *v = malloc(n * 4), *vr = malloc(n * 4), *v2 = malloc(n * 4);
     float a2 = 0;
     tl_ref_ternary_signs(w, n, aref, tr);
-    CHECK(tl_ternary_signs(w, n, t, &a2) == TL_OK && memcmp(t, tr, n) == 0 && a2 == aref, "%s n=%zu signs", what, n);
+    CHECK(tl_ternary_signs(w, n, t, &a2) == TL_OK && memcmp(t, tr, n) == 0 && a2 == aref, "%s n=%zu signs",
+          what, n);
 
     tl_ref_ternary_values(w, n, aref, vr);
     CHECK(tl_ternary_values(w, n, v, NULL) == TL_OK && same_bits_f(v, vr, n), "%s n=%zu values", what, n);
     memcpy(v2, w, n * 4); /* in place */
-    CHECK(tl_ternary_values(v2, n, v2, &a2) == TL_OK && same_bits_f(v2, vr, n), "%s n=%zu values in place", what, n);
+    CHECK(tl_ternary_values(v2, n, v2, &a2) == TL_OK && same_bits_f(v2, vr, n), "%s n=%zu values in place",
+          what, n);
 
     static const float lsq_alphas[] = {1e-3f, 0.05f, 0.3f, 1.0f, 3.0f, 1e-45f, 3e38f, 0.7f};
     for (size_t k = 0; k < sizeof lsq_alphas / sizeof *lsq_alphas; k++) {
@@ -74,8 +92,8 @@ static void check_tensor(const float *w, size_t n, const char *what) {
         CHECK(tl_ternarize_lsq(w, n, al, v, t) == TL_OK && same_bits_f(v, vr, n) && memcmp(t, tr, n) == 0,
               "%s n=%zu lsq alpha=%a", what, n, al);
         memcpy(v2, w, n * 4);
-        CHECK(tl_ternarize_lsq(v2, n, al, v2, NULL) == TL_OK && same_bits_f(v2, vr, n), "%s n=%zu lsq in place",
-              what, n);
+        CHECK(tl_ternarize_lsq(v2, n, al, v2, NULL) == TL_OK && same_bits_f(v2, vr, n),
+              "%s n=%zu lsq in place", what, n);
     }
 
     static const double bands[] = {0, 0.05, 0.1, 0.25, 0.5, 0.75, 1e-30, 1e300};
@@ -85,9 +103,10 @@ static void check_tensor(const float *w, size_t n, const char *what) {
         tl_ref_deadzone_stats(w, n, bands[k], &r);
         CHECK(tl_deadzone_stats_compute(w, n, bands[k], &s) == TL_OK && memcmp(&s, &r, sizeof s) == 0,
               "%s n=%zu band=%g: neg %llu/%llu zero %llu/%llu boundary %llu/%llu inner %llu/%llu", what, n,
-              bands[k], (unsigned long long)s.n_neg, (unsigned long long)r.n_neg, (unsigned long long)s.n_zero,
-              (unsigned long long)r.n_zero, (unsigned long long)s.n_boundary, (unsigned long long)r.n_boundary,
-              (unsigned long long)s.n_zero_inner, (unsigned long long)r.n_zero_inner);
+              bands[k], (unsigned long long)s.n_neg, (unsigned long long)r.n_neg,
+              (unsigned long long)s.n_zero, (unsigned long long)r.n_zero, (unsigned long long)s.n_boundary,
+              (unsigned long long)r.n_boundary, (unsigned long long)s.n_zero_inner,
+              (unsigned long long)r.n_zero_inner);
         CHECK(r.n_neg + r.n_zero + r.n_pos == n, "trit classes partition the tensor");
     }
     free(t), free(tr), free(v), free(vr), free(v2);
@@ -116,7 +135,8 @@ static void check_per_row(const float *w, const int64_t *shape, size_t ndim) {
 }
 
 static void test_differential(void) {
-    static const size_t lens[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255, 1000, 4099, 70001};
+    static const size_t lens[] = {1,  2,  3,  4,  5,  7,  8,   9,   15,   16,   17,
+                                  31, 32, 33, 63, 64, 65, 100, 255, 1000, 4099, 70001};
     float *w = malloc(70001 * 4);
     for (int fam = 0; fam <= 7; fam++)
         for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
@@ -193,10 +213,14 @@ static void test_errors(void) {
             const int64_t bs[] = {10, 10};
             CHECK(tl_absmean_scale(big, 100, &a) == TL_ERR_NON_FINITE, "non-finite at %zu (scale)", p);
             CHECK(tl_ternary_signs(big, 100, bt, &a) == TL_ERR_NON_FINITE, "non-finite at %zu (signs)", p);
-            CHECK(tl_ternary_values(big, 100, bo, NULL) == TL_ERR_NON_FINITE, "non-finite at %zu (values)", p);
-            CHECK(tl_ternarize_lsq(big, 100, 0.5f, bo, bt) == TL_ERR_NON_FINITE, "non-finite at %zu (lsq)", p);
-            CHECK(tl_deadzone_stats_compute(big, 100, 0.1, &st) == TL_ERR_NON_FINITE, "non-finite at %zu (stats)", p);
-            CHECK(tl_ternary_signs_per_row(big, 100, bs, 2, bt, bo) == TL_ERR_NON_FINITE, "non-finite at %zu (row)", p);
+            CHECK(tl_ternary_values(big, 100, bo, NULL) == TL_ERR_NON_FINITE, "non-finite at %zu (values)",
+                  p);
+            CHECK(tl_ternarize_lsq(big, 100, 0.5f, bo, bt) == TL_ERR_NON_FINITE, "non-finite at %zu (lsq)",
+                  p);
+            CHECK(tl_deadzone_stats_compute(big, 100, 0.1, &st) == TL_ERR_NON_FINITE,
+                  "non-finite at %zu (stats)", p);
+            CHECK(tl_ternary_signs_per_row(big, 100, bs, 2, bt, bo) == TL_ERR_NON_FINITE,
+                  "non-finite at %zu (row)", p);
             CHECK(tl__first_non_finite(big, 100) == p, "first non-finite index %zu", p);
         }
 
@@ -226,12 +250,14 @@ static void test_errors(void) {
         CHECK(tl_ternarize_lsq(w, 5, badalpha[k], out, t) == TL_ERR_ALPHA, "alpha %g", badalpha[k]);
 
     /* The status table: every code has a distinct name and a message. */
-    const tl_status all[] = {TL_OK, TL_ERR_NULL, TL_ERR_EMPTY, TL_ERR_NON_FINITE, TL_ERR_RANK, TL_ERR_SHAPE,
-                             TL_ERR_OVERFLOW, TL_ERR_BAND, TL_ERR_ALPHA, TL_ERR_NO_MEMORY, TL_ERR_ARGUMENT};
+    const tl_status all[] = {TL_OK,        TL_ERR_NULL,      TL_ERR_EMPTY,    TL_ERR_NON_FINITE,
+                             TL_ERR_RANK,  TL_ERR_SHAPE,     TL_ERR_OVERFLOW, TL_ERR_BAND,
+                             TL_ERR_ALPHA, TL_ERR_NO_MEMORY, TL_ERR_ARGUMENT};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         CHECK(strcmp(tl_status_name(all[i]), "UNKNOWN") != 0, "status %d has a name", all[i]);
         for (size_t j = 0; j < i; j++)
-            CHECK(strcmp(tl_status_name(all[i]), tl_status_name(all[j])) != 0, "names %zu %zu distinct", i, j);
+            CHECK(strcmp(tl_status_name(all[i]), tl_status_name(all[j])) != 0, "names %zu %zu distinct", i,
+                  j);
     }
     CHECK(strcmp(tl_status_name((tl_status)-999), "UNKNOWN") == 0, "unknown status");
     CHECK(tl_is_error(TL_ERR_BAND) && !tl_is_error(TL_OK), "tl_is_error");
