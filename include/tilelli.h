@@ -59,7 +59,11 @@ typedef enum tl_status {
     TL_ERR_BAND = -7,       /* deadzone band negative or not finite */
     TL_ERR_ALPHA = -8,      /* a given scale is not finite or not > 0 */
     TL_ERR_NO_MEMORY = -9,  /* an allocation failed */
-    TL_ERR_ARGUMENT = -10   /* any other invalid argument (wrong type or value, from bindings) */
+    TL_ERR_ARGUMENT = -10,  /* any other invalid argument (wrong type or value, from bindings) */
+    TL_ERR_FORMAT = -11,    /* packed bytes are not valid for their format, or an unknown format */
+    TL_ERR_SIZE = -12,      /* a buffer's length does not match the shapes */
+    TL_ERR_TRIT = -13,      /* a trit is not -1, 0 or +1 */
+    TL_ERR_FREED = -14      /* an object was used after free (raised by bindings) */
 } tl_status;
 
 /* Nonzero when s is an error. */
@@ -139,7 +143,7 @@ tl_status tl_ternary_signs_per_row(const float *w, size_t n, const int64_t *shap
  * ternary.ternarize_lsq forward with a given scale: out[i] = q * alpha + 0.0f
  * where q = clamp(round(w[i] / alpha), -1, 1). alpha is used as given (the
  * reference's LearnableScale.value() clamp at EPS is the caller's business).
- * trits (optional, may be NULL) receives q. out may alias w.
+ * trits receives q; either out or trits may be NULL, not both. out may alias w.
  * Errors: NULL, EMPTY, OVERFLOW, ALPHA (not finite or not > 0), NON_FINITE.
  */
 tl_status tl_ternarize_lsq(const float *w, size_t n, float alpha, float *out, int8_t *trits);
@@ -166,6 +170,105 @@ typedef struct tl_deadzone_stats {
  * Errors: NULL, EMPTY, OVERFLOW, BAND (negative or not finite), NON_FINITE.
  */
 tl_status tl_deadzone_stats_compute(const float *w, size_t n, double band, tl_deadzone_stats *out);
+
+/* ---------------------------------------------------------------------------
+ * Packed ternary formats (byte layouts: docs/FORMATS.md and src/pack.c)
+ *
+ * A packed matrix is rows x cols trits, row-major, each row packed on its own
+ * (padded to the format's block), plus one float32 scale per row.
+ * ------------------------------------------------------------------------- */
+
+typedef enum tl_format {
+    TL_FORMAT_I2 = 1,      /* 2 bits per weight, code = trit + 1, blocks of 64 weights in 16 bytes */
+    TL_FORMAT_TQ1 = 2,     /* 5 trits per byte in base 3 (1.6 bits), blocks of 80 weights in 16 bytes */
+    TL_FORMAT_BITPLANE = 3 /* a positive and a negative 1-bit plane per row, rows padded to 128 bits */
+} tl_format;
+
+/* Version of the byte layouts above; bumped on any change. */
+#define TL_FORMAT_VERSION 1
+
+/* Bytes of one packed row of cols weights (0 cols is EMPTY). */
+tl_status tl_format_row_bytes(tl_format f, size_t cols, size_t *bytes);
+
+/* Bytes of a packed rows x cols matrix (rows * row bytes), with overflow checks. */
+tl_status tl_format_bytes(tl_format f, size_t rows, size_t cols, size_t *bytes);
+
+/* Pack trits (rows x cols, each -1, 0 or +1: else TL_ERR_TRIT) into out (exactly
+ * tl_format_bytes bytes: else TL_ERR_SIZE). Padding is written as zero trits. */
+tl_status tl_pack(tl_format f, const int8_t *trits, size_t rows, size_t cols, uint8_t *out, size_t out_bytes);
+
+/* Unpack; the bytes are validated first (TL_ERR_FORMAT for codes that are no trit,
+ * overlapping planes or nonzero padding), so unpack(pack(t)) == t and nothing else passes. */
+tl_status tl_unpack(tl_format f, const uint8_t *in, size_t in_bytes, size_t rows, size_t cols, int8_t *trits);
+
+/* ---------------------------------------------------------------------------
+ * Packed matrices: an object that owns its packed bytes and scales
+ * ------------------------------------------------------------------------- */
+
+typedef struct tl_matrix tl_matrix;
+
+/* From trits and scales (nscales = 1: one per-tensor scale for every row; or rows). */
+tl_status tl_matrix_from_trits(tl_format f, const int8_t *trits, size_t rows, size_t cols, const float *scales,
+                               size_t nscales, tl_matrix **out);
+
+/* From packed bytes (validated as tl_unpack does) and scales. */
+tl_status tl_matrix_from_packed(tl_format f, const uint8_t *data, size_t bytes, size_t rows, size_t cols,
+                                const float *scales, size_t nscales, tl_matrix **out);
+
+/* Quantize float weights (rows x cols) as the reference does, per tensor (per_row = 0,
+ * ternary_signs) or per row (ternary_signs_per_row), and pack them: one call. */
+tl_status tl_matrix_quantize(tl_format f, const float *w, size_t rows, size_t cols, int per_row, tl_matrix **out);
+
+/* Free a matrix (NULL is a no-op). */
+void tl_matrix_free(tl_matrix *m);
+
+tl_format tl_matrix_format(const tl_matrix *m);
+size_t tl_matrix_rows(const tl_matrix *m);
+size_t tl_matrix_cols(const tl_matrix *m);
+/* The packed bytes (tl_matrix_data_bytes of them) and the rows scales, owned by m. */
+const uint8_t *tl_matrix_data(const tl_matrix *m);
+size_t tl_matrix_data_bytes(const tl_matrix *m);
+const float *tl_matrix_scales(const tl_matrix *m);
+
+/* The trits of m (n must be rows * cols). */
+tl_status tl_matrix_unpack(const tl_matrix *m, int8_t *trits, size_t n);
+
+/* ---------------------------------------------------------------------------
+ * Kernels: Y[b][r] = sum_c x[b][c] * trit[r][c], for b < batch (batch 1 is a GEMV)
+ *
+ * Each writes the int32 accumulators to acc and/or the float outputs to out (either may
+ * be NULL, not both), both batch x rows, batch-major; out_len must be batch * rows.
+ * Float outputs: binary and sparse: acc * scale[r]; int8: (acc * scale[r]) / x_scale[b];
+ * float: acc * scale[r] (acc summed in float by adds and subtracts only).
+ * Kernels may allocate scratch memory (TL_ERR_NO_MEMORY when that fails).
+ * ------------------------------------------------------------------------- */
+
+/* Bytes of one bit-packed activation vector of cols bits: ceil(cols / 8). Bit j of byte k
+ * is x[8k + j]; bits past cols are ignored. */
+size_t tl_binary_row_bytes(size_t cols);
+
+/* Binary activations (x: batch vectors of tl_binary_row_bytes each, x_bytes in all). */
+tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes, size_t batch, int32_t *acc,
+                           float *out, size_t out_len);
+
+/* Sparse binary activations as active column indices, CSR style: vector b's indices are
+ * idx[offsets[b] .. offsets[b+1]); offsets has batch + 1 entries, offsets[0] = 0,
+ * offsets[batch] = nidx, non-decreasing; every index < cols (a repeated index counts twice). */
+tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx, const uint32_t *offsets,
+                           size_t batch, int32_t *acc, float *out, size_t out_len);
+
+/* int8 activations (x_len = batch * cols); x_scales: batch scales s from
+ * tl_quantize_activations_i8 (out = acc * scale[r] / s), or NULL for s = 1. */
+tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t batch, const float *x_scales,
+                       int32_t *acc, float *out, size_t out_len);
+
+/* float32 activations (x_len = batch * cols): adds and subtracts, one multiply per output. */
+tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out, size_t out_len);
+
+/* The BitNet b1.58 per-token activation quantizer, per vector of cols:
+ * s = 127 / max(max|x|, 1e-5), xq = clamp(round_half_even(x * s), -128, 127).
+ * x_len = batch * cols; xq gets x_len values, scales gets batch values of s. */
+tl_status tl_quantize_activations_i8(const float *x, size_t x_len, size_t batch, int8_t *xq, float *scales);
 
 /* ---------------------------------------------------------------------------
  * Memory (for bindings: the wasm module exports these so JS can place buffers)

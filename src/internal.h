@@ -44,4 +44,40 @@ void tl_ref_ternary_values(const float *w, size_t n, float alpha, float *out);
 void tl_ref_ternarize_lsq(const float *w, size_t n, float alpha, float *out, int8_t *trits);
 void tl_ref_deadzone_stats(const float *w, size_t n, double band, tl_deadzone_stats *out);
 
+/* ---------------------------------------------------------------------------
+ * Packed matrices (pack.c, matrix.c, kernels.c)
+ * ------------------------------------------------------------------------- */
+
+struct tl_matrix {
+    tl_format format;
+    size_t rows, cols;
+    size_t row_bytes;   /* packed bytes per row */
+    size_t row_weights; /* weights per row including padding (whole blocks) */
+    uint8_t *data;      /* rows * row_bytes, 16-byte aligned */
+    float *scales;      /* rows */
+    /* Built on the first sparse product: the trits column by column in the i2 code layout
+     * (column c holds the codes of all rows, rows padded to 64), for column-wise updates. */
+    uint8_t *colmajor;
+    size_t col_bytes;
+};
+
+uint8_t tl__tq1_encode(const uint8_t c[5]);
+tl_status tl__validate_packed(tl_format f, const uint8_t *in, size_t rows, size_t cols);
+void tl__pack_rows(tl_format f, const int8_t *trits, size_t rows, size_t cols, uint8_t *out);
+
+/* Decode packed row r of m into m->row_weights trits (padding decodes to 0). */
+void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out);
+
+/* The scalar reference kernels, on unpacked trits (rows x cols) and per-row scales;
+ * same outputs as the public kernels (acc and/or out may be NULL). */
+void tl_ref_matmul_binary(const int8_t *t, const float *scales, size_t rows, size_t cols, const uint8_t *x,
+                          size_t batch, int32_t *acc, float *out);
+void tl_ref_matmul_sparse(const int8_t *t, const float *scales, size_t rows, size_t cols, const uint32_t *idx,
+                          const uint32_t *offsets, size_t batch, int32_t *acc, float *out);
+void tl_ref_matmul_i8(const int8_t *t, const float *scales, size_t rows, size_t cols, const int8_t *x,
+                      size_t batch, const float *x_scales, int32_t *acc, float *out);
+void tl_ref_matmul_f32(const int8_t *t, const float *scales, size_t rows, size_t cols, const float *x,
+                       size_t batch, float *out);
+void tl_ref_quantize_activations_i8(const float *x, size_t cols, size_t batch, int8_t *xq, float *scales);
+
 #endif

@@ -256,12 +256,12 @@ tl_status tl_ternary_values(const float *w, size_t n, float *out, float *alpha) 
 tl_status tl_ternarize_lsq(const float *w, size_t n, float alpha, float *out, int8_t *trits) {
     tl_status s = tl__check_len(w, n);
     if (s) return s;
-    if (!out) return TL_ERR_NULL;
+    if (!out && !trits) return TL_ERR_NULL;
     if (!(isfinite(alpha) && alpha > 0.0f)) return TL_ERR_ALPHA;
     if (tl__first_non_finite(w, n) != n) return TL_ERR_NON_FINITE;
     uint32_t t = tl__nonzero_threshold(alpha);
     if (trits) tl__signs(w, n, t, trits); /* before the values: out may alias w */
-    tl__values(w, n, t, alpha, 0, out);
+    if (out) tl__values(w, n, t, alpha, 0, out);
     return TL_OK;
 }
 

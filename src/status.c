@@ -17,6 +17,10 @@ static const struct {
     {TL_ERR_ALPHA, "INVALID_ALPHA", "the scale must be finite and > 0"},
     {TL_ERR_NO_MEMORY, "OUT_OF_MEMORY", "out of memory"},
     {TL_ERR_ARGUMENT, "INVALID_ARGUMENT", "an argument has the wrong type or value"},
+    {TL_ERR_FORMAT, "INVALID_FORMAT", "the packed bytes are not valid for their format"},
+    {TL_ERR_SIZE, "SIZE_MISMATCH", "a buffer's length does not match the shapes"},
+    {TL_ERR_TRIT, "INVALID_TRIT", "a trit is not -1, 0 or +1"},
+    {TL_ERR_FREED, "FREED", "the object was used after free()"},
 };
 
 #define TL__NSTATUS (sizeof tl__statuses / sizeof tl__statuses[0])

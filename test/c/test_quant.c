@@ -184,7 +184,7 @@ static void test_errors(void) {
     CHECK(tl_ternary_signs(w, 5, NULL, &a) == TL_ERR_NULL, "null trits");
     CHECK(tl_ternary_signs(w, 5, t, NULL) == TL_ERR_NULL, "null alpha for signs");
     CHECK(tl_ternary_values(w, 5, NULL, NULL) == TL_ERR_NULL, "null out");
-    CHECK(tl_ternarize_lsq(w, 5, 1.0f, NULL, t) == TL_ERR_NULL, "null lsq out");
+    CHECK(tl_ternarize_lsq(w, 5, 1.0f, NULL, NULL) == TL_ERR_NULL, "null lsq out and trits");
     CHECK(tl_deadzone_stats_compute(w, 5, 0.1, NULL) == TL_ERR_NULL, "null stats");
     CHECK(tl_absmean_scale_per_row(w, 5, NULL, 2, out) == TL_ERR_NULL, "null shape");
     CHECK(tl_absmean_scale_per_row(w, 5, sh, 2, NULL) == TL_ERR_NULL, "null alphas");

@@ -1,0 +1,473 @@
+/* kernels.c — products of packed ternary matrices with binary, sparse, int8 and float activations.
+ *
+ * Paths, fastest first:
+ *   - bitplane x binary: popcount(x & pos) - popcount(x & neg), 64 bits at a time;
+ *   - i2 x int8 (and x binary, as 0/1 int8): the i2 layout puts the codes of 8 consecutive
+ *     weights in the 16-bit lanes of a vector after one shift and one mask, so the product is
+ *     i32x4.dot_i16x8_s(codes, x) per 8 weights; codes are trit + 1, so sum(x * trit) =
+ *     sum(x * code) - sum(x), with sum(x) taken once per vector;
+ *   - sparse index lists: a column-major copy of the trits (built on first use, i2 codes along
+ *     the rows) lets each active column add its codes to 64 row accumulators at a time;
+ *   - everything else: decode a row to int8 trits (SIMD per format) and run an int8 or float
+ *     dot product on it. The decoded row lives in L1 and is reused for every batch vector.
+ * Every path has the plain reference in kernels_ref.c, checked bit for bit in every build.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#ifdef __wasm_simd128__
+#include <wasm_simd128.h>
+#endif
+
+static const uint16_t tl__pow3_16[5] = {1, 3, 9, 27, 81};
+
+/* ---------------------------------------------------------------------------
+ * Row decoding (valid data only: matrices are validated when made)
+ * ------------------------------------------------------------------------- */
+
+static void tl__decode_i2(const uint8_t *row, size_t blocks, int8_t *out) {
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = row + 16 * b;
+        int8_t *o = out + 64 * b;
+#ifdef __wasm_simd128__
+        v128_t v = wasm_v128_load(p), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
+        for (int k = 0; k < 8; k += 2) {
+            v128_t c0 = wasm_v128_and(wasm_u16x8_shr(v, 2 * k), three);
+            v128_t c1 = wasm_v128_and(wasm_u16x8_shr(v, 2 * k + 2), three);
+            wasm_v128_store(o + 8 * k, wasm_i8x16_sub(wasm_u8x16_narrow_i16x8(c0, c1), one));
+        }
+#else
+        for (unsigned w = 0; w < 64; w++)
+            o[w] = (int8_t)(((p[2 * (w % 8) + w / 32] >> (2 * ((w / 8) % 4))) & 3) - 1);
+#endif
+    }
+}
+
+static void tl__decode_tq1(const uint8_t *row, size_t blocks, int8_t *out) {
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = row + 16 * b;
+        int8_t *o = out + 80 * b;
+#ifdef __wasm_simd128__
+        v128_t q = wasm_v128_load(p), lo = wasm_u16x8_extend_low_u8x16(q),
+               hi = wasm_u16x8_extend_high_u8x16(q);
+        v128_t ff = wasm_i16x8_splat(255), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
+        for (int k = 0; k < 5; k++) {
+            v128_t pk = wasm_i16x8_splat((int16_t)tl__pow3_16[k]);
+            v128_t dl = wasm_u16x8_shr(wasm_i16x8_mul(wasm_v128_and(wasm_i16x8_mul(lo, pk), ff), three), 8);
+            v128_t dh = wasm_u16x8_shr(wasm_i16x8_mul(wasm_v128_and(wasm_i16x8_mul(hi, pk), ff), three), 8);
+            wasm_v128_store(o + 16 * k, wasm_i8x16_sub(wasm_u8x16_narrow_i16x8(dl, dh), one));
+        }
+#else
+        for (unsigned j = 0; j < 16; j++)
+            for (unsigned k = 0; k < 5; k++)
+                o[16 * k + j] = (int8_t)(((((p[j] * tl__pow3_16[k]) & 255u) * 3u) >> 8) - 1);
+#endif
+    }
+}
+
+static void tl__decode_bitplane(const uint8_t *row, size_t row_bytes, int8_t *out) {
+    const uint8_t *pos = row, *neg = row + row_bytes / 2;
+    size_t nbytes = row_bytes / 2;
+    size_t i = 0;
+#ifdef __wasm_simd128__
+    {
+        const v128_t spread = wasm_i8x16_make(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        const v128_t bit = wasm_i8x16_make(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+        for (; i + 2 <= nbytes; i += 2) {
+            v128_t p = wasm_i8x16_swizzle(wasm_v128_load16_splat(pos + i), spread);
+            v128_t n = wasm_i8x16_swizzle(wasm_v128_load16_splat(neg + i), spread);
+            /* set bits give -1 masks; trit = (neg set) - (pos set) in mask terms */
+            v128_t mp = wasm_i8x16_eq(wasm_v128_and(p, bit), bit),
+                   mn = wasm_i8x16_eq(wasm_v128_and(n, bit), bit);
+            wasm_v128_store(out + 8 * i, wasm_i8x16_sub(mn, mp));
+        }
+    }
+#endif
+    for (; i < nbytes; i++)
+        for (unsigned k = 0; k < 8; k++) out[8 * i + k] = (int8_t)(((pos[i] >> k) & 1) - ((neg[i] >> k) & 1));
+}
+
+void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out) {
+    const uint8_t *row = m->data + r * m->row_bytes;
+    switch (m->format) {
+    case TL_FORMAT_I2:
+        tl__decode_i2(row, m->row_bytes / 16, out);
+        break;
+    case TL_FORMAT_TQ1:
+        tl__decode_tq1(row, m->row_bytes / 16, out);
+        break;
+    case TL_FORMAT_BITPLANE:
+        tl__decode_bitplane(row, m->row_bytes, out);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Dot products (n is a multiple of 16: rows are whole blocks)
+ * ------------------------------------------------------------------------- */
+
+/* sum t[i] * x[i] for decoded trits and int16 activations. */
+static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
+#ifdef __wasm_simd128__
+    v128_t a0 = wasm_i32x4_splat(0), a1 = a0;
+    for (size_t i = 0; i < n; i += 16) {
+        v128_t tv = wasm_v128_load(t + i);
+        a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(tv), wasm_v128_load(x + i)));
+        a1 = wasm_i32x4_add(
+            a1, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(tv), wasm_v128_load(x + i + 8)));
+    }
+    a0 = wasm_i32x4_add(a0, a1);
+    return wasm_i32x4_extract_lane(a0, 0) + wasm_i32x4_extract_lane(a0, 1) + wasm_i32x4_extract_lane(a0, 2) +
+           wasm_i32x4_extract_lane(a0, 3);
+#else
+    int32_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc += t[i] * x[i];
+    return acc;
+#endif
+}
+
+/* sum code[i] * x[i] over an i2 row (blocks of 64): the caller subtracts sum(x). */
+static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *x) {
+#ifdef __wasm_simd128__
+    const v128_t three = wasm_i16x8_splat(3);
+    v128_t a0 = wasm_i32x4_splat(0), a1 = a0;
+    for (size_t b = 0; b < blocks; b++) {
+        v128_t v = wasm_v128_load(row + 16 * b);
+        const int16_t *xb = x + 64 * b;
+        a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v, three), wasm_v128_load(xb)));
+        a1 = wasm_i32x4_add(
+            a1, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 2), three), wasm_v128_load(xb + 8)));
+        a0 = wasm_i32x4_add(
+            a0, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), three), wasm_v128_load(xb + 16)));
+        a1 = wasm_i32x4_add(
+            a1, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 6), three), wasm_v128_load(xb + 24)));
+        a0 = wasm_i32x4_add(
+            a0, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), three), wasm_v128_load(xb + 32)));
+        a1 = wasm_i32x4_add(
+            a1, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 10), three), wasm_v128_load(xb + 40)));
+        a0 = wasm_i32x4_add(
+            a0, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 12), three), wasm_v128_load(xb + 48)));
+        a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 14), wasm_v128_load(xb + 56)));
+    }
+    a0 = wasm_i32x4_add(a0, a1);
+    return wasm_i32x4_extract_lane(a0, 0) + wasm_i32x4_extract_lane(a0, 1) + wasm_i32x4_extract_lane(a0, 2) +
+           wasm_i32x4_extract_lane(a0, 3);
+#else
+    int32_t acc = 0;
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *p = row + 16 * b;
+        const int16_t *xb = x + 64 * b;
+        for (unsigned j = 0; j < 8; j++) {
+            unsigned lane = (unsigned)p[2 * j] | (unsigned)p[2 * j + 1] << 8;
+            for (unsigned k = 0; k < 8; k++) acc += (int32_t)((lane >> (2 * k)) & 3u) * xb[8 * k + j];
+        }
+    }
+    return acc;
+#endif
+}
+
+#ifdef __wasm_simd128__
+/* acc + (x where t > 0) - (x where t < 0), for four int32 trits t. */
+static inline v128_t tl__pm(v128_t acc, v128_t t, const float *x) {
+    v128_t xv = wasm_v128_load(x), zero = wasm_i32x4_splat(0);
+    return wasm_f32x4_sub(wasm_f32x4_add(acc, wasm_v128_and(xv, wasm_i32x4_gt(t, zero))),
+                          wasm_v128_and(xv, wasm_i32x4_lt(t, zero)));
+}
+#endif
+
+/* sum over trits of +x / -x in float: adds and subtracts only. */
+static float tl__dot_t8_f32(const int8_t *t, const float *x, size_t n) {
+#ifdef __wasm_simd128__
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < n; i += 16) {
+        v128_t tv = wasm_v128_load(t + i);
+        v128_t lo = wasm_i16x8_extend_low_i8x16(tv), hi = wasm_i16x8_extend_high_i8x16(tv);
+        v128_t t0 = wasm_i32x4_extend_low_i16x8(lo), t1 = wasm_i32x4_extend_high_i16x8(lo);
+        v128_t t2 = wasm_i32x4_extend_low_i16x8(hi), t3 = wasm_i32x4_extend_high_i16x8(hi);
+        a0 = tl__pm(a0, t0, x + i), a1 = tl__pm(a1, t1, x + i + 4);
+        a2 = tl__pm(a2, t2, x + i + 8), a3 = tl__pm(a3, t3, x + i + 12);
+    }
+    v128_t s = wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3));
+    return (wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1)) +
+           (wasm_f32x4_extract_lane(s, 2) + wasm_f32x4_extract_lane(s, 3));
+#else
+    float acc = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] > 0) acc += x[i];
+        if (t[i] < 0) acc -= x[i];
+    }
+    return acc;
+#endif
+}
+
+static int32_t tl__popcount64(uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_popcountll(v);
+#else
+    int32_t c = 0;
+    for (; v; v &= v - 1) c++;
+    return c;
+#endif
+}
+
+/* ---------------------------------------------------------------------------
+ * Argument checks shared by the kernels
+ * ------------------------------------------------------------------------- */
+
+static tl_status tl__check_kernel(const tl_matrix *m, const void *x, size_t batch, const int32_t *acc,
+                                  const float *out, size_t out_len) {
+    if (!m || !x || (!acc && !out)) return TL_ERR_NULL;
+    if (batch == 0) return TL_ERR_EMPTY;
+    if (batch > TL_MAX_ELEMENTS / m->rows || batch > TL_MAX_ELEMENTS / m->row_weights) return TL_ERR_OVERFLOW;
+    if (out_len != batch * m->rows) return TL_ERR_SIZE;
+    return TL_OK;
+}
+
+static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_scale, int32_t *acc,
+                     float *out) {
+    size_t i = b * m->rows + r;
+    if (acc) acc[i] = a;
+    if (out) out[i] = ((float)a * m->scales[r]) / x_scale;
+}
+
+/* int16 copies of batch vectors, each padded with zeros to the row's whole blocks. */
+static int16_t *tl__widen_i8(const tl_matrix *m, const int8_t *x, size_t batch, int32_t *sums) {
+    size_t P = m->row_weights;
+    int16_t *x16 = calloc(batch * P, sizeof *x16);
+    if (!x16) return NULL;
+    for (size_t b = 0; b < batch; b++) {
+        int32_t s = 0;
+        for (size_t c = 0; c < m->cols; c++) s += x16[b * P + c] = x[b * m->cols + c];
+        sums[b] = s;
+    }
+    return x16;
+}
+
+/* int8 (or 0/1) activations against any format, through the fastest int path. */
+static tl_status tl__matmul_x16(const tl_matrix *m, const int16_t *x16, const int32_t *sums, size_t batch,
+                                const float *x_scales, int32_t *acc, float *out) {
+    size_t P = m->row_weights;
+    if (m->format == TL_FORMAT_I2) {
+        for (size_t r = 0; r < m->rows; r++) {
+            const uint8_t *row = m->data + r * m->row_bytes;
+            for (size_t b = 0; b < batch; b++)
+                tl__emit(m, b, r, tl__dot_i2_x16(row, m->row_bytes / 16, x16 + b * P) - sums[b],
+                         x_scales ? x_scales[b] : 1.0f, acc, out);
+        }
+        return TL_OK;
+    }
+    int8_t *t = aligned_alloc(16, (P + 15) / 16 * 16);
+    if (!t) return TL_ERR_NO_MEMORY;
+    for (size_t r = 0; r < m->rows; r++) {
+        tl__decode_row(m, r, t);
+        for (size_t b = 0; b < batch; b++)
+            tl__emit(m, b, r, tl__dot_t8_x16(t, x16 + b * P, P), x_scales ? x_scales[b] : 1.0f, acc, out);
+    }
+    free(t);
+    return TL_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Public kernels
+ * ------------------------------------------------------------------------- */
+
+size_t tl_binary_row_bytes(size_t cols) { return (cols + 7) / 8; }
+
+tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes, size_t batch, int32_t *acc,
+                           float *out, size_t out_len) {
+    tl_status s = tl__check_kernel(m, x, batch, acc, out, out_len);
+    if (s) return s;
+    size_t xb = tl_binary_row_bytes(m->cols);
+    if (x_bytes != batch * xb) return TL_ERR_SIZE;
+
+    if (m->format == TL_FORMAT_BITPLANE) {
+        /* Copy each vector into whole 64-bit words, bits past cols cleared. */
+        size_t words = m->row_bytes / 16; /* per plane: row_bytes / 2 bytes = row_bytes / 16 words */
+        uint64_t *xw = calloc(batch * words, sizeof *xw);
+        if (!xw) return TL_ERR_NO_MEMORY;
+        for (size_t b = 0; b < batch; b++) {
+            uint8_t *dst = (uint8_t *)(xw + b * words);
+            memcpy(dst, x + b * xb, xb);
+            if (m->cols % 8) dst[xb - 1] &= (uint8_t)((1u << (m->cols % 8)) - 1);
+        }
+        for (size_t r = 0; r < m->rows; r++) {
+            const uint8_t *row = m->data + r * m->row_bytes;
+            for (size_t b = 0; b < batch; b++) {
+                const uint64_t *xv = xw + b * words;
+                int32_t a = 0;
+                for (size_t w = 0; w < words; w++) {
+                    uint64_t p, n;
+                    memcpy(&p, row + 8 * w, 8);
+                    memcpy(&n, row + m->row_bytes / 2 + 8 * w, 8);
+                    a += tl__popcount64(xv[w] & p) - tl__popcount64(xv[w] & n);
+                }
+                tl__emit(m, b, r, a, 1.0f, acc, out);
+            }
+        }
+        free(xw);
+        return TL_OK;
+    }
+
+    /* Other formats: the bits become 0/1 int16 activations for the int path. */
+    int32_t *sums = malloc(batch * sizeof *sums);
+    int16_t *x16 = calloc(batch * m->row_weights, sizeof *x16);
+    if (!sums || !x16) {
+        free(sums), free(x16);
+        return TL_ERR_NO_MEMORY;
+    }
+    for (size_t b = 0; b < batch; b++) {
+        int32_t sum = 0;
+        for (size_t c = 0; c < m->cols; c++)
+            sum += x16[b * m->row_weights + c] = (x[b * xb + c / 8] >> (c % 8)) & 1;
+        sums[b] = sum;
+    }
+    s = tl__matmul_x16(m, x16, sums, batch, NULL, acc, out);
+    free(sums), free(x16);
+    return s;
+}
+
+tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t batch, const float *x_scales,
+                       int32_t *acc, float *out, size_t out_len) {
+    tl_status s = tl__check_kernel(m, x, batch, acc, out, out_len);
+    if (s) return s;
+    if (x_len != batch * m->cols) return TL_ERR_SIZE;
+    if (x_scales)
+        for (size_t b = 0; b < batch; b++)
+            if (!isfinite(x_scales[b]) || x_scales[b] == 0.0f) return TL_ERR_ALPHA;
+    int32_t *sums = malloc(batch * sizeof *sums);
+    int16_t *x16 = sums ? tl__widen_i8(m, x, batch, sums) : NULL;
+    if (!x16) {
+        free(sums);
+        return TL_ERR_NO_MEMORY;
+    }
+    s = tl__matmul_x16(m, x16, sums, batch, x_scales, acc, out);
+    free(sums), free(x16);
+    return s;
+}
+
+tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out,
+                        size_t out_len) {
+    int32_t dummy;
+    tl_status s = tl__check_kernel(m, x, batch, out ? NULL : &dummy, out, out_len);
+    if (s) return s;
+    if (!out) return TL_ERR_NULL;
+    if (x_len != batch * m->cols) return TL_ERR_SIZE;
+    if (tl__first_non_finite(x, x_len) != x_len) return TL_ERR_NON_FINITE;
+    size_t P = m->row_weights;
+    float *xp = calloc(batch * P, sizeof *xp);
+    int8_t *t = aligned_alloc(16, (P + 15) / 16 * 16);
+    if (!xp || !t) {
+        free(xp), free(t);
+        return TL_ERR_NO_MEMORY;
+    }
+    for (size_t b = 0; b < batch; b++) memcpy(xp + b * P, x + b * m->cols, m->cols * sizeof *x);
+    for (size_t r = 0; r < m->rows; r++) {
+        tl__decode_row(m, r, t);
+        for (size_t b = 0; b < batch; b++)
+            out[b * m->rows + r] = tl__dot_t8_f32(t, xp + b * P, P) * m->scales[r];
+    }
+    free(xp), free(t);
+    return TL_OK;
+}
+
+/* The column-major copy for sparse products: for each tile of 64 rows and each column,
+ * 16 bytes of i2 codes (row 8k + j of the tile in 16-bit lane j, bits 2k). */
+static tl_status tl__build_colmajor(tl_matrix *m) {
+    size_t tiles = (m->rows + 63) / 64;
+    uint8_t *cm = aligned_alloc(16, tiles * m->cols * 16);
+    int8_t *t = aligned_alloc(16, (m->row_weights + 15) / 16 * 16);
+    if (!cm || !t) {
+        free(cm), free(t);
+        return TL_ERR_NO_MEMORY;
+    }
+    /* Zero trits (code 1) everywhere first, so rows past the end add nothing. */
+    memset(cm, 0x55, tiles * m->cols * 16);
+    for (size_t r = 0; r < m->rows; r++) {
+        tl__decode_row(m, r, t);
+        size_t tile = r / 64, w = r % 64;
+        size_t byte = 2 * (w % 8) + w / 32, shift = 2 * ((w / 8) % 4);
+        for (size_t c = 0; c < m->cols; c++) {
+            uint8_t *p = cm + (tile * m->cols + c) * 16 + byte;
+            *p = (uint8_t)((*p & ~(3u << shift)) | (unsigned)(t[c] + 1) << shift);
+        }
+    }
+    free(t);
+    m->colmajor = cm;
+    m->col_bytes = m->cols * 16;
+    return TL_OK;
+}
+
+tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx, const uint32_t *offsets,
+                           size_t batch, int32_t *acc, float *out, size_t out_len) {
+    tl_status s = tl__check_kernel(m, offsets, batch, acc, out, out_len);
+    if (s) return s;
+    if (nidx && !idx) return TL_ERR_NULL;
+    if (offsets[0] != 0 || offsets[batch] != nidx) return TL_ERR_SIZE;
+    for (size_t b = 0; b < batch; b++)
+        if (offsets[b + 1] < offsets[b]) return TL_ERR_SIZE;
+    for (size_t i = 0; i < nidx; i++)
+        if (idx[i] >= m->cols) return TL_ERR_SIZE;
+    /* The copy is a cache: building it does not change what m means (hence the cast). */
+    if (!m->colmajor && (s = tl__build_colmajor((tl_matrix *)m))) return s;
+
+    size_t tiles = (m->rows + 63) / 64;
+    int32_t rowacc[64];
+    for (size_t b = 0; b < batch; b++) {
+        const uint32_t *ix = idx + offsets[b];
+        size_t k = offsets[b + 1] - offsets[b];
+        for (size_t tile = 0; tile < tiles; tile++) {
+            const uint8_t *base = m->colmajor + tile * m->col_bytes;
+            memset(rowacc, 0, sizeof rowacc);
+            /* Sum codes (trit + 1) in int16 lanes, at most 16383 columns at a time (2 * 16383
+             * fits), then subtract the column count. */
+            for (size_t i0 = 0; i0 < k; i0 += 16383) {
+                size_t i1 = k - i0 > 16383 ? i0 + 16383 : k;
+#ifdef __wasm_simd128__
+                const v128_t three = wasm_i16x8_splat(3);
+                v128_t s0 = wasm_i16x8_splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0,
+                       s7 = s0;
+                for (size_t i = i0; i < i1; i++) {
+                    v128_t v = wasm_v128_load(base + (size_t)ix[i] * 16);
+                    s0 = wasm_i16x8_add(s0, wasm_v128_and(v, three));
+                    s1 = wasm_i16x8_add(s1, wasm_v128_and(wasm_u16x8_shr(v, 2), three));
+                    s2 = wasm_i16x8_add(s2, wasm_v128_and(wasm_u16x8_shr(v, 4), three));
+                    s3 = wasm_i16x8_add(s3, wasm_v128_and(wasm_u16x8_shr(v, 6), three));
+                    s4 = wasm_i16x8_add(s4, wasm_v128_and(wasm_u16x8_shr(v, 8), three));
+                    s5 = wasm_i16x8_add(s5, wasm_v128_and(wasm_u16x8_shr(v, 10), three));
+                    s6 = wasm_i16x8_add(s6, wasm_v128_and(wasm_u16x8_shr(v, 12), three));
+                    s7 = wasm_i16x8_add(s7, wasm_u16x8_shr(v, 14));
+                }
+                int16_t lanes[64];
+                wasm_v128_store(lanes + 0, s0), wasm_v128_store(lanes + 8, s1),
+                    wasm_v128_store(lanes + 16, s2);
+                wasm_v128_store(lanes + 24, s3), wasm_v128_store(lanes + 32, s4),
+                    wasm_v128_store(lanes + 40, s5);
+                wasm_v128_store(lanes + 48, s6), wasm_v128_store(lanes + 56, s7);
+                for (int w = 0; w < 64; w++) rowacc[w] += (uint16_t)lanes[w];
+#else
+                for (size_t i = i0; i < i1; i++) {
+                    const uint8_t *p = base + (size_t)ix[i] * 16;
+                    for (unsigned w = 0; w < 64; w++)
+                        rowacc[w] += (p[2 * (w % 8) + w / 32] >> (2 * ((w / 8) % 4))) & 3;
+                }
+#endif
+            }
+            size_t nr = m->rows - tile * 64 < 64 ? m->rows - tile * 64 : 64;
+            for (size_t w = 0; w < nr; w++)
+                tl__emit(m, b, tile * 64 + w, rowacc[w] - (int32_t)k, 1.0f, acc, out);
+        }
+    }
+    return TL_OK;
+}
+
+tl_status tl_quantize_activations_i8(const float *x, size_t x_len, size_t batch, int8_t *xq, float *scales) {
+    if (!x || !xq || !scales) return TL_ERR_NULL;
+    if (batch == 0 || x_len == 0) return TL_ERR_EMPTY;
+    if (x_len > TL_MAX_ELEMENTS) return TL_ERR_OVERFLOW;
+    if (x_len % batch) return TL_ERR_SIZE;
+    if (tl__first_non_finite(x, x_len) != x_len) return TL_ERR_NON_FINITE;
+    tl_ref_quantize_activations_i8(x, x_len / batch, batch, xq, scales);
+    return TL_OK;
+}

@@ -1,0 +1,277 @@
+/* test_kernels.c — packed formats and kernels against the scalar reference, bit for bit:
+ * pack/unpack round trips for every format and awkward shape, rejection of invalid bytes,
+ * and every kernel (binary, sparse, int8, float) as GEMV and GEMM on random matrices.
+ * Built natively (plain, ASan+UBSan) and to wasm (SIMD128 and scalar). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "internal.h"
+
+static uint32_t rng = 0x12345678u;
+static uint32_t rnd(void) {
+    rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
+    return rng;
+}
+
+static const tl_format formats[3] = {TL_FORMAT_I2, TL_FORMAT_TQ1, TL_FORMAT_BITPLANE};
+static const char *fname(tl_format f) {
+    return f == TL_FORMAT_I2 ? "i2" : f == TL_FORMAT_TQ1 ? "tq1" : "bitplane";
+}
+
+/* Random trits with a given share of zeros (percent). */
+static void random_trits(int8_t *t, size_t n, unsigned zero_pct) {
+    for (size_t i = 0; i < n; i++) t[i] = rnd() % 100 < zero_pct ? 0 : (rnd() & 1) ? 1 : -1;
+}
+
+static void test_tq1_bytes(void) {
+    /* All 243 digit combinations survive encode -> decode, and exactly 243 bytes are valid. */
+    int ok = 1, valid = 0;
+    for (unsigned v = 0; v < 243; v++) {
+        uint8_t c[5] = {(uint8_t)(v / 81), (uint8_t)(v / 27 % 3), (uint8_t)(v / 9 % 3), (uint8_t)(v / 3 % 3),
+                        (uint8_t)(v % 3)};
+        uint8_t q = tl__tq1_encode(c);
+        static const unsigned p3[5] = {1, 3, 9, 27, 81};
+        for (int k = 0; k < 5; k++) ok &= ((((q * p3[k]) & 255u) * 3u) >> 8) == c[k];
+    }
+    CHECK(ok, "tq1: every 5-trit group decodes by multiply and shift");
+    for (unsigned q = 0; q < 256; q++) {
+        uint8_t byte = (uint8_t)q;
+        int8_t t[5];
+        /* a 1 x 5 matrix whose other 75 padding weights are the zero trit are only valid for some
+         * bytes; test validity of the byte itself through a 1 x 80 matrix of 16 copies */
+        uint8_t block[16];
+        memset(block, byte, 16);
+        int8_t t80[80];
+        valid += tl_unpack(TL_FORMAT_TQ1, block, 16, 1, 80, t80) == TL_OK;
+        (void)t;
+    }
+    CHECK(valid == 243, "tq1: exactly 243 valid bytes, got %d", valid);
+}
+
+static void test_roundtrip(void) {
+    static const size_t shapes[][2] = {{1, 1},    {1, 5},    {1, 63},   {1, 64},  {1, 65},  {2, 79},
+                                       {3, 80},   {3, 81},   {5, 127},  {4, 128}, {4, 129}, {7, 3},
+                                       {1, 1000}, {1000, 1}, {17, 333}, {64, 64}, {33, 200}};
+    for (size_t f = 0; f < 3; f++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            size_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols, bytes;
+            int8_t *t = malloc(n), *u = malloc(n);
+            random_trits(t, n, 30);
+            CHECK(tl_format_bytes(formats[f], rows, cols, &bytes) == TL_OK, "size");
+            uint8_t *p = malloc(bytes);
+            CHECK(tl_pack(formats[f], t, rows, cols, p, bytes) == TL_OK, "pack %s %zux%zu", fname(formats[f]),
+                  rows, cols);
+            memset(u, 7, n);
+            CHECK(tl_unpack(formats[f], p, bytes, rows, cols, u) == TL_OK && memcmp(t, u, n) == 0,
+                  "unpack(pack(t)) == t for %s %zux%zu", fname(formats[f]), rows, cols);
+            /* matrix objects built three ways hold the same bytes */
+            float scale = 0.5f;
+            tl_matrix *a = NULL, *b = NULL;
+            CHECK(tl_matrix_from_trits(formats[f], t, rows, cols, &scale, 1, &a) == TL_OK, "from trits");
+            CHECK(tl_matrix_from_packed(formats[f], p, bytes, rows, cols, &scale, 1, &b) == TL_OK,
+                  "from packed");
+            CHECK(a && b && tl_matrix_data_bytes(a) == bytes && memcmp(tl_matrix_data(a), p, bytes) == 0 &&
+                      memcmp(tl_matrix_data(b), p, bytes) == 0,
+                  "same bytes");
+            memset(u, 7, n);
+            CHECK(a && tl_matrix_unpack(a, u, n) == TL_OK && memcmp(t, u, n) == 0, "matrix unpack");
+            /* corrupting a byte is caught (or decodes to other valid trits, never silently wrong size) */
+            tl_matrix_free(a), tl_matrix_free(b);
+            free(t), free(u), free(p);
+        }
+    /* bits per weight at a block-aligned width */
+    size_t b1, b2, b3;
+    tl_format_bytes(TL_FORMAT_I2, 10, 640, &b1), tl_format_bytes(TL_FORMAT_TQ1, 10, 640, &b2);
+    tl_format_bytes(TL_FORMAT_BITPLANE, 10, 640, &b3);
+    CHECK(b1 * 8 == 6400 * 2 && b2 * 8 == 6400 * 8 / 5 && b3 * 8 == 6400 * 2, "2, 1.6 and 2 bits per weight");
+}
+
+static void test_invalid(void) {
+    int8_t t[200];
+    uint8_t p[64];
+    size_t bytes;
+    /* i2: code 3 */
+    tl_format_bytes(TL_FORMAT_I2, 1, 64, &bytes);
+    memset(p, 0x55, bytes);
+    CHECK(tl_unpack(TL_FORMAT_I2, p, bytes, 1, 64, t) == TL_OK, "all-zero i2 row");
+    p[3] = 0x57;
+    CHECK(tl_unpack(TL_FORMAT_I2, p, bytes, 1, 64, t) == TL_ERR_FORMAT, "i2 code 3 rejected");
+    /* i2: nonzero padding (cols 10: weight 60 is padding) */
+    memset(p, 0x55, bytes);
+    CHECK(tl_unpack(TL_FORMAT_I2, p, bytes, 1, 10, t) == TL_OK, "i2 zero padding accepted");
+    p[2 * (60 % 8) + 60 / 32] ^= (uint8_t)(3u << (2 * ((60 / 8) % 4))); /* code 1 -> 2 */
+    CHECK(tl_unpack(TL_FORMAT_I2, p, bytes, 1, 10, t) == TL_ERR_FORMAT, "i2 nonzero padding rejected");
+    /* tq1: an invalid byte */
+    tl_format_bytes(TL_FORMAT_TQ1, 1, 80, &bytes);
+    int8_t z[80] = {0};
+    tl_pack(TL_FORMAT_TQ1, z, 1, 80, p, bytes);
+    CHECK(tl_unpack(TL_FORMAT_TQ1, p, bytes, 1, 80, t) == TL_OK, "tq1 zeros");
+    int found = 0;
+    for (unsigned q = 0; q < 256 && !found; q++) {
+        p[5] = (uint8_t)q;
+        found = tl_unpack(TL_FORMAT_TQ1, p, bytes, 1, 80, t) == TL_ERR_FORMAT;
+    }
+    CHECK(found, "some tq1 byte is rejected");
+    /* bitplane: overlap, and padding bits */
+    tl_format_bytes(TL_FORMAT_BITPLANE, 1, 100, &bytes);
+    memset(p, 0, bytes);
+    p[0] = 1, p[16] = 1;
+    CHECK(tl_unpack(TL_FORMAT_BITPLANE, p, bytes, 1, 100, t) == TL_ERR_FORMAT, "bitplane overlap rejected");
+    memset(p, 0, bytes);
+    p[13] = 0x80; /* bit 111 >= 100 */
+    CHECK(tl_unpack(TL_FORMAT_BITPLANE, p, bytes, 1, 100, t) == TL_ERR_FORMAT, "bitplane padding rejected");
+    /* sizes, trits, formats */
+    CHECK(tl_unpack(TL_FORMAT_BITPLANE, p, bytes - 1, 1, 100, t) == TL_ERR_SIZE, "wrong byte count");
+    t[3] = 2;
+    CHECK(tl_pack(TL_FORMAT_I2, t, 1, 10, p, 16) == TL_ERR_TRIT, "trit 2 rejected");
+    CHECK(tl_pack((tl_format)9, t, 1, 10, p, 16) == TL_ERR_FORMAT, "unknown format");
+    CHECK(tl_format_bytes(TL_FORMAT_I2, 0, 10, &bytes) == TL_ERR_EMPTY, "no rows");
+    CHECK(tl_format_bytes(TL_FORMAT_I2, (size_t)1 << 20, (size_t)1 << 20, &bytes) == TL_ERR_OVERFLOW,
+          "overflow");
+    float nan = NAN, one = 1;
+    tl_matrix *m = NULL;
+    memset(t, 0, sizeof t);
+    CHECK(tl_matrix_from_trits(TL_FORMAT_I2, t, 2, 10, &nan, 1, &m) == TL_ERR_NON_FINITE && !m, "NaN scale");
+    CHECK(tl_matrix_from_trits(TL_FORMAT_I2, t, 2, 10, &one, 3, &m) == TL_ERR_SIZE, "3 scales for 2 rows");
+}
+
+/* Every kernel against the reference on one random matrix. */
+static void check_kernels(tl_format f, size_t rows, size_t cols, size_t batch, int per_row) {
+    size_t n = rows * cols;
+    float *w = malloc(n * sizeof *w);
+    for (size_t i = 0; i < n; i++) w[i] = (float)((int32_t)rnd() / 2147483648.0);
+    tl_matrix *m = NULL;
+    CHECK(tl_matrix_quantize(f, w, rows, cols, per_row, &m) == TL_OK, "quantize %s", fname(f));
+    if (!m) return;
+    int8_t *t = malloc(n);
+    tl_matrix_unpack(m, t, n);
+    /* the fused quantize-and-pack equals quantize then pack */
+    int8_t *t2 = malloc(n);
+    float *al = malloc(rows * sizeof *al), a1;
+    if (per_row) {
+        int64_t shape[2] = {(int64_t)rows, (int64_t)cols};
+        tl_ternary_signs_per_row(w, n, shape, 2, t2, al);
+    } else {
+        tl_ternary_signs(w, n, t2, &a1);
+        for (size_t r = 0; r < rows; r++) al[r] = a1;
+    }
+    CHECK(memcmp(t, t2, n) == 0 && memcmp(al, tl_matrix_scales(m), rows * 4) == 0, "fused quantize-pack %s",
+          fname(f));
+    const float *sc = tl_matrix_scales(m);
+    size_t nout = batch * rows;
+    int32_t *acc = malloc(nout * 4), *accr = malloc(nout * 4);
+    float *out = malloc(nout * 4), *outr = malloc(nout * 4);
+
+    /* binary */
+    size_t xb = tl_binary_row_bytes(cols);
+    uint8_t *xbits = malloc(batch * xb);
+    for (size_t i = 0; i < batch * xb; i++) xbits[i] = (uint8_t)rnd(); /* bits past cols are ignored */
+    uint8_t *xclean = malloc(batch * xb);
+    memcpy(xclean, xbits, batch * xb);
+    if (cols % 8)
+        for (size_t b = 0; b < batch; b++) xclean[b * xb + xb - 1] &= (uint8_t)((1u << (cols % 8)) - 1);
+    tl_ref_matmul_binary(t, sc, rows, cols, xclean, batch, accr, outr);
+    CHECK(tl_matmul_binary(m, xbits, batch * xb, batch, acc, out, nout) == TL_OK &&
+              memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outr, nout * 4) == 0,
+          "binary %s %zux%zu batch %zu", fname(f), rows, cols, batch);
+
+    /* sparse, about 2% dense, one vector empty */
+    uint32_t *offs = malloc((batch + 1) * 4), *idx = malloc(batch * cols * 4);
+    size_t nidx = 0;
+    offs[0] = 0;
+    for (size_t b = 0; b < batch; b++) {
+        if (b != 1)
+            for (size_t c = 0; c < cols; c++)
+                if (rnd() % 50 == 0) idx[nidx++] = (uint32_t)c;
+        if (b == 2 && cols > 3) idx[nidx++] = 3, idx[nidx++] = 3; /* a repeated index counts twice */
+        offs[b + 1] = (uint32_t)nidx;
+    }
+    tl_ref_matmul_sparse(t, sc, rows, cols, idx, offs, batch, accr, outr);
+    memset(acc, 0, nout * 4);
+    CHECK(tl_matmul_sparse(m, idx, nidx, offs, batch, acc, out, nout) == TL_OK &&
+              memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outr, nout * 4) == 0,
+          "sparse %s %zux%zu batch %zu", fname(f), rows, cols, batch);
+
+    /* int8, through the activation quantizer, with -128 and 127 forced in */
+    float *xf = malloc(batch * cols * 4), *xs = malloc(batch * 4), *xsr = malloc(batch * 4);
+    int8_t *xq = malloc(batch * cols), *xqr = malloc(batch * cols);
+    for (size_t i = 0; i < batch * cols; i++) xf[i] = (float)((int32_t)rnd() / 2147483648.0) * 3.0f;
+    CHECK(tl_quantize_activations_i8(xf, batch * cols, batch, xq, xs) == TL_OK, "quantize activations");
+    tl_ref_quantize_activations_i8(xf, cols, batch, xqr, xsr);
+    CHECK(memcmp(xq, xqr, batch * cols) == 0 && memcmp(xs, xsr, batch * 4) == 0, "activation quantizer");
+    xq[0] = -128, xq[batch * cols - 1] = 127;
+    tl_ref_matmul_i8(t, sc, rows, cols, xq, batch, xs, accr, outr);
+    CHECK(tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, out, nout) == TL_OK &&
+              memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outr, nout * 4) == 0,
+          "int8 %s %zux%zu batch %zu", fname(f), rows, cols, batch);
+
+    /* float: adds and subtracts in another order than the reference: within 1e-5 relative of
+     * the largest partial magnitude (sum of |x| over the row) */
+    tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
+    CHECK(tl_matmul_f32(m, xf, batch * cols, batch, out, nout) == TL_OK, "float %s", fname(f));
+    int close = 1;
+    for (size_t b = 0; b < batch; b++) {
+        double mag = 0;
+        for (size_t c = 0; c < cols; c++) mag += fabs(xf[b * cols + c]);
+        for (size_t r = 0; r < rows; r++)
+            close &= fabs((double)out[b * rows + r] - outr[b * rows + r]) <= 1e-5 * mag * sc[r] + 1e-30;
+    }
+    CHECK(close, "float %s %zux%zu batch %zu within 1e-5", fname(f), rows, cols, batch);
+
+    tl_matrix_free(m);
+    free(w), free(t), free(t2), free(al), free(acc), free(accr), free(out), free(outr), free(xbits),
+        free(xclean);
+    free(offs), free(idx), free(xf), free(xs), free(xsr), free(xq), free(xqr);
+}
+
+static void test_kernels(void) {
+    static const size_t shapes[][2] = {{1, 1},     {1, 7},    {3, 64},   {5, 65},  {2, 80},
+                                       {9, 81},    {4, 128},  {67, 129}, {1, 300}, {130, 17},
+                                       {64, 1000}, {65, 784}, {256, 256}};
+    static const size_t batches[] = {1, 3, 8};
+    for (size_t f = 0; f < 3; f++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (size_t b = 0; b < 3; b++)
+                check_kernels(formats[f], shapes[s][0], shapes[s][1], batches[b], (int)(s % 2));
+}
+
+static void test_kernel_errors(void) {
+    float w[12] = {1, -1, 0, 2, 1, -1, 0, 2, 1, -1, 0, 2}, out[6];
+    int32_t acc[6];
+    tl_matrix *m = NULL;
+    CHECK(tl_matrix_quantize(TL_FORMAT_I2, w, 3, 4, 0, &m) == TL_OK, "quantize");
+    uint8_t xb[2] = {0xFF, 0xFF};
+    int8_t x8[8] = {0};
+    float xf[8] = {0};
+    uint32_t idx[2] = {0, 9}, offs[3] = {0, 1, 2};
+    CHECK(tl_matmul_binary(m, xb, 2, 2, acc, out, 5) == TL_ERR_SIZE, "out_len mismatch");
+    CHECK(tl_matmul_binary(m, xb, 3, 2, acc, out, 6) == TL_ERR_SIZE, "x bytes mismatch");
+    CHECK(tl_matmul_binary(m, xb, 2, 2, NULL, NULL, 6) == TL_ERR_NULL, "no outputs");
+    CHECK(tl_matmul_binary(NULL, xb, 2, 2, acc, out, 6) == TL_ERR_NULL, "no matrix");
+    CHECK(tl_matmul_binary(m, xb, 0, 0, acc, out, 0) == TL_ERR_EMPTY, "batch 0");
+    CHECK(tl_matmul_i8(m, x8, 7, 2, NULL, acc, out, 6) == TL_ERR_SIZE, "int8 x_len mismatch");
+    float badscale[2] = {1, 0};
+    CHECK(tl_matmul_i8(m, x8, 8, 2, badscale, acc, out, 6) == TL_ERR_ALPHA, "activation scale 0");
+    CHECK(tl_matmul_f32(m, xf, 8, 2, NULL, 6) == TL_ERR_NULL, "float needs out");
+    xf[5] = NAN;
+    CHECK(tl_matmul_f32(m, xf, 8, 2, out, 6) == TL_ERR_NON_FINITE, "NaN activation");
+    CHECK(tl_matmul_sparse(m, idx, 2, offs, 2, acc, out, 6) == TL_ERR_SIZE, "index 9 >= cols 4");
+    uint32_t offs_bad[3] = {0, 2, 1};
+    idx[1] = 1;
+    CHECK(tl_matmul_sparse(m, idx, 2, offs_bad, 2, acc, out, 6) == TL_ERR_SIZE, "offsets not monotone");
+    CHECK(tl_matmul_sparse(m, idx, 2, offs, 2, acc, out, 6) == TL_OK, "valid sparse call");
+    CHECK(tl_quantize_activations_i8(xf, 8, 3, x8, out) == TL_ERR_SIZE, "8 values in 3 vectors");
+    tl_matrix_free(m);
+    tl_matrix_free(NULL);
+}
+
+int main(void) {
+    test_tq1_bytes();
+    test_roundtrip();
+    test_invalid();
+    test_kernels();
+    test_kernel_errors();
+    return check_report("kernels");
+}
