@@ -10,6 +10,8 @@ command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v make >/dev/null 2>&1 || missing+=(make)
+# SIMDe: the native build compiles the wasm SIMD128 loops to SSE/AVX with it (src/simd.h).
+[ -f /usr/include/simde/wasm/simd128.h ] || missing+=(libsimde-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

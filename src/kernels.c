@@ -17,9 +17,7 @@
 
 #include "internal.h"
 
-#ifdef __wasm_simd128__
-#include <wasm_simd128.h>
-#endif
+#include "simd.h"
 
 static const uint16_t tl__pow3_16[5] = {1, 3, 9, 27, 81};
 
@@ -31,7 +29,7 @@ static void tl__decode_i2(const uint8_t *row, size_t blocks, int8_t *out) {
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = row + 16 * b;
         int8_t *o = out + 64 * b;
-#ifdef __wasm_simd128__
+#if TL_SIMD
         v128_t v = wasm_v128_load(p), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
         for (int k = 0; k < 8; k += 2) {
             v128_t c0 = wasm_v128_and(wasm_u16x8_shr(v, 2 * k), three);
@@ -49,7 +47,7 @@ static void tl__decode_tq1(const uint8_t *row, size_t blocks, int8_t *out) {
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = row + 16 * b;
         int8_t *o = out + 80 * b;
-#ifdef __wasm_simd128__
+#if TL_SIMD
         v128_t q = wasm_v128_load(p), lo = wasm_u16x8_extend_low_u8x16(q),
                hi = wasm_u16x8_extend_high_u8x16(q);
         v128_t ff = wasm_i16x8_splat(255), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
@@ -71,7 +69,7 @@ static void tl__decode_bitplane(const uint8_t *row, size_t row_bytes, int8_t *ou
     const uint8_t *pos = row, *neg = row + row_bytes / 2;
     size_t nbytes = row_bytes / 2;
     size_t i = 0;
-#ifdef __wasm_simd128__
+#if TL_SIMD
     {
         const v128_t spread = wasm_i8x16_make(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         const v128_t bit = wasm_i8x16_make(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
@@ -110,7 +108,7 @@ void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out) {
 
 /* sum t[i] * x[i] for decoded trits and int16 activations. */
 static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
-#ifdef __wasm_simd128__
+#if TL_SIMD
     v128_t a0 = wasm_i32x4_splat(0), a1 = a0;
     for (size_t i = 0; i < n; i += 16) {
         v128_t tv = wasm_v128_load(t + i);
@@ -130,30 +128,35 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 
 /* sum code[i] * x[i] over an i2 row (blocks of 64): the caller subtracts sum(x). */
 static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *x) {
-#ifdef __wasm_simd128__
-    const v128_t three = wasm_i16x8_splat(3);
-    v128_t a0 = wasm_i32x4_splat(0), a1 = a0;
-    for (size_t b = 0; b < blocks; b++) {
-        v128_t v = wasm_v128_load(row + 16 * b);
-        const int16_t *xb = x + 64 * b;
-        a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v, three), wasm_v128_load(xb)));
-        a1 = wasm_i32x4_add(
-            a1, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 2), three), wasm_v128_load(xb + 8)));
-        a0 = wasm_i32x4_add(
-            a0, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), three), wasm_v128_load(xb + 16)));
-        a1 = wasm_i32x4_add(
-            a1, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 6), three), wasm_v128_load(xb + 24)));
-        a0 = wasm_i32x4_add(
-            a0, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), three), wasm_v128_load(xb + 32)));
-        a1 = wasm_i32x4_add(
-            a1, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 10), three), wasm_v128_load(xb + 40)));
-        a0 = wasm_i32x4_add(
-            a0, wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 12), three), wasm_v128_load(xb + 48)));
-        a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 14), wasm_v128_load(xb + 56)));
+#if TL_SIMD
+    /* Field k of a lane masked in place is code_k << 2k: dot it with x and the sum comes out
+     * scaled by 4^k, exactly, so one accumulator per field is shifted back at the end. That
+     * saves the shift of every field but the last. Lanes stay in range: |x * (2 << 12)| and
+     * 128 products per lane per 64 blocks fit int32, so the accumulators are flushed every
+     * 64 blocks. */
+    int32_t total = 0;
+    for (size_t b0 = 0; b0 < blocks; b0 += 64) {
+        size_t b1 = blocks - b0 > 64 ? b0 + 64 : blocks;
+        v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (size_t b = b0; b < b1; b++) {
+            v128_t v = wasm_v128_load(row + 16 * b);
+            const int16_t *xb = x + 64 * b;
+            a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 0)), wasm_v128_load(xb)));
+            a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 2)), wasm_v128_load(xb + 8)));
+            a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 4)), wasm_v128_load(xb + 16)));
+            a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 6)), wasm_v128_load(xb + 24)));
+            a4 = wasm_i32x4_add(a4, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 8)), wasm_v128_load(xb + 32)));
+            a5 = wasm_i32x4_add(a5, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 10)), wasm_v128_load(xb + 40)));
+            a6 = wasm_i32x4_add(a6, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 12)), wasm_v128_load(xb + 48)));
+            a7 = wasm_i32x4_add(a7, wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 14), wasm_v128_load(xb + 56)));
+        }
+        v128_t s = wasm_i32x4_add(
+            wasm_i32x4_add(wasm_i32x4_add(a0, wasm_i32x4_shr(a1, 2)), wasm_i32x4_add(wasm_i32x4_shr(a2, 4), wasm_i32x4_shr(a3, 6))),
+            wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shr(a4, 8), wasm_i32x4_shr(a5, 10)), wasm_i32x4_add(wasm_i32x4_shr(a6, 12), a7)));
+        total += wasm_i32x4_extract_lane(s, 0) + wasm_i32x4_extract_lane(s, 1) + wasm_i32x4_extract_lane(s, 2) +
+                 wasm_i32x4_extract_lane(s, 3);
     }
-    a0 = wasm_i32x4_add(a0, a1);
-    return wasm_i32x4_extract_lane(a0, 0) + wasm_i32x4_extract_lane(a0, 1) + wasm_i32x4_extract_lane(a0, 2) +
-           wasm_i32x4_extract_lane(a0, 3);
+    return total;
 #else
     int32_t acc = 0;
     for (size_t b = 0; b < blocks; b++) {
@@ -168,7 +171,7 @@ static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *
 #endif
 }
 
-#ifdef __wasm_simd128__
+#if TL_SIMD
 /* acc + (x where t > 0) - (x where t < 0), for four int32 trits t. */
 static inline v128_t tl__pm(v128_t acc, v128_t t, const float *x) {
     v128_t xv = wasm_v128_load(x), zero = wasm_i32x4_splat(0);
@@ -179,7 +182,7 @@ static inline v128_t tl__pm(v128_t acc, v128_t t, const float *x) {
 
 /* sum over trits of +x / -x in float: adds and subtracts only. */
 static float tl__dot_t8_f32(const int8_t *t, const float *x, size_t n) {
-#ifdef __wasm_simd128__
+#if TL_SIMD
     v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
     for (size_t i = 0; i < n; i += 16) {
         v128_t tv = wasm_v128_load(t + i);
@@ -424,7 +427,7 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
              * fits), then subtract the column count. */
             for (size_t i0 = 0; i0 < k; i0 += 16383) {
                 size_t i1 = k - i0 > 16383 ? i0 + 16383 : k;
-#ifdef __wasm_simd128__
+#if TL_SIMD
                 const v128_t three = wasm_i16x8_splat(3);
                 v128_t s0 = wasm_i16x8_splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0,
                        s7 = s0;

@@ -11,16 +11,14 @@
  * bits). Only the 0.5 threshold matters for a trit: round-half-even sends 0.5 to
  * 0 and anything above it to 1 or 2, which the clamp makes 1.
  *
- * Each loop is written once in scalar C and, under __wasm_simd128__, preceded by
+ * Each loop is written once in scalar C and, where TL_SIMD (simd.h), preceded by
  * a SIMD128 loop that handles the bulk and falls through to the scalar tail.
  */
 #include <math.h>
 
 #include "internal.h"
 
-#ifdef __wasm_simd128__
-#include <wasm_simd128.h>
-#endif
+#include "simd.h"
 
 /* ---------------------------------------------------------------------------
  * Reductions
@@ -29,7 +27,7 @@
 double tl__abs_sum(const float *w, size_t n) {
     double l0 = 0, l1 = 0, l2 = 0, l3 = 0, l4 = 0, l5 = 0, l6 = 0, l7 = 0;
     size_t i = 0;
-#ifdef __wasm_simd128__
+#if TL_SIMD
     {
         const v128_t absmask = wasm_i32x4_splat((int32_t)TL__ABS_MASK);
         v128_t a01 = wasm_f64x2_splat(0), a23 = a01, a45 = a01, a67 = a01;
@@ -65,7 +63,7 @@ float tl__absmean_from_sum(double sum, size_t n) {
 
 size_t tl__first_non_finite(const float *w, size_t n) {
     size_t i = 0;
-#ifdef __wasm_simd128__
+#if TL_SIMD
     {
         const v128_t absmask = wasm_i32x4_splat((int32_t)TL__ABS_MASK);
         const v128_t inf = wasm_i32x4_splat((int32_t)TL__INF_BITS);
@@ -117,7 +115,7 @@ static uint32_t tl__nonzero_threshold(float alpha) { return tl__threshold(alpha,
  * Per-element loops
  * ------------------------------------------------------------------------- */
 
-#ifdef __wasm_simd128__
+#if TL_SIMD
 /* Four trits as i32 lanes: (|w| bits >= t) & (w < 0 ? -1 : +1). */
 static inline v128_t tl__trit4(const float *p, v128_t t) {
     v128_t x = wasm_v128_load(p);
@@ -128,7 +126,7 @@ static inline v128_t tl__trit4(const float *p, v128_t t) {
 
 static void tl__signs(const float *w, size_t n, uint32_t t, int8_t *trits) {
     size_t i = 0;
-#ifdef __wasm_simd128__
+#if TL_SIMD
     const v128_t vt = wasm_i32x4_splat((int32_t)t);
     for (; i + 16 <= n; i += 16) {
         v128_t a = wasm_i16x8_narrow_i32x4(tl__trit4(w + i, vt), tl__trit4(w + i + 4, vt));
@@ -147,7 +145,7 @@ static void tl__signs(const float *w, size_t n, uint32_t t, int8_t *trits) {
 static void tl__values(const float *w, size_t n, uint32_t t, float alpha, int keep_neg_zero, float *out) {
     const uint32_t ab = tl__f2u(alpha);
     size_t i = 0;
-#ifdef __wasm_simd128__
+#if TL_SIMD
     {
         const v128_t absmask = wasm_i32x4_splat((int32_t)TL__ABS_MASK);
         const v128_t signmask = wasm_i32x4_splat((int32_t)TL__SIGN_MASK);
@@ -340,7 +338,7 @@ tl_status tl_deadzone_stats_compute(const float *w, size_t n, double band, tl_de
 
     uint64_t nz = 0, neg = 0, bd = 0, zin = 0;
     size_t i = 0;
-#ifdef __wasm_simd128__
+#if TL_SIMD
     {
         const v128_t absmask = wasm_i32x4_splat((int32_t)TL__ABS_MASK);
         const v128_t vnz = wasm_i32x4_splat((int32_t)t_nz), vlo = wasm_i32x4_splat((int32_t)t_lo),
