@@ -129,32 +129,34 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 /* sum code[i] * x[i] over an i2 row (blocks of 64): the caller subtracts sum(x). */
 static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *x) {
 #if TL_SIMD
-    /* Field k of a lane masked in place is code_k << 2k: dot it with x and the sum comes out
-     * scaled by 4^k, exactly, so one accumulator per field is shifted back at the end. That
-     * saves the shift of every field but the last. Lanes stay in range: |x * (2 << 12)| and
-     * 128 products per lane per 64 blocks fit int32, so the accumulators are flushed every
-     * 64 blocks. */
+    /* Field k of a lane masked in place is code_k << 2k: its dot with x comes out scaled by
+     * 4^k, exactly, and is shifted back once at the end. The high byte's fields (4..7),
+     * brought down by one shift, share the low fields' masks and accumulators. So 8 weights
+     * cost an and, a dot and an add, with 4 masks and 4 accumulators live (V8 has 16 xmm
+     * registers). Lanes stay in range: |x * (2 << 6)| and 256 products per lane per 64
+     * blocks fit int32; the accumulators are flushed every 64 blocks. */
+    const v128_t m0 = wasm_i16x8_splat(3), m1 = wasm_i16x8_splat(3 << 2), m2 = wasm_i16x8_splat(3 << 4),
+                 m3 = wasm_i16x8_splat(3 << 6);
     int32_t total = 0;
     for (size_t b0 = 0; b0 < blocks; b0 += 64) {
         size_t b1 = blocks - b0 > 64 ? b0 + 64 : blocks;
-        v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
         for (size_t b = b0; b < b1; b++) {
-            v128_t v = wasm_v128_load(row + 16 * b);
+            v128_t v = wasm_v128_load(row + 16 * b), h = wasm_u16x8_shr(v, 8);
             const int16_t *xb = x + 64 * b;
-            a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 0)), wasm_v128_load(xb)));
-            a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 2)), wasm_v128_load(xb + 8)));
-            a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 4)), wasm_v128_load(xb + 16)));
-            a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 6)), wasm_v128_load(xb + 24)));
-            a4 = wasm_i32x4_add(a4, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 8)), wasm_v128_load(xb + 32)));
-            a5 = wasm_i32x4_add(a5, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 10)), wasm_v128_load(xb + 40)));
-            a6 = wasm_i32x4_add(a6, wasm_i32x4_dot_i16x8(wasm_v128_and(v, wasm_i16x8_splat(3 << 12)), wasm_v128_load(xb + 48)));
-            a7 = wasm_i32x4_add(a7, wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 14), wasm_v128_load(xb + 56)));
+            a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m0), wasm_v128_load(xb)));
+            a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m1), wasm_v128_load(xb + 8)));
+            a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m2), wasm_v128_load(xb + 16)));
+            a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m3), wasm_v128_load(xb + 24)));
+            a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(h, m0), wasm_v128_load(xb + 32)));
+            a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(h, m1), wasm_v128_load(xb + 40)));
+            a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(h, m2), wasm_v128_load(xb + 48)));
+            a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(h, m3), wasm_v128_load(xb + 56)));
         }
-        v128_t s = wasm_i32x4_add(
-            wasm_i32x4_add(wasm_i32x4_add(a0, wasm_i32x4_shr(a1, 2)), wasm_i32x4_add(wasm_i32x4_shr(a2, 4), wasm_i32x4_shr(a3, 6))),
-            wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shr(a4, 8), wasm_i32x4_shr(a5, 10)), wasm_i32x4_add(wasm_i32x4_shr(a6, 12), a7)));
-        total += wasm_i32x4_extract_lane(s, 0) + wasm_i32x4_extract_lane(s, 1) + wasm_i32x4_extract_lane(s, 2) +
-                 wasm_i32x4_extract_lane(s, 3);
+        v128_t s = wasm_i32x4_add(wasm_i32x4_add(a0, wasm_i32x4_shr(a1, 2)),
+                                  wasm_i32x4_add(wasm_i32x4_shr(a2, 4), wasm_i32x4_shr(a3, 6)));
+        total += wasm_i32x4_extract_lane(s, 0) + wasm_i32x4_extract_lane(s, 1) +
+                 wasm_i32x4_extract_lane(s, 2) + wasm_i32x4_extract_lane(s, 3);
     }
     return total;
 #else
@@ -213,6 +215,20 @@ static int32_t tl__popcount64(uint64_t v) {
     for (; v; v &= v - 1) c++;
     return c;
 #endif
+}
+
+/* popcount(x & pos) - popcount(x & neg) over `words` 64-bit words (an even number: planes are
+ * padded to 128 bits), two words per step with two accumulators. */
+static int32_t tl__popdot(const uint8_t *pos, const uint8_t *neg, const uint64_t *x, size_t words) {
+    int32_t a0 = 0, a1 = 0;
+    for (size_t w = 0; w < words; w += 2) {
+        uint64_t p0, p1, n0, n1;
+        memcpy(&p0, pos + 8 * w, 8), memcpy(&p1, pos + 8 * w + 8, 8);
+        memcpy(&n0, neg + 8 * w, 8), memcpy(&n1, neg + 8 * w + 8, 8);
+        a0 += tl__popcount64(x[w] & p0) - tl__popcount64(x[w] & n0);
+        a1 += tl__popcount64(x[w + 1] & p1) - tl__popcount64(x[w + 1] & n1);
+    }
+    return a0 + a1;
 }
 
 /* ---------------------------------------------------------------------------
@@ -297,17 +313,9 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
         }
         for (size_t r = 0; r < m->rows; r++) {
             const uint8_t *row = m->data + r * m->row_bytes;
-            for (size_t b = 0; b < batch; b++) {
-                const uint64_t *xv = xw + b * words;
-                int32_t a = 0;
-                for (size_t w = 0; w < words; w++) {
-                    uint64_t p, n;
-                    memcpy(&p, row + 8 * w, 8);
-                    memcpy(&n, row + m->row_bytes / 2 + 8 * w, 8);
-                    a += tl__popcount64(xv[w] & p) - tl__popcount64(xv[w] & n);
-                }
-                tl__emit(m, b, r, a, 1.0f, acc, out);
-            }
+            for (size_t b = 0; b < batch; b++)
+                tl__emit(m, b, r, tl__popdot(row, row + m->row_bytes / 2, xw + b * words, words), 1.0f, acc,
+                         out);
         }
         free(xw);
         return TL_OK;
