@@ -15,7 +15,17 @@ export type TilelliErrorCode =
   | 'INVALID_BAND'
   | 'INVALID_ALPHA'
   | 'OUT_OF_MEMORY'
-  | 'INVALID_ARGUMENT';
+  | 'INVALID_ARGUMENT'
+  /** Packed bytes are not valid for their format: an i2 code 3, a tq1 byte that is no
+   *  encoding, a bitplane bit set in both planes, or padding that is not a zero trit. */
+  | 'INVALID_FORMAT'
+  /** A buffer's length does not match the shapes: packed bytes, activations, scales, an
+   *  index list, or a sparse index that is not below cols. */
+  | 'SIZE_MISMATCH'
+  /** A trit is not -1, 0 or +1. */
+  | 'INVALID_TRIT'
+  /** A PackedMatrix was used after free(). */
+  | 'FREED';
 
 /** Every error tilelli throws. After one, the instance keeps working. */
 export class TilelliError extends Error {
@@ -56,6 +66,178 @@ export interface DeadzoneStats {
   fracZeroInner: number;
 }
 
+/**
+ * A packed ternary format (docs/FORMATS.md gives every byte; TL_FORMAT_VERSION 1):
+ * - `'i2'`: 2 bits per weight (code = trit + 1), blocks of 64 weights in 16 bytes;
+ * - `'tq1'`: 5 trits per byte in base 3 (1.6 bits per weight), blocks of 80 weights in 16 bytes;
+ * - `'bitplane'`: a +1 plane and a -1 plane of 1 bit per weight, each padded to 128 bits per row.
+ */
+export type MatrixFormat = 'i2' | 'tq1' | 'bitplane';
+
+/** The shape of a matrix: [rows, cols], both positive integers. */
+export type MatrixShape = readonly [rows: number, cols: number];
+
+/** Trits (-1, 0, +1): an Int8Array, or a plain array of integers (converted). */
+export type Trits = Int8Array | readonly number[];
+
+/** Bytes: a Uint8Array, or a plain array of integers 0..255 (converted). */
+export type Bytes = Uint8Array | readonly number[];
+
+/** One list of column indices: a Uint32Array, or a plain array of non-negative integers. */
+export type ColumnIndices = Uint32Array | readonly number[];
+
+/**
+ * Scales of a matrix: one number (per tensor: the same value on every row), or one float32
+ * per row. Stored as float32; each must be finite.
+ */
+export type MatrixScales = number | Weights;
+
+/** Options of PackedMatrix.fromWeights. */
+export interface FromWeightsOptions {
+  /** The packed format. Default 'i2'. */
+  format?: MatrixFormat;
+  /** One AbsMean scale per row (ternarySignsPerRow) instead of one per tensor (ternarySigns). Default false. */
+  perRow?: boolean;
+}
+
+/** Options of PackedMatrix.fromTrits and PackedMatrix.fromPacked. */
+export interface FromTritsOptions {
+  /** The packed format. Default 'i2'. */
+  format?: MatrixFormat;
+  /** One scale for every row, or one per row. Default 1. */
+  scales?: MatrixScales;
+}
+
+/** Options of the products: `raw: true` returns the int32 accumulators instead of float outputs. */
+export interface MatmulOptions {
+  raw?: boolean;
+}
+
+/** Options of matmulInt8. */
+export interface MatmulInt8Options extends MatmulOptions {
+  /**
+   * The per-vector activation scales s of quantizeActivations (one per batch vector, finite and
+   * nonzero): the float outputs are (acc * scale[r]) / s. Default: s = 1. Ignored with raw: true.
+   */
+  scales?: Weights;
+}
+
+/** quantizeActivations' result. */
+export interface QuantizedActivations {
+  /** batch x cols int8 values: clamp(round_half_even(x * s), -128, 127). */
+  values: Int8Array;
+  /** One scale per vector: s = 127 / max(max |x|, 1e-5), float32. */
+  scales: Float32Array;
+}
+
+/**
+ * A packed ternary matrix in wasm memory: rows x cols trits in one of the MatrixFormats plus one
+ * float32 scale per row. Made by the static constructors (never with `new`), used by the
+ * products, released by free() (or `using`, through Symbol.dispose). Outputs of the products are
+ * batch x rows, batch-major (output b * rows + r is row r against vector b).
+ *
+ * Available as `tl.PackedMatrix` on an initialized instance: each instance has its own class,
+ * and a matrix belongs to the instance that made it.
+ */
+declare class PackedMatrix {
+  private constructor();
+
+  /**
+   * Quantize float32 weights [rows, cols] as the reference does (trits and AbsMean scale, per
+   * tensor or per row) and pack them, in one call. Same trits and scales as ternarySigns (the
+   * one alpha on every row) or ternarySignsPerRow.
+   * @throws TilelliError NON_FINITE (a NaN or infinity in w), SIZE_MISMATCH (w.length is not
+   *   rows * cols), INVALID_ARGUMENT (bad shape, format or options)
+   */
+  static fromWeights(w: Weights, shape: MatrixShape, options?: FromWeightsOptions): PackedMatrix;
+
+  /**
+   * Pack trits (rows x cols, row-major, each -1, 0 or +1) with the given scales.
+   * @throws TilelliError INVALID_TRIT, SIZE_MISMATCH (trits or scales count), NON_FINITE (a scale),
+   *   INVALID_ARGUMENT
+   */
+  static fromTrits(trits: Trits, shape: MatrixShape, options?: FromTritsOptions): PackedMatrix;
+
+  /**
+   * Adopt packed bytes of a format (e.g. what bytes() and scales() saved), validated first.
+   * @throws TilelliError INVALID_FORMAT (a code that is no trit, overlapping bitplanes, nonzero
+   *   padding), SIZE_MISMATCH (byte length or scales count), NON_FINITE (a scale), INVALID_ARGUMENT
+   */
+  static fromPacked(bytes: Bytes, shape: MatrixShape, options?: FromTritsOptions): PackedMatrix;
+
+  /** Number of rows (outputs per activation vector). */
+  readonly rows: number;
+  /** Number of columns (the activation vector length). */
+  readonly cols: number;
+  /** The packed format. */
+  readonly format: MatrixFormat;
+  /** Size of the packed bytes: packedSize([rows, cols], format). */
+  readonly byteLength: number;
+  /** True once free() ran. */
+  readonly freed: boolean;
+
+  /** A copy of the packed bytes (byteLength of them; layout in docs/FORMATS.md). @throws FREED */
+  bytes(): Uint8Array;
+  /** A copy of the rows float32 scales (a per-tensor scale repeated on every row). @throws FREED */
+  scales(): Float32Array;
+  /** The trits, rows x cols, row-major. @throws FREED */
+  trits(): Int8Array;
+
+  /**
+   * Binary activations, bit-packed: ceil(cols / 8) bytes per vector (bit j of byte k is element
+   * 8k + j; bits past cols are ignored); batch = bits.length / ceil(cols / 8).
+   * Returns acc * scale[r] as float32, or the int32 accumulators sum(trit where bit set) with raw.
+   * @throws TilelliError SIZE_MISMATCH (length not a positive multiple), FREED, INVALID_ARGUMENT
+   */
+  matmulBinary(bits: Bytes, options?: { raw?: false }): Float32Array;
+  matmulBinary(bits: Bytes, options: { raw: true }): Int32Array;
+  matmulBinary(bits: Bytes, options?: MatmulOptions): Float32Array | Int32Array;
+
+  /**
+   * Sparse binary activations as active column indices: one list (batch 1), or an array of lists
+   * (one per batch vector; an index repeated counts twice). Same outputs as matmulBinary.
+   * @throws TilelliError SIZE_MISMATCH (an index >= cols), FREED, INVALID_ARGUMENT
+   */
+  matmulSparse(indices: ColumnIndices | readonly ColumnIndices[], options?: { raw?: false }): Float32Array;
+  matmulSparse(indices: ColumnIndices | readonly ColumnIndices[], options: { raw: true }): Int32Array;
+  matmulSparse(indices: ColumnIndices | readonly ColumnIndices[], options?: MatmulOptions): Float32Array | Int32Array;
+
+  /**
+   * int8 activations, batch x cols (e.g. quantizeActivations(x, cols).values). Returns
+   * (acc * scale[r]) / s as float32 (s from options.scales, or 1), or the int32 accumulators
+   * sum(trit * x) with raw.
+   * @throws TilelliError SIZE_MISMATCH (length, scales count), INVALID_ALPHA (a scale not finite
+   *   or 0), FREED, INVALID_ARGUMENT
+   */
+  matmulInt8(values: Trits, options?: MatmulInt8Options & { raw?: false }): Float32Array;
+  matmulInt8(values: Trits, options: MatmulInt8Options & { raw: true }): Int32Array;
+  matmulInt8(values: Trits, options?: MatmulInt8Options): Float32Array | Int32Array;
+
+  /**
+   * float32 activations, batch x cols: sum(+x where trit = +1, -x where trit = -1) * scale[r], by
+   * adds and subtracts in float32 (the summation order differs between the SIMD and scalar
+   * builds, so the last bits may too).
+   * @throws TilelliError NON_FINITE, SIZE_MISMATCH, FREED, INVALID_ARGUMENT
+   */
+  matmulFloat(values: Weights): Float32Array;
+
+  /** Release the wasm memory. A second call does nothing; any other use afterwards throws FREED. */
+  free(): void;
+  /** free(), for `using m = tl.PackedMatrix.fromWeights(...)`. */
+  [Symbol.dispose](): void;
+}
+
+export type { PackedMatrix };
+
+// Symbol.dispose is in TypeScript's lib only from 'esnext.disposable' on (Node >= 20 has it at run
+// time); declaring it here lets the declarations type-check under older lib settings too. The
+// declaration merges with lib.esnext.disposable's identical one where that lib is loaded.
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
+
 export interface Tilelli {
   /** True when the SIMD128 build is running. */
   readonly simd: boolean;
@@ -78,6 +260,30 @@ export interface Tilelli {
   ternarizeLsq(w: Weights, alpha: number): Float32Array;
   /** deadzone_stats(w, band): trit fractions and boundary-band occupancy. band defaults to 0.1. */
   deadzoneStats(w: Weights, band?: number): DeadzoneStats;
+
+  /** Packed ternary matrices in this instance's wasm memory (static constructors only). */
+  readonly PackedMatrix: typeof PackedMatrix;
+
+  /**
+   * Pack trits (rows x cols, row-major, each -1, 0 or +1) into a format's bytes (docs/FORMATS.md);
+   * format defaults to 'i2'. @throws TilelliError INVALID_TRIT, SIZE_MISMATCH, INVALID_ARGUMENT
+   */
+  pack(trits: Trits, shape: MatrixShape, format?: MatrixFormat): Uint8Array;
+  /**
+   * Unpack a format's bytes (validated) into rows x cols trits. unpack(pack(t)) is t.
+   * @throws TilelliError INVALID_FORMAT, SIZE_MISMATCH (byte length), INVALID_ARGUMENT
+   */
+  unpack(bytes: Bytes, shape: MatrixShape, format?: MatrixFormat): Int8Array;
+  /** Bytes of a packed [rows, cols] matrix: rows * (bytes of one padded row). */
+  packedSize(shape: MatrixShape, format?: MatrixFormat): number;
+  /**
+   * The BitNet b1.58 per-token activation quantizer, per vector of cols values (x holds batch
+   * vectors): s = 127 / max(max |x|, 1e-5), values = clamp(round_half_even(x * s), -128, 127),
+   * all in float32. Feed the result to PackedMatrix.matmulInt8(values, { scales }).
+   * @throws TilelliError NON_FINITE, SIZE_MISMATCH (x.length not a positive multiple of cols),
+   *   INVALID_ARGUMENT
+   */
+  quantizeActivations(x: Weights, cols: number): QuantizedActivations;
 }
 
 /** Load tilelli (SIMD128 build when supported) and return its API. */

@@ -2,7 +2,10 @@
 // `tsc -p test/types` fails when js/index.d.ts drifts from the API. The test suite also runs the
 // compiled output (build/types/example.js) so the declared types are the ones returned at run time.
 import { init, simdSupported, wasmUrl, TilelliError } from 'tilelli';
-import type { DeadzoneStats, InitOptions, Tilelli, TilelliErrorCode, Weights } from 'tilelli';
+import type {
+  DeadzoneStats, InitOptions, Tilelli, TilelliErrorCode, Weights, MatrixFormat, MatrixShape, PackedMatrix,
+  QuantizedActivations,
+} from 'tilelli';
 
 const options: InitOptions = { simd: simdSupported(), maxMemory: 64 * 1024 * 1024 };
 const tl: Tilelli = await init(options);
@@ -29,6 +32,41 @@ try {
   if (e instanceof TilelliError) code = e.code;
 }
 
+// Packed matrices: every constructor, property, method and format.
+const shape: MatrixShape = [2, 4];
+const formats: MatrixFormat[] = ['i2', 'tq1', 'bitplane'];
+const fromWeights: PackedMatrix = tl.PackedMatrix.fromWeights(w, shape);
+const perRowMatrix: PackedMatrix = tl.PackedMatrix.fromWeights([0.5, -1, 2, 0], [2, 2], { format: 'tq1', perRow: true });
+const fromTrits: PackedMatrix = tl.PackedMatrix.fromTrits(new Int8Array([1, 0, -1, 1, 0, 0, 1, -1]), shape,
+  { format: 'bitplane', scales: new Float32Array([0.5, 2]) });
+const fromPacked: PackedMatrix = tl.PackedMatrix.fromPacked(fromWeights.bytes(), [fromWeights.rows, fromWeights.cols],
+  { format: fromWeights.format, scales: fromWeights.scales() });
+const packedTrits: Int8Array = fromPacked.trits();
+const rows: number = fromPacked.rows + fromPacked.cols + fromPacked.byteLength;
+const binary: Float32Array = fromTrits.matmulBinary(new Uint8Array([0b1011, 0b0110]));
+const binaryAcc: Int32Array = fromTrits.matmulBinary([0b1011], { raw: true });
+const sparse: Float32Array = fromTrits.matmulSparse([0, 1, 3]);
+const sparseAcc: Int32Array = fromTrits.matmulSparse([new Uint32Array([0, 1, 3]), [1, 2]], { raw: true });
+const quantized: QuantizedActivations = tl.quantizeActivations([0.1, -0.5, 0.25, 1, 2, -2, 0, 0.5], 4);
+const int8: Float32Array = fromTrits.matmulInt8(quantized.values, { scales: quantized.scales });
+const int8Acc: Int32Array = fromTrits.matmulInt8([1, -2, 3, 127], { raw: true });
+const flag = Math.random() < 2;
+const either: Float32Array | Int32Array = fromTrits.matmulInt8([1, -2, 3, 127], { raw: flag });
+const floats: Float32Array = perRowMatrix.matmulFloat(new Float32Array([0.25, -1.5]));
+const packed: Uint8Array = tl.pack([1, 0, -1, 1], [1, 4], 'tq1');
+const unpacked: Int8Array = tl.unpack(packed, [1, 4], 'tq1');
+const sizes: number[] = formats.map((f) => tl.packedSize([3, 100], f));
+const defaultSize: number = tl.packedSize([1, 64]);
+for (const m of [fromWeights, perRowMatrix, fromTrits]) m.free();
+fromPacked[Symbol.dispose]();
+const freed: boolean = fromPacked.freed && fromWeights.freed;
+let freedCode: TilelliErrorCode | undefined;
+try {
+  fromPacked.bytes();
+} catch (e) {
+  if (e instanceof TilelliError) freedCode = e.code;
+}
+
 // Misuse the declarations must reject (never called: tsc fails if any line stops being an error).
 export function misuse(): void {
   // @ts-expect-error: per-tensor signs have one alpha, not alphas
@@ -42,9 +80,38 @@ export function misuse(): void {
   // @ts-expect-error: error codes are a closed set
   const bad: TilelliErrorCode = 'NOT_A_CODE';
   void bad;
+  // @ts-expect-error: matrices come from the static constructors only
+  new tl.PackedMatrix();
+  // @ts-expect-error: PackedMatrix is exported as a type only (the class lives on an instance)
+  void (null as unknown as typeof import('tilelli')).PackedMatrix;
+  // @ts-expect-error: formats are a closed set
+  tl.PackedMatrix.fromWeights(w, [2, 4], { format: 'i3' });
+  // @ts-expect-error: a matrix shape is [rows, cols]
+  tl.PackedMatrix.fromTrits([1, 0, -1], [1, 1, 3]);
+  // @ts-expect-error: trits are an Int8Array or an array of numbers
+  tl.PackedMatrix.fromTrits('1,0,-1', [1, 3]);
+  // @ts-expect-error: raw accumulators are int32, not float32
+  const accAsFloat: Float32Array = fromTrits.matmulBinary([1], { raw: true });
+  void accAsFloat;
+  // @ts-expect-error: float outputs are float32, not int32
+  const floatAsAcc: Int32Array = fromTrits.matmulSparse([0]);
+  void floatAsAcc;
+  // @ts-expect-error: the float kernel has no raw option
+  fromTrits.matmulFloat([1, 2, 3, 4], { raw: true });
+  // @ts-expect-error: rows are read-only
+  fromTrits.rows = 3;
+  // @ts-expect-error: quantizeActivations needs cols
+  tl.quantizeActivations([1, 2]);
+  // @ts-expect-error: pack returns bytes, not trits
+  const packedAsTrits: Int8Array = tl.pack([1], [1, 1]);
+  void packedAsTrits;
 }
 
 export const summary = {
   simd: tl.simd, version: tl.version, url: url.href, alpha, rowAlphas, values, rowValues, signs, rowSigns, lsq,
   stats, stats2, code,
+  matrices: {
+    trits: packedTrits, rows, binary, binaryAcc, sparse, sparseAcc, quantized, int8, int8Acc, either, floats, packed,
+    unpacked, sizes, defaultSize, freed, freedCode,
+  },
 };
