@@ -198,12 +198,16 @@ static float tl__dot_t8_f32(const int8_t *t, const float *x, size_t n) {
     return (wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1)) +
            (wasm_f32x4_extract_lane(s, 2) + wasm_f32x4_extract_lane(s, 3));
 #else
-    float acc = 0.0f;
+    /* The SIMD loop's order exactly (element i in lane i % 16, lanes combined the same way),
+     * so every build returns the same bits. */
+    float l[16] = {0};
     for (size_t i = 0; i < n; i++) {
-        if (t[i] > 0) acc += x[i];
-        if (t[i] < 0) acc -= x[i];
+        float p = t[i] > 0 ? x[i] : 0.0f, q = t[i] < 0 ? x[i] : 0.0f;
+        l[i % 16] = (l[i % 16] + p) - q;
     }
-    return acc;
+    float s4[4];
+    for (int k = 0; k < 4; k++) s4[k] = (l[k] + l[k + 4]) + (l[k + 8] + l[k + 12]);
+    return (s4[0] + s4[1]) + (s4[2] + s4[3]);
 #endif
 }
 
@@ -358,6 +362,78 @@ tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t
     return s;
 }
 
+/* float GEMV: decode each row to trits, then the masked add/subtract dot product. */
+static tl_status tl__f32_gemv(const tl_matrix *m, const float *x, float *out) {
+    size_t P = m->row_weights;
+    float *xp = calloc(P, sizeof *xp);
+    int8_t *t = aligned_alloc(16, (P + 15) / 16 * 16);
+    if (!xp || !t) {
+        free(xp), free(t);
+        return TL_ERR_NO_MEMORY;
+    }
+    memcpy(xp, x, m->cols * sizeof *x);
+    for (size_t r = 0; r < m->rows; r++) {
+        tl__decode_row(m, r, t);
+        out[r] = tl__dot_t8_f32(t, xp, P) * m->scales[r];
+    }
+    free(xp), free(t);
+    return TL_OK;
+}
+
+/* float GEMM: the batch goes across SIMD lanes. x is transposed so that column c of every
+ * vector is one contiguous run xt[c * B ...]; each row becomes a list of its +1 columns and
+ * a list of its -1 columns (zeros are skipped), and each listed column adds or subtracts a
+ * run of B activations: adds and subtracts only, no branch on the data. Lane b sums its
+ * terms in list order, in every build. */
+#define TL__LANES 32 /* batch lanes per pass: 8 vectors of accumulators */
+static tl_status tl__f32_gemm(const tl_matrix *m, const float *x, size_t batch, float *out) {
+    size_t B = (batch + 3) / 4 * 4, cols = m->cols;
+    float *xt = aligned_alloc(16, cols * B * sizeof *xt);
+    int8_t *t = aligned_alloc(16, (m->row_weights + 15) / 16 * 16);
+    uint32_t *pos = malloc(cols * sizeof *pos), *neg = malloc(cols * sizeof *neg);
+    if (!xt || !t || !pos || !neg) {
+        free(xt), free(t), free(pos), free(neg);
+        return TL_ERR_NO_MEMORY;
+    }
+    for (size_t c = 0; c < cols; c++)
+        for (size_t b = 0; b < B; b++) xt[c * B + b] = b < batch ? x[b * cols + c] : 0.0f;
+    for (size_t r = 0; r < m->rows; r++) {
+        tl__decode_row(m, r, t);
+        size_t np = 0, nn = 0;
+        for (size_t c = 0; c < cols; c++) {
+            pos[np] = (uint32_t)c, neg[nn] = (uint32_t)c;
+            np += t[c] > 0, nn += t[c] < 0;
+        }
+        for (size_t b0 = 0; b0 < B; b0 += TL__LANES) {
+            size_t nl = B - b0 < TL__LANES ? B - b0 : TL__LANES;
+            float acc[TL__LANES];
+#if TL_SIMD
+            v128_t a[TL__LANES / 4];
+            for (size_t v = 0; v < nl / 4; v++) a[v] = wasm_f32x4_splat(0.0f);
+            for (size_t i = 0; i < np; i++) {
+                const float *xc = xt + (size_t)pos[i] * B + b0;
+                for (size_t v = 0; v < nl / 4; v++) a[v] = wasm_f32x4_add(a[v], wasm_v128_load(xc + 4 * v));
+            }
+            for (size_t i = 0; i < nn; i++) {
+                const float *xc = xt + (size_t)neg[i] * B + b0;
+                for (size_t v = 0; v < nl / 4; v++) a[v] = wasm_f32x4_sub(a[v], wasm_v128_load(xc + 4 * v));
+            }
+            for (size_t v = 0; v < nl / 4; v++) wasm_v128_store(acc + 4 * v, a[v]);
+#else
+            for (size_t l = 0; l < nl; l++) acc[l] = 0.0f;
+            for (size_t i = 0; i < np; i++)
+                for (size_t l = 0; l < nl; l++) acc[l] += xt[(size_t)pos[i] * B + b0 + l];
+            for (size_t i = 0; i < nn; i++)
+                for (size_t l = 0; l < nl; l++) acc[l] -= xt[(size_t)neg[i] * B + b0 + l];
+#endif
+            for (size_t l = 0; l < nl && b0 + l < batch; l++)
+                out[(b0 + l) * m->rows + r] = acc[l] * m->scales[r];
+        }
+    }
+    free(xt), free(t), free(pos), free(neg);
+    return TL_OK;
+}
+
 tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out,
                         size_t out_len) {
     int32_t dummy;
@@ -366,21 +442,7 @@ tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t
     if (!out) return TL_ERR_NULL;
     if (x_len != batch * m->cols) return TL_ERR_SIZE;
     if (tl__first_non_finite(x, x_len) != x_len) return TL_ERR_NON_FINITE;
-    size_t P = m->row_weights;
-    float *xp = calloc(batch * P, sizeof *xp);
-    int8_t *t = aligned_alloc(16, (P + 15) / 16 * 16);
-    if (!xp || !t) {
-        free(xp), free(t);
-        return TL_ERR_NO_MEMORY;
-    }
-    for (size_t b = 0; b < batch; b++) memcpy(xp + b * P, x + b * m->cols, m->cols * sizeof *x);
-    for (size_t r = 0; r < m->rows; r++) {
-        tl__decode_row(m, r, t);
-        for (size_t b = 0; b < batch; b++)
-            out[b * m->rows + r] = tl__dot_t8_f32(t, xp + b * P, P) * m->scales[r];
-    }
-    free(xp), free(t);
-    return TL_OK;
+    return batch == 1 ? tl__f32_gemv(m, x, out) : tl__f32_gemm(m, x, batch, out);
 }
 
 /* The column-major copy for sparse products: for each tile of 64 rows and each column,
