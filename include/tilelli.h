@@ -262,7 +262,9 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
 tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t batch, const float *x_scales,
                        int32_t *acc, float *out, size_t out_len);
 
-/* float32 activations (x_len = batch * cols): adds and subtracts, one multiply per output. */
+/* float32 activations (x_len = batch * cols): adds and subtracts, one multiply per output.
+ * Every build returns the same bits; a vector's outputs may differ in the last bits between
+ * batch 1 and a larger batch (the GEMM sums in another order). */
 tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out, size_t out_len);
 
 /* The BitNet b1.58 per-token activation quantizer, per vector of cols:
