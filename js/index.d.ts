@@ -215,8 +215,8 @@ declare class PackedMatrix {
 
   /**
    * float32 activations, batch x cols: sum(+x where trit = +1, -x where trit = -1) * scale[r], by
-   * adds and subtracts in float32 (the summation order differs between the SIMD and scalar
-   * builds, so the last bits may too).
+   * adds and subtracts in float32. Every build returns the same bits; a vector's outputs may
+   * differ in the last bits between batch 1 and a larger batch (another summation order).
    * @throws TilelliError NON_FINITE, SIZE_MISMATCH, FREED, INVALID_ARGUMENT
    */
   matmulFloat(values: Weights): Float32Array;
