@@ -374,6 +374,33 @@ test('the JS references give hand-computed answers', () => {
   assert.equal(tq1Encode([2, 0, 1, 2, 0]), 0xbb);
 });
 
+test('the worked examples of docs/FORMATS.md come out of both builds', () => {
+  const t = [1, -1, 0, 0, 1, 1, -1, 0, -1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1];
+  const rows = {
+    i2: ['52555855555555555655565554555555', '55555155555555555555555555555555'],
+    tq1: ['d52b8080d5d52b802bd5808080808080', '808080808080808080' + '2b808080808080'],
+    bitplane: ['3102' + '00'.repeat(14) + '4201' + '00'.repeat(14), '00'.repeat(16) + '0002' + '00'.repeat(14)],
+  };
+  for (const [name, tl] of Object.entries(builds)) {
+    for (const format of FORMATS) {
+      const hex = Buffer.from(tl.pack(t, [2, 10], format)).toString('hex');
+      assert.equal(hex, rows[format].join(''), `${name} ${format}`);
+      assert.equal(Buffer.from(jsPack(format, t, 2, 10)).toString('hex'), hex, `${format}: the JS packer`);
+    }
+    const m = tl.PackedMatrix.fromTrits(t, [2, 10], { format: 'tq1', scales: [0.5, 2] });
+    assert.deepEqual([...m.matmulBinary([0x09, 0x02], { raw: true })], [2, -1]);
+    assert.deepEqual([...m.matmulBinary([0x09, 0x02])], [1, -2]);
+    assert.deepEqual([...m.matmulSparse([[0, 3, 9], [9, 9]], { raw: true })], [2, -1, 2, -2]);
+    const q = tl.quantizeActivations([0.1, -0.5, 0.25, 1, 0, 0, 0, 0, 0, 0], 10);
+    assert.deepEqual([...q.values], [13, -64, 32, 127, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual([...q.scales], [127]);
+    assert.deepEqual([...m.matmulInt8(q.values, { raw: true })], [77, 0]);
+    assert.deepEqual([...m.matmulInt8(q.values, { scales: q.scales })], [f(38.5 / 127), 0]);
+    assert.deepEqual([...m.matmulFloat([0.1, -0.5, 0.25, 1, 0, 0, 0, 0, 0, 0])], [f(f(f(0.1) + 0.5) * 0.5), 0]);
+    m.free();
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Byte layouts
 // ---------------------------------------------------------------------------------------------
@@ -567,7 +594,8 @@ for (const [name, tl] of Object.entries(builds)) {
 
   test(`${name}: accumulators at the extremes (cols past 4096, all -128 or all 127, long index lists)`, () => {
     for (const format of FORMATS) {
-      for (const [rows, cols] of [[2, 4096], [2, 4097], [1, 12345]]) {
+      // 2^24 - 1 columns of -128: |acc| = 2^31 - 128, the largest int8 accumulator that always fits
+      for (const [rows, cols] of [[2, 4096], [2, 4097], [1, 12345], [2, 2 ** 24 - 1]]) {
         const t = new Int8Array(rows * cols).fill(1);
         t.fill(-1, cols); // second row all -1
         const m = tl.PackedMatrix.fromTrits(t, [rows, cols], { format });
