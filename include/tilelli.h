@@ -257,8 +257,12 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
 tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx, const uint32_t *offsets,
                            size_t batch, int32_t *acc, float *out, size_t out_len);
 
-/* int8 activations (x_len = batch * cols); x_scales: batch scales s from
- * tl_quantize_activations_i8 (out = acc * scale[r] / s), or NULL for s = 1. */
+/* Widest matrix the int8 product takes (2^24 - 1 columns): |acc| <= 128 * cols fits int32. */
+#define TL_MAX_I8_COLS ((size_t)0xFFFFFF)
+
+/* int8 activations (x_len = batch * cols); x_scales: batch scales s (finite, > 0) from
+ * tl_quantize_activations_i8 (out = acc * scale[r] / s), or NULL for s = 1.
+ * TL_ERR_OVERFLOW past TL_MAX_I8_COLS columns. */
 tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t batch, const float *x_scales,
                        int32_t *acc, float *out, size_t out_len);
 

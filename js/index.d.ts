@@ -117,7 +117,7 @@ export interface MatmulOptions {
 export interface MatmulInt8Options extends MatmulOptions {
   /**
    * The per-vector activation scales s of quantizeActivations (one per batch vector, finite and
-   * nonzero): the float outputs are (acc * scale[r]) / s. Default: s = 1. Ignored with raw: true.
+   * > 0): the float outputs are (acc * scale[r]) / s. Default: s = 1. Ignored with raw: true.
    */
   scales?: Weights;
 }

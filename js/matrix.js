@@ -21,10 +21,16 @@ function formatCode(format, fn) {
   return code;
 }
 
+const MAX_ELEMENTS = 0x3fffffff; // TL_MAX_ELEMENTS
+
 function dims(shape, fn) {
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
     throw new TilelliError('INVALID_ARGUMENT',
       `${fn}: shape must be [rows, cols] with positive integers, got ${Array.isArray(shape) ? JSON.stringify(shape) : describe(shape)}`);
+  }
+  // The core takes 32-bit sizes in wasm: larger dimensions must not reach it (they would wrap).
+  if (shape[0] * shape[1] > MAX_ELEMENTS) {
+    throw new TilelliError('OVERFLOW', `${fn}: shape [${shape[0]}, ${shape[1]}] has more than 2^30 - 1 elements`, { status: -6 });
   }
   return shape;
 }
@@ -247,13 +253,13 @@ export function packedMatrixClass(rt) {
      * Run a kernel: inputs are copied in by `fill(ptrs)`, `call(ptrs, accPtr, outPtr, outLen)`
      * runs it; results are int32 accumulators (raw) or float outputs.
      */
-    #run(fn, batch, inputSizes, fill, call, raw) {
+    #run(fn, batch, inputSizes, fill, call, raw, explain) {
       const p = this.#live(fn);
       const outLen = batch * this.rows;
       return rt.withBlock(`PackedMatrix.${fn}`, [...inputSizes, outLen * 4], (ptrs) => {
         fill(ptrs);
         const outPtr = ptrs[ptrs.length - 1];
-        rt.check(call(p, ptrs, raw ? outPtr : 0, raw ? 0 : outPtr, outLen), `PackedMatrix.${fn}`);
+        rt.check(call(p, ptrs, raw ? outPtr : 0, raw ? 0 : outPtr, outLen), `PackedMatrix.${fn}`, explain);
         return raw ? rt.view(Int32Array, outPtr, outLen).slice() : rt.view(Float32Array, outPtr, outLen).slice();
       });
     }
@@ -265,7 +271,7 @@ export function packedMatrixClass(rt) {
      */
     matmulBinary(bits, opts) {
       const fn = 'matmulBinary';
-      const { raw = false } = options(opts, fn);
+      const { raw = false } = options(opts, `PackedMatrix.${fn}`);
       const b = toIntArray(bits, Uint8Array, `PackedMatrix.${fn}`, 'bits');
       const per = Math.ceil(this.cols / 8);
       const batch = batchOf(b.length, per, `PackedMatrix.${fn}`, 'bits');
@@ -279,7 +285,7 @@ export function packedMatrixClass(rt) {
      */
     matmulSparse(indices, opts) {
       const fn = 'matmulSparse';
-      const { raw = false } = options(opts, fn);
+      const { raw = false } = options(opts, `PackedMatrix.${fn}`);
       const lists = Array.isArray(indices) && indices.length > 0 && typeof indices[0] !== 'number' ? indices : [indices];
       const parts = lists.map((l, i) => toIntArray(l, Uint32Array, `PackedMatrix.${fn}`, lists.length > 1 ? `indices[${i}]` : 'indices'));
       const total = parts.reduce((a, l) => a + l.length, 0);
@@ -305,7 +311,7 @@ export function packedMatrixClass(rt) {
      */
     matmulInt8(values, opts) {
       const fn = 'matmulInt8';
-      const { raw = false, scales } = options(opts, fn);
+      const { raw = false, scales } = options(opts, `PackedMatrix.${fn}`);
       const v = toIntArray(values, Int8Array, `PackedMatrix.${fn}`, 'values');
       const batch = batchOf(v.length, this.cols, `PackedMatrix.${fn}`, 'values');
       const s = scales === undefined ? undefined : toF32(scales, `PackedMatrix.${fn}`, 'scales');
@@ -315,7 +321,14 @@ export function packedMatrixClass(rt) {
       return this.#run(fn, batch, [v.length, batch * 4], ([vp, sp]) => {
         rt.view(Int8Array, vp, v.length).set(v);
         if (s) rt.view(Float32Array, sp, batch).set(s);
-      }, (p, [vp, sp], acc, out, n) => x.tl_matmul_i8(p, vp, v.length, batch, s ? sp : 0, acc, out, n), raw);
+      }, (p, [vp, sp], acc, out, n) => x.tl_matmul_i8(p, vp, v.length, batch, s ? sp : 0, acc, out, n), raw,
+      (code) => {
+        if (code === 'OVERFLOW') return `${this.cols} columns: the int8 product takes at most 2^24 - 1`;
+        if (code !== 'INVALID_ALPHA' || !s) return undefined;
+        const i = s.findIndex((e) => !(Number.isFinite(e) && e > 0));
+        const given = Array.isArray(scales) || ArrayBuffer.isView(scales) ? scales[i] : undefined;
+        return `scales[${i}] is ${s[i]}${given !== undefined && given !== s[i] ? ` in float32 (given ${given})` : ''}`;
+      });
     }
 
     /** float32 activations (batch x cols): adds and subtracts, one multiply per output. */
@@ -324,7 +337,8 @@ export function packedMatrixClass(rt) {
       const v = toF32(values, `PackedMatrix.${fn}`, 'values');
       const batch = batchOf(v.length, this.cols, `PackedMatrix.${fn}`, 'values');
       return this.#run(fn, batch, [v.length * 4], ([vp]) => rt.view(Float32Array, vp, v.length).set(v),
-        (p, [vp], _acc, out, n) => x.tl_matmul_f32(p, vp, v.length, batch, out, n), false);
+        (p, [vp], _acc, out, n) => x.tl_matmul_f32(p, vp, v.length, batch, out, n), false,
+        (code) => (code === 'NON_FINITE' ? nonFinite(v, 'values') : undefined));
     }
 
     /** Release the wasm memory. A second call does nothing; any other use afterwards throws FREED. */

@@ -348,9 +348,11 @@ tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t
     tl_status s = tl__check_kernel(m, x, batch, acc, out, out_len);
     if (s) return s;
     if (x_len != batch * m->cols) return TL_ERR_SIZE;
+    /* |acc| <= 128 * cols must fit int32 */
+    if (m->cols > TL_MAX_I8_COLS) return TL_ERR_OVERFLOW;
     if (x_scales)
         for (size_t b = 0; b < batch; b++)
-            if (!isfinite(x_scales[b]) || x_scales[b] == 0.0f) return TL_ERR_ALPHA;
+            if (!(isfinite(x_scales[b]) && x_scales[b] > 0.0f)) return TL_ERR_ALPHA;
     int32_t *sums = malloc(batch * sizeof *sums);
     int16_t *x16 = sums ? tl__widen_i8(m, x, batch, sums) : NULL;
     if (!x16) {

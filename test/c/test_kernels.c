@@ -254,6 +254,8 @@ static void test_kernel_errors(void) {
     CHECK(tl_matmul_i8(m, x8, 7, 2, NULL, acc, out, 6) == TL_ERR_SIZE, "int8 x_len mismatch");
     float badscale[2] = {1, 0};
     CHECK(tl_matmul_i8(m, x8, 8, 2, badscale, acc, out, 6) == TL_ERR_ALPHA, "activation scale 0");
+    badscale[1] = -2.0f;
+    CHECK(tl_matmul_i8(m, x8, 8, 2, badscale, acc, out, 6) == TL_ERR_ALPHA, "negative activation scale");
     CHECK(tl_matmul_f32(m, xf, 8, 2, NULL, 6) == TL_ERR_NULL, "float needs out");
     xf[5] = NAN;
     CHECK(tl_matmul_f32(m, xf, 8, 2, out, 6) == TL_ERR_NON_FINITE, "NaN activation");
@@ -265,6 +267,19 @@ static void test_kernel_errors(void) {
     CHECK(tl_quantize_activations_i8(xf, 8, 3, x8, out) == TL_ERR_SIZE, "8 values in 3 vectors");
     tl_matrix_free(m);
     tl_matrix_free(NULL);
+
+    /* int8 accumulators must fit int32: at most TL_MAX_I8_COLS columns */
+    size_t wide = TL_MAX_I8_COLS + 1;
+    int8_t *tw = calloc(wide, 1);
+    float one = 1.0f;
+    int32_t a1;
+    tl_matrix *mw = NULL;
+    CHECK(tw && tl_matrix_from_trits(TL_FORMAT_I2, tw, 1, wide, &one, 1, &mw) == TL_OK, "a 1 x 2^24 matrix");
+    int8_t *xw = calloc(wide, 1);
+    CHECK(mw && xw && tl_matmul_i8(mw, xw, wide, 1, NULL, &a1, NULL, 1) == TL_ERR_OVERFLOW,
+          "2^24 columns of int8");
+    tl_matrix_free(mw);
+    free(tw), free(xw);
 }
 
 int main(void) {

@@ -942,3 +942,20 @@ test('matrices keep working after the wasm memory grows', async () => {
     huge.free();
   }
 });
+
+test('dimensions past 2^30 - 1 elements are OVERFLOW before they reach the 32-bit core, and activation scales must be > 0', async () => {
+  const tl = await init();
+  for (const shape of [[2 ** 32 + 1, 1], [1, 2 ** 32 + 1], [2 ** 16, 2 ** 16]]) {
+    assert.throws(() => tl.packedSize(shape), (e) => e instanceof TilelliError && e.code === 'OVERFLOW');
+    assert.throws(() => tl.PackedMatrix.fromPacked(new Uint8Array(16).fill(0x55), shape),
+      (e) => e instanceof TilelliError && e.code === 'OVERFLOW');
+  }
+  const m = tl.PackedMatrix.fromWeights([1, 2, 3, 4], [2, 2]);
+  for (const s of [-2, 0, 1e-46, Infinity]) {
+    assert.throws(() => m.matmulInt8([3, 4], { scales: [s] }),
+      (e) => e instanceof TilelliError && e.code === 'INVALID_ALPHA' && /scales\[0\]/.test(e.message));
+  }
+  assert.throws(() => m.matmulFloat([1, NaN]), (e) => e.code === 'NON_FINITE' && /values\[1\] is NaN/.test(e.message));
+  assert.equal(m.matmulInt8([3, 4], { scales: [2] }).length, 2);
+  m.free();
+});
