@@ -1,5 +1,7 @@
 // run-wasi.mjs — runs a C test compiled to standalone wasm (emcc -sSTANDALONE_WASM) under Node's
 // WASI, so the same C tests check the SIMD128 and scalar wasm builds. Usage: node run-wasi.mjs t.wasm [args]
+// Known trap: Node 20 crashed (SIGSEGV creating a catch context as WASI unwound proc_exit) after a
+// test had grown its memory to ~40 MB; keep the wasm tests' allocations small.
 import { readFile } from 'node:fs/promises';
 import { WASI } from 'node:wasi';
 
