@@ -66,13 +66,14 @@ size_t tl__first_non_finite(const float *w, size_t n) {
 #if TL_SIMD
     {
         const v128_t absmask = wasm_i32x4_splat((int32_t)TL__ABS_MASK);
-        const v128_t inf = wasm_i32x4_splat((int32_t)TL__INF_BITS);
+        const v128_t below_inf =
+            wasm_i32x4_splat((int32_t)(TL__INF_BITS - 1)); /* signed compare: see tl__thr */
         for (; i + 16 <= n; i += 16) {
             v128_t m = wasm_u32x4_max(wasm_u32x4_max(wasm_v128_and(wasm_v128_load(w + i), absmask),
                                                      wasm_v128_and(wasm_v128_load(w + i + 4), absmask)),
                                       wasm_u32x4_max(wasm_v128_and(wasm_v128_load(w + i + 8), absmask),
                                                      wasm_v128_and(wasm_v128_load(w + i + 12), absmask)));
-            if (wasm_v128_any_true(wasm_u32x4_ge(m, inf))) break; /* the scalar loop finds which */
+            if (wasm_v128_any_true(wasm_i32x4_gt(m, below_inf))) break; /* the scalar loop finds which */
         }
     }
 #endif
@@ -116,10 +117,15 @@ static uint32_t tl__nonzero_threshold(float alpha) { return tl__threshold(alpha,
  * ------------------------------------------------------------------------- */
 
 #if TL_SIMD
-/* Four trits as i32 lanes: (|w| bits >= t) & (w < 0 ? -1 : +1). */
-static inline v128_t tl__trit4(const float *p, v128_t t) {
+/* |w| bit patterns are below 2^31, so "a >= t" is the signed "a > t - 1": one instruction,
+ * where x86 has no unsigned lane compare (V8 lowers i32x4.ge_u to two). t = 0 gives t - 1 =
+ * -1, which every pattern exceeds, as it should. */
+static inline v128_t tl__thr(uint32_t t) { return wasm_i32x4_splat((int32_t)(t - 1u)); }
+
+/* Four trits as i32 lanes: (|w| bits >= t) & (w < 0 ? -1 : +1); tm1 = tl__thr(t). */
+static inline v128_t tl__trit4(const float *p, v128_t tm1) {
     v128_t x = wasm_v128_load(p);
-    v128_t nz = wasm_u32x4_ge(wasm_v128_and(x, wasm_i32x4_splat((int32_t)TL__ABS_MASK)), t);
+    v128_t nz = wasm_i32x4_gt(wasm_v128_and(x, wasm_i32x4_splat((int32_t)TL__ABS_MASK)), tm1);
     return wasm_v128_and(nz, wasm_v128_or(wasm_i32x4_shr(x, 31), wasm_i32x4_splat(1)));
 }
 #endif
@@ -127,7 +133,7 @@ static inline v128_t tl__trit4(const float *p, v128_t t) {
 static void tl__signs(const float *w, size_t n, uint32_t t, int8_t *trits) {
     size_t i = 0;
 #if TL_SIMD
-    const v128_t vt = wasm_i32x4_splat((int32_t)t);
+    const v128_t vt = tl__thr(t);
     for (; i + 16 <= n; i += 16) {
         v128_t a = wasm_i16x8_narrow_i32x4(tl__trit4(w + i, vt), tl__trit4(w + i + 4, vt));
         v128_t b = wasm_i16x8_narrow_i32x4(tl__trit4(w + i + 8, vt), tl__trit4(w + i + 12, vt));
@@ -149,18 +155,18 @@ static void tl__values(const float *w, size_t n, uint32_t t, float alpha, int ke
     {
         const v128_t absmask = wasm_i32x4_splat((int32_t)TL__ABS_MASK);
         const v128_t signmask = wasm_i32x4_splat((int32_t)TL__SIGN_MASK);
-        const v128_t vt = wasm_i32x4_splat((int32_t)t);
+        const v128_t vt = tl__thr(t);
         const v128_t va = wasm_i32x4_splat((int32_t)ab);
         if (keep_neg_zero) {
             for (; i + 4 <= n; i += 4) {
                 v128_t x = wasm_v128_load(w + i);
-                v128_t nz = wasm_u32x4_ge(wasm_v128_and(x, absmask), vt);
+                v128_t nz = wasm_i32x4_gt(wasm_v128_and(x, absmask), vt);
                 wasm_v128_store(out + i, wasm_v128_or(wasm_v128_and(x, signmask), wasm_v128_and(nz, va)));
             }
         } else {
             for (; i + 4 <= n; i += 4) {
                 v128_t x = wasm_v128_load(w + i);
-                v128_t nz = wasm_u32x4_ge(wasm_v128_and(x, absmask), vt);
+                v128_t nz = wasm_i32x4_gt(wasm_v128_and(x, absmask), vt);
                 wasm_v128_store(out + i, wasm_v128_and(nz, wasm_v128_or(wasm_v128_and(x, signmask), va)));
             }
         }
@@ -341,19 +347,18 @@ tl_status tl_deadzone_stats_compute(const float *w, size_t n, double band, tl_de
 #if TL_SIMD
     {
         const v128_t absmask = wasm_i32x4_splat((int32_t)TL__ABS_MASK);
-        const v128_t vnz = wasm_i32x4_splat((int32_t)t_nz), vlo = wasm_i32x4_splat((int32_t)t_lo),
-                     vhi = wasm_i32x4_splat((int32_t)t_hi), vsg = wasm_i32x4_splat((int32_t)t_sg),
-                     vin = wasm_i32x4_splat((int32_t)t_in);
+        const v128_t vnz = tl__thr(t_nz), vlo = tl__thr(t_lo), vhi = tl__thr(t_hi), vsg = tl__thr(t_sg),
+                     vin = tl__thr(t_in);
         /* i32 lane counters cannot overflow: n <= TL_MAX_ELEMENTS < 2^30. */
         v128_t cnz = wasm_i32x4_splat(0), cneg = cnz, cbd = cnz, czin = cnz;
         for (; i + 4 <= n; i += 4) {
             v128_t x = wasm_v128_load(w + i);
             v128_t a = wasm_v128_and(x, absmask);
-            v128_t m = wasm_u32x4_ge(a, vnz);
+            v128_t m = wasm_i32x4_gt(a, vnz);
             cnz = wasm_i32x4_sub(cnz, m);
             cneg = wasm_i32x4_sub(cneg, wasm_v128_and(m, wasm_i32x4_shr(x, 31)));
-            cbd = wasm_i32x4_sub(cbd, wasm_v128_andnot(wasm_u32x4_ge(a, vlo), wasm_u32x4_ge(a, vhi)));
-            czin = wasm_i32x4_sub(czin, wasm_v128_andnot(wasm_u32x4_ge(a, vsg), wasm_u32x4_ge(a, vin)));
+            cbd = wasm_i32x4_sub(cbd, wasm_v128_andnot(wasm_i32x4_gt(a, vlo), wasm_i32x4_gt(a, vhi)));
+            czin = wasm_i32x4_sub(czin, wasm_v128_andnot(wasm_i32x4_gt(a, vsg), wasm_i32x4_gt(a, vin)));
         }
         int32_t lanes[4][4];
         wasm_v128_store(lanes[0], cnz), wasm_v128_store(lanes[1], cneg);
