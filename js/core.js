@@ -99,6 +99,8 @@ function createApi(rt) {
 
   return {
     ...packingApi(rt),
+    /** The error class, here too for callers that loaded tilelli through require(). */
+    TilelliError,
     /** Packed ternary matrices owning wasm memory (see js/matrix.js). */
     PackedMatrix: packedMatrixClass(rt),
     /** True when the SIMD128 build is running. */

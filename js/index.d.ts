@@ -243,6 +243,8 @@ export interface Tilelli {
   readonly simd: boolean;
   /** Library version, "MAJOR.MINOR.PATCH". */
   readonly version: string;
+  /** The error class (the same as the module export), for code that loaded tilelli with require(). */
+  readonly TilelliError: typeof TilelliError;
 
   /** max(mean(|w|), 1e-5), as a float32 value: the reference's absmean_scale. */
   absmeanScale(w: Weights): number;

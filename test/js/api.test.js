@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 
-import { init, simdSupported, wasmUrl, TilelliError } from '../../js/index.js';
+import { init, simdSupported, wasmUrl, TilelliError } from 'tilelli';
 
 const builds = { simd: await init({ simd: true }), scalar: await init({ simd: false }) };
 

@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 
-import { init } from '../../js/index.js';
+import { init } from 'tilelli';
 import { f32Bits, loadFixtures } from './fixtures.js';
 
 const set = loadFixtures();

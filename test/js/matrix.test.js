@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { init, TilelliError } from '../../js/index.js';
+import { init, TilelliError } from 'tilelli';
 
 const builds = { simd: await init({ simd: true }), scalar: await init({ simd: false }) };
 const FORMATS = ['i2', 'tq1', 'bitplane'];

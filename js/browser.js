@@ -1,0 +1,6 @@
+// browser.js — the entry for browsers and web workers: the shipped builds are fetched next to
+// this file (a bundler must copy dist/*.wasm, or pass init({ url }) / init({ module })).
+import { compileFetched, makeInit, wasmUrl } from './loader.js';
+
+export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export const init = makeInit((simd) => compileFetched(wasmUrl(simd)));

@@ -1,0 +1,8 @@
+// deno.js — the entry for Deno: the shipped builds are read from disk (or fetched when remote).
+/* global Deno */
+import { compileFetched, makeInit, wasmUrl } from './loader.js';
+
+const load = async (url) => (url.protocol === 'file:' ? WebAssembly.compile(await Deno.readFile(url)) : compileFetched(url));
+
+export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export const init = makeInit((simd) => load(wasmUrl(simd)), load);

@@ -1,0 +1,10 @@
+// node.js — the entry for Node: the shipped builds are read from disk.
+import { readFile } from 'node:fs/promises';
+
+import { makeInit, wasmUrl } from './loader.js';
+
+const compileFile = async (url) => WebAssembly.compile(await readFile(url));
+
+export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export const init = makeInit((simd) => compileFile(wasmUrl(simd)), (url) =>
+  (url.protocol === 'file:' ? compileFile(url) : import('./loader.js').then((l) => l.compileFetched(url))));
