@@ -12,6 +12,8 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v make >/dev/null 2>&1 || missing+=(make)
 # SIMDe: the native build compiles the wasm SIMD128 loops to SSE/AVX with it (src/simd.h).
 [ -f /usr/include/simde/wasm/simd128.h ] || missing+=(libsimde-dev)
+# Debian's Chromium, driven by playwright-core in the browser tests (no browser download here).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -10,5 +10,5 @@ ctest --test-dir build --output-on-failure
 echo "== TypeScript declarations (tsc)"
 npx tsc -p test/types
 
-echo "== JS tests (node --test)"
-node --test test/js/
+echo "== JS tests (node --test): the API in Node, then the same sample in every runtime"
+node --test test/js/ test/runtimes/
