@@ -280,9 +280,17 @@ tl_status tl_quantize_activations_i8(const float *x, size_t x_len, size_t batch,
  * Memory (for bindings: the wasm module exports these so JS can place buffers)
  * ------------------------------------------------------------------------- */
 
-/* malloc/free; tl_alloc returns NULL (never aborts) when memory is exhausted or size is 0. */
+/* Allocate and free 16-byte aligned blocks; tl_alloc returns NULL (never aborts) when memory is
+ * exhausted or size is 0. Every allocation of the library goes through the same allocator. */
 void *tl_alloc(size_t size);
 void tl_free(void *p);
+
+/* Bytes and blocks the library holds now (its objects, scratch, and tl_alloc blocks). */
+size_t tl_mem_live_bytes(void);
+size_t tl_mem_live_blocks(void);
+
+/* Testing: make the n-th allocation from now fail (n = 0: never). */
+void tl_mem_fail_after(size_t n);
 
 #ifdef __cplusplus
 }

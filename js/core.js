@@ -99,6 +99,17 @@ function createApi(rt) {
 
   return {
     ...packingApi(rt),
+    /**
+     * What the instance holds: liveBytes / liveBlocks allocated by the library (matrices, and
+     * nothing else between calls), and wasmBytes, the size of its wasm memory (which never shrinks).
+     */
+    memoryStats() {
+      return {
+        liveBytes: x.tl_mem_live_bytes() >>> 0,
+        liveBlocks: x.tl_mem_live_blocks() >>> 0,
+        wasmBytes: rt.memory.buffer.byteLength,
+      };
+    },
     /** The error class, here too for callers that loaded tilelli through require(). */
     TilelliError,
     /** Packed ternary matrices owning wasm memory (see js/matrix.js). */

@@ -243,6 +243,11 @@ export interface Tilelli {
   readonly simd: boolean;
   /** Library version, "MAJOR.MINOR.PATCH". */
   readonly version: string;
+  /**
+   * What this instance holds: bytes and blocks allocated by the library (matrices; nothing else
+   * stays allocated between calls) and the size of its wasm memory, which never shrinks.
+   */
+  memoryStats(): { liveBytes: number; liveBlocks: number; wasmBytes: number };
   /** The error class (the same as the module export), for code that loaded tilelli with require(). */
   readonly TilelliError: typeof TilelliError;
 

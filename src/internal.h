@@ -22,6 +22,11 @@ static inline float tl__u2f(uint32_t u) {
 #define TL__SIGN_MASK 0x80000000u
 #define TL__INF_BITS 0x7F800000u
 
+/* The core's allocator (mem.c): 16-byte aligned, counted. Use these, never malloc/free. */
+void *tl__malloc(size_t size);
+void *tl__calloc(size_t count, size_t size);
+void tl__free(void *p);
+
 /* Sum of |w[i]| in the documented fixed order (8 double lanes); NaN/inf propagate. */
 double tl__abs_sum(const float *w, size_t n);
 

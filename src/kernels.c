@@ -258,7 +258,7 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
 /* int16 copies of batch vectors, each padded with zeros to the row's whole blocks. */
 static int16_t *tl__widen_i8(const tl_matrix *m, const int8_t *x, size_t batch, int32_t *sums) {
     size_t P = m->row_weights;
-    int16_t *x16 = calloc(batch * P, sizeof *x16);
+    int16_t *x16 = tl__calloc(batch * P, sizeof *x16);
     if (!x16) return NULL;
     for (size_t b = 0; b < batch; b++) {
         int32_t s = 0;
@@ -281,14 +281,14 @@ static tl_status tl__matmul_x16(const tl_matrix *m, const int16_t *x16, const in
         }
         return TL_OK;
     }
-    int8_t *t = aligned_alloc(16, (P + 15) / 16 * 16);
+    int8_t *t = tl__malloc((P + 15) / 16 * 16);
     if (!t) return TL_ERR_NO_MEMORY;
     for (size_t r = 0; r < m->rows; r++) {
         tl__decode_row(m, r, t);
         for (size_t b = 0; b < batch; b++)
             tl__emit(m, b, r, tl__dot_t8_x16(t, x16 + b * P, P), x_scales ? x_scales[b] : 1.0f, acc, out);
     }
-    free(t);
+    tl__free(t);
     return TL_OK;
 }
 
@@ -308,7 +308,7 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
     if (m->format == TL_FORMAT_BITPLANE) {
         /* Copy each vector into whole 64-bit words, bits past cols cleared. */
         size_t words = m->row_bytes / 16; /* per plane: row_bytes / 2 bytes = row_bytes / 16 words */
-        uint64_t *xw = calloc(batch * words, sizeof *xw);
+        uint64_t *xw = tl__calloc(batch * words, sizeof *xw);
         if (!xw) return TL_ERR_NO_MEMORY;
         for (size_t b = 0; b < batch; b++) {
             uint8_t *dst = (uint8_t *)(xw + b * words);
@@ -321,15 +321,15 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
                 tl__emit(m, b, r, tl__popdot(row, row + m->row_bytes / 2, xw + b * words, words), 1.0f, acc,
                          out);
         }
-        free(xw);
+        tl__free(xw);
         return TL_OK;
     }
 
     /* Other formats: the bits become 0/1 int16 activations for the int path. */
-    int32_t *sums = malloc(batch * sizeof *sums);
-    int16_t *x16 = calloc(batch * m->row_weights, sizeof *x16);
+    int32_t *sums = tl__malloc(batch * sizeof *sums);
+    int16_t *x16 = tl__calloc(batch * m->row_weights, sizeof *x16);
     if (!sums || !x16) {
-        free(sums), free(x16);
+        tl__free(sums), tl__free(x16);
         return TL_ERR_NO_MEMORY;
     }
     for (size_t b = 0; b < batch; b++) {
@@ -339,7 +339,7 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
         sums[b] = sum;
     }
     s = tl__matmul_x16(m, x16, sums, batch, NULL, acc, out);
-    free(sums), free(x16);
+    tl__free(sums), tl__free(x16);
     return s;
 }
 
@@ -353,24 +353,24 @@ tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t
     if (x_scales)
         for (size_t b = 0; b < batch; b++)
             if (!(isfinite(x_scales[b]) && x_scales[b] > 0.0f)) return TL_ERR_ALPHA;
-    int32_t *sums = malloc(batch * sizeof *sums);
+    int32_t *sums = tl__malloc(batch * sizeof *sums);
     int16_t *x16 = sums ? tl__widen_i8(m, x, batch, sums) : NULL;
     if (!x16) {
-        free(sums);
+        tl__free(sums);
         return TL_ERR_NO_MEMORY;
     }
     s = tl__matmul_x16(m, x16, sums, batch, x_scales, acc, out);
-    free(sums), free(x16);
+    tl__free(sums), tl__free(x16);
     return s;
 }
 
 /* float GEMV: decode each row to trits, then the masked add/subtract dot product. */
 static tl_status tl__f32_gemv(const tl_matrix *m, const float *x, float *out) {
     size_t P = m->row_weights;
-    float *xp = calloc(P, sizeof *xp);
-    int8_t *t = aligned_alloc(16, (P + 15) / 16 * 16);
+    float *xp = tl__calloc(P, sizeof *xp);
+    int8_t *t = tl__malloc((P + 15) / 16 * 16);
     if (!xp || !t) {
-        free(xp), free(t);
+        tl__free(xp), tl__free(t);
         return TL_ERR_NO_MEMORY;
     }
     memcpy(xp, x, m->cols * sizeof *x);
@@ -378,7 +378,7 @@ static tl_status tl__f32_gemv(const tl_matrix *m, const float *x, float *out) {
         tl__decode_row(m, r, t);
         out[r] = tl__dot_t8_f32(t, xp, P) * m->scales[r];
     }
-    free(xp), free(t);
+    tl__free(xp), tl__free(t);
     return TL_OK;
 }
 
@@ -390,11 +390,11 @@ static tl_status tl__f32_gemv(const tl_matrix *m, const float *x, float *out) {
 #define TL__LANES 32 /* batch lanes per pass: 8 vectors of accumulators */
 static tl_status tl__f32_gemm(const tl_matrix *m, const float *x, size_t batch, float *out) {
     size_t B = (batch + 3) / 4 * 4, cols = m->cols;
-    float *xt = aligned_alloc(16, cols * B * sizeof *xt);
-    int8_t *t = aligned_alloc(16, (m->row_weights + 15) / 16 * 16);
-    uint32_t *pos = malloc(cols * sizeof *pos), *neg = malloc(cols * sizeof *neg);
+    float *xt = tl__malloc(cols * B * sizeof *xt);
+    int8_t *t = tl__malloc((m->row_weights + 15) / 16 * 16);
+    uint32_t *pos = tl__malloc(cols * sizeof *pos), *neg = tl__malloc(cols * sizeof *neg);
     if (!xt || !t || !pos || !neg) {
-        free(xt), free(t), free(pos), free(neg);
+        tl__free(xt), tl__free(t), tl__free(pos), tl__free(neg);
         return TL_ERR_NO_MEMORY;
     }
     for (size_t c = 0; c < cols; c++)
@@ -432,7 +432,7 @@ static tl_status tl__f32_gemm(const tl_matrix *m, const float *x, size_t batch, 
                 out[(b0 + l) * m->rows + r] = acc[l] * m->scales[r];
         }
     }
-    free(xt), free(t), free(pos), free(neg);
+    tl__free(xt), tl__free(t), tl__free(pos), tl__free(neg);
     return TL_OK;
 }
 
@@ -451,10 +451,10 @@ tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t
  * 16 bytes of i2 codes (row 8k + j of the tile in 16-bit lane j, bits 2k). */
 static tl_status tl__build_colmajor(tl_matrix *m) {
     size_t tiles = (m->rows + 63) / 64;
-    uint8_t *cm = aligned_alloc(16, tiles * m->cols * 16);
-    int8_t *t = aligned_alloc(16, (m->row_weights + 15) / 16 * 16);
+    uint8_t *cm = tl__malloc(tiles * m->cols * 16);
+    int8_t *t = tl__malloc((m->row_weights + 15) / 16 * 16);
     if (!cm || !t) {
-        free(cm), free(t);
+        tl__free(cm), tl__free(t);
         return TL_ERR_NO_MEMORY;
     }
     /* Zero trits (code 1) everywhere first, so rows past the end add nothing. */
@@ -468,7 +468,7 @@ static tl_status tl__build_colmajor(tl_matrix *m) {
             *p = (uint8_t)((*p & ~(3u << shift)) | (unsigned)(t[c] + 1) << shift);
         }
     }
-    free(t);
+    tl__free(t);
     m->colmajor = cm;
     m->col_bytes = m->cols * 16;
     return TL_OK;

@@ -4,26 +4,21 @@
 
 #include "internal.h"
 
-static void *tl__aligned(size_t bytes) {
-    /* 16-byte alignment for v128 loads; aligned_alloc wants a multiple of the alignment. */
-    return aligned_alloc(16, (bytes + 15) / 16 * 16);
-}
-
 /* An empty matrix with its buffers allocated (data zeroed), shapes validated. */
 static tl_status tl__matrix_new(tl_format f, size_t rows, size_t cols, tl_matrix **out) {
     if (!out) return TL_ERR_NULL;
     size_t bytes;
     tl_status s = tl_format_bytes(f, rows, cols, &bytes);
     if (s) return s;
-    tl_matrix *m = calloc(1, sizeof *m);
+    tl_matrix *m = tl__calloc(1, sizeof *m);
     if (!m) return TL_ERR_NO_MEMORY;
     m->format = f, m->rows = rows, m->cols = cols;
     tl_format_row_bytes(f, cols, &m->row_bytes);
     m->row_weights = f == TL_FORMAT_I2    ? m->row_bytes * 4
                      : f == TL_FORMAT_TQ1 ? m->row_bytes * 5
                                           : m->row_bytes * 4;
-    m->data = tl__aligned(bytes);
-    m->scales = malloc(rows * sizeof *m->scales);
+    m->data = tl__malloc(bytes);
+    m->scales = tl__malloc(rows * sizeof *m->scales);
     if (!m->data || !m->scales) {
         tl_matrix_free(m);
         return TL_ERR_NO_MEMORY;
@@ -85,7 +80,7 @@ tl_status tl_matrix_quantize(tl_format f, const float *w, size_t rows, size_t co
     float alpha = 0;
     if (!per_row && (s = tl_absmean_scale(w, rows * cols, &alpha))) goto fail;
     size_t band = cols >= 65536 ? 1 : 65536 / cols;
-    int8_t *t = malloc(band * cols);
+    int8_t *t = tl__malloc(band * cols);
     if (!t) {
         s = TL_ERR_NO_MEMORY;
         goto fail;
@@ -102,7 +97,7 @@ tl_status tl_matrix_quantize(tl_format f, const float *w, size_t rows, size_t co
         }
         if (!s) tl__pack_rows(f, t, nr, cols, m->data + r0 * m->row_bytes);
     }
-    free(t);
+    tl__free(t);
     if (s) goto fail;
     *out = m;
     return TL_OK;
@@ -113,10 +108,10 @@ fail:
 
 void tl_matrix_free(tl_matrix *m) {
     if (!m) return;
-    free(m->data);
-    free(m->scales);
-    free(m->colmajor);
-    free(m);
+    tl__free(m->data);
+    tl__free(m->scales);
+    tl__free(m->colmajor);
+    tl__free(m);
 }
 
 tl_format tl_matrix_format(const tl_matrix *m) { return m ? m->format : (tl_format)0; }

@@ -225,11 +225,11 @@ tl_status tl__validate_packed(tl_format f, const uint8_t *in, size_t rows, size_
     size_t rb;
     tl_status s = tl_format_row_bytes(f, cols, &rb);
     if (s) return s;
-    int8_t *row = malloc(cols);
+    int8_t *row = tl__malloc(cols);
     if (!row) return TL_ERR_NO_MEMORY;
     for (size_t r = 0; r < rows && !s; r++)
         if (tl__unpack_row(f, in + r * rb, cols, rb, row)) s = TL_ERR_FORMAT;
-    free(row);
+    tl__free(row);
     return s;
 }
 

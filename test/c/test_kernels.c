@@ -285,11 +285,84 @@ static void test_kernel_errors(void) {
     free(zeros);
 }
 
+/* Every allocation that can fail, failing in turn: each call either succeeds or reports
+ * TL_ERR_NO_MEMORY, and leaves the library holding exactly what it held before. */
+static void test_out_of_memory(void) {
+    enum { R = 70, C = 130, B = 3 };
+    static float w[R * C], xf[B * C], out[B * R], xs[B];
+    static int8_t x8[B * C], t[R * C];
+    static uint8_t bits[B * ((C + 7) / 8)];
+    static int32_t acc[B * R];
+    uint32_t idx[4] = {1, 5, 7, 100}, offs[B + 1] = {0, 2, 2, 4};
+    for (int i = 0; i < R * C; i++) w[i] = (float)((int32_t)rnd() / 2147483648.0);
+    for (int i = 0; i < B * C; i++) xf[i] = (float)((int32_t)rnd() / 2147483648.0);
+    tl_quantize_activations_i8(xf, B * C, B, x8, xs);
+    for (size_t f = 0; f < 3; f++) {
+        size_t base = tl_mem_live_bytes();
+        for (int op = 0; op < 8; op++) {
+            int failures = 0, done = 0;
+            for (size_t n = 1; n < 64 && !done; n++) {
+                tl_matrix *m = NULL;
+                if (op >= 3 && tl_matrix_quantize(formats[f], w, R, C, op % 2, &m) != TL_OK) break;
+                size_t before = tl_mem_live_bytes(), blocks = tl_mem_live_blocks();
+                tl_mem_fail_after(n);
+                tl_status s;
+                tl_matrix *made = NULL;
+                switch (op) {
+                case 0:
+                    s = tl_matrix_quantize(formats[f], w, R, C, 0, &made);
+                    break;
+                case 1:
+                    s = tl_matrix_quantize(formats[f], w, R, C, 1, &made);
+                    break;
+                case 2: {
+                    float one = 1;
+                    for (int i = 0; i < R * C; i++) t[i] = (int8_t)(i % 3 - 1);
+                    s = tl_matrix_from_trits(formats[f], t, R, C, &one, 1, &made);
+                    break;
+                }
+                case 3:
+                    s = tl_matmul_binary(m, bits, sizeof bits, B, acc, out, B * R);
+                    break;
+                case 4:
+                    s = tl_matmul_sparse(m, idx, 4, offs, B, acc, out, B * R);
+                    break;
+                case 5:
+                    s = tl_matmul_i8(m, x8, B * C, B, xs, acc, out, B * R);
+                    break;
+                case 6:
+                    s = tl_matmul_f32(m, xf, B * C, B, out, B * R);
+                    break;
+                default:
+                    s = tl_matmul_f32(m, xf, C, 1, out, R);
+                    break;
+                }
+                tl_mem_fail_after(0);
+                if (s == TL_ERR_NO_MEMORY) {
+                    failures++;
+                    CHECK(!made && tl_mem_live_bytes() == before && tl_mem_live_blocks() == blocks,
+                          "%s op %d: allocation %zu failing leaks nothing", fname(formats[f]), op, n);
+                } else {
+                    CHECK(s == TL_OK, "%s op %d with allocation %zu failing: status %d", fname(formats[f]),
+                          op, n, s);
+                    done = 1;
+                }
+                tl_matrix_free(made);
+                tl_matrix_free(m);
+            }
+            CHECK(done && failures > 0, "%s op %d: %d allocations fail cleanly, then it works",
+                  fname(formats[f]), op, failures);
+        }
+        CHECK(tl_mem_live_bytes() == base, "%s: nothing held after the sweep", fname(formats[f]));
+    }
+}
+
 int main(void) {
     test_tq1_bytes();
     test_roundtrip();
     test_invalid();
     test_kernels();
     test_kernel_errors();
+    test_out_of_memory();
     return check_report("kernels");
 }

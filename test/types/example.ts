@@ -107,7 +107,10 @@ export function misuse(): void {
   void packedAsTrits;
 }
 
+const memory: { liveBytes: number; liveBlocks: number; wasmBytes: number } = tl.memoryStats();
+
 export const summary = {
+  memory,
   simd: tl.simd, version: tl.version, url: url.href, alpha, rowAlphas, values, rowValues, signs, rowSigns, lsq,
   stats, stats2, code,
   matrices: {
