@@ -33,6 +33,9 @@ double tl__abs_sum(const float *w, size_t n);
 /* alpha from a finite sum of n absolute values: max(fl(sum) / fl(n), EPS). */
 float tl__absmean_from_sum(double sum, size_t n);
 
+/* (float)x, saturating to +-inf outside the float range (a plain cast is undefined there). */
+float tl__to_float_sat(double x);
+
 /* Index of the first NaN or infinity in w, or n when all are finite. */
 size_t tl__first_non_finite(const float *w, size_t n);
 

@@ -320,7 +320,7 @@ tl_status tl_ternary_values_per_row(const float *w, size_t n, const int64_t *sha
  * Deadzone statistics
  * ------------------------------------------------------------------------- */
 
-static float tl__to_float_sat(double x) {
+float tl__to_float_sat(double x) {
     if (x > 3.4028234663852886e38) return INFINITY;
     if (x < -3.4028234663852886e38) return -INFINITY;
     return (float)x;

@@ -37,15 +37,9 @@ void tl_ref_ternarize_lsq(const float *w, size_t n, float alpha, float *out, int
     }
 }
 
-static float band_to_float(double x) {
-    if (x > 3.4028234663852886e38) return INFINITY;
-    if (x < -3.4028234663852886e38) return -INFINITY;
-    return (float)x;
-}
-
 void tl_ref_deadzone_stats(const float *w, size_t n, double band, tl_deadzone_stats *out) {
     float alpha = tl_ref_absmean_scale(w, n);
-    float b = band_to_float(band), inner = band_to_float(0.5 - band);
+    float b = tl__to_float_sat(band), inner = tl__to_float_sat(0.5 - band);
     uint64_t neg = 0, zero = 0, pos = 0, boundary = 0, zin = 0;
     for (size_t i = 0; i < n; i++) {
         float s = w[i] / alpha;

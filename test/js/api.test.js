@@ -9,21 +9,14 @@ import { test } from 'node:test';
 
 import { init, simdSupported, wasmUrl, TilelliError } from 'tilelli';
 
+import { xorshift } from './util.js';
+
 const builds = { simd: await init({ simd: true }), scalar: await init({ simd: false }) };
 
 function bits(f32) {
   return new Uint32Array(f32.buffer, f32.byteOffset, f32.length);
 }
 
-function xorshift(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
-}
 
 function randomTensor(n, seed, scale = 1) {
   const next = xorshift(seed);

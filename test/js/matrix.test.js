@@ -16,6 +16,8 @@ import { test } from 'node:test';
 
 import { init, TilelliError } from 'tilelli';
 
+import { xorshift } from './util.js';
+
 const builds = { simd: await init({ simd: true }), scalar: await init({ simd: false }) };
 const FORMATS = ['i2', 'tq1', 'bitplane'];
 
@@ -33,15 +35,6 @@ const SHAPES = [
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-function xorshift(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
-}
 
 /** Uniform integer in [0, n). */
 const below = (rng, n) => rng() % n;
