@@ -1,0 +1,196 @@
+// browser.test.js — the sample in Chromium: on a page's main thread (SIMD and scalar builds) and in
+// a module worker, through the package's "browser" entry, compared value for value with Node.
+//
+// 1. esbuild bundles test/browser/page.js and worker.js (both import 'tilelli' by name and
+//    test/runtimes/sample.js) as a browser app would be bundled: platform browser, ESM, the
+//    "browser" condition. Into test-artifacts/browser/site/ (git-ignored): index.html, app/ (the
+//    two bundles and copies of dist/*.wasm) and dist/ (copies again, where the bundled loader's
+//    `new URL('../dist/…', import.meta.url)` points; see test/browser/page.js).
+// 2. A node:http static server on 127.0.0.1 (a free port) serves that folder, .wasm as
+//    application/wasm, and nothing else: no CDN, no network.
+// 3. Debian's Chromium (/usr/bin/chromium, or $TILELLI_CHROMIUM), driven by playwright-core,
+//    opens the page; every console error, page error, unhandled rejection, failed or off-site
+//    request fails the test.
+// 4. Screenshot of the rendered results: test-artifacts/browser/page.png.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { extname, join, normalize, sep } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
+
+import * as esbuild from 'esbuild';
+import { chromium } from 'playwright-core';
+import { init } from 'tilelli';
+
+import { sample } from './sample.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const artifacts = join(root, 'test-artifacts', 'browser');
+const site = join(artifacts, 'site');
+const CHROMIUM = process.env.TILELLI_CHROMIUM || '/usr/bin/chromium';
+const WASM = ['tilelli-simd.wasm', 'tilelli-scalar.wasm'];
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+};
+
+/** Fresh site/: index.html, app/{page,worker}.js bundled, the wasm builds in app/ and dist/. */
+async function buildSite() {
+  await rm(site, { recursive: true, force: true });
+  await mkdir(join(site, 'app'), { recursive: true });
+  await mkdir(join(site, 'dist'), { recursive: true });
+  await copyFile(join(root, 'test', 'browser', 'index.html'), join(site, 'index.html'));
+  for (const name of WASM) {
+    await copyFile(join(root, 'dist', name), join(site, 'app', name));
+    await copyFile(join(root, 'dist', name), join(site, 'dist', name));
+  }
+  const result = await esbuild.build({
+    absWorkingDir: root,
+    entryPoints: { page: 'test/browser/page.js', worker: 'test/browser/worker.js' },
+    outdir: join(site, 'app'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    conditions: ['browser'],
+    metafile: true,
+    logLevel: 'silent',
+  });
+  assert.deepEqual(result.warnings, [], 'esbuild warns about nothing');
+  const bundles = {};
+  for (const [file, output] of Object.entries(result.metafile.outputs)) {
+    const inputs = Object.keys(output.inputs);
+    assert.ok(inputs.includes('js/browser.js'), `${file} uses the browser entry: ${inputs.join(', ')}`);
+    for (const other of ['js/node.js', 'js/index.js', 'js/deno.js', 'js/workerd.js']) {
+      assert.ok(!inputs.includes(other), `${file} bundles no ${other}`);
+    }
+    bundles[file] = output.bytes;
+  }
+  // esbuild keeps import.meta.url as it is in ESM output (it would stub it as `import_meta = {}`
+  // in others): the loader's URL stays relative to the bundle. The page's 'default' run checks it works.
+  const pageJs = await readFile(join(site, 'app', 'page.js'), 'utf8');
+  assert.match(pageJs, /import\.meta\.url/);
+  assert.doesNotMatch(pageJs, /import_meta\b/);
+  return bundles;
+}
+
+/** A static server of site/ on 127.0.0.1 and a free port; records each request. */
+async function serve() {
+  const requests = [];
+  const server = createServer(async (req, res) => {
+    let path = null;
+    try {
+      path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    } catch {} // malformed: a 404 below
+    const file = normalize(join(site, path === '/' ? 'index.html' : path ?? ''));
+    let status = 200;
+    let type = TYPES[extname(file)];
+    let body;
+    if (req.method !== 'GET' || path === null || !file.startsWith(site + sep) || !type) {
+      status = 404;
+    } else {
+      body = await readFile(file).catch(() => undefined);
+      if (!body) status = 404;
+    }
+    if (status !== 200) {
+      type = 'text/plain; charset=utf-8';
+      body = 'not found';
+    }
+    requests.push({ path: path ?? req.url, status, type });
+    res.writeHead(status, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' });
+    res.end(body);
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const close = () => new Promise((resolve) => {
+    server.close(resolve);
+    server.closeAllConnections();
+  });
+  return { origin: `http://127.0.0.1:${server.address().port}`, requests, close };
+}
+
+test('Chromium runs the sample on the main thread (SIMD, scalar) and in a module worker with Node\'s numbers',
+  { timeout: 60_000 }, async (t) => {
+    assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: scripts/setup.sh installs Debian's chromium (or set TILELLI_CHROMIUM)`);
+    for (const name of WASM) {
+      assert.ok(existsSync(join(root, 'dist', name)), `no dist/${name}: build first (npm run build)`);
+    }
+    const time = { start: performance.now() };
+    const expected = sample(await init());
+
+    const bundles = await buildSite();
+    time.bundled = performance.now();
+    const server = await serve();
+    const problems = []; // console errors, page errors, failed and off-site requests
+    let browser;
+    try {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        // headless (the default) makes playwright pass --headless; chromiumSandbox: false (also
+        // the default) passes --no-sandbox. Most of the rest are in playwright's own switches
+        // already; kept here so the intent does not depend on its defaults.
+        headless: true,
+        chromiumSandbox: false,
+        args: ['--disable-gpu', '--disable-background-networking', '--disable-component-update',
+          '--disable-sync', '--no-first-run'],
+        timeout: 30_000,
+      });
+      time.launched = performance.now();
+      const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+      page.setDefaultTimeout(20_000);
+      const where = (m) => (m.location()?.url ? ` (${m.location().url}:${m.location().lineNumber})` : '');
+      // playwright 1.65 reports a dedicated worker's console on the page too (m.worker() says whose).
+      page.on('console', (m) => m.type() === 'error' && problems.push(`${m.worker() ? 'worker ' : ''}console error: ${m.text()}${where(m)}`));
+      page.on('pageerror', (e) => problems.push(`page error: ${e.stack || e.message}`));
+      page.on('crash', () => problems.push('the page crashed'));
+      page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+      page.on('request', (r) => {
+        if (!r.url().startsWith(`${server.origin}/`) && !r.url().startsWith('data:')) problems.push(`off-site request: ${r.url()}`);
+      });
+
+      await page.goto(`${server.origin}/index.html`, { waitUntil: 'load' });
+      await page.waitForFunction(() => window.tilelliReport !== undefined);
+      const report = await page.evaluate(() => window.tilelliReport);
+      time.ran = performance.now();
+
+      // Shown on the page before the screenshot: does each run equal Node's sample?
+      const runs = report.ok
+        ? [...report.main.map((r) => ({ where: 'main thread', ...r })), ...report.worker.map((r) => ({ where: 'worker', ...r }))]
+        : [];
+      const verdicts = runs.map((r) => `${r.where} ${r.label}: ${isDeepStrictEqual(r.result, expected) ? 'equal to' : 'DIFFERENT FROM'} Node's sample`);
+      await page.evaluate((lines) => {
+        document.getElementById('out').textContent += `\nCompared in Node (${lines.length} runs):\n${lines.join('\n')}\n`;
+      }, verdicts);
+      await mkdir(artifacts, { recursive: true });
+      await page.screenshot({ path: join(artifacts, 'page.png'), fullPage: true });
+      time.shot = performance.now();
+
+      assert.ok(report.ok, `the page failed: ${report.error}\n${problems.join('\n')}`);
+      assert.deepEqual(report.main.map((r) => [r.label, r.simd]), [['default', true], ['simd', true], ['scalar', false]]);
+      assert.deepEqual(report.worker.map((r) => [r.label, r.simd]), [['simd', true], ['scalar', false]]);
+      for (const run of runs) assert.deepEqual(run.result, expected, `${run.where} ${run.label} gives Node's sample`);
+
+      // Each build was fetched once per context (init caches per URL) as application/wasm and compiled streaming.
+      assert.deepEqual(report.compiled, { main: { streaming: 3, buffered: 0 }, worker: { streaming: 2, buffered: 0 } });
+      const wasmRequests = server.requests.filter((r) => r.path.endsWith('.wasm')).map((r) => `${r.path} ${r.status} ${r.type}`).sort();
+      assert.deepEqual(wasmRequests, [
+        '/app/tilelli-scalar.wasm 200 application/wasm', '/app/tilelli-scalar.wasm 200 application/wasm',
+        '/app/tilelli-simd.wasm 200 application/wasm', '/app/tilelli-simd.wasm 200 application/wasm',
+        '/dist/tilelli-simd.wasm 200 application/wasm',
+      ]);
+      assert.deepEqual(server.requests.filter((r) => r.status !== 200), [], 'every request was served');
+      assert.deepEqual(problems, [], 'no console error, page error, unhandled rejection or failed request');
+    } finally {
+      await browser?.close();
+      await server.close();
+    }
+    const ms = (a, b) => `${Math.round(time[b] - time[a])} ms`;
+    t.diagnostic(`bundles: ${Object.entries(bundles).map(([f, b]) => `${f.split('/').pop()} ${b} B`).join(', ')}`);
+    t.diagnostic(`bundle ${ms('start', 'bundled')}, launch ${ms('bundled', 'launched')}, page ${ms('launched', 'ran')}, ` +
+      `screenshot ${ms('ran', 'shot')}, total ${Math.round(performance.now() - time.start)} ms`);
+  });
