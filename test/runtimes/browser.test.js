@@ -12,9 +12,12 @@
 //    opens the page; every console error, page error, unhandled rejection, failed or off-site
 //    request fails the test.
 // 4. Screenshot of the rendered results: test-artifacts/browser/page.png.
+// 5. A plain page with no bundler, as the README's install section shows: the package's js/ and
+//    dist/ copied as they are (site/pkg/), imported with <script type="module"> from
+//    ./pkg/js/browser.js; init() fetches ../dist/ next to it.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import { test } from 'node:test';
@@ -48,6 +51,24 @@ async function buildSite() {
     await copyFile(join(root, 'dist', name), join(site, 'app', name));
     await copyFile(join(root, 'dist', name), join(site, 'dist', name));
   }
+  // The unbundled package, laid out as node_modules/tilelli is, and a plain page importing it.
+  await cp(join(root, 'js'), join(site, 'pkg', 'js'), { recursive: true });
+  await mkdir(join(site, 'pkg', 'dist'), { recursive: true });
+  for (const name of WASM) await copyFile(join(root, 'dist', name), join(site, 'pkg', 'dist', name));
+  await copyFile(join(root, 'test', 'runtimes', 'sample.js'), join(site, 'sample.js'));
+  await writeFile(join(site, 'plain.html'), `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tilelli, no bundler</title><link rel="icon" href="data:,">
+<script type="module">
+  import { init } from './pkg/js/browser.js';
+  import { sample } from './sample.js';
+  try {
+    const tl = await init();
+    window.plainReport = { ok: true, simd: tl.simd, result: sample(tl) };
+  } catch (e) {
+    window.plainReport = { ok: false, error: String(e && e.stack || e) };
+  }
+</script></head><body>plain page</body></html>
+`);
   const result = await esbuild.build({
     absWorkingDir: root,
     entryPoints: { page: 'test/browser/page.js', worker: 'test/browser/worker.js' },
@@ -175,13 +196,21 @@ test('Chromium runs the sample on the main thread (SIMD, scalar) and in a module
       assert.deepEqual(report.worker.map((r) => [r.label, r.simd]), [['simd', true], ['scalar', false]]);
       for (const run of runs) assert.deepEqual(run.result, expected, `${run.where} ${run.label} gives Node's sample`);
 
+      // The plain page: the package as installed, no bundler.
+      await page.goto(`${server.origin}/plain.html`, { waitUntil: 'load' });
+      await page.waitForFunction(() => window.plainReport !== undefined);
+      const plain = await page.evaluate(() => window.plainReport);
+      assert.ok(plain.ok, `the plain page failed: ${plain.error}`);
+      assert.equal(plain.simd, true);
+      assert.deepEqual(plain.result, expected, 'the unbundled package in a plain page gives Node\'s sample');
+
       // Each build was fetched once per context (init caches per URL) as application/wasm and compiled streaming.
       assert.deepEqual(report.compiled, { main: { streaming: 3, buffered: 0 }, worker: { streaming: 2, buffered: 0 } });
       const wasmRequests = server.requests.filter((r) => r.path.endsWith('.wasm')).map((r) => `${r.path} ${r.status} ${r.type}`).sort();
       assert.deepEqual(wasmRequests, [
         '/app/tilelli-scalar.wasm 200 application/wasm', '/app/tilelli-scalar.wasm 200 application/wasm',
         '/app/tilelli-simd.wasm 200 application/wasm', '/app/tilelli-simd.wasm 200 application/wasm',
-        '/dist/tilelli-simd.wasm 200 application/wasm',
+        '/dist/tilelli-simd.wasm 200 application/wasm', '/pkg/dist/tilelli-simd.wasm 200 application/wasm',
       ]);
       assert.deepEqual(server.requests.filter((r) => r.status !== 200), [], 'every request was served');
       assert.deepEqual(problems, [], 'no console error, page error, unhandled rejection or failed request');
