@@ -28,9 +28,9 @@ if [ ! -w "$(dirname "$(readlink -f "$(command -v emcc)")")/../share/emscripten/
   export EM_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/emscripten"
 fi
 
-if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm install"
-  npm install --no-audit --no-fund --loglevel=error
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 mkdir -p build
