@@ -63,7 +63,10 @@ typedef enum tl_status {
     TL_ERR_FORMAT = -11,    /* packed bytes are not valid for their format, or an unknown format */
     TL_ERR_SIZE = -12,      /* a buffer's length does not match the shapes */
     TL_ERR_TRIT = -13,      /* a trit is not -1, 0 or +1 */
-    TL_ERR_FREED = -14      /* an object was used after free (raised by bindings) */
+    TL_ERR_FREED = -14,     /* an object was used after free (raised by bindings) */
+    TL_ERR_PARSE = -15,     /* a file is malformed: truncated, bad header, offsets out of range, ... */
+    TL_ERR_VERSION = -16,   /* a file of a format version this library does not read */
+    TL_ERR_DTYPE = -17      /* a tensor dtype this library does not read, or the wrong one for its use */
 } tl_status;
 
 /* Nonzero when s is an error. */
@@ -275,6 +278,56 @@ tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t
  * s = 127 / max(max|x|, 1e-5), xq = clamp(round_half_even(x * s), -128, 127).
  * x_len = batch * cols; xq gets x_len values, scales gets batch values of s. */
 tl_status tl_quantize_activations_i8(const float *x, size_t x_len, size_t batch, int8_t *xq, float *scales);
+
+/* ---------------------------------------------------------------------------
+ * safetensors checkpoints (src/safetensors.c)
+ *
+ * The file: an 8-byte little-endian header length N, N bytes of UTF-8 JSON mapping tensor
+ * names to {"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to the byte after
+ * the header) plus an optional "__metadata__" object of string values, then the data. Every
+ * byte is validated when the file is opened: header length within the file, strict JSON,
+ * known dtypes, shape product x dtype size == end - begin, dimensions without overflow, offsets
+ * inside the data, and no two tensors overlapping. Malformed input is TL_ERR_PARSE (an unknown
+ * dtype TL_ERR_DTYPE), never a read past the buffer.
+ * ------------------------------------------------------------------------- */
+
+typedef enum tl_dtype {
+    TL_DTYPE_F32 = 1,
+    TL_DTYPE_F16 = 2,
+    TL_DTYPE_BF16 = 3,
+    TL_DTYPE_I8 = 4,
+    TL_DTYPE_U8 = 5
+} tl_dtype;
+
+typedef struct tl_safetensors tl_safetensors;
+
+/* Parse and validate a whole file held in bytes[0..len). The handle refers to bytes, which
+ * must outlive it (it copies names and shapes, not the data). */
+tl_status tl_safetensors_open(const uint8_t *bytes, size_t len, tl_safetensors **out);
+void tl_safetensors_free(tl_safetensors *st);
+
+/* Number of tensors (the __metadata__ entry is not a tensor). Tensors keep the file's order. */
+size_t tl_safetensors_count(const tl_safetensors *st);
+
+/* Tensor i: its name (UTF-8, not NUL-terminated, name_len bytes), dtype, rank and shape (an
+ * array of ndim values owned by st), and its data (nbytes bytes inside the file). Any output
+ * pointer may be NULL. */
+tl_status tl_safetensors_tensor(const tl_safetensors *st, size_t i, const char **name, size_t *name_len,
+                                tl_dtype *dtype, size_t *ndim, const int64_t **shape, const uint8_t **data,
+                                size_t *nbytes);
+
+/* Index of the tensor with this name, or TL_ERR_ARGUMENT when there is none. */
+tl_status tl_safetensors_find(const tl_safetensors *st, const char *name, size_t name_len, size_t *index);
+
+/* Tensor i as float32 (n must be its element count): F16 and BF16 widened exactly, I8 and U8
+ * converted. */
+tl_status tl_safetensors_read_f32(const tl_safetensors *st, size_t i, float *out, size_t n);
+
+/* The __metadata__ object: count of entries, and entry j's key and value (UTF-8, not
+ * NUL-terminated). */
+size_t tl_safetensors_metadata_count(const tl_safetensors *st);
+tl_status tl_safetensors_metadata(const tl_safetensors *st, size_t j, const char **key, size_t *key_len,
+                                  const char **value, size_t *value_len);
 
 /* ---------------------------------------------------------------------------
  * Memory (for bindings: the wasm module exports these so JS can place buffers)

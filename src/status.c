@@ -21,6 +21,9 @@ static const struct {
     {TL_ERR_SIZE, "SIZE_MISMATCH", "a buffer's length does not match the shapes"},
     {TL_ERR_TRIT, "INVALID_TRIT", "a trit is not -1, 0 or +1"},
     {TL_ERR_FREED, "FREED", "the object was used after free()"},
+    {TL_ERR_PARSE, "PARSE", "the file is malformed"},
+    {TL_ERR_VERSION, "UNSUPPORTED_VERSION", "the file is from a format version this library does not read"},
+    {TL_ERR_DTYPE, "INVALID_DTYPE", "a tensor has a dtype that cannot be used here"},
 };
 
 #define TL__NSTATUS (sizeof tl__statuses / sizeof tl__statuses[0])
