@@ -330,6 +330,29 @@ tl_status tl_safetensors_metadata(const tl_safetensors *st, size_t j, const char
                                   const char **value, size_t *value_len);
 
 /* ---------------------------------------------------------------------------
+ * Packed models (src/model.c; the file layout: docs/FORMATS.md, "The packed model file")
+ * ------------------------------------------------------------------------- */
+
+/* The model file version this library writes and reads (it refuses larger ones). */
+#define TL_MODEL_VERSION 1
+
+typedef struct tl_model tl_model;
+
+/* Validate and load a packed model file (nothing is re-quantized; the model keeps its own copy
+ * of what it needs, so bytes may be freed afterwards). TL_ERR_PARSE for any malformed part,
+ * TL_ERR_VERSION for a file of a later version, TL_ERR_FORMAT for invalid packed weights,
+ * TL_ERR_NON_FINITE for a NaN or infinite float parameter. */
+tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out);
+void tl_model_free(tl_model *m);
+
+size_t tl_model_input_size(const tl_model *m);
+size_t tl_model_output_size(const tl_model *m);
+size_t tl_model_layer_count(const tl_model *m);
+
+/* Run a batch: x holds batch x input floats, out receives batch x output floats. */
+tl_status tl_model_run(const tl_model *m, const float *x, size_t x_len, size_t batch, float *out, size_t out_len);
+
+/* ---------------------------------------------------------------------------
  * Memory (for bindings: the wasm module exports these so JS can place buffers)
  * ------------------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@
 import { TilelliError } from './errors.js';
 import { Runtime, toF32, toShape, toNumber, explainer } from './runtime.js';
 import { packedMatrixClass, packingApi } from './matrix.js';
+import { modelApi } from './model.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
@@ -97,8 +98,11 @@ function createApi(rt) {
   const i8 = (ptr, n) => new Int8Array(rt.memory.buffer, ptr, n).slice();
   const scalarF32 = (ptr) => new Float32Array(rt.memory.buffer, ptr, 1)[0];
 
+  const PackedMatrix = packedMatrixClass(rt);
   return {
     ...packingApi(rt),
+    /** Checkpoints, the packed model file and the model runtime (see js/model.js). */
+    ...modelApi(rt, PackedMatrix),
     /**
      * What the instance holds: liveBytes / liveBlocks allocated by the library (matrices, and
      * nothing else between calls), and wasmBytes, the size of its wasm memory (which never shrinks).
@@ -113,7 +117,7 @@ function createApi(rt) {
     /** The error class, here too for callers that loaded tilelli through require(). */
     TilelliError,
     /** Packed ternary matrices owning wasm memory (see js/matrix.js). */
-    PackedMatrix: packedMatrixClass(rt),
+    PackedMatrix,
     /** True when the SIMD128 build is running. */
     simd: rt.simd,
     /** Library version, "MAJOR.MINOR.PATCH". */

@@ -24,8 +24,14 @@ export type TilelliErrorCode =
   | 'SIZE_MISMATCH'
   /** A trit is not -1, 0 or +1. */
   | 'INVALID_TRIT'
-  /** A PackedMatrix was used after free(). */
-  | 'FREED';
+  /** A PackedMatrix, Model or Safetensors was used after free(). */
+  | 'FREED'
+  /** A file is malformed: truncated, a bad header, offsets out of range or overlapping, ... */
+  | 'PARSE'
+  /** A packed model file of a later format version than this library reads. */
+  | 'UNSUPPORTED_VERSION'
+  /** A checkpoint tensor of a dtype this library does not read (it reads F32, F16, BF16, I8, U8). */
+  | 'INVALID_DTYPE';
 
 /** Every error tilelli throws. After one, the instance keeps working. */
 export class TilelliError extends Error {
@@ -291,6 +297,85 @@ export interface Tilelli {
    *   INVALID_ARGUMENT
    */
   quantizeActivations(x: Weights, cols: number): QuantizedActivations;
+
+  /** safetensors checkpoints, validated by the C parser. */
+  readonly Safetensors: typeof Safetensors;
+  /** Packed model files: load, run, predict. */
+  readonly Model: typeof Model;
+  /** The packed model file (docs/FORMATS.md) of a layer list; validated by loading it back. */
+  packModel(spec: ModelSpec): Uint8Array;
+  /** A checkpoint plus an architecture description -> the packed model file. */
+  packCheckpoint(checkpoint: Uint8Array | ArrayBuffer | Safetensors, arch: Architecture,
+    options?: { format?: MatrixFormat; onProgress?: (p: { layer: number; of: number; name: string }) => void }): Uint8Array;
+}
+
+/** One tensor of a checkpoint. */
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: 'F32' | 'F16' | 'BF16' | 'I8' | 'U8';
+  readonly shape: number[];
+  readonly byteLength: number;
+}
+
+/** A safetensors checkpoint in wasm memory. Free it when done (or `using`). */
+export declare class Safetensors {
+  private constructor();
+  /** Parse and validate a whole file. @throws TilelliError PARSE, INVALID_DTYPE, OVERFLOW, OUT_OF_MEMORY */
+  static open(bytes: Uint8Array | ArrayBuffer): Safetensors;
+  readonly tensors: readonly TensorInfo[];
+  readonly metadata: Readonly<Record<string, string>>;
+  /** A tensor's description. @throws TilelliError INVALID_ARGUMENT (no such tensor), FREED */
+  tensor(name: string): TensorInfo;
+  /** A tensor's values as float32 (F16/BF16 widened exactly). */
+  read(name: string): Float32Array;
+  free(): void;
+  [Symbol.dispose](): void;
+}
+
+/** A layer of a ModelSpec (see docs/FORMATS.md for what each computes). */
+export type ModelLayer =
+  | { type: 'linear' | 'bitlinear'; matrix: PackedMatrix; bias?: Weights; normWeight?: Weights; eps?: number }
+  | { type: 'relu' | 'gelu' | 'silu' | 'softmax' }
+  | { type: 'rmsnorm'; weight?: Weights; eps?: number }
+  | { type: 'binarize'; threshold: number }
+  | { type: 'binarize'; k: number };
+
+export interface ModelSpec {
+  /** Width of an input vector. */
+  input: number;
+  layers: ModelLayer[];
+  metadata?: Record<string, string | number | boolean>;
+}
+
+/** The architecture description packCheckpoint (and the CLI's pack) read: tensor names, not matrices. */
+export interface Architecture {
+  input: number;
+  layers: Array<
+    | { type: 'linear' | 'bitlinear'; weight: string; bias?: string; normWeight?: string; eps?: number; quantizer?: 'per_tensor' | 'per_row' }
+    | { type: 'relu' | 'gelu' | 'silu' | 'softmax' }
+    | { type: 'rmsnorm'; eps?: number }
+    | { type: 'binarize'; threshold: number }
+    | { type: 'binarize'; k: number }>;
+  metadata?: Record<string, string>;
+}
+
+/** A packed model in wasm memory. */
+export declare class Model {
+  private constructor();
+  /** Load a packed model file: validated, nothing re-quantized. @throws TilelliError PARSE, UNSUPPORTED_VERSION, INVALID_FORMAT, NON_FINITE */
+  static load(bytes: Uint8Array | ArrayBuffer): Model;
+  readonly inputSize: number;
+  readonly outputSize: number;
+  /** The layers as the file describes them (without blob offsets). */
+  readonly layers: ReadonlyArray<{ type: string; in?: number; out?: number; weights?: MatrixFormat; [key: string]: unknown }>;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly freed: boolean;
+  /** batch x outputSize outputs for batch x inputSize inputs. @throws TilelliError SIZE_MISMATCH, NON_FINITE, FREED */
+  run(input: Weights): Float32Array;
+  /** The argmax of each output vector. */
+  predict(input: Weights): Int32Array;
+  free(): void;
+  [Symbol.dispose](): void;
 }
 
 /** Load tilelli (SIMD128 build when supported) and return its API. */

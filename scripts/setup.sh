@@ -12,6 +12,9 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v make >/dev/null 2>&1 || missing+=(make)
 # SIMDe: the native build compiles the wasm SIMD128 loops to SSE/AVX with it (src/simd.h).
 [ -f /usr/include/simde/wasm/simd128.h ] || missing+=(libsimde-dev)
+# clang and its libFuzzer runtime for the fuzz targets (test/fuzz/)
+command -v clang-14 >/dev/null 2>&1 || missing+=(clang-14)
+ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
 # Debian's Chromium, driven by playwright-core in the browser tests (no browser download here).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

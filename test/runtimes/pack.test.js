@@ -89,7 +89,7 @@ test('the packed tarball installs offline and gives Node\'s numbers from import 
   for (const name of await readdir(join(root, 'js'))) assert.ok(files.includes(`js/${name}`), `the tarball holds js/${name}`);
   for (const target of exportedFiles(pkg)) assert.ok(files.includes(target), `the tarball holds ${target}, which package.json names`);
   for (const f of files) {
-    assert.match(f, /^(package\.json|README\.md|LICENSE(\.\w+)?|js\/[\w.-]+\.(js|cjs|d\.ts)|dist\/[\w.-]+\.wasm|include\/[\w.-]+\.h)$/,
+    assert.match(f, /^(package\.json|README\.md|LICENSE(\.\w+)?|js\/[\w.-]+\.(js|cjs|d\.ts)|bin\/[\w.-]+\.js|dist\/[\w.-]+\.wasm|include\/[\w.-]+\.h)$/,
       `the tarball holds nothing else: ${f}`);
     assert.doesNotMatch(f, /^(test|src|bench|build|scripts|examples|demo|docs|wasm|node_modules|test-artifacts)\//, f);
   }
@@ -122,6 +122,10 @@ test('the packed tarball installs offline and gives Node\'s numbers from import 
     assert.equal(out.simd, true);
     assert.deepEqual(out.sample, expected, `${script}: the installed package gives Node's numbers`);
   }
+
+  // The CLI comes with the package as a bin: `npx tilelli` in the project.
+  const help = await run(join(project, 'node_modules', '.bin', 'tilelli'), ['--help'], { cwd: project });
+  assert.match(help.stdout, /Usage: tilelli <command>/);
 
   // 4. what a browser downloads, gzipped at level 9
   const gz = async (rel) => gzipSync(await readFile(join(installed, rel)), { level: 9 }).length;

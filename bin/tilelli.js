@@ -1,0 +1,322 @@
+#!/usr/bin/env node
+// tilelli — the command line: inspect checkpoints and packed models, deadzone stats, pack, run,
+// bench. `tilelli <command> --help` says more. Exit codes: 0 success, 1 the data was refused (a
+// TilelliError: malformed file, wrong shape, ...), 2 a usage error, 3 a file could not be read
+// or written.
+import { readFile, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { init, TilelliError } from '../js/node.js';
+
+const EXIT = { ok: 0, data: 1, usage: 2, io: 3 };
+
+class UsageError extends Error {}
+class IoError extends Error {}
+
+const HELP = {
+  main: `tilelli — ternary (BitNet b1.58) weights: checkpoints in, packed models out
+
+Usage: tilelli <command> [options]
+
+Commands:
+  inspect <file>                 tensors of a .safetensors checkpoint, or layers of a packed model
+  stats <checkpoint>             deadzone stats of every weight tensor (the reference's deadzone_stats)
+  pack <checkpoint> --arch <a>   quantize and pack a checkpoint into a packed model file
+  run <model> <input>            run a packed model on inputs; print predictions or outputs
+  bench <model>                  latency and size of a packed model
+
+Run "tilelli <command> --help" for a command's options.
+Exit codes: 0 success, 1 invalid data, 2 usage error, 3 file not readable or writable.`,
+  inspect: `Usage: tilelli inspect <file> [--json]
+
+Prints the tensors of a safetensors checkpoint (name, dtype, shape, bytes) and its metadata,
+or the layers of a packed model file (.tlm), with sizes.`,
+  stats: `Usage: tilelli stats <checkpoint> [--band 0.1] [--all] [--json]
+
+Deadzone statistics of every weight tensor (2 or more dimensions; --all: every tensor): alpha,
+fractions of trits -1 / 0 / +1, the fraction within --band of the 0.5 rounding boundary, and the
+fraction deeply zero. The same numbers as the reference's deadzone_stats(w, band).`,
+  pack: `Usage: tilelli pack <checkpoint> --arch <architecture.json> [--format i2|tq1|bitplane] [-o out.tlm]
+
+Quantizes each linear layer's weight as the architecture says (per_tensor or per_row, the
+reference's rule), packs it in the format (default i2), and writes the packed model file
+(default: the checkpoint's name with .<format>.tlm). The architecture:
+  { "input": 784, "layers": [ { "type": "linear", "weight": "fc1.weight", "bias": "fc1.bias",
+    "quantizer": "per_tensor" }, { "type": "relu" }, ... ] }
+Layer types: linear, bitlinear, relu, gelu, silu, rmsnorm, binarize, softmax (docs/FORMATS.md).`,
+  run: `Usage: tilelli run <model.tlm> <input> [--tensor name] [--outputs] [--json] [-o file]
+
+Input: a .safetensors file (the tensor --tensor, default the first; shape [batch, input]), a
+.json file (an array of vectors, or one flat array), or raw little-endian float32 (.f32, .bin).
+Prints one prediction (argmax) per line; --outputs prints the output vectors instead; --json
+writes { predictions, outputs } as JSON. -o writes to a file instead of stdout.`,
+  bench: `Usage: tilelli bench <model.tlm> [--batch 1] [--seconds 2]
+
+Times model.run on random inputs of the model's width: median latency per call and per sample,
+and the model's size (packed file against float32 weights).`,
+};
+
+function fail(kind, message) {
+  throw kind === 'usage' ? new UsageError(message) : new IoError(message);
+}
+
+async function read(path) {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    return fail('io', `cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+}
+
+async function write(path, data) {
+  try {
+    await writeFile(path, data);
+  } catch (e) {
+    fail('io', `cannot write ${path}: ${e.message}`);
+  }
+}
+
+function isModel(bytes) {
+  return bytes.length >= 4 && bytes[0] === 0x54 && bytes[1] === 0x4c && bytes[2] === 0x4d && bytes[3] === 0x4c;
+}
+
+/** A progress bar on stderr when it is a terminal; silent otherwise (pipes, CI logs). */
+function progress(label, total) {
+  const tty = process.stderr.isTTY;
+  let last = -1;
+  return {
+    update(done) {
+      if (!tty) return;
+      const pct = Math.floor((100 * done) / total);
+      if (pct === last) return;
+      last = pct;
+      const width = 30, full = Math.round((width * done) / total);
+      process.stderr.write(`\r${label} [${'#'.repeat(full)}${'.'.repeat(width - full)}] ${pct}%`);
+    },
+    done() { if (tty) process.stderr.write('\n'); },
+  };
+}
+
+const fmtBytes = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+const pad = (rows) => {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  return rows.map((r) => r.map((c, i) => (typeof c === 'number' ? String(c).padStart(w[i]) : String(c).padEnd(w[i]))).join('  ')).join('\n');
+};
+
+const commands = {
+  async inspect(tl, args, opts) {
+    if (args.length !== 1) fail('usage', 'inspect takes one file');
+    const bytes = await read(args[0]);
+    if (isModel(bytes)) {
+      const model = tl.Model.load(bytes);
+      try {
+        const info = { file: args[0], bytes: bytes.length, input: model.inputSize, output: model.outputSize, layers: model.layers, metadata: model.metadata };
+        if (opts.json) return console.log(JSON.stringify(info, null, 2));
+        console.log(`${basename(args[0])}: packed model, ${fmtBytes(bytes.length)}, input ${model.inputSize}, output ${model.outputSize}`);
+        console.log(pad([['#', 'layer', 'shape', 'weights'], ...model.layers.map((L, i) => [
+          i, L.type, L.in ? `${L.out} x ${L.in}` : '', L.weights ?? ''])]));
+        for (const [k, v] of Object.entries(model.metadata)) console.log(`metadata ${k}: ${v}`);
+      } finally {
+        model.free();
+      }
+      return undefined;
+    }
+    const st = tl.Safetensors.open(bytes);
+    try {
+      if (opts.json) return console.log(JSON.stringify({ file: args[0], bytes: bytes.length, tensors: st.tensors.map(({ index, ...t }) => t), metadata: st.metadata }, null, 2));
+      console.log(`${basename(args[0])}: safetensors, ${fmtBytes(bytes.length)}, ${st.tensors.length} tensors`);
+      console.log(pad([['name', 'dtype', 'shape', 'bytes'], ...st.tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, t.byteLength])]));
+      for (const [k, v] of Object.entries(st.metadata)) console.log(`metadata ${k}: ${v}`);
+    } finally {
+      st.free();
+    }
+    return undefined;
+  },
+
+  async stats(tl, args, opts) {
+    if (args.length !== 1) fail('usage', 'stats takes one checkpoint');
+    const band = opts.band === undefined ? 0.1 : Number(opts.band);
+    if (!Number.isFinite(band)) fail('usage', `--band must be a number, got ${opts.band}`);
+    const st = tl.Safetensors.open(await read(args[0]));
+    try {
+      const rows = st.tensors.filter((t) => opts.all || t.shape.length >= 2).map((t) => ({ name: t.name, shape: t.shape, ...tl.deadzoneStats(st.read(t.name), band) }));
+      if (opts.json) return console.log(JSON.stringify({ band, tensors: rows }, null, 2));
+      const pct = (v) => `${(100 * v).toFixed(2)}%`;
+      console.log(`deadzone stats, band ${band}`);
+      console.log(pad([['tensor', 'shape', 'alpha', '-1', '0', '+1', 'boundary', 'zero inner'], ...rows.map((r) => [
+        r.name, `[${r.shape.join(', ')}]`, r.alpha.toPrecision(7), pct(r.fracNeg), pct(r.fracZero), pct(r.fracPos), pct(r.fracBoundary), pct(r.fracZeroInner)])]));
+    } finally {
+      st.free();
+    }
+    return undefined;
+  },
+
+  async pack(tl, args, opts) {
+    if (args.length !== 1) fail('usage', 'pack takes one checkpoint');
+    if (!opts.arch) fail('usage', 'pack needs --arch <architecture.json>');
+    const format = opts.format ?? 'i2';
+    if (!['i2', 'tq1', 'bitplane'].includes(format)) fail('usage', `--format must be i2, tq1 or bitplane, got ${format}`);
+    let arch;
+    try {
+      arch = JSON.parse(new TextDecoder().decode(await read(opts.arch)));
+    } catch (e) {
+      if (e instanceof IoError) throw e;
+      fail('usage', `${opts.arch} is not JSON: ${e.message}`);
+    }
+    const checkpoint = await read(args[0]);
+    const bar = progress('packing', arch.layers?.length ?? 1);
+    const file = tl.packCheckpoint(checkpoint, { ...arch, metadata: { ...(arch.metadata ?? {}), source: basename(args[0]) } },
+      { format, onProgress: ({ layer }) => bar.update(layer + 1) });
+    bar.done();
+    const out = opts.output ?? args[0].replace(/\.safetensors$/, '') + `.${format}.tlm`;
+    await write(out, file);
+    console.log(`wrote ${out}: ${fmtBytes(file.length)} (checkpoint ${fmtBytes(checkpoint.length)})`);
+    return undefined;
+  },
+
+  async run(tl, args, opts) {
+    if (args.length !== 2) fail('usage', 'run takes a model and an input file');
+    const model = tl.Model.load(await read(args[0]));
+    try {
+      const input = await readInput(tl, args[1], opts.tensor, model.inputSize);
+      const batch = input.length / model.inputSize;
+      const chunk = 256, outputs = new Float32Array(batch * model.outputSize);
+      const bar = progress('running', batch);
+      for (let b = 0; b < batch; b += chunk) {
+        const n = Math.min(chunk, batch - b);
+        outputs.set(model.run(input.subarray(b * model.inputSize, (b + n) * model.inputSize)), b * model.outputSize);
+        bar.update(b + n);
+      }
+      bar.done();
+      const predictions = [];
+      for (let b = 0; b < batch; b++) {
+        let best = 0;
+        for (let c = 1; c < model.outputSize; c++) if (outputs[b * model.outputSize + c] > outputs[b * model.outputSize + best]) best = c;
+        predictions.push(best);
+      }
+      const rows = [];
+      for (let b = 0; b < batch; b++) rows.push(Array.from(outputs.subarray(b * model.outputSize, (b + 1) * model.outputSize)));
+      const text = opts.json ? JSON.stringify({ predictions, outputs: rows })
+        : opts.outputs ? rows.map((r) => r.join(' ')).join('\n') : predictions.join('\n');
+      if (opts.output) await write(opts.output, `${text}\n`);
+      else console.log(text);
+    } finally {
+      model.free();
+    }
+    return undefined;
+  },
+
+  async bench(tl, args, opts) {
+    if (args.length !== 1) fail('usage', 'bench takes one model');
+    const batch = Number(opts.batch ?? 1), seconds = Number(opts.seconds ?? 2);
+    if (!Number.isSafeInteger(batch) || batch < 1) fail('usage', `--batch must be a positive integer, got ${opts.batch}`);
+    if (!(seconds > 0)) fail('usage', `--seconds must be positive, got ${opts.seconds}`);
+    const bytes = await read(args[0]);
+    const model = tl.Model.load(bytes);
+    try {
+      const x = new Float32Array(batch * model.inputSize).map((_, i) => ((i * 2654435761) % 1000) / 1000);
+      model.run(x);
+      const times = [], bar = progress('timing', seconds * 1000);
+      const start = performance.now();
+      while (performance.now() - start < seconds * 1000 || times.length < 5) {
+        const t0 = performance.now();
+        model.run(x);
+        times.push(performance.now() - t0);
+        bar.update(Math.min(seconds * 1000, performance.now() - start));
+      }
+      bar.done();
+      times.sort((a, b) => a - b);
+      const med = times[times.length >> 1];
+      const weights = model.layers.filter((L) => L.in).reduce((a, L) => a + L.in * L.out, 0);
+      console.log(`${basename(args[0])}: ${model.layers.length} layers, ${weights} ternary weights, ${tl.simd ? 'wasm SIMD128' : 'wasm scalar'}`);
+      console.log(`size: ${fmtBytes(bytes.length)} packed, ${fmtBytes(weights * 4)} as float32 (${((weights * 4) / bytes.length).toFixed(1)}x smaller)`);
+      console.log(`latency: ${(med * 1000).toFixed(1)} us per call of batch ${batch} (median of ${times.length}), ${((med * 1000) / batch).toFixed(2)} us per sample`);
+    } finally {
+      model.free();
+    }
+    return undefined;
+  },
+};
+
+/** Input vectors from a safetensors, JSON or raw float32 file. */
+async function readInput(tl, path, tensor, width) {
+  const bytes = await read(path);
+  let v;
+  if (path.endsWith('.json')) {
+    let data;
+    try {
+      data = JSON.parse(new TextDecoder().decode(bytes));
+    } catch (e) {
+      throw new TilelliError('PARSE', `run: ${path} is not JSON: ${e.message}`);
+    }
+    v = Float32Array.from(Array.isArray(data[0]) ? data.flat() : data);
+  } else if (path.endsWith('.f32') || path.endsWith('.bin')) {
+    if (bytes.length % 4) throw new TilelliError('SIZE_MISMATCH', `run: ${path} has ${bytes.length} bytes, not whole float32 values`);
+    v = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  } else {
+    const st = tl.Safetensors.open(bytes);
+    try {
+      v = st.read(tensor ?? st.tensors[0]?.name);
+    } finally {
+      st.free();
+    }
+  }
+  if (v.length === 0 || v.length % width) {
+    throw new TilelliError('SIZE_MISMATCH', `run: the input has ${v.length} values, not a positive multiple of the model's input ${width}`);
+  }
+  return v;
+}
+
+async function main(argv) {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(HELP.main);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  if (!commands[command]) {
+    console.error(`tilelli: unknown command "${command}"\n\n${HELP.main}`);
+    return EXIT.usage;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, all: { type: 'boolean' },
+        outputs: { type: 'boolean' }, band: { type: 'string' }, arch: { type: 'string' },
+        format: { type: 'string' }, output: { type: 'string', short: 'o' }, tensor: { type: 'string' },
+        batch: { type: 'string' }, seconds: { type: 'string' },
+      },
+    });
+  } catch (e) {
+    console.error(`tilelli ${command}: ${e.message}\n\n${HELP[command]}`);
+    return EXIT.usage;
+  }
+  if (parsed.values.help) {
+    console.log(HELP[command]);
+    return EXIT.ok;
+  }
+  try {
+    const tl = await init();
+    await commands[command](tl, parsed.positionals, parsed.values);
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`tilelli ${command}: ${e.message}\n\n${HELP[command]}`);
+      return EXIT.usage;
+    }
+    if (e instanceof IoError) {
+      console.error(`tilelli ${command}: ${e.message}`);
+      return EXIT.io;
+    }
+    if (e instanceof TilelliError) {
+      console.error(`tilelli ${command}: ${e.message} [${e.code}]`);
+      return EXIT.data;
+    }
+    throw e;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
