@@ -349,7 +349,9 @@ size_t tl_model_input_size(const tl_model *m);
 size_t tl_model_output_size(const tl_model *m);
 size_t tl_model_layer_count(const tl_model *m);
 
-/* Run a batch: x holds batch x input floats, out receives batch x output floats. */
+/* Run a batch: x holds batch x input floats, out receives batch x output floats.
+ * TL_ERR_NON_FINITE when x holds a NaN or infinity, or when a layer's output overflows to one
+ * (possible only with absurd weights); out then holds nothing valid. */
 tl_status tl_model_run(const tl_model *m, const float *x, size_t x_len, size_t batch, float *out, size_t out_len);
 
 /* ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 # test/fuzz/fuzz.cmake — the libFuzzer targets (test/fuzz/README.md), built with clang whatever
 # compiler the project uses, since libFuzzer is clang's. include() it from the top-level
 # CMakeLists.txt after enable_testing(). Gives, when clang links -fsanitize=fuzzer:
-#   fuzz_json, fuzz_safetensors    the fuzzers (ASan + UBSan), in <build>/fuzz/
+#   fuzz_json, fuzz_safetensors, fuzz_model   the fuzzers (ASan + UBSan), in <build>/fuzz/
 #   tests fuzz_<t>_corpus          every committed seed run once (a regression test, ~1 s)
 #   target fuzz-run                each fuzzer for TILELLI_FUZZ_SECONDS, growing a corpus in
 #                                  <build>/fuzz/corpus/<t>, crashes in <build>/fuzz/artifacts/
@@ -35,19 +35,20 @@ if(NOT TL_FUZZ_PROBE EQUAL 0)
                  "(apt-get install -y libclang-rt-14-dev): fuzzers skipped")
   return()
 endif()
-message(STATUS "fuzz: building fuzz_json and fuzz_safetensors with ${TL_FUZZ_CC}")
+message(STATUS "fuzz: building fuzz_json, fuzz_safetensors and fuzz_model with ${TL_FUZZ_CC}")
 
-# Only what the readers need: the fuzzers do not depend on the kernels compiling.
-set(TL_FUZZ_LIB src/status.c src/mem.c src/json.c src/safetensors.c)
+# The whole core: the model target runs what it loads through the kernels.
+set(TL_FUZZ_LIB ${TL_SOURCES})
 list(TRANSFORM TL_FUZZ_LIB PREPEND ${TL_FUZZ_ROOT}/)
-set(TL_FUZZ_HEADERS ${TL_FUZZ_ROOT}/include/tilelli.h ${TL_FUZZ_ROOT}/src/internal.h ${TL_FUZZ_ROOT}/src/json.h)
-set(TL_FUZZ_TARGETS json safetensors)
+set(TL_FUZZ_HEADERS ${TL_FUZZ_ROOT}/include/tilelli.h ${TL_FUZZ_ROOT}/src/internal.h ${TL_FUZZ_ROOT}/src/json.h
+    ${TL_FUZZ_ROOT}/src/simd.h)
+set(TL_FUZZ_TARGETS json safetensors model)
 set(TL_FUZZ_RUN "")
 foreach(t IN LISTS TL_FUZZ_TARGETS)
   set(exe ${TL_FUZZ_BIN}/fuzz_${t})
   add_custom_command(
     OUTPUT ${exe}
-    COMMAND ${TL_FUZZ_CC} ${TL_FUZZ_FLAGS} -Wall -Wextra -I${TL_FUZZ_ROOT}/include -I${TL_FUZZ_ROOT}/src
+    COMMAND ${TL_FUZZ_CC} ${TL_FUZZ_FLAGS} ${TL_NATIVE_FLAGS} -Wall -Wextra -I${TL_FUZZ_ROOT}/include -I${TL_FUZZ_ROOT}/src
             ${TL_FUZZ_ROOT}/test/fuzz/fuzz_${t}.c ${TL_FUZZ_LIB} -lm -o ${exe}
     DEPENDS ${TL_FUZZ_ROOT}/test/fuzz/fuzz_${t}.c ${TL_FUZZ_LIB} ${TL_FUZZ_HEADERS}
     COMMENT "clang: fuzz_${t} (libFuzzer, ASan, UBSan)"
@@ -61,4 +62,4 @@ foreach(t IN LISTS TL_FUZZ_TARGETS)
             -dict=${TL_FUZZ_ROOT}/test/fuzz/json.dict -artifact_prefix=${TL_FUZZ_BIN}/artifacts/${t}-
             ${TL_FUZZ_BIN}/corpus/${t} ${TL_FUZZ_ROOT}/test/fuzz/corpus/${t})
 endforeach()
-add_custom_target(fuzz-run ${TL_FUZZ_RUN} DEPENDS fuzz_json fuzz_safetensors USES_TERMINAL VERBATIM)
+add_custom_target(fuzz-run ${TL_FUZZ_RUN} DEPENDS fuzz_json fuzz_safetensors fuzz_model USES_TERMINAL VERBATIM)

@@ -1,0 +1,57 @@
+/* fuzz_model.c — libFuzzer target for the packed model file reader and runtime (src/model.c).
+ *
+ * Each input is loaded as a model file. Whatever happens: a status among those tl_model_load
+ * documents, and nothing held afterwards when it fails. A model that loads is run on a batch of
+ * two fixed input vectors (OK; NO_MEMORY/OVERFLOW for absurd widths; NON_FINITE when huge
+ * weights overflow an intermediate value to infinity), then freed: nothing
+ * held. The load is repeated with one allocation failing (which one depends on the input):
+ * NO_MEMORY or the first status, nothing held. The seeds (corpus/model) are files written by
+ * js/model.js's packModel, so mutations start from every layer type. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define REQUIRE(c)                                                                                           \
+    do {                                                                                                     \
+        if (!(c)) {                                                                                          \
+            fprintf(stderr, "fuzz_model: %s:%d: %s\n", __FILE__, __LINE__, #c);                              \
+            abort();                                                                                         \
+        }                                                                                                    \
+    } while (0)
+
+static int documented(tl_status s) {
+    return s == TL_OK || s == TL_ERR_PARSE || s == TL_ERR_VERSION || s == TL_ERR_FORMAT || s == TL_ERR_NON_FINITE ||
+           s == TL_ERR_NO_MEMORY || s == TL_ERR_OVERFLOW || s == TL_ERR_EMPTY;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
+    size_t held = tl_mem_live_bytes();
+    tl_model *m = NULL;
+    tl_status s = tl_model_load(data, len, &m);
+    REQUIRE(documented(s));
+    if (s) {
+        REQUIRE(!m && tl_mem_live_bytes() == held);
+    } else {
+        size_t in = tl_model_input_size(m), out = tl_model_output_size(m);
+        REQUIRE(in > 0 && out > 0 && tl_model_layer_count(m) > 0);
+        if (in <= (1u << 16) && out <= (1u << 16)) {
+            float *x = malloc(2 * in * sizeof *x), *y = malloc(2 * out * sizeof *y);
+            for (size_t i = 0; i < 2 * in; i++) x[i] = (float)((int)(i * 37 % 101) - 50) / 25.0f;
+            tl_status r = tl_model_run(m, x, 2 * in, 2, y, 2 * out);
+            REQUIRE(r == TL_OK || r == TL_ERR_NO_MEMORY || r == TL_ERR_OVERFLOW || r == TL_ERR_NON_FINITE);
+            free(x), free(y);
+        }
+        tl_model_free(m);
+        REQUIRE(tl_mem_live_bytes() == held);
+    }
+    /* the same load with one allocation failing */
+    tl_mem_fail_after(1 + (len ? data[len / 2] % 16 : 0));
+    tl_model *m2 = NULL;
+    tl_status s2 = tl_model_load(data, len, &m2);
+    tl_mem_fail_after(0);
+    REQUIRE(s2 == s || s2 == TL_ERR_NO_MEMORY);
+    tl_model_free(m2);
+    REQUIRE(tl_mem_live_bytes() == held);
+    return 0;
+}
