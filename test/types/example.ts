@@ -4,7 +4,7 @@
 import { init, simdSupported, wasmUrl, TilelliError } from 'tilelli';
 import type {
   DeadzoneStats, InitOptions, Tilelli, TilelliErrorCode, Weights, MatrixFormat, MatrixShape, PackedMatrix,
-  QuantizedActivations,
+  QuantizedActivations, Safetensors, TensorInfo, Architecture, Model, ModelSpec,
 } from 'tilelli';
 
 const options: InitOptions = { simd: simdSupported(), maxMemory: 64 * 1024 * 1024 };
@@ -69,6 +69,10 @@ try {
 
 // Misuse the declarations must reject (never called: tsc fails if any line stops being an error).
 export function misuse(): void {
+  // @ts-expect-error: Model has no public constructor
+  new tl.Model();
+  // @ts-expect-error: a model runs on numbers, not strings
+  tl.Model.load(new Uint8Array(0)).run('pixels');
   // @ts-expect-error: per-tensor signs have one alpha, not alphas
   tl.ternarySigns(w).alphas;
   // @ts-expect-error: a shape is required for per-row scales
@@ -109,8 +113,30 @@ export function misuse(): void {
 
 const memory: { liveBytes: number; liveBlocks: number; wasmBytes: number } = tl.memoryStats();
 
+// Checkpoints and models: a tiny checkpoint written by hand (safetensors layout), packed, run.
+const header = new TextEncoder().encode('{"w":{"dtype":"F32","shape":[2,4],"data_offsets":[0,32]}}   ');
+const file = new Uint8Array(8 + header.length + 32);
+new DataView(file.buffer).setBigUint64(0, BigInt(header.length), true);
+file.set(header, 8);
+file.set(new Uint8Array(new Float32Array([1, -1, 0.2, 0.9, -0.7, 0.1, 0.5, -2]).buffer), 8 + header.length);
+const st: Safetensors = tl.Safetensors.open(file);
+const info: TensorInfo = st.tensor('w');
+const wValues: Float32Array = st.read('w');
+const arch: Architecture = { input: 4, layers: [{ type: 'linear', weight: 'w', quantizer: 'per_row' }, { type: 'softmax' }] };
+const packedModel: Uint8Array = tl.packCheckpoint(st, arch, { format: 'tq1', onProgress: (p) => void p.layer });
+st.free();
+const model: Model = tl.Model.load(packedModel);
+const probabilities: Float32Array = model.run([0.5, 0.25, -1, 2]);
+const predicted: Int32Array = model.predict([0.5, 0.25, -1, 2, 1, 1, 1, 1]);
+const layerTypes: string[] = model.layers.map((L) => L.type);
+model.free();
+const direct = tl.PackedMatrix.fromWeights(wValues, [2, 4]);
+const spec: ModelSpec = { input: 4, layers: [{ type: 'rmsnorm' }, { type: 'bitlinear', matrix: direct, eps: 1e-5 }, { type: 'gelu' }] };
+const specBytes: Uint8Array = tl.packModel(spec);
+direct.free();
+
 export const summary = {
-  memory,
+  memory, tensor: info, probabilities, predicted, layerTypes, modelBytes: specBytes.length,
   simd: tl.simd, version: tl.version, url: url.href, alpha, rowAlphas, values, rowValues, signs, rowSigns, lsq,
   stats, stats2, code,
   matrices: {
