@@ -355,6 +355,65 @@ size_t tl_model_layer_count(const tl_model *m);
 tl_status tl_model_run(const tl_model *m, const float *x, size_t x_len, size_t batch, float *out, size_t out_len);
 
 /* ---------------------------------------------------------------------------
+ * Training: multilayer perceptrons of ternary linear layers with the straight-through
+ * estimator (src/train.c). Forward on ternarized weights, backward straight through to float32
+ * shadow weights, then an optimizer step. PyTorch's semantics (test/fixtures/train/README.md).
+ * ------------------------------------------------------------------------- */
+
+typedef enum tl_quantizer {
+    TL_QUANT_NONE = 0,       /* float32 weights (a baseline) */
+    TL_QUANT_PER_TENSOR = 1, /* ternary.ternarize */
+    TL_QUANT_PER_ROW = 2,    /* ternary.ternarize_per_row */
+    TL_QUANT_LSQ = 3,        /* ternary.LearnableScale + ternarize_lsq: dout/dalpha = q */
+    TL_QUANT_LSQ_PAPER = 4   /* LSQ with the paper's step-size gradient and clipping (Esser et al.) */
+} tl_quantizer;
+
+typedef enum tl_activation { TL_ACT_NONE = 0, TL_ACT_RELU = 1, TL_ACT_GELU = 2, TL_ACT_SILU = 3 } tl_activation;
+typedef enum tl_loss { TL_LOSS_CROSS_ENTROPY = 1, TL_LOSS_MSE = 2 } tl_loss;
+typedef enum tl_optimizer { TL_OPT_ADAM = 1, TL_OPT_ADAMW = 2, TL_OPT_SGD = 3 } tl_optimizer;
+typedef enum tl_schedule { TL_SCHED_CONSTANT = 0, TL_SCHED_COSINE = 1 } tl_schedule;
+
+typedef struct tl_net tl_net;
+
+/* A network of nlayers linear layers, widths[0] inputs .. widths[nlayers] outputs, the
+ * activation between layers (none after the last), biases, the quantizer on every layer.
+ * Weights start as PyTorch's nn.Linear default (uniform in +-1/sqrt(in)) from seed; LSQ scales
+ * start at each weight's AbsMean. Defaults: cross-entropy, Adam lr 1e-3 (0.9, 0.999, 1e-8). */
+tl_status tl_net_create(uint32_t nlayers, const uint32_t *widths, tl_activation act, tl_quantizer quant,
+                        uint64_t seed, tl_net **out);
+void tl_net_free(tl_net *net);
+
+tl_status tl_net_set_loss(tl_net *net, tl_loss loss);
+/* Optimizer hyperparameters (weight_decay: L2 for Adam and SGD, decoupled for AdamW). Resets its state. */
+tl_status tl_net_set_optimizer(tl_net *net, tl_optimizer opt, float lr, float beta1, float beta2, float eps,
+                               float weight_decay, float momentum);
+/* Learning rate schedule over total_steps: linear warmup for warmup_steps, then constant or cosine
+ * decay to 0. */
+tl_status tl_net_set_schedule(tl_net *net, tl_schedule schedule, uint32_t warmup_steps, uint32_t total_steps);
+/* Tequila's deadzone bias (lambda > 0; 0 turns it off): ternary quantizers only. */
+tl_status tl_net_set_tequila(tl_net *net, float lambda);
+
+/* Layer k's parameters: weight [out x in], bias [out], alpha (LSQ only; others ignore it). */
+tl_status tl_net_set_layer(tl_net *net, uint32_t k, const float *weight, const float *bias, float alpha);
+tl_status tl_net_get_layer(const tl_net *net, uint32_t k, float *weight, float *bias, float *alpha);
+/* The gradients of the last tl_net_gradients / tl_net_train_step. */
+tl_status tl_net_get_grads(const tl_net *net, uint32_t k, float *weight, float *bias, float *alpha);
+
+/* Loss and gradients of a batch (x: batch x widths[0]; labels: batch class indices for
+ * cross-entropy, or targets: batch x outputs for MSE; the other NULL), no step. */
+tl_status tl_net_gradients(tl_net *net, const float *x, size_t batch, const uint32_t *labels, const float *targets,
+                           float *loss);
+/* tl_net_gradients, then one optimizer step. A non-finite loss or gradient is
+ * TL_ERR_NON_FINITE and changes nothing. */
+tl_status tl_net_train_step(tl_net *net, const float *x, size_t batch, const uint32_t *labels,
+                            const float *targets, float *loss);
+/* Outputs (logits) of the ternarized network: batch x outputs. */
+tl_status tl_net_forward(tl_net *net, const float *x, size_t batch, float *out);
+/* Steps taken so far, and the learning rate of the next one. */
+uint32_t tl_net_steps(const tl_net *net);
+float tl_net_lr(const tl_net *net);
+
+/* ---------------------------------------------------------------------------
  * Memory (for bindings: the wasm module exports these so JS can place buffers)
  * ------------------------------------------------------------------------- */
 

@@ -1,0 +1,622 @@
+/* train.c — straight-through-estimator training of MLPs with ternary linear layers.
+ *
+ * One step: ternarize every layer's float32 shadow weights (the same quantizers as quant.c, so
+ * the forward is the reference's), run the batch forward, take the loss, run backward, and hand
+ * dL/dW_q straight to the shadow weights (STE), plus each quantizer's own rule for its scale.
+ * The optimizer then updates weights, biases and LSQ scales exactly as torch.optim does.
+ * Nothing is committed when the loss, a gradient or an updated parameter is not finite.
+ * The products are dense float32 (three GEMM shapes below, SIMD128 where built with it). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "simd.h"
+
+typedef struct {
+    size_t in, out;
+    float *w, *b, alpha;    /* shadow weights [out x in], bias [out], LSQ scale */
+    float *gw, *gb, galpha; /* gradients of the last batch */
+    float *mw, *mb, malpha; /* optimizer state: Adam first moment / SGD momentum buffer */
+    float *vw, *vb, valpha; /* Adam second moment */
+    float *weff;            /* the forward's weights: trits * scale (or w) */
+    int8_t *q;              /* trits */
+    float *scale;           /* per-row scale of weff (per tensor: all equal) */
+} tl__dense;
+
+struct tl_net {
+    uint32_t nlayers;
+    tl__dense *L;
+    tl_activation act;
+    tl_quantizer quant;
+    tl_loss loss;
+    tl_optimizer opt;
+    float lr, beta1, beta2, eps, wd, momentum, tequila;
+    tl_schedule schedule;
+    uint32_t warmup, total, steps;
+    /* per-batch buffers: activations of every layer (z before, a after the activation) */
+    size_t cap_batch;
+    float **z, **a, *dz, *da;
+    size_t max_width;
+};
+
+#define TL__PARAMS(L) ((L)->in * (L)->out)
+
+/* ---------------------------------------------------------------------------
+ * Dense float32 products (row-major)
+ * ------------------------------------------------------------------------- */
+
+/* z[B x O] = x[B x I] . w[O x I]^T */
+static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const float *w, float *z) {
+    for (size_t o = 0; o < O; o++) {
+        const float *wo = w + o * I;
+        size_t t = 0;
+#if TL_SIMD
+        for (; t + 4 <= B; t += 4) {
+            const float *x0 = x + t * I, *x1 = x0 + I, *x2 = x1 + I, *x3 = x2 + I;
+            v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+            size_t i = 0;
+            for (; i + 4 <= I; i += 4) {
+                v128_t wv = wasm_v128_load(wo + i);
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x0 + i), wv));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(x1 + i), wv));
+                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(x2 + i), wv));
+                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(x3 + i), wv));
+            }
+            float s[4][4];
+            wasm_v128_store(s[0], a0), wasm_v128_store(s[1], a1), wasm_v128_store(s[2], a2),
+                wasm_v128_store(s[3], a3);
+            for (int k = 0; k < 4; k++) {
+                float acc = (s[k][0] + s[k][1]) + (s[k][2] + s[k][3]);
+                for (size_t j = i; j < I; j++) acc += x[(t + k) * I + j] * wo[j];
+                z[(t + k) * O + o] = acc;
+            }
+        }
+#endif
+        for (; t < B; t++) {
+            float acc = 0;
+            for (size_t i = 0; i < I; i++) acc += x[t * I + i] * wo[i];
+            z[t * O + o] = acc;
+        }
+    }
+}
+
+/* dx[B x I] = dz[B x O] . w[O x I] */
+static void tl__gemm_nn(size_t B, size_t O, size_t I, const float *dz, const float *w, float *dx) {
+    for (size_t t = 0; t < B; t++) {
+        float *d = dx + t * I;
+        const float *g = dz + t * O;
+        size_t i = 0;
+#if TL_SIMD
+        for (; i + 16 <= I; i += 16) {
+            v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t o = 0; o < O; o++) {
+                if (g[o] == 0.0f) continue; /* ReLU zeros: most of dz after one */
+                v128_t s = wasm_f32x4_splat(g[o]);
+                const float *wo = w + o * I + i;
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(wo)));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(wo + 4)));
+                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, wasm_v128_load(wo + 8)));
+                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, wasm_v128_load(wo + 12)));
+            }
+            wasm_v128_store(d + i, a0), wasm_v128_store(d + i + 4, a1);
+            wasm_v128_store(d + i + 8, a2), wasm_v128_store(d + i + 12, a3);
+        }
+#endif
+        for (; i < I; i++) {
+            float acc = 0;
+            for (size_t o = 0; o < O; o++)
+                if (g[o] != 0.0f) acc += g[o] * w[o * I + i];
+            d[i] = acc;
+        }
+    }
+}
+
+/* dw[O x I] = dz[B x O]^T . x[B x I] */
+static void tl__gemm_tn(size_t B, size_t O, size_t I, const float *dz, const float *x, float *dw) {
+    for (size_t o = 0; o < O; o++) {
+        float *d = dw + o * I;
+        size_t i = 0;
+#if TL_SIMD
+        for (; i + 16 <= I; i += 16) {
+            v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t t = 0; t < B; t++) {
+                float gv = dz[t * O + o];
+                if (gv == 0.0f) continue;
+                v128_t s = wasm_f32x4_splat(gv);
+                const float *xt = x + t * I + i;
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(xt)));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(xt + 4)));
+                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, wasm_v128_load(xt + 8)));
+                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, wasm_v128_load(xt + 12)));
+            }
+            wasm_v128_store(d + i, a0), wasm_v128_store(d + i + 4, a1);
+            wasm_v128_store(d + i + 8, a2), wasm_v128_store(d + i + 12, a3);
+        }
+#endif
+        for (; i < I; i++) {
+            float acc = 0;
+            for (size_t t = 0; t < B; t++) acc += dz[t * O + o] * x[t * I + i];
+            d[i] = acc;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Creation and parameters
+ * ------------------------------------------------------------------------- */
+
+static uint64_t tl__splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [-bound, bound) */
+static float tl__uniform(uint64_t *s, float bound) {
+    double u = (double)(tl__splitmix(s) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)((2.0 * u - 1.0) * bound);
+}
+
+void tl_net_free(tl_net *net) {
+    if (!net) return;
+    for (uint32_t k = 0; k < net->nlayers && net->L; k++) {
+        tl__dense *L = &net->L[k];
+        tl__free(L->w), tl__free(L->b), tl__free(L->gw), tl__free(L->gb), tl__free(L->mw), tl__free(L->mb);
+        tl__free(L->vw), tl__free(L->vb), tl__free(L->weff), tl__free(L->q), tl__free(L->scale);
+    }
+    for (uint32_t k = 0; net->z && net->a && k <= net->nlayers; k++) tl__free(net->z[k]), tl__free(net->a[k]);
+    tl__free(net->z), tl__free(net->a), tl__free(net->dz), tl__free(net->da), tl__free(net->L);
+    tl__free(net);
+}
+
+tl_status tl_net_create(uint32_t nlayers, const uint32_t *widths, tl_activation act, tl_quantizer quant,
+                        uint64_t seed, tl_net **out) {
+    if (!widths || !out) return TL_ERR_NULL;
+    *out = NULL;
+    if (nlayers == 0 || nlayers > 64) return TL_ERR_ARGUMENT;
+    if (act > TL_ACT_SILU || quant > TL_QUANT_LSQ_PAPER) return TL_ERR_ARGUMENT;
+    for (uint32_t k = 0; k <= nlayers; k++)
+        if (widths[k] == 0 || widths[k] > (1u << 20)) return TL_ERR_ARGUMENT;
+    tl_net *net = tl__calloc(1, sizeof *net);
+    if (!net) return TL_ERR_NO_MEMORY;
+    net->nlayers = nlayers, net->act = act, net->quant = quant;
+    net->loss = TL_LOSS_CROSS_ENTROPY, net->opt = TL_OPT_ADAM;
+    net->lr = 1e-3f, net->beta1 = 0.9f, net->beta2 = 0.999f, net->eps = 1e-8f;
+    net->L = tl__calloc(nlayers, sizeof *net->L);
+    net->z = tl__calloc(nlayers + 1, sizeof *net->z);
+    net->a = tl__calloc(nlayers + 1, sizeof *net->a);
+    if (!net->L || !net->z || !net->a) goto oom;
+    net->max_width = widths[0];
+    uint64_t s = seed;
+    for (uint32_t k = 0; k < nlayers; k++) {
+        tl__dense *L = &net->L[k];
+        L->in = widths[k], L->out = widths[k + 1];
+        if (L->out > net->max_width) net->max_width = L->out;
+        size_t n = TL__PARAMS(L);
+        if (n > TL_MAX_ELEMENTS) {
+            tl_net_free(net);
+            return TL_ERR_OVERFLOW;
+        }
+        L->w = tl__malloc(n * 4), L->gw = tl__calloc(n, 4), L->mw = tl__calloc(n, 4),
+        L->vw = tl__calloc(n, 4);
+        L->weff = tl__malloc(n * 4), L->q = tl__malloc(n);
+        L->b = tl__malloc(L->out * 4), L->gb = tl__calloc(L->out, 4), L->mb = tl__calloc(L->out, 4);
+        L->vb = tl__calloc(L->out, 4), L->scale = tl__malloc(L->out * 4);
+        if (!L->w || !L->gw || !L->mw || !L->vw || !L->weff || !L->q || !L->b || !L->gb || !L->mb || !L->vb ||
+            !L->scale)
+            goto oom;
+        float bound = 1.0f / sqrtf((float)L->in); /* kaiming_uniform(a = sqrt 5) and the bias rule */
+        for (size_t i = 0; i < n; i++) L->w[i] = tl__uniform(&s, bound);
+        for (size_t i = 0; i < L->out; i++) L->b[i] = tl__uniform(&s, bound);
+        tl_absmean_scale(L->w, n, &L->alpha);
+    }
+    *out = net;
+    return TL_OK;
+oom:
+    tl_net_free(net);
+    return TL_ERR_NO_MEMORY;
+}
+
+tl_status tl_net_set_loss(tl_net *net, tl_loss loss) {
+    if (!net) return TL_ERR_NULL;
+    if (loss != TL_LOSS_CROSS_ENTROPY && loss != TL_LOSS_MSE) return TL_ERR_ARGUMENT;
+    net->loss = loss;
+    return TL_OK;
+}
+
+static void tl__reset_state(tl_net *net) {
+    for (uint32_t k = 0; k < net->nlayers; k++) {
+        tl__dense *L = &net->L[k];
+        memset(L->mw, 0, TL__PARAMS(L) * 4), memset(L->vw, 0, TL__PARAMS(L) * 4);
+        memset(L->mb, 0, L->out * 4), memset(L->vb, 0, L->out * 4);
+        L->malpha = L->valpha = 0;
+    }
+    net->steps = 0;
+}
+
+tl_status tl_net_set_optimizer(tl_net *net, tl_optimizer opt, float lr, float beta1, float beta2, float eps,
+                               float weight_decay, float momentum) {
+    if (!net) return TL_ERR_NULL;
+    if (opt < TL_OPT_ADAM || opt > TL_OPT_SGD) return TL_ERR_ARGUMENT;
+    if (!(isfinite(lr) && lr >= 0 && beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps >= 0 &&
+          isfinite(eps) && weight_decay >= 0 && isfinite(weight_decay) && momentum >= 0 && momentum < 1))
+        return TL_ERR_ARGUMENT;
+    net->opt = opt, net->lr = lr, net->beta1 = beta1, net->beta2 = beta2, net->eps = eps;
+    net->wd = weight_decay, net->momentum = momentum;
+    tl__reset_state(net);
+    return TL_OK;
+}
+
+tl_status tl_net_set_schedule(tl_net *net, tl_schedule schedule, uint32_t warmup_steps,
+                              uint32_t total_steps) {
+    if (!net) return TL_ERR_NULL;
+    if (schedule > TL_SCHED_COSINE || (schedule == TL_SCHED_COSINE && total_steps <= warmup_steps))
+        return TL_ERR_ARGUMENT;
+    net->schedule = schedule, net->warmup = warmup_steps, net->total = total_steps;
+    return TL_OK;
+}
+
+tl_status tl_net_set_tequila(tl_net *net, float lambda) {
+    if (!net) return TL_ERR_NULL;
+    if (!(isfinite(lambda) && lambda >= 0)) return TL_ERR_ARGUMENT;
+    if (lambda > 0 && net->quant == TL_QUANT_NONE) return TL_ERR_ARGUMENT;
+    net->tequila = lambda;
+    return TL_OK;
+}
+
+tl_status tl_net_set_layer(tl_net *net, uint32_t k, const float *weight, const float *bias, float alpha) {
+    if (!net || !weight || !bias) return TL_ERR_NULL;
+    if (k >= net->nlayers) return TL_ERR_ARGUMENT;
+    tl__dense *L = &net->L[k];
+    size_t n = TL__PARAMS(L);
+    if (tl__first_non_finite(weight, n) != n || tl__first_non_finite(bias, L->out) != L->out)
+        return TL_ERR_NON_FINITE;
+    if ((net->quant == TL_QUANT_LSQ || net->quant == TL_QUANT_LSQ_PAPER) && !(isfinite(alpha) && alpha > 0))
+        return TL_ERR_ALPHA; /* LearnableScale: initial must be > 0 */
+    memcpy(L->w, weight, n * 4), memcpy(L->b, bias, L->out * 4);
+    if (net->quant == TL_QUANT_LSQ || net->quant == TL_QUANT_LSQ_PAPER) L->alpha = alpha;
+    return TL_OK;
+}
+
+tl_status tl_net_get_layer(const tl_net *net, uint32_t k, float *weight, float *bias, float *alpha) {
+    if (!net) return TL_ERR_NULL;
+    if (k >= net->nlayers) return TL_ERR_ARGUMENT;
+    const tl__dense *L = &net->L[k];
+    if (weight) memcpy(weight, L->w, TL__PARAMS(L) * 4);
+    if (bias) memcpy(bias, L->b, L->out * 4);
+    if (alpha) *alpha = L->alpha;
+    return TL_OK;
+}
+
+tl_status tl_net_get_grads(const tl_net *net, uint32_t k, float *weight, float *bias, float *alpha) {
+    if (!net) return TL_ERR_NULL;
+    if (k >= net->nlayers) return TL_ERR_ARGUMENT;
+    const tl__dense *L = &net->L[k];
+    if (weight) memcpy(weight, L->gw, TL__PARAMS(L) * 4);
+    if (bias) memcpy(bias, L->gb, L->out * 4);
+    if (alpha) *alpha = L->galpha;
+    return TL_OK;
+}
+
+uint32_t tl_net_steps(const tl_net *net) { return net ? net->steps : 0; }
+
+float tl_net_lr(const tl_net *net) {
+    if (!net) return 0;
+    uint32_t s = net->steps;
+    if (s < net->warmup) return net->lr * (float)(s + 1) / (float)net->warmup;
+    if (net->schedule == TL_SCHED_COSINE) {
+        double p = (double)(s - net->warmup) / (double)(net->total - net->warmup);
+        if (p > 1) p = 1;
+        return (float)(net->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * p)));
+    }
+    return net->lr;
+}
+
+/* ---------------------------------------------------------------------------
+ * Forward and backward
+ * ------------------------------------------------------------------------- */
+
+static float tl__act(tl_activation a, float x) {
+    switch (a) {
+    case TL_ACT_RELU:
+        return x > 0 ? x : 0;
+    case TL_ACT_GELU:
+        return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case TL_ACT_SILU:
+        return x / (1.0f + expf(-x));
+    default:
+        return x;
+    }
+}
+
+static float tl__act_grad(tl_activation a, float x) {
+    switch (a) {
+    case TL_ACT_RELU:
+        return x > 0 ? 1.0f : 0.0f;
+    case TL_ACT_GELU:
+        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
+    case TL_ACT_SILU: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f + x * (1.0f - s));
+    }
+    default:
+        return 1.0f;
+    }
+}
+
+/* weff and trits of layer L from its shadow weights, as the quantizer says. */
+static tl_status tl__quantize_layer(const tl_net *net, tl__dense *L) {
+    size_t n = TL__PARAMS(L);
+    tl_status s = TL_OK;
+    switch (net->quant) {
+    case TL_QUANT_NONE:
+        memcpy(L->weff, L->w, n * 4);
+        return TL_OK;
+    case TL_QUANT_PER_TENSOR: {
+        float a;
+        if ((s = tl_absmean_scale(L->w, n, &a))) return s;
+        for (size_t r = 0; r < L->out; r++) L->scale[r] = a;
+        return tl_ternarize_lsq(L->w, n, a, L->weff, L->q);
+    }
+    case TL_QUANT_PER_ROW: {
+        int64_t shape[2] = {(int64_t)L->out, (int64_t)L->in};
+        if ((s = tl_absmean_scale_per_row(L->w, n, shape, 2, L->scale))) return s;
+        for (size_t r = 0; r < L->out && !s; r++)
+            s = tl_ternarize_lsq(L->w + r * L->in, L->in, L->scale[r], L->weff + r * L->in, L->q + r * L->in);
+        return s;
+    }
+    default: { /* LSQ: LearnableScale.value() = max(alpha, EPS) */
+        float a = L->alpha > TL_EPS ? L->alpha : TL_EPS;
+        for (size_t r = 0; r < L->out; r++) L->scale[r] = a;
+        return tl_ternarize_lsq(L->w, n, a, L->weff, L->q);
+    }
+    }
+}
+
+static tl_status tl__ensure_batch(tl_net *net, size_t batch) {
+    if (batch <= net->cap_batch) return TL_OK;
+    for (uint32_t k = 0; k <= net->nlayers; k++) {
+        tl__free(net->z[k]), tl__free(net->a[k]);
+        net->z[k] = net->a[k] = NULL;
+    }
+    tl__free(net->dz), tl__free(net->da);
+    net->dz = net->da = NULL;
+    net->cap_batch = 0;
+    for (uint32_t k = 0; k <= net->nlayers; k++) {
+        size_t w = k == 0 ? net->L[0].in : net->L[k - 1].out;
+        net->z[k] = tl__malloc(batch * w * 4), net->a[k] = tl__malloc(batch * w * 4);
+        if (!net->z[k] || !net->a[k]) return TL_ERR_NO_MEMORY;
+    }
+    net->dz = tl__malloc(batch * net->max_width * 4), net->da = tl__malloc(batch * net->max_width * 4);
+    if (!net->dz || !net->da) return TL_ERR_NO_MEMORY;
+    net->cap_batch = batch;
+    return TL_OK;
+}
+
+/* Forward: a[0] = x, z[k+1] = a[k] . weff^T + b (+ Tequila), a[k+1] = act(z[k+1]) except the last. */
+static tl_status tl__forward(tl_net *net, const float *x, size_t batch) {
+    tl_status s;
+    if ((s = tl__ensure_batch(net, batch))) return s;
+    memcpy(net->a[0], x, batch * net->L[0].in * 4);
+    for (uint32_t k = 0; k < net->nlayers; k++) {
+        tl__dense *L = &net->L[k];
+        if ((s = tl__quantize_layer(net, L))) return s;
+        float *z = net->z[k + 1], *a = net->a[k + 1];
+        tl__gemm_nt(batch, L->out, L->in, net->a[k], L->weff, z);
+        for (size_t r = 0; r < L->out; r++) {
+            float bias = L->b[r];
+            if (net->tequila > 0) { /* lambda * the row's deadzone weights */
+                float dzsum = 0;
+                for (size_t c = 0; c < L->in; c++)
+                    if (L->q[r * L->in + c] == 0) dzsum += L->w[r * L->in + c];
+                bias += net->tequila * dzsum;
+            }
+            for (size_t t = 0; t < batch; t++) z[t * L->out + r] += bias;
+        }
+        int last = k + 1 == net->nlayers;
+        for (size_t i = 0; i < batch * L->out; i++) a[i] = last ? z[i] : tl__act(net->act, z[i]);
+    }
+    return TL_OK;
+}
+
+/* Loss of the last layer's outputs, and dL/dz of the last layer into net->dz. */
+static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, const float *targets,
+                          float *loss) {
+    size_t O = net->L[net->nlayers - 1].out;
+    const float *y = net->a[net->nlayers];
+    double total = 0;
+    if (net->loss == TL_LOSS_CROSS_ENTROPY) {
+        if (!labels) return TL_ERR_NULL;
+        for (size_t t = 0; t < batch; t++)
+            if (labels[t] >= O) return TL_ERR_ARGUMENT;
+        for (size_t t = 0; t < batch; t++) {
+            const float *row = y + t * O;
+            float mx = row[0];
+            for (size_t c = 1; c < O; c++) mx = row[c] > mx ? row[c] : mx;
+            double sum = 0;
+            for (size_t c = 0; c < O; c++) sum += exp((double)row[c] - mx);
+            double lse = mx + log(sum);
+            total += lse - row[labels[t]];
+            for (size_t c = 0; c < O; c++) {
+                float p = (float)(exp((double)row[c] - lse));
+                net->dz[t * O + c] = (p - (c == labels[t] ? 1.0f : 0.0f)) / (float)batch;
+            }
+        }
+        *loss = (float)(total / (double)batch);
+    } else {
+        if (!targets) return TL_ERR_NULL;
+        size_t n = batch * O;
+        if (tl__first_non_finite(targets, n) != n) return TL_ERR_NON_FINITE;
+        for (size_t i = 0; i < n; i++) {
+            float d = y[i] - targets[i];
+            total += (double)d * d;
+            net->dz[i] = 2.0f * d / (float)n;
+        }
+        *loss = (float)(total / (double)n);
+    }
+    return isfinite(*loss) ? TL_OK : TL_ERR_NON_FINITE;
+}
+
+static int tl__finite_all(const float *p, size_t n) { return tl__first_non_finite(p, n) == n; }
+
+/* Backward from net->dz (dL/dz of the last layer): every layer's gradients. */
+static tl_status tl__backward(tl_net *net, size_t batch) {
+    for (uint32_t kk = net->nlayers; kk-- > 0;) {
+        tl__dense *L = &net->L[kk];
+        const float *x = net->a[kk];
+        float *dz = net->dz;
+        tl__gemm_tn(batch, L->out, L->in, dz, x, L->gw); /* dL/dweff */
+        for (size_t r = 0; r < L->out; r++) {
+            float g = 0;
+            for (size_t t = 0; t < batch; t++) g += dz[t * L->out + r];
+            L->gb[r] = g;
+        }
+        size_t n = TL__PARAMS(L);
+        /* the scale's gradient, and the STE's hand-off to the shadow weights */
+        if (net->quant == TL_QUANT_LSQ || net->quant == TL_QUANT_LSQ_PAPER) {
+            float a = L->alpha > TL_EPS ? L->alpha : TL_EPS;
+            double ga = 0;
+            if (net->quant == TL_QUANT_LSQ) { /* dout/dalpha = q, dout/dw = 1 */
+                for (size_t i = 0; i < n; i++) ga += (double)L->gw[i] * L->q[i];
+            } else { /* the paper: inside |v| <= 1: round(v) - v and dq/dw = 1; outside: sign(v) and 0 */
+                for (size_t i = 0; i < n; i++) {
+                    float v = L->w[i] / a;
+                    if (fabsf(v) <= 1.0f) {
+                        ga += (double)L->gw[i] * (rintf(v) - v);
+                    } else {
+                        ga += (double)L->gw[i] * (v > 0 ? 1.0 : -1.0);
+                        L->gw[i] = 0.0f;
+                    }
+                }
+                ga /= sqrt((double)n);
+            }
+            L->galpha = L->alpha >= TL_EPS ? (float)ga : 0.0f; /* clamp(min=EPS) passes where alpha >= EPS */
+        }
+        if (net->tequila > 0)
+            for (size_t r = 0; r < L->out; r++)
+                for (size_t c = 0; c < L->in; c++)
+                    if (L->q[r * L->in + c] == 0) L->gw[r * L->in + c] += net->tequila * L->gb[r];
+        if (kk == 0) break;
+        /* dL/da of the layer below, then through its activation */
+        float *da = net->da;
+        tl__gemm_nn(batch, L->out, L->in, dz, L->weff, da);
+        const float *zprev = net->z[kk];
+        for (size_t i = 0; i < batch * L->in; i++) da[i] *= tl__act_grad(net->act, zprev[i]);
+        net->da = dz, net->dz = da; /* swap: dz now holds the lower layer's dL/dz */
+    }
+    for (uint32_t k = 0; k < net->nlayers; k++) {
+        tl__dense *L = &net->L[k];
+        if (!tl__finite_all(L->gw, TL__PARAMS(L)) || !tl__finite_all(L->gb, L->out) || !isfinite(L->galpha))
+            return TL_ERR_NON_FINITE;
+    }
+    return TL_OK;
+}
+
+static tl_status tl__check_batch(const tl_net *net, const float *x, size_t batch) {
+    if (!net || !x) return TL_ERR_NULL;
+    if (batch == 0) return TL_ERR_EMPTY;
+    if (batch > TL_MAX_ELEMENTS / net->max_width) return TL_ERR_OVERFLOW;
+    size_t n = batch * net->L[0].in;
+    return tl__finite_all(x, n) ? TL_OK : TL_ERR_NON_FINITE;
+}
+
+tl_status tl_net_gradients(tl_net *net, const float *x, size_t batch, const uint32_t *labels,
+                           const float *targets, float *loss) {
+    tl_status s = tl__check_batch(net, x, batch);
+    if (s) return s;
+    float l;
+    if ((s = tl__forward(net, x, batch)) || (s = tl__loss(net, batch, labels, targets, &l)) ||
+        (s = tl__backward(net, batch)))
+        return s;
+    if (loss) *loss = l;
+    return TL_OK;
+}
+
+tl_status tl_net_forward(tl_net *net, const float *x, size_t batch, float *out) {
+    tl_status s = tl__check_batch(net, x, batch);
+    if (s) return s;
+    if (!out) return TL_ERR_NULL;
+    if ((s = tl__forward(net, x, batch))) return s;
+    memcpy(out, net->a[net->nlayers], batch * net->L[net->nlayers - 1].out * 4);
+    return TL_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * The optimizer step: computed into scratch, committed only when every value is finite
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    float lr, step_size, bc2_sqrt; /* torch: step_size = lr / (1 - beta1^t) in double, then float */
+} tl__stepc;
+
+/* One parameter array: p, its gradient g, states m and v; new values into np, nm, nv. */
+static void tl__update(const tl_net *net, const tl__stepc *c, size_t n, const float *p, const float *g,
+                       const float *m, const float *v, float *np, float *nm, float *nv) {
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i], pi = p[i];
+        if (net->opt == TL_OPT_SGD) {
+            if (net->wd > 0) gi = gi + net->wd * pi;
+            float buf = net->momentum > 0 ? (net->steps == 0 ? gi : m[i] * net->momentum + gi) : gi;
+            nm[i] = buf;
+            nv[i] = v[i];
+            np[i] = pi - c->lr * buf;
+            continue;
+        }
+        if (net->opt == TL_OPT_ADAMW)
+            pi = pi * (1.0f - c->lr * net->wd);
+        else if (net->wd > 0)
+            gi = gi + net->wd * pi;
+        float mi = m[i] * net->beta1 + gi * (1.0f - net->beta1);
+        float vi = v[i] * net->beta2 + gi * gi * (1.0f - net->beta2);
+        float denom = sqrtf(vi) / c->bc2_sqrt + net->eps;
+        nm[i] = mi, nv[i] = vi;
+        np[i] = pi - c->step_size * (mi / denom);
+    }
+}
+
+tl_status tl_net_train_step(tl_net *net, const float *x, size_t batch, const uint32_t *labels,
+                            const float *targets, float *loss) {
+    tl_status s = tl_net_gradients(net, x, batch, labels, targets, loss);
+    if (s) return s;
+    size_t total = 0;
+    for (uint32_t k = 0; k < net->nlayers; k++) total += TL__PARAMS(&net->L[k]) + net->L[k].out + 1;
+    float *scratch = tl__malloc(3 * total * sizeof *scratch);
+    if (!scratch) return TL_ERR_NO_MEMORY;
+    double step = (double)net->steps + 1;
+    float lr = tl_net_lr(net);
+    tl__stepc c = {lr, (float)((double)lr / (1.0 - pow(net->beta1, step))),
+                   (float)sqrt(1.0 - pow(net->beta2, step))};
+    int lsq = net->quant == TL_QUANT_LSQ || net->quant == TL_QUANT_LSQ_PAPER;
+    float *np = scratch, *nm = scratch + total, *nv = scratch + 2 * total;
+    size_t at = 0;
+    for (uint32_t k = 0; k < net->nlayers; k++) {
+        tl__dense *L = &net->L[k];
+        size_t n = TL__PARAMS(L);
+        tl__update(net, &c, n, L->w, L->gw, L->mw, L->vw, np + at, nm + at, nv + at), at += n;
+        tl__update(net, &c, L->out, L->b, L->gb, L->mb, L->vb, np + at, nm + at, nv + at), at += L->out;
+        float a = L->alpha, ga = L->galpha, ma = L->malpha, va = L->valpha;
+        if (lsq)
+            tl__update(net, &c, 1, &a, &ga, &ma, &va, np + at, nm + at, nv + at);
+        else
+            np[at] = a, nm[at] = ma, nv[at] = va;
+        at++;
+    }
+    if (!tl__finite_all(np, total) || !tl__finite_all(nm, total) || !tl__finite_all(nv, total)) {
+        tl__free(scratch);
+        return TL_ERR_NON_FINITE;
+    }
+    at = 0;
+    for (uint32_t k = 0; k < net->nlayers; k++) {
+        tl__dense *L = &net->L[k];
+        size_t n = TL__PARAMS(L);
+        memcpy(L->w, np + at, n * 4), memcpy(L->mw, nm + at, n * 4), memcpy(L->vw, nv + at, n * 4), at += n;
+        memcpy(L->b, np + at, L->out * 4), memcpy(L->mb, nm + at, L->out * 4),
+            memcpy(L->vb, nv + at, L->out * 4);
+        at += L->out;
+        L->alpha = np[at], L->malpha = nm[at], L->valpha = nv[at], at++;
+    }
+    tl__free(scratch);
+    net->steps++;
+    return TL_OK;
+}
