@@ -9,6 +9,7 @@ import { TilelliError } from './errors.js';
 import { Runtime, toF32, toShape, toNumber, explainer } from './runtime.js';
 import { packedMatrixClass, packingApi } from './matrix.js';
 import { modelApi } from './model.js';
+import { trainApi } from './train.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
@@ -99,10 +100,14 @@ function createApi(rt) {
   const scalarF32 = (ptr) => new Float32Array(rt.memory.buffer, ptr, 1)[0];
 
   const PackedMatrix = packedMatrixClass(rt);
-  return {
+  const models = modelApi(rt, PackedMatrix);
+  const training = trainApi(rt, PackedMatrix, models.packModel);
+  const api = {
     ...packingApi(rt),
     /** Checkpoints, the packed model file and the model runtime (see js/model.js). */
-    ...modelApi(rt, PackedMatrix),
+    ...models,
+    /** STE training of ternary MLPs (see js/train.js). */
+    Network: training.Network,
     /**
      * What the instance holds: liveBytes / liveBlocks allocated by the library (matrices, and
      * nothing else between calls), and wasmBytes, the size of its wasm memory (which never shrinks).
@@ -203,4 +208,6 @@ function createApi(rt) {
         });
     },
   };
+  training.bind(api);
+  return api;
 }
