@@ -21,4 +21,5 @@ echo "== TypeScript declarations (tsc)"
 npx tsc -p test/types
 
 echo "== JS tests (node --test): the API in Node, then the same sample in every runtime"
-node --test test/js/ test/runtimes/
+# --expose-gc: the leak tests force garbage collection before they measure the JS heap
+node --expose-gc --test test/js/ test/runtimes/
