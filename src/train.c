@@ -45,39 +45,57 @@ struct tl_net {
  * Dense float32 products (row-major)
  * ------------------------------------------------------------------------- */
 
-/* z[B x O] = x[B x I] . w[O x I]^T */
+/* z[B x O] = x[B x I] . w[O x I]^T: tiles of 4 inputs x 2 weight rows share their loads. */
 static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const float *w, float *z) {
-    for (size_t o = 0; o < O; o++) {
-        const float *wo = w + o * I;
-        size_t t = 0;
+    size_t o = 0;
 #if TL_SIMD
+    for (; o + 2 <= O; o += 2) {
+        const float *w0 = w + o * I, *w1 = w0 + I;
+        size_t t = 0;
         for (; t + 4 <= B; t += 4) {
             const float *x0 = x + t * I, *x1 = x0 + I, *x2 = x1 + I, *x3 = x2 + I;
-            v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+            v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
             size_t i = 0;
             for (; i + 4 <= I; i += 4) {
-                v128_t wv = wasm_v128_load(wo + i);
-                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x0 + i), wv));
-                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(x1 + i), wv));
-                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(x2 + i), wv));
-                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(x3 + i), wv));
+                v128_t u = wasm_v128_load(w0 + i), v = wasm_v128_load(w1 + i);
+                v128_t y0 = wasm_v128_load(x0 + i), y1 = wasm_v128_load(x1 + i), y2 = wasm_v128_load(x2 + i),
+                       y3 = wasm_v128_load(x3 + i);
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(y0, u)),
+                c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(y0, v));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(y1, u)),
+                c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(y1, v));
+                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(y2, u)),
+                c2 = wasm_f32x4_add(c2, wasm_f32x4_mul(y2, v));
+                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(y3, u)),
+                c3 = wasm_f32x4_add(c3, wasm_f32x4_mul(y3, v));
             }
-            float s[4][4];
+            float s[8][4];
             wasm_v128_store(s[0], a0), wasm_v128_store(s[1], a1), wasm_v128_store(s[2], a2),
                 wasm_v128_store(s[3], a3);
+            wasm_v128_store(s[4], c0), wasm_v128_store(s[5], c1), wasm_v128_store(s[6], c2),
+                wasm_v128_store(s[7], c3);
             for (int k = 0; k < 4; k++) {
-                float acc = (s[k][0] + s[k][1]) + (s[k][2] + s[k][3]);
-                for (size_t j = i; j < I; j++) acc += x[(t + k) * I + j] * wo[j];
-                z[(t + k) * O + o] = acc;
+                float p = (s[k][0] + s[k][1]) + (s[k][2] + s[k][3]);
+                float q = (s[k + 4][0] + s[k + 4][1]) + (s[k + 4][2] + s[k + 4][3]);
+                for (size_t j = i; j < I; j++)
+                    p += x[(t + k) * I + j] * w0[j], q += x[(t + k) * I + j] * w1[j];
+                z[(t + k) * O + o] = p, z[(t + k) * O + o + 1] = q;
             }
         }
+        for (; t < B; t++)
+            for (size_t r = o; r < o + 2; r++) {
+                float acc = 0;
+                for (size_t i = 0; i < I; i++) acc += x[t * I + i] * w[r * I + i];
+                z[t * O + r] = acc;
+            }
+    }
 #endif
-        for (; t < B; t++) {
+    for (; o < O; o++)
+        for (size_t t = 0; t < B; t++) {
             float acc = 0;
-            for (size_t i = 0; i < I; i++) acc += x[t * I + i] * wo[i];
+            for (size_t i = 0; i < I; i++) acc += x[t * I + i] * w[o * I + i];
             z[t * O + o] = acc;
         }
-    }
 }
 
 /* dx[B x I] = dz[B x O] . w[O x I] */
@@ -111,34 +129,50 @@ static void tl__gemm_nn(size_t B, size_t O, size_t I, const float *dz, const flo
     }
 }
 
-/* dw[O x I] = dz[B x O]^T . x[B x I] */
+/* dw[O x I] = dz[B x O]^T . x[B x I]: two weight rows at a time share the loads of x. */
 static void tl__gemm_tn(size_t B, size_t O, size_t I, const float *dz, const float *x, float *dw) {
-    for (size_t o = 0; o < O; o++) {
-        float *d = dw + o * I;
-        size_t i = 0;
+    size_t o = 0;
 #if TL_SIMD
+    for (; o + 2 <= O; o += 2) {
+        float *d0 = dw + o * I, *d1 = d0 + I;
+        size_t i = 0;
         for (; i + 16 <= I; i += 16) {
-            v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+            v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
             for (size_t t = 0; t < B; t++) {
-                float gv = dz[t * O + o];
-                if (gv == 0.0f) continue;
-                v128_t s = wasm_f32x4_splat(gv);
+                float g0 = dz[t * O + o], g1 = dz[t * O + o + 1];
+                if (g0 == 0.0f && g1 == 0.0f) continue;
+                v128_t s0 = wasm_f32x4_splat(g0), s1 = wasm_f32x4_splat(g1);
                 const float *xt = x + t * I + i;
-                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(xt)));
-                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(xt + 4)));
-                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, wasm_v128_load(xt + 8)));
-                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, wasm_v128_load(xt + 12)));
+                v128_t y0 = wasm_v128_load(xt), y1 = wasm_v128_load(xt + 4), y2 = wasm_v128_load(xt + 8),
+                       y3 = wasm_v128_load(xt + 12);
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s0, y0)),
+                c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(s1, y0));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s0, y1)),
+                c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(s1, y1));
+                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s0, y2)),
+                c2 = wasm_f32x4_add(c2, wasm_f32x4_mul(s1, y2));
+                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s0, y3)),
+                c3 = wasm_f32x4_add(c3, wasm_f32x4_mul(s1, y3));
             }
-            wasm_v128_store(d + i, a0), wasm_v128_store(d + i + 4, a1);
-            wasm_v128_store(d + i + 8, a2), wasm_v128_store(d + i + 12, a3);
+            wasm_v128_store(d0 + i, a0), wasm_v128_store(d0 + i + 4, a1);
+            wasm_v128_store(d0 + i + 8, a2), wasm_v128_store(d0 + i + 12, a3);
+            wasm_v128_store(d1 + i, c0), wasm_v128_store(d1 + i + 4, c1);
+            wasm_v128_store(d1 + i + 8, c2), wasm_v128_store(d1 + i + 12, c3);
         }
+        for (; i < I; i++)
+            for (size_t r = o; r < o + 2; r++) {
+                float acc = 0;
+                for (size_t t = 0; t < B; t++) acc += dz[t * O + r] * x[t * I + i];
+                dw[r * I + i] = acc;
+            }
+    }
 #endif
-        for (; i < I; i++) {
+    for (; o < O; o++)
+        for (size_t i = 0; i < I; i++) {
             float acc = 0;
             for (size_t t = 0; t < B; t++) acc += dz[t * O + o] * x[t * I + i];
-            d[i] = acc;
+            dw[o * I + i] = acc;
         }
-    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -550,15 +584,47 @@ typedef struct {
     float lr, step_size, bc2_sqrt; /* torch: step_size = lr / (1 - beta1^t) in double, then float */
 } tl__stepc;
 
+/* Moments below the smallest normal float are flushed to zero. WebAssembly has no flush-to-zero
+ * mode and x86 takes ~100x longer on subnormal operands; Adam's first moment of a weight whose
+ * gradient went quiet decays into that range within a few hundred steps and slowed whole epochs
+ * down. The effect on a parameter is below lr * 1e-30 (the denominator is at least eps), and it
+ * happens only where PyTorch's moment is itself subnormal. */
+static inline float tl__ftz(float v) { return fabsf(v) < 1.17549435e-38f ? 0.0f : v; }
+
 /* One parameter array: p, its gradient g, states m and v; new values into np, nm, nv. */
 static void tl__update(const tl_net *net, const tl__stepc *c, size_t n, const float *p, const float *g,
                        const float *m, const float *v, float *np, float *nm, float *nv) {
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+#if TL_SIMD
+    if (net->opt != TL_OPT_SGD) { /* the scalar loop below, four lanes at a time, same operations */
+        const int adamw = net->opt == TL_OPT_ADAMW, l2 = !adamw && net->wd > 0;
+        const v128_t b1 = wasm_f32x4_splat(net->beta1), ob1 = wasm_f32x4_splat(1.0f - net->beta1);
+        const v128_t b2 = wasm_f32x4_splat(net->beta2), ob2 = wasm_f32x4_splat(1.0f - net->beta2);
+        const v128_t bc2 = wasm_f32x4_splat(c->bc2_sqrt), eps = wasm_f32x4_splat(net->eps);
+        const v128_t ss = wasm_f32x4_splat(c->step_size), wd = wasm_f32x4_splat(net->wd);
+        const v128_t decay = wasm_f32x4_splat(1.0f - c->lr * net->wd),
+                     tiny = wasm_f32x4_splat(1.17549435e-38f);
+        for (; i + 4 <= n; i += 4) {
+            v128_t gi = wasm_v128_load(g + i), pi = wasm_v128_load(p + i);
+            if (adamw) pi = wasm_f32x4_mul(pi, decay);
+            if (l2) gi = wasm_f32x4_add(gi, wasm_f32x4_mul(wd, pi));
+            v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(m + i), b1), wasm_f32x4_mul(gi, ob1));
+            v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), b2),
+                                       wasm_f32x4_mul(wasm_f32x4_mul(gi, gi), ob2));
+            v128_t denom = wasm_f32x4_add(wasm_f32x4_div(wasm_f32x4_sqrt(vi), bc2), eps);
+            wasm_v128_store(np + i, wasm_f32x4_sub(pi, wasm_f32x4_mul(ss, wasm_f32x4_div(mi, denom))));
+            /* tl__ftz: zero where |x| < FLT_MIN (a NaN compares false and stays) */
+            wasm_v128_store(nm + i, wasm_v128_andnot(mi, wasm_f32x4_lt(wasm_f32x4_abs(mi), tiny)));
+            wasm_v128_store(nv + i, wasm_v128_andnot(vi, wasm_f32x4_lt(wasm_f32x4_abs(vi), tiny)));
+        }
+    }
+#endif
+    for (; i < n; i++) {
         float gi = g[i], pi = p[i];
         if (net->opt == TL_OPT_SGD) {
             if (net->wd > 0) gi = gi + net->wd * pi;
             float buf = net->momentum > 0 ? (net->steps == 0 ? gi : m[i] * net->momentum + gi) : gi;
-            nm[i] = buf;
+            nm[i] = tl__ftz(buf);
             nv[i] = v[i];
             np[i] = pi - c->lr * buf;
             continue;
@@ -570,7 +636,7 @@ static void tl__update(const tl_net *net, const tl__stepc *c, size_t n, const fl
         float mi = m[i] * net->beta1 + gi * (1.0f - net->beta1);
         float vi = v[i] * net->beta2 + gi * gi * (1.0f - net->beta2);
         float denom = sqrtf(vi) / c->bc2_sqrt + net->eps;
-        nm[i] = mi, nv[i] = vi;
+        nm[i] = tl__ftz(mi), nv[i] = tl__ftz(vi);
         np[i] = pi - c->step_size * (mi / denom);
     }
 }
