@@ -386,3 +386,230 @@ export function simdSupported(): boolean;
 
 /** The URL of the shipped SIMD128 or scalar build. */
 export function wasmUrl(simd: boolean): URL;
+
+// ---------------------------------------------------------------------------------------------
+// Training in a worker (js/worker.js, js/worker-entry.js)
+// ---------------------------------------------------------------------------------------------
+
+/** The activation between the layers of a trained MLP. */
+export type TrainingActivation = 'relu' | 'gelu' | 'silu' | 'none';
+
+/** How a trained layer's weights are ternarized: AbsMean per tensor or per row, LSQ's learned scale (with the paper's gradient for 'lsq_paper'), or float32 ('none'). */
+export type TrainingQuantizer = 'per_tensor' | 'per_row' | 'lsq' | 'lsq_paper' | 'none';
+
+/** Labelled samples: x holds labels.length rows of the network's input width. */
+export interface TrainingSet {
+  x: Float32Array;
+  labels: Uint8Array | Uint32Array;
+}
+
+/** A new network: widths [inputs, hidden..., outputs]; initialized as PyTorch's nn.Linear from seed. */
+export interface TrainingNetworkSpec {
+  widths: readonly number[];
+  /** Default 'relu'. */
+  activation?: TrainingActivation;
+  /** Default 'per_tensor'. */
+  quantizer?: TrainingQuantizer;
+  /** Default 0. */
+  seed?: number;
+}
+
+/**
+ * A packed model file (Network.toModel, job.export()) as the starting point: linear layers with
+ * one activation (relu, gelu, silu) between them. The shadow weights are the trits times the
+ * scales, set so that the quantizer gives back the same trits and scales (exactly for per-tensor
+ * scales under 'per_tensor' and the LSQ quantizers, and for 'per_row'). The bytes are copied.
+ */
+export interface TrainingModelSpec {
+  model: Uint8Array | ArrayBuffer;
+  /** Default: the file's metadata.quantizer (Network.toModel writes it), else 'per_tensor'. */
+  quantizer?: TrainingQuantizer;
+  /** Default: the one the file uses. */
+  activation?: TrainingActivation;
+}
+
+export interface StartTrainingOptions {
+  network: TrainingNetworkSpec | TrainingModelSpec;
+  /** Network.setOptimizer's options. Default Adam, lr 1e-3. */
+  optimizer?: {
+    type?: 'adam' | 'adamw' | 'sgd';
+    lr?: number;
+    beta1?: number;
+    beta2?: number;
+    eps?: number;
+    weightDecay?: number;
+    momentum?: number;
+  };
+  /** Linear warmup, then constant or cosine decay; totalSteps defaults to epochs * ceil(samples / batchSize). Default: constant, no warmup. */
+  schedule?: { type?: 'constant' | 'cosine'; warmupSteps?: number; totalSteps?: number };
+  /** Tequila's deadzone bias lambda (ternary quantizers only); 0 is off. */
+  tequila?: number;
+  /**
+   * The training set. TRANSFERRED, not copied: when startTraining returns, the caller's x and
+   * labels (their whole ArrayBuffers) are detached (length 0). Pass copies (x.slice()) to keep
+   * yours. Checked in the worker: every x finite (else NON_FINITE), every label a class.
+   */
+  data: TrainingSet;
+  /** Held-out samples (transferred too): the accuracy of epoch-end progress events and of the result. */
+  test?: TrainingSet;
+  /** Default 1. */
+  epochs?: number;
+  /** Default 64. */
+  batchSize?: number;
+  /** Seed of the shuffling: the same order as Network.fit with this seed. Default 0. */
+  seed?: number;
+  /** A progress event every this many steps, and one at each epoch end. Default 20. */
+  progressEvery?: number;
+  /**
+   * Called on the main thread with each progress event. An exception it throws does not stop
+   * training: it goes to onError, or to console.error.
+   */
+  onProgress?: (event: TrainingProgress) => void;
+  /** Gets what onProgress threw. */
+  onError?: (error: unknown) => void;
+  /**
+   * Cancels the job: the worker is asked for the weights of its last completed step (see
+   * cancelTimeout), then terminated; done rejects with an AbortError DOMException.
+   */
+  signal?: AbortSignal;
+  /** How long a cancel waits for the worker's final weights before terminating it anyway, in ms. Default 1000. */
+  cancelTimeout?: number;
+  /**
+   * The worker to run in. Default: `new Worker(new URL('./worker-entry.js', import.meta.url),
+   * { type: 'module' })` where Worker exists (browsers, Deno, Bun; webpack 5 and Vite bundle that
+   * form), else a Node worker_threads Worker of the same file. A URL or string: the script to
+   * start (e.g. js/worker-entry.js bundled as its own entry point, or a CSP-allowed copy). A
+   * function: returns the Worker (web or worker_threads) or a promise of one.
+   */
+  worker?: string | URL | { postMessage(message: unknown, transfer?: unknown): void } | (() => unknown);
+  /** How the worker loads the wasm (init's options; a relative url is resolved against the page). Default: the shipped build next to the worker's loader. */
+  init?: InitOptions;
+  /** How long the worker computes before it yields to its event loop (to answer requests), in ms. Default 10. */
+  chunkMs?: number;
+}
+
+/** Per layer: the deadzone statistics of its shadow weights, and the fraction of its trits that changed since the previous event. */
+export interface TrainingLayerProgress extends DeadzoneStats {
+  flipped: number;
+}
+
+/** A progress event (every progressEvery steps, and at each epoch end). */
+export interface TrainingProgress {
+  /** The epoch the last step belongs to, from 0. */
+  epoch: number;
+  /** Steps completed by this job. */
+  step: number;
+  /** epochs * ceil(samples / batchSize). */
+  totalSteps: number;
+  /** Mean training loss of the steps since the previous event. */
+  loss: number;
+  /** On the test set at epoch ends (when given), otherwise on the last batch after its step. */
+  accuracy: number;
+  accuracyOn: 'test' | 'batch';
+  /** The learning rate of the last step. */
+  lr: number;
+  /** True for the event at an epoch's end. */
+  epochEnd: boolean;
+  /** One entry per layer. */
+  layers: TrainingLayerProgress[];
+  /** Fraction of all the network's trits that changed since the previous event (the first event: since the start), in [0, 1]. */
+  flipped: number;
+  /** Wall time since training started, pauses included, in ms. */
+  ms: number;
+}
+
+/** What job.done resolves with. */
+export interface TrainingResult {
+  epochs: number;
+  steps: number;
+  /** The mean training loss of each epoch. */
+  losses: number[];
+  /** Accuracy and mean cross-entropy of the final weights, on the test set when given, else on the training set. */
+  accuracy: number;
+  loss: number;
+  evaluatedOn: 'test' | 'train';
+  /** Wall time of the training, pauses included, in ms. */
+  ms: number;
+}
+
+/** job.evaluate()'s answer. */
+export interface TrainingEvaluation {
+  accuracy: number;
+  /** Mean cross-entropy. */
+  loss: number;
+  /** Samples evaluated. */
+  count: number;
+  /** Steps completed when it was computed. */
+  step: number;
+}
+
+/** One layer's float32 shadow weights. */
+export interface TrainingLayerWeights {
+  /** out x in, row-major. */
+  weight: Float32Array;
+  bias: Float32Array;
+  /** The LSQ scale (other quantizers ignore it). */
+  alpha: number;
+  shape: [out: number, inputs: number];
+}
+
+/** Every layer's weights, and the step they are the result of. */
+export type TrainingWeights = TrainingLayerWeights[] & { readonly step: number };
+
+/** Options every job method takes: its own signal rejects that call (with an AbortError) without touching the job. */
+export interface TrainingCallOptions {
+  signal?: AbortSignal;
+}
+
+export type TrainingState = 'starting' | 'training' | 'paused' | 'done' | 'failed' | 'cancelling' | 'cancelled' | 'terminated';
+
+/**
+ * A training job in a worker. The worker answers requests between two steps. After done it stays
+ * (idle; it does not keep a Node process alive) for evaluate, export and weights until
+ * terminate(). Methods called after the worker is gone reject with TilelliError FREED, except
+ * weights(), which then gives the latest weights the worker sent.
+ */
+export interface TrainingJob {
+  /**
+   * Resolves when the last epoch ends. Rejects with an AbortError DOMException after a cancel
+   * (the signal) or terminate(), and with a TilelliError of the worker's code and message when
+   * training failed in it (e.g. NON_FINITE).
+   */
+  readonly done: Promise<TrainingResult>;
+  readonly state: TrainingState;
+  /** Steps completed, as of the latest event or answer. */
+  readonly step: number;
+  /** Known from the first progress event; 0 before. */
+  readonly totalSteps: number;
+  /** The Worker (web) or worker_threads Worker (Node) the job runs in, once created. */
+  readonly worker: unknown;
+  /** Stop between two steps; resolves once the worker has stopped (no step runs until resume()). */
+  pause(options?: TrainingCallOptions): Promise<{ step: number }>;
+  resume(options?: TrainingCallOptions): Promise<{ step: number }>;
+  /** Accuracy and loss of the current weights on data (copied, not transferred), or on the test set (else the training set). */
+  evaluate(data?: TrainingSet, options?: TrainingCallOptions): Promise<TrainingEvaluation>;
+  /** The packed model file of the current weights (Network.toModel): load it with tl.Model.load. */
+  export(options?: TrainingCallOptions & { format?: MatrixFormat; metadata?: Record<string, string | number | boolean> }): Promise<Uint8Array>;
+  /**
+   * The weights as of the last completed step: asked of the worker (waiting at most timeout ms,
+   * default 1000), else, and after the worker is gone, the latest it sent (at the start, at epoch
+   * ends, at the end, at a cancel, before an error).
+   */
+  weights(options?: TrainingCallOptions & { timeout?: number }): Promise<TrainingWeights>;
+  /** Terminate the worker now: what is pending (done too, if still training) rejects with an AbortError. Resolves once it is gone. */
+  terminate(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+declare global {
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol;
+  }
+}
+
+/**
+ * Train an MLP in a worker (a module Web Worker, or a Node worker_thread). Returns at once; bad
+ * options throw a TilelliError (INVALID_ARGUMENT, SIZE_MISMATCH) before anything is transferred.
+ */
+export function startTraining(options: StartTrainingOptions): TrainingJob;

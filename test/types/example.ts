@@ -5,7 +5,9 @@ import { init, simdSupported, wasmUrl, TilelliError } from 'tilelli';
 import type {
   DeadzoneStats, InitOptions, Tilelli, TilelliErrorCode, Weights, MatrixFormat, MatrixShape, PackedMatrix,
   QuantizedActivations, Safetensors, TensorInfo, Architecture, Model, ModelSpec,
+  StartTrainingOptions, TrainingJob, TrainingProgress, TrainingResult, TrainingWeights, TrainingEvaluation,
 } from 'tilelli';
+import * as tilelli from 'tilelli';
 
 const options: InitOptions = { simd: simdSupported(), maxMemory: 64 * 1024 * 1024 };
 const tl: Tilelli = await init(options);
@@ -106,6 +108,12 @@ export function misuse(): void {
   fromTrits.rows = 3;
   // @ts-expect-error: quantizeActivations needs cols
   tl.quantizeActivations([1, 2]);
+  // @ts-expect-error: training labels are integers in a typed array, not strings
+  startTraining({ network: { widths: [2, 2] }, data: { x: new Float32Array(2), labels: ['cat'] } });
+  // @ts-expect-error: a network is widths or a model, not both missing
+  startTraining({ network: {}, data: { x: new Float32Array(2), labels: new Uint8Array(1) } });
+  // @ts-expect-error: accuracy is known after done, not on the job
+  void job.accuracy;
   // @ts-expect-error: pack returns bytes, not trits
   const packedAsTrits: Int8Array = tl.pack([1], [1, 1]);
   void packedAsTrits;
@@ -135,7 +143,37 @@ const spec: ModelSpec = { input: 4, layers: [{ type: 'rmsnorm' }, { type: 'bitli
 const specBytes: Uint8Array = tl.packModel(spec);
 direct.free();
 
+// Training in a worker (a worker_thread here): one step on four samples, then the model it made.
+// Until the package entries export startTraining, it is taken from js/worker.js (next to them).
+const startTraining: typeof tilelli.startTraining = tilelli.startTraining ??
+  (await import(new URL('../../js/worker.js', import.meta.url).href)).startTraining;
+const progress: TrainingProgress[] = [];
+const trainingOptions: StartTrainingOptions = {
+  network: { widths: [4, 8, 3], activation: 'relu', quantizer: 'per_tensor', seed: 1 },
+  optimizer: { type: 'adam', lr: 1e-2 },
+  schedule: { type: 'cosine', warmupSteps: 0 },
+  data: { x: new Float32Array([1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 1]), labels: new Uint8Array([0, 1, 2, 0]) },
+  epochs: 1,
+  batchSize: 4,
+  progressEvery: 1,
+  onProgress: (p) => { progress.push(p); },
+  signal: AbortSignal.timeout(30_000),
+};
+const job: TrainingJob = startTraining(trainingOptions);
+const trained: TrainingResult = await job.done;
+const evaluation: TrainingEvaluation = await job.evaluate();
+const trainedWeights: TrainingWeights = await job.weights();
+const trainedModel: Model = tl.Model.load(await job.export({ format: 'i2' }));
+const trainedOutputs: Float32Array = trainedModel.run([1, 0, 0, 1]);
+trainedModel.free();
+await job.terminate();
+const training = {
+  steps: trained.steps, accuracy: evaluation.accuracy, weightsStep: trainedWeights.step, shapes: trainedWeights.map((L) => L.shape),
+  flipped: progress.map((p) => p.flipped), outputs: trainedOutputs, state: job.state,
+};
+
 export const summary = {
+  training,
   memory, tensor: info, probabilities, predicted, layerTypes, modelBytes: specBytes.length,
   simd: tl.simd, version: tl.version, url: url.href, alpha, rowAlphas, values, rowValues, signs, rowSigns, lsq,
   stats, stats2, code,
