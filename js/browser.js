@@ -4,3 +4,4 @@ import { compileFetched, makeInit, wasmUrl } from './loader.js';
 
 export { TilelliError, simdSupported, wasmUrl } from './loader.js';
 export const init = makeInit((simd) => compileFetched(wasmUrl(simd)));
+export { startTraining } from './worker.js';

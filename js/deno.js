@@ -6,3 +6,4 @@ const load = async (url) => (url.protocol === 'file:' ? WebAssembly.compile(awai
 
 export { TilelliError, simdSupported, wasmUrl } from './loader.js';
 export const init = makeInit((simd) => load(wasmUrl(simd)), load);
+export { startTraining } from './worker.js';

@@ -15,3 +15,4 @@ async function load(url) {
 
 export { TilelliError, simdSupported, wasmUrl } from './loader.js';
 export const init = makeInit((simd) => load(wasmUrl(simd)), load);
+export { startTraining } from './worker.js';

@@ -8,3 +8,4 @@ const compileFile = async (url) => WebAssembly.compile(await readFile(url));
 export { TilelliError, simdSupported, wasmUrl } from './loader.js';
 export const init = makeInit((simd) => compileFile(wasmUrl(simd)), (url) =>
   (url.protocol === 'file:' ? compileFile(url) : import('./loader.js').then((l) => l.compileFetched(url))));
+export { startTraining } from './worker.js';

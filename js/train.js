@@ -26,8 +26,8 @@ function pick(table, value, fn, what) {
   return table[value];
 }
 
-/** A seeded xorshift32 stream: the shuffling of fit(). */
-function shuffler(seed) {
+/** A seeded xorshift32 stream: the shuffling of fit() (and of the training worker). */
+export function shuffler(seed) {
   let s = (seed >>> 0) || 0x9e3779b9;
   const next = () => {
     s ^= s << 13; s >>>= 0;

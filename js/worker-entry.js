@@ -16,6 +16,7 @@
 
 import { TilelliError } from './errors.js';
 import { compileFetched, makeInit, wasmUrl } from './loader.js';
+import { shuffler } from './train.js'; // the seeded shuffle of Network.fit: a worker run trains as net.fit does
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
 const isWebWorker = typeof WorkerGlobalScope === 'function' && globalThis instanceof WorkerGlobalScope;
@@ -39,25 +40,6 @@ async function compileAt(url) {
 const init = makeInit((simd) => compileAt(wasmUrl(simd)), compileAt);
 
 const QUANTIZERS = ['none', 'per_tensor', 'per_row', 'lsq', 'lsq_paper'];
-
-/** The seeded shuffle of Network.fit (js/train.js): the same xorshift32 stream and Fisher-Yates
- * order, so a worker run trains exactly as net.fit with the same seed does (a test pins it). */
-function shuffler(seed) {
-  let s = (seed >>> 0) || 0x9e3779b9;
-  const next = () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-  return (order) => {
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = next() % (i + 1);
-      [order[i], order[j]] = [order[j], order[i]];
-    }
-    return order;
-  };
-}
 
 /** A macrotask: messages that arrived meanwhile are dispatched before it runs. setImmediate in
  * Node (after the poll phase that delivers port messages); a MessageChannel elsewhere, because

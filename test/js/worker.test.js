@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 import { init, TilelliError } from 'tilelli';
 
-import { startTraining } from '../../js/worker.js';
+import { startTraining } from 'tilelli';
 
 const require = createRequire(import.meta.url);
 const tl = await init();
