@@ -1,0 +1,69 @@
+// pack-panel.js — panel 3: the current model's size as float32 and as a packed model file in each
+// format (the same trits and scales, repacked: tlm.js), and a button that downloads the file.
+import { parameterCount, repack } from './tlm.js';
+
+const $ = (id) => document.getElementById(id);
+const FORMATS = [
+  { id: 'i2', note: '2 bits: 4 trits a byte' },
+  { id: 'tq1', note: '5 trits a byte in base 3' },
+  { id: 'bitplane', note: 'a +1 and a −1 bit plane' },
+];
+
+function bytesText(n) {
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(2)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+export function packPanel(app) {
+  const { tl } = app;
+  const ui = { body: $('sizes').tBodies[0], format: $('pack-format'), download: $('pack-download'), model: $('pack-model') };
+  const state = { sizes: null, downloads: 0, files: {} };
+
+  function update(m) {
+    const { weights, biases } = parameterCount(m.parsed);
+    const float32 = (weights + biases) * 4;
+    const files = {};
+    const rows = [];
+    const own = m.parsed.layers.filter((L) => L.type === 'linear').map((L) => L.weights);
+    for (const f of FORMATS) {
+      // the file the Draw panel runs when it is in this format, else the same trits repacked
+      files[f.id] = own.every((w) => w === f.id) ? m.bytes : repack(tl, m.parsed, f.id);
+      let packed = 0;
+      for (const L of m.parsed.layers) if (L.type === 'linear') packed += tl.packedSize([L.out, L.in], f.id);
+      rows.push({ ...f, bytes: files[f.id].length, bits: (packed * 8) / weights });
+    }
+    state.files = files;
+    state.sizes = { float32, ...Object.fromEntries(rows.map((r) => [r.id, r.bytes])) };
+    const bar = (n) => `<div class="bar" style="width:${((100 * n) / float32).toFixed(2)}%"></div>`;
+    ui.body.innerHTML =
+      `<tr class="float"><td>float32</td><td class="n">32</td><td class="n">${bytesText(float32)}</td><td>${bar(float32)}</td></tr>` +
+      rows.map((r) => `<tr><td><b>${r.id}</b><br><span class="ratio">${r.note}</span></td><td class="n">${r.bits.toFixed(2)}</td>` +
+        `<td class="n">${bytesText(r.bytes)}<br><span class="ratio">${(float32 / r.bytes).toFixed(1)}× smaller</span></td><td>${bar(r.bytes)}</td></tr>`).join('');
+    ui.model.innerHTML = `${m.label}: ${weights.toLocaleString('en-US')} weights and ${biases.toLocaleString('en-US')} biases. ` +
+      'Bits per weight count the padding of each row; the file adds the scales, the biases (float32) and a JSON header.';
+    ui.download.disabled = false;
+  }
+
+  ui.download.addEventListener('click', () => {
+    const format = ui.format.value;
+    const bytes = state.files[format];
+    if (!bytes) return;
+    const m = app.current;
+    const how = m.source === 'built-in' ? 'builtin' : m.quantizer === 'none' ? 'float32-ptq' : m.quantizer.replace('_', '-');
+    const name = `tilelli-mnist-${how}-${format}.tlm`;
+    const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    state.downloads++;
+    state.lastDownload = { name, format, bytes: bytes.length, serial: m.serial };
+  });
+
+  app.onModel(update);
+  return state;
+}
