@@ -81,9 +81,9 @@ export function kernelsPanel(app) {
       };
       const y = new Float32Array(n);
       const rows = [
-        { id: 'simd', label: `${format} × int8, WebAssembly SIMD128`, ...await measure(int8(tl, mSimd)) },
-        { id: 'scalar', label: `${format} × int8, WebAssembly scalar`, ...await measure(int8(scalar, mScalar)) },
-        { id: 'float', label: 'float32 × float32, JavaScript loop', ...await measure(() => floatGemv(W, x, y, n)) },
+        { id: 'simd', label: `trits (${format}) × int8 · WebAssembly SIMD128`, ...await measure(int8(tl, mSimd)) },
+        { id: 'scalar', label: `trits (${format}) × int8 · WebAssembly scalar`, ...await measure(int8(scalar, mScalar)) },
+        { id: 'float', label: 'float32 × float32 · plain JavaScript loop', ...await measure(() => floatGemv(W, x, y, n)) },
       ];
       // the same int32 sums in both builds, and how far the int8 path is from float32
       const q = tl.quantizeActivations(x, n);
@@ -95,12 +95,12 @@ export function kernelsPanel(app) {
       const floatUs = rows[2].us, slowest = Math.max(...rows.map((r) => r.us));
       for (const r of rows) r.gops = (2 * n * n) / (r.us * 1000);
       state.results = { n, format, rows: rows.map(({ id, us, calls, gops }) => ({ id, us, calls, gops })), sameSums: same, relError: err / (scale || 1) };
-      ui.out.innerHTML = `<table><thead><tr><th>kernel</th><th class="t">per call</th><th class="barcol">time</th><th class="t">vs float32</th></tr></thead><tbody>` +
-        rows.map((r) => `<tr class="${r.id}"><td>${r.label}</td><td class="t">${fmtUs(r.us)}</td>` +
-          `<td><div class="bar" style="width:${((100 * r.us) / slowest).toFixed(1)}%"></div></td>` +
+      ui.out.innerHTML = '<table><thead><tr><th>kernel</th><th class="t">per call</th><th class="t">vs float32</th></tr></thead><tbody>' +
+        rows.map((r) => `<tr class="${r.id}"><td>${r.label}<div class="bar" style="width:${((100 * r.us) / slowest).toFixed(1)}%"></div></td>` +
+          `<td class="t">${fmtUs(r.us)}</td>` +
           `<td class="t">${r.id === 'float' ? '1×' : `${(floatUs / r.us).toFixed(1)}× ${floatUs >= r.us ? 'faster' : 'slower'}`}</td></tr>`).join('') +
         '</tbody></table>' +
-        `<p class="small">SIMD128 ${(rows[1].us / rows[0].us).toFixed(1)}× the scalar build. Weights: ${fmtBytes(mSimd.byteLength)} packed (${format}) against ${fmtBytes(n * n * 4)} as float32. ` +
+        `<p class="small">SIMD128 is ${(rows[1].us / rows[0].us).toFixed(1)}× the speed of the scalar build. Weights: ${fmtBytes(mSimd.byteLength)} packed (${format}) against ${fmtBytes(n * n * 4)} as float32. ` +
         `${same ? 'Both builds give the same int32 sums' : '<b>The two builds disagree!</b>'}; the int8 activations move the outputs by at most ${(100 * state.results.relError).toFixed(2)}% of the largest.</p>`;
       state.runs++;
     } catch (e) {

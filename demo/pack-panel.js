@@ -40,7 +40,7 @@ export function packPanel(app) {
       `<tr class="float"><td>float32</td><td class="n">32</td><td class="n">${bytesText(float32)}</td><td>${bar(float32)}</td></tr>` +
       rows.map((r) => `<tr><td><b>${r.id}</b><br><span class="ratio">${r.note}</span></td><td class="n">${r.bits.toFixed(2)}</td>` +
         `<td class="n">${bytesText(r.bytes)}<br><span class="ratio">${(float32 / r.bytes).toFixed(1)}× smaller</span></td><td>${bar(r.bytes)}</td></tr>`).join('');
-    ui.model.innerHTML = `${m.label}: ${weights.toLocaleString('en-US')} weights and ${biases.toLocaleString('en-US')} biases. ` +
+    ui.model.innerHTML = `The current model (${m.label}) has ${weights.toLocaleString('en-US')} weights and ${biases.toLocaleString('en-US')} biases. ` +
       'Bits per weight count the padding of each row; the file adds the scales, the biases (float32) and a JSON header.';
     ui.download.disabled = false;
   }

@@ -12,7 +12,8 @@ const MAGIC = 'TLML';
  * weights (its format), packed (Uint8Array), scales and bias (Float32Array, bias may be null).
  */
 export function parseModel(bytes) {
-  bytes = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  // a plain Uint8Array view (a Node Buffer's slice() would not copy)
+  bytes = ArrayBuffer.isView(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : new Uint8Array(bytes);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (String.fromCharCode(...bytes.subarray(0, 4)) !== MAGIC) throw new Error('not a packed model file (no TLML magic)');
   const headerLength = Number(view.getBigUint64(8, true));

@@ -237,7 +237,7 @@ export function trainPanel(app) {
     if (e.epochEnd) {
       state.epochEnds++;
       if (e.accuracyOn === 'test') state.testAccuracy.push(e.accuracy);
-      adoptModel(current, e, false);
+      if (e.epoch + 1 < state.epochs) adoptModel(current, e, false); // the last one: when done
     }
     ui.status.textContent = statusLine(e);
     ui.bar.style.width = `${(100 * e.step) / e.totalSteps}%`;

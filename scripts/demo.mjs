@@ -190,9 +190,10 @@ export async function buildDemo({ out = DEFAULT_OUT, log = console.log } = {}) {
 /**
  * Serve a built site from 127.0.0.1 (port 0: a free one). Sends the files with their content
  * types and the two headers that make the page cross-origin isolated (finer timers for the
- * latencies; nothing is loaded from elsewhere anyway). Returns { url, port, requests, close }.
+ * latencies; nothing is loaded from elsewhere anyway). Returns { url, port, requests, close };
+ * requests lists every request ({ method, path, status }) when `record` is true.
  */
-export async function serveDemo({ dir = DEFAULT_OUT, port = 0, host = '127.0.0.1' } = {}) {
+export async function serveDemo({ dir = DEFAULT_OUT, port = 0, host = '127.0.0.1', record = false } = {}) {
   const base = normalize(dir);
   const requests = [];
   const server = createServer(async (req, res) => {
@@ -209,7 +210,7 @@ export async function serveDemo({ dir = DEFAULT_OUT, port = 0, host = '127.0.0.1
       type = 'text/plain; charset=utf-8';
       body = Buffer.from(status === 405 ? 'method not allowed' : 'not found');
     }
-    requests.push({ method: req.method, path: path ?? req.url, status });
+    if (record) requests.push({ method: req.method, path: path ?? req.url, status });
     res.writeHead(status, {
       'content-type': type,
       'content-length': body.length,
