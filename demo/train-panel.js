@@ -286,9 +286,10 @@ export function trainPanel(app) {
     requestWeights(true);
     try {
       const result = await current.done;
-      ui.status.textContent = `done: ${epochs} epoch${epochs > 1 ? 's' : ''}, ${result.steps} steps in ${(result.ms / 1000).toFixed(1)} s, ` +
-        `test accuracy ${app.percent(result.accuracy)} — the Draw and Pack panels now use this model.`;
       await adoptModel(current, { epoch: epochs - 1 }, true);
+      ui.status.textContent = `done: ${epochs} epoch${epochs > 1 ? 's' : ''}, ${result.steps} steps in ${(result.ms / 1000).toFixed(1)} s, ` +
+        `test accuracy ${app.percent(result.accuracy)}${quantizer === 'none' ? ` (float32; ternarized after training: ${app.percent(app.current.accuracy)})` : ''}` +
+        ' — the Draw and Pack panels now use this model.';
       showWeights(await current.weights());
       setState('done');
     } catch (err) {
