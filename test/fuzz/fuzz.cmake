@@ -42,7 +42,7 @@ set(TL_FUZZ_LIB ${TL_SOURCES})
 list(TRANSFORM TL_FUZZ_LIB PREPEND ${TL_FUZZ_ROOT}/)
 set(TL_FUZZ_HEADERS ${TL_FUZZ_ROOT}/include/tilelli.h ${TL_FUZZ_ROOT}/src/internal.h ${TL_FUZZ_ROOT}/src/json.h
     ${TL_FUZZ_ROOT}/src/simd.h)
-set(TL_FUZZ_TARGETS json safetensors model)
+set(TL_FUZZ_TARGETS json safetensors model pack kernels quant)
 set(TL_FUZZ_RUN "")
 foreach(t IN LISTS TL_FUZZ_TARGETS)
   set(exe ${TL_FUZZ_BIN}/fuzz_${t})
@@ -62,4 +62,5 @@ foreach(t IN LISTS TL_FUZZ_TARGETS)
             -dict=${TL_FUZZ_ROOT}/test/fuzz/json.dict -artifact_prefix=${TL_FUZZ_BIN}/artifacts/${t}-
             ${TL_FUZZ_BIN}/corpus/${t} ${TL_FUZZ_ROOT}/test/fuzz/corpus/${t})
 endforeach()
-add_custom_target(fuzz-run ${TL_FUZZ_RUN} DEPENDS fuzz_json fuzz_safetensors fuzz_model USES_TERMINAL VERBATIM)
+add_custom_target(fuzz-run ${TL_FUZZ_RUN} DEPENDS fuzz_json fuzz_safetensors fuzz_model fuzz_pack fuzz_kernels
+                  fuzz_quant USES_TERMINAL VERBATIM)
