@@ -8,9 +8,13 @@
  *     sum(x * code) - sum(x), with sum(x) taken once per vector;
  *   - sparse index lists: a column-major copy of the trits (built on first use, i2 codes along
  *     the rows) lets each active column add its codes to 64 row accumulators at a time;
- *   - everything else: decode a row to int8 trits (SIMD per format) and run an int8 or float
- *     dot product on it. The decoded row lives in L1 and is reused for every batch vector.
- * Every path has the plain reference in kernels_ref.c, checked bit for bit in every build.
+ *   - float GEMV: per 8 columns a table of the sums of x over all 256 subsets, then two
+ *     lookups per 8 weights (the +1 and -1 masks); float GEMM: the batch across SIMD lanes,
+ *     adding and subtracting the columns each row lists;
+ *   - everything else: decode a row to int8 trits (SIMD per format) and run the int8 dot
+ *     product on it. The decoded row lives in L1 and is reused for every batch vector.
+ * Every path has the plain reference in kernels_ref.c, checked bit for bit in every build
+ * (the float paths to a tolerance: they add in another order).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -173,44 +177,6 @@ static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *
 #endif
 }
 
-#if TL_SIMD
-/* acc + (x where t > 0) - (x where t < 0), for four int32 trits t. */
-static inline v128_t tl__pm(v128_t acc, v128_t t, const float *x) {
-    v128_t xv = wasm_v128_load(x), zero = wasm_i32x4_splat(0);
-    return wasm_f32x4_sub(wasm_f32x4_add(acc, wasm_v128_and(xv, wasm_i32x4_gt(t, zero))),
-                          wasm_v128_and(xv, wasm_i32x4_lt(t, zero)));
-}
-#endif
-
-/* sum over trits of +x / -x in float: adds and subtracts only. */
-static float tl__dot_t8_f32(const int8_t *t, const float *x, size_t n) {
-#if TL_SIMD
-    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i < n; i += 16) {
-        v128_t tv = wasm_v128_load(t + i);
-        v128_t lo = wasm_i16x8_extend_low_i8x16(tv), hi = wasm_i16x8_extend_high_i8x16(tv);
-        v128_t t0 = wasm_i32x4_extend_low_i16x8(lo), t1 = wasm_i32x4_extend_high_i16x8(lo);
-        v128_t t2 = wasm_i32x4_extend_low_i16x8(hi), t3 = wasm_i32x4_extend_high_i16x8(hi);
-        a0 = tl__pm(a0, t0, x + i), a1 = tl__pm(a1, t1, x + i + 4);
-        a2 = tl__pm(a2, t2, x + i + 8), a3 = tl__pm(a3, t3, x + i + 12);
-    }
-    v128_t s = wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3));
-    return (wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1)) +
-           (wasm_f32x4_extract_lane(s, 2) + wasm_f32x4_extract_lane(s, 3));
-#else
-    /* The SIMD loop's order exactly (element i in lane i % 16, lanes combined the same way),
-     * so every build returns the same bits. */
-    float l[16] = {0};
-    for (size_t i = 0; i < n; i++) {
-        float p = t[i] > 0 ? x[i] : 0.0f, q = t[i] < 0 ? x[i] : 0.0f;
-        l[i % 16] = (l[i % 16] + p) - q;
-    }
-    float s4[4];
-    for (int k = 0; k < 4; k++) s4[k] = (l[k] + l[k + 4]) + (l[k + 8] + l[k + 12]);
-    return (s4[0] + s4[1]) + (s4[2] + s4[3]);
-#endif
-}
-
 static int32_t tl__popcount64(uint64_t v) {
 #if defined(__GNUC__) || defined(__clang__)
     return __builtin_popcountll(v);
@@ -364,21 +330,64 @@ tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t
     return s;
 }
 
-/* float GEMV: decode each row to trits, then the masked add/subtract dot product. */
+/* The +1 and -1 masks of 8 consecutive trits of a decoded row, as two bytes per group. */
+static void tl__masks8(const int8_t *t, size_t groups, uint8_t *pos, uint8_t *neg) {
+    size_t g = 0;
+#if TL_SIMD
+    const v128_t zero = wasm_i8x16_splat(0);
+    for (; g + 2 <= groups; g += 2) {
+        v128_t v = wasm_v128_load(t + 8 * g);
+        uint32_t p = wasm_i8x16_bitmask(wasm_i8x16_gt(v, zero)),
+                 n = wasm_i8x16_bitmask(wasm_i8x16_lt(v, zero));
+        pos[g] = (uint8_t)p, pos[g + 1] = (uint8_t)(p >> 8), neg[g] = (uint8_t)n,
+        neg[g + 1] = (uint8_t)(n >> 8);
+    }
+#endif
+    for (; g < groups; g++) {
+        unsigned p = 0, n = 0;
+        for (unsigned b = 0; b < 8; b++)
+            p |= (unsigned)(t[8 * g + b] > 0) << b, n |= (unsigned)(t[8 * g + b] < 0) << b;
+        pos[g] = (uint8_t)p, neg[g] = (uint8_t)n;
+    }
+}
+
+/* float GEMV by tables: for every 8 columns, the sums of x over all 256 subsets (each built from
+ * a smaller one by one add), shared by every row; a row's dot product is then, per 8 columns,
+ * table[+1 mask] - table[-1 mask]. Adds and subtracts only, 0.5 operations per weight, and the
+ * same order in every build (scalar sums). The masks come straight from the bitplane format, or
+ * from a decoded row (i2, tq1). */
 static tl_status tl__f32_gemv(const tl_matrix *m, const float *x, float *out) {
-    size_t P = m->row_weights;
-    float *xp = tl__calloc(P, sizeof *xp);
-    int8_t *t = tl__malloc((P + 15) / 16 * 16);
-    if (!xp || !t) {
-        tl__free(xp), tl__free(t);
+    size_t P = m->row_weights, G = P / 8; /* rows are whole 16-byte blocks: P is a multiple of 16 */
+    float *T = tl__malloc(G * 256 * sizeof *T);
+    int8_t *t = tl__malloc(P);
+    uint8_t *pm = tl__malloc(2 * G), *nm = pm ? pm + G : NULL;
+    if (!T || !t || !pm) {
+        tl__free(T), tl__free(t), tl__free(pm);
         return TL_ERR_NO_MEMORY;
     }
-    memcpy(xp, x, m->cols * sizeof *x);
-    for (size_t r = 0; r < m->rows; r++) {
-        tl__decode_row(m, r, t);
-        out[r] = tl__dot_t8_f32(t, xp, P) * m->scales[r];
+    for (size_t g = 0; g < G; g++) {
+        float *tg = T + 256 * g;
+        tg[0] = 0.0f;
+        for (unsigned mask = 1; mask < 256; mask++) {
+            unsigned low = mask & (0u - mask), bit = 0;
+            while (!((low >> bit) & 1u)) bit++;
+            size_t c = 8 * g + bit;
+            tg[mask] = tg[mask ^ low] + (c < m->cols ? x[c] : 0.0f);
+        }
     }
-    tl__free(xp), tl__free(t);
+    for (size_t r = 0; r < m->rows; r++) {
+        if (m->format == TL_FORMAT_BITPLANE) {
+            const uint8_t *row = m->data + r * m->row_bytes;
+            memcpy(pm, row, G), memcpy(nm, row + m->row_bytes / 2, G);
+        } else {
+            tl__decode_row(m, r, t);
+            tl__masks8(t, G, pm, nm);
+        }
+        float acc = 0.0f;
+        for (size_t g = 0; g < G; g++) acc = (acc + T[256 * g + pm[g]]) - T[256 * g + nm[g]];
+        out[r] = acc * m->scales[r];
+    }
+    tl__free(T), tl__free(t), tl__free(pm);
     return TL_OK;
 }
 
