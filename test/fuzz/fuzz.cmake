@@ -1,7 +1,7 @@
 # test/fuzz/fuzz.cmake — the libFuzzer targets (test/fuzz/README.md), built with clang whatever
 # compiler the project uses, since libFuzzer is clang's. include() it from the top-level
 # CMakeLists.txt after enable_testing(). Gives, when clang links -fsanitize=fuzzer:
-#   fuzz_json, fuzz_safetensors, fuzz_model   the fuzzers (ASan + UBSan), in <build>/fuzz/
+#   fuzz_json, fuzz_safetensors, fuzz_model, fuzz_pack, fuzz_kernels, fuzz_quant   the fuzzers (ASan + UBSan), in <build>/fuzz/
 #   tests fuzz_<t>_corpus          every committed seed run once (a regression test, ~1 s)
 #   target fuzz-run                each fuzzer for TILELLI_FUZZ_SECONDS, growing a corpus in
 #                                  <build>/fuzz/corpus/<t>, crashes in <build>/fuzz/artifacts/
@@ -35,7 +35,7 @@ if(NOT TL_FUZZ_PROBE EQUAL 0)
                  "(apt-get install -y libclang-rt-14-dev): fuzzers skipped")
   return()
 endif()
-message(STATUS "fuzz: building fuzz_json, fuzz_safetensors and fuzz_model with ${TL_FUZZ_CC}")
+message(STATUS "fuzz: building ${TL_FUZZ_TARGETS} (fuzz_<name>) with ${TL_FUZZ_CC}")
 
 # The whole core: the model target runs what it loads through the kernels.
 set(TL_FUZZ_LIB ${TL_SOURCES})
