@@ -99,7 +99,7 @@ test('formats and kernels: unpack(pack(t)) = t, products equal a plain JS refere
   }), { numRuns: RUNS });
 });
 
-test('100,000 calls of each quantizer and 20,000 matrix create/multiply/free cycles leave wasm memory and the JS heap flat', { timeout: 180_000 }, async () => {
+test('100,000 calls of each quantizer, model run and checkpoint open, and 20,000 matrix, model and training cycles leave wasm memory and the JS heap flat', { timeout: 180_000 }, async () => {
   const tl = await init();
   const w = Float32Array.from({ length: 96 }, (_, i) => Math.sin(i));
   const calls = [
@@ -125,8 +125,31 @@ test('100,000 calls of each quantizer and 20,000 matrix create/multiply/free cyc
     m.free();
   }
   assert.equal(tl.memoryStats().liveBlocks, 0);
+  // models, checkpoints and networks: 100,000 runs and opens, 20,000 load/free and train cycles
+  const m0 = tl.PackedMatrix.fromWeights(w, [8, 12]);
+  const modelBytes = tl.packModel({ input: 12, layers: [{ type: 'linear', matrix: m0, bias: new Float32Array(8) }, { type: 'relu' }] });
+  m0.free();
+  const model = tl.Model.load(modelBytes);
+  const head = new TextEncoder().encode('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}');
+  const st = new Uint8Array(8 + head.length + 8);
+  new DataView(st.buffer).setBigUint64(0, BigInt(head.length), true);
+  st.set(head, 8);
+  for (let i = 0; i < 100_000; i++) {
+    model.run(w.subarray(0, 12));
+    const c = tl.Safetensors.open(st);
+    c.read('w');
+    c.free();
+  }
+  model.free();
+  const net = tl.Network.create({ widths: [12, 4, 2], seed: 1 });
+  for (let i = 0; i < 20_000; i++) {
+    tl.Model.load(modelBytes).free();
+    net.trainStep(w.subarray(0, 24), { labels: [0, 1] });
+  }
+  net.free();
+  assert.equal(tl.memoryStats().liveBlocks, 0);
   assert.equal(tl.memoryStats().wasmBytes, wasm0, 'the wasm memory did not grow');
   const grown = heap() - heap0;
-  // 900,000 calls: even 40 bytes kept per call would be 36 MB
+  // over a million calls: even 40 bytes kept per call would be 40 MB
   assert.ok(grown < 8 * 1024 * 1024, `the JS heap grew by ${grown} bytes`);
 });
