@@ -50,7 +50,7 @@ foreach(t IN LISTS TL_FUZZ_TARGETS)
     OUTPUT ${exe}
     COMMAND ${TL_FUZZ_CC} ${TL_FUZZ_FLAGS} ${TL_NATIVE_FLAGS} -Wall -Wextra -I${TL_FUZZ_ROOT}/include -I${TL_FUZZ_ROOT}/src
             ${TL_FUZZ_ROOT}/test/fuzz/fuzz_${t}.c ${TL_FUZZ_LIB} -lm -o ${exe}
-    DEPENDS ${TL_FUZZ_ROOT}/test/fuzz/fuzz_${t}.c ${TL_FUZZ_LIB} ${TL_FUZZ_HEADERS}
+    DEPENDS ${TL_FUZZ_ROOT}/test/fuzz/fuzz_${t}.c ${TL_FUZZ_ROOT}/test/fuzz/fuzz_common.h ${TL_FUZZ_LIB} ${TL_FUZZ_HEADERS}
     COMMENT "clang: fuzz_${t} (libFuzzer, ASan, UBSan)"
     VERBATIM)
   add_custom_target(fuzz_${t} ALL DEPENDS ${exe})

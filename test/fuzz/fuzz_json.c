@@ -11,15 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_common.h"
 #include "json.h"
 
-#define REQUIRE(c)                                                                                           \
-    do {                                                                                                     \
-        if (!(c)) {                                                                                          \
-            fprintf(stderr, "fuzz_json: %s:%d: %s\n", __FILE__, __LINE__, #c);                               \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
 
 typedef struct {
     char *p;

@@ -30,44 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "fuzz_common.h"
 
-#define REQUIRE(c)                                                                                           \
-    do {                                                                                                     \
-        if (!(c)) {                                                                                          \
-            fprintf(stderr, "fuzz_kernels: %s:%d: %s\n", __FILE__, __LINE__, #c);                            \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
 
-/* A slice of the input's bytes, then a xorshift stream. */
-typedef struct {
-    const uint8_t *p;
-    size_t n, i;
-    uint32_t s;
-} stream;
-
-static uint32_t fnv(const uint8_t *d, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ d[i]) * 16777619u;
-    return h;
-}
-
-static uint8_t next(stream *r) {
-    if (r->i < r->n) return r->p[r->i++];
-    r->s ^= r->s << 13, r->s ^= r->s >> 17, r->s ^= r->s << 5;
-    return (uint8_t)(r->s >> 24);
-}
-
-/* Little-endian, one byte after the other (the order of calls in one expression is unspecified). */
-static uint32_t next16(stream *r) {
-    uint32_t v = next(r);
-    return v | (uint32_t)next(r) << 8;
-}
-static uint32_t next32(stream *r) {
-    uint32_t v = next16(r);
-    return v | next16(r) << 16;
-}
 
 /* The six slices of the body. */
 enum { S_TRITS, S_SCALES, S_BITS, S_SPARSE, S_I8, S_F32, NSLICES };

@@ -10,15 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "fuzz_common.h"
 
-#define REQUIRE(c)                                                                                           \
-    do {                                                                                                     \
-        if (!(c)) {                                                                                          \
-            fprintf(stderr, "fuzz_model: %s:%d: %s\n", __FILE__, __LINE__, #c);                              \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
 
 static int documented(tl_status s) {
     return s == TL_OK || s == TL_ERR_PARSE || s == TL_ERR_VERSION || s == TL_ERR_FORMAT || s == TL_ERR_NON_FINITE ||

@@ -29,41 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "fuzz_common.h"
 
-#define REQUIRE(c)                                                                                           \
-    do {                                                                                                     \
-        if (!(c)) {                                                                                          \
-            fprintf(stderr, "fuzz_quant: %s:%d: %s\n", __FILE__, __LINE__, #c);                              \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
 
-/* The input's bytes, then a xorshift stream seeded by the input's hash. */
-typedef struct {
-    const uint8_t *p;
-    size_t n, i;
-    uint32_t s;
-} stream;
-
-static uint32_t fnv(const uint8_t *d, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ d[i]) * 16777619u;
-    return h;
-}
-
-static uint8_t next(stream *r) {
-    if (r->i < r->n) return r->p[r->i++];
-    r->s ^= r->s << 13, r->s ^= r->s >> 17, r->s ^= r->s << 5;
-    return (uint8_t)(r->s >> 24);
-}
-
-/* Little-endian, one byte after the other (the order of calls in one expression is unspecified). */
-static uint32_t next32(stream *r) {
-    uint32_t v = 0;
-    for (int k = 0; k < 4; k++) v |= (uint32_t)next(r) << (8 * k);
-    return v;
-}
 
 static int non_finite(float x) { return (tl__f2u(x) & TL__INF_BITS) == TL__INF_BITS; }
 

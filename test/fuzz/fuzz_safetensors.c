@@ -14,15 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "fuzz_common.h"
 
-#define REQUIRE(c)                                                                                           \
-    do {                                                                                                     \
-        if (!(c)) {                                                                                          \
-            fprintf(stderr, "fuzz_safetensors: %s:%d: %s\n", __FILE__, __LINE__, #c);                        \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
 
 static size_t dtype_size(tl_dtype d) {
     switch (d) {
