@@ -18,19 +18,17 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { extname, join, normalize, sep } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as esbuild from 'esbuild';
-import { chromium } from 'playwright-core';
+import { CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const artifacts = join(root, 'test-artifacts', 'browser');
 const site = join(artifacts, 'train-site'); // not browser.test.js's site/: the two may run at once
-const CHROMIUM = process.env.TILELLI_CHROMIUM || '/usr/bin/chromium';
 const WASM = ['tilelli-simd.wasm', 'tilelli-scalar.wasm'];
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -96,42 +94,6 @@ async function buildSite() {
   return bytes;
 }
 
-/** A static server of site/ on 127.0.0.1 and a free port; records each request. */
-async function serve() {
-  const requests = [];
-  const server = createServer(async (req, res) => {
-    let path = null;
-    try {
-      path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    } catch {} // malformed: a 404 below
-    const file = normalize(join(site, path === '/' ? 'index.html' : path ?? ''));
-    let status = 200;
-    let type = TYPES[extname(file)];
-    let body;
-    if (req.method !== 'GET' || path === null || !file.startsWith(site + sep) || !type) {
-      status = 404;
-    } else {
-      body = await readFile(file).catch(() => undefined);
-      if (!body) status = 404;
-    }
-    if (status !== 200) {
-      type = 'text/plain; charset=utf-8';
-      body = 'not found';
-    }
-    requests.push({ path: path ?? req.url, status });
-    res.writeHead(status, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' });
-    res.end(body);
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const close = () => new Promise((resolve) => {
-    server.close(resolve);
-    server.closeAllConnections();
-  });
-  return { origin: `http://127.0.0.1:${server.address().port}`, requests, close };
-}
 
 test('Chromium trains the MNIST MLP in a module worker: progress, pause/resume, export to tl.Model, cancel',
   { timeout: 90_000 }, async (t) => {
@@ -140,29 +102,15 @@ test('Chromium trains the MNIST MLP in a module worker: progress, pause/resume, 
     const time = { start: performance.now() };
     const bundles = await buildSite();
     time.bundled = performance.now();
-    const server = await serve();
+    const server = await serveStatic(site, TYPES);
     const problems = [];
     let browser, report;
     try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        chromiumSandbox: false,
-        args: ['--disable-gpu', '--disable-background-networking', '--disable-component-update',
-          '--disable-sync', '--no-first-run'],
-        timeout: 30_000,
-      });
+      browser = await launchChromium();
       time.launched = performance.now();
       const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
       page.setDefaultTimeout(60_000);
-      const where = (m) => (m.location()?.url ? ` (${m.location().url}:${m.location().lineNumber})` : '');
-      page.on('console', (m) => m.type() === 'error' && problems.push(`${m.worker() ? 'worker ' : ''}console error: ${m.text()}${where(m)}`));
-      page.on('pageerror', (e) => problems.push(`page error: ${e.stack || e.message}`));
-      page.on('crash', () => problems.push('the page crashed'));
-      page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-      page.on('request', (r) => {
-        if (!r.url().startsWith(`${server.origin}/`) && !r.url().startsWith('data:')) problems.push(`off-site request: ${r.url()}`);
-      });
+      watchPage(page, problems, `${server.origin}/`);
       const workers = [];
       page.on('worker', (w) => workers.push(w.url()));
 

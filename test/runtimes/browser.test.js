@@ -18,22 +18,20 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { copyFile, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { extname, join, normalize, sep } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 
 import * as esbuild from 'esbuild';
-import { chromium } from 'playwright-core';
 import { init } from 'tilelli';
 
+import { CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
 import { sample } from './sample.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const artifacts = join(root, 'test-artifacts', 'browser');
 const site = join(artifacts, 'site');
-const CHROMIUM = process.env.TILELLI_CHROMIUM || '/usr/bin/chromium';
 const WASM = ['tilelli-simd.wasm', 'tilelli-scalar.wasm'];
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -98,43 +96,6 @@ async function buildSite() {
   return bundles;
 }
 
-/** A static server of site/ on 127.0.0.1 and a free port; records each request. */
-async function serve() {
-  const requests = [];
-  const server = createServer(async (req, res) => {
-    let path = null;
-    try {
-      path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    } catch {} // malformed: a 404 below
-    const file = normalize(join(site, path === '/' ? 'index.html' : path ?? ''));
-    let status = 200;
-    let type = TYPES[extname(file)];
-    let body;
-    if (req.method !== 'GET' || path === null || !file.startsWith(site + sep) || !type) {
-      status = 404;
-    } else {
-      body = await readFile(file).catch(() => undefined);
-      if (!body) status = 404;
-    }
-    if (status !== 200) {
-      type = 'text/plain; charset=utf-8';
-      body = 'not found';
-    }
-    requests.push({ path: path ?? req.url, status, type });
-    res.writeHead(status, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' });
-    res.end(body);
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const close = () => new Promise((resolve) => {
-    server.close(resolve);
-    server.closeAllConnections();
-  });
-  return { origin: `http://127.0.0.1:${server.address().port}`, requests, close };
-}
-
 test('Chromium runs the sample on the main thread (SIMD, scalar) and in a module worker with Node\'s numbers',
   { timeout: 60_000 }, async (t) => {
     assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: scripts/setup.sh installs Debian's chromium (or set TILELLI_CHROMIUM)`);
@@ -146,33 +107,15 @@ test('Chromium runs the sample on the main thread (SIMD, scalar) and in a module
 
     const bundles = await buildSite();
     time.bundled = performance.now();
-    const server = await serve();
+    const server = await serveStatic(site, TYPES);
     const problems = []; // console errors, page errors, failed and off-site requests
     let browser;
     try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        // headless (the default) makes playwright pass --headless; chromiumSandbox: false (also
-        // the default) passes --no-sandbox. Most of the rest are in playwright's own switches
-        // already; kept here so the intent does not depend on its defaults.
-        headless: true,
-        chromiumSandbox: false,
-        args: ['--disable-gpu', '--disable-background-networking', '--disable-component-update',
-          '--disable-sync', '--no-first-run'],
-        timeout: 30_000,
-      });
+      browser = await launchChromium();
       time.launched = performance.now();
       const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
       page.setDefaultTimeout(20_000);
-      const where = (m) => (m.location()?.url ? ` (${m.location().url}:${m.location().lineNumber})` : '');
-      // playwright 1.65 reports a dedicated worker's console on the page too (m.worker() says whose).
-      page.on('console', (m) => m.type() === 'error' && problems.push(`${m.worker() ? 'worker ' : ''}console error: ${m.text()}${where(m)}`));
-      page.on('pageerror', (e) => problems.push(`page error: ${e.stack || e.message}`));
-      page.on('crash', () => problems.push('the page crashed'));
-      page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-      page.on('request', (r) => {
-        if (!r.url().startsWith(`${server.origin}/`) && !r.url().startsWith('data:')) problems.push(`off-site request: ${r.url()}`);
-      });
+      watchPage(page, problems, `${server.origin}/`);
 
       await page.goto(`${server.origin}/index.html`, { waitUntil: 'load' });
       await page.waitForFunction(() => window.tilelliReport !== undefined);

@@ -29,17 +29,16 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { chromium } from 'playwright-core';
 import { init } from 'tilelli';
 
 import { decodeDigits, inputs, sample } from '../../demo/digits.js';
 import { enlarge, toModelInput } from '../../demo/preprocess.js';
 import { argmax, Int8Runner, parseModel } from '../../demo/tlm.js';
 import { buildDemo, serveDemo } from '../../scripts/demo.mjs';
+import { CHROMIUM, launchChromium, watchPage } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const artifacts = join(root, 'test-artifacts', 'demo');
-const CHROMIUM = process.env.TILELLI_CHROMIUM || '/usr/bin/chromium';
 const PAD = 280;
 
 /** What the page makes of test digit i loaded onto its canvas, computed in Node. */
@@ -79,27 +78,12 @@ test('the demo page: train in a worker, draw, download the packed model, benchma
     let browser;
     const report = {};
     try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        chromiumSandbox: false,
-        args: ['--disable-gpu', '--disable-background-networking', '--disable-component-update',
-          '--disable-sync', '--no-first-run'],
-        timeout: 30_000,
-      });
+      browser = await launchChromium();
       time.launched = performance.now();
       const open = async (options) => {
         const page = await browser.newPage({ acceptDownloads: true, ...options });
         page.setDefaultTimeout(30_000);
-        const where = (m) => (m.location()?.url ? ` (${m.location().url}:${m.location().lineNumber})` : '');
-        page.on('console', (m) => m.type() === 'error' && problems.push(`${m.worker() ? 'worker ' : ''}console error: ${m.text()}${where(m)}`));
-        page.on('pageerror', (e) => problems.push(`page error: ${e.stack || e.message}`));
-        page.on('crash', () => problems.push('the page crashed'));
-        page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-        page.on('request', (r) => {
-          const url = r.url();
-          if (!url.startsWith(server.url) && !url.startsWith('data:') && !url.startsWith('blob:')) problems.push(`off-site request: ${url}`);
-        });
+        watchPage(page, problems, server.url);
         await page.goto(server.url, { waitUntil: 'load' });
         await page.waitForFunction(() => window.demo?.ready || window.demo?.failed);
         const failed = await page.evaluate(() => window.demo.failed);
