@@ -89,7 +89,7 @@ async function timeCalls(fn, timing = {}) {
 }
 
 /** A few (b, r) output positions to check: the corners, then spread pseudo-randomly. */
-function spotPositions(rows, batch, count = 16) {
+export function spotPositions(rows, batch, count = 16) {
   const out = [
     [0, 0],
     [batch - 1, rows - 1],

@@ -44,6 +44,7 @@ import {
   ortRunOverhead,
   ownF32Gemv,
   readBandwidth,
+  spotPositions,
 } from './baselines.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -156,22 +157,6 @@ function checksum(acc) {
   let s = 0;
   for (let i = 0; i < acc.length; i++) s = (Math.imul(s, 31) + acc[i]) >>> 0;
   return s;
-}
-
-/** Output positions (b, r) checked against plain JS: the corners, then pseudo-random ones. */
-function spots(rows, batch) {
-  const out = [
-    [0, 0],
-    [batch - 1, rows - 1],
-    [0, rows - 1],
-    [batch - 1, 0],
-  ];
-  let s = 0x9e3779b9;
-  while (out.length < 16) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out.push([s % batch, Math.floor(s / 7) % rows]);
-  }
-  return out;
 }
 
 // --- failures -----------------------------------------------------------------------------------------
@@ -385,7 +370,7 @@ function compareWithSimd(label, { rows }, batch, f, kind, line, simdLine, act) {
 
 /** SIMD line against plain JS sums at 16 spots, from the unpacked trits. */
 function spotCheck(label, { rows, cols }, batch, f, kind, line, act, x8, trits) {
-  for (const [b, r] of spots(rows, batch)) {
+  for (const [b, r] of spotPositions(rows, batch)) {
     const t = trits.get(r);
     let ref = 0;
     let mag = 0;
@@ -452,7 +437,7 @@ async function runShape(shape) {
   const step = (what) => process.stderr.write(`\n[${tag}] ${what} (${((performance.now() - t0) / 1e3).toFixed(1)} s) `);
   const act = makeActivations(cols);
   const spotRows = new Set();
-  for (const batch of batches) for (const [, r] of spots(rows, batch)) spotRows.add(r);
+  for (const batch of batches) for (const [, r] of spotPositions(rows, batch)) spotRows.add(r);
 
   step('native');
   const native = runNative(shape);

@@ -23,8 +23,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import * as esbuild from 'esbuild';
-import { CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
+import { bundleForBrowser, CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const artifacts = join(root, 'test-artifacts', 'browser');
@@ -63,17 +62,7 @@ async function buildSite() {
   await copyFile(join(root, 'test', 'browser', 'train.html'), join(site, 'index.html'));
   for (const name of WASM) await copyFile(join(root, 'dist', name), join(site, 'app', name));
   await writeFile(join(site, 'digits.json'), JSON.stringify(digits()));
-  const result = await esbuild.build({
-    absWorkingDir: root,
-    entryPoints: { 'train-page': 'test/browser/train-page.js', 'train-worker': 'js/worker-entry.js' },
-    outdir: join(site, 'app'),
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    conditions: ['browser'],
-    metafile: true,
-    logLevel: 'silent',
-  });
+  const result = await bundleForBrowser(root, { 'train-page': 'test/browser/train-page.js', 'train-worker': 'js/worker-entry.js' }, join(site, 'app'));
   assert.deepEqual(result.warnings, [], 'esbuild warns about nothing');
   const inputs = {}, bytes = {};
   for (const [file, output] of Object.entries(result.metafile.outputs)) {

@@ -23,10 +23,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 
-import * as esbuild from 'esbuild';
 import { init } from 'tilelli';
 
-import { CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
+import { bundleForBrowser, CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
 import { sample } from './sample.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -67,17 +66,7 @@ async function buildSite() {
   }
 </script></head><body>plain page</body></html>
 `);
-  const result = await esbuild.build({
-    absWorkingDir: root,
-    entryPoints: { page: 'test/browser/page.js', worker: 'test/browser/worker.js' },
-    outdir: join(site, 'app'),
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    conditions: ['browser'],
-    metafile: true,
-    logLevel: 'silent',
-  });
+  const result = await bundleForBrowser(root, { page: 'test/browser/page.js', worker: 'test/browser/worker.js' }, join(site, 'app'));
   assert.deepEqual(result.warnings, [], 'esbuild warns about nothing');
   const bundles = {};
   for (const [file, output] of Object.entries(result.metafile.outputs)) {

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 
+import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.TILELLI_CHROMIUM || '/usr/bin/chromium';
@@ -44,6 +45,17 @@ export async function serveStatic(dir, types) {
     server.closeAllConnections();
   });
   return { origin: `http://127.0.0.1:${server.address().port}`, requests, close };
+}
+
+/**
+ * Bundle entry points as a browser app would: ESM, the package's "browser" condition, a metafile
+ * (to check which entry was bundled), and no warnings allowed (the caller asserts on them).
+ */
+export function bundleForBrowser(root, entryPoints, outdir) {
+  return esbuild.build({
+    absWorkingDir: root, entryPoints, outdir, bundle: true, format: 'esm', platform: 'browser',
+    conditions: ['browser'], metafile: true, logLevel: 'silent',
+  });
 }
 
 /** Debian's Chromium, headless, with no background network. */
