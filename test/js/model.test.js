@@ -282,8 +282,8 @@ test('hostile model files are typed errors, never a crash, and leak nothing', ()
   const dv = new DataView(good.buffer, good.byteOffset);
   const hlen = Number(dv.getBigUint64(8, true));
   const header = JSON.parse(new TextDecoder().decode(good.subarray(16, 16 + hlen)));
-  const badCode = good.slice(); badCode[16 + hlen + header.layers[0].packed[0]] |= 0x03; badCode[16 + hlen + header.layers[0].packed[0]] |= 0x03;
-  badCode[16 + hlen + header.layers[0].packed[0]] = 0xff;
+  const badCode = good.slice();
+  badCode[16 + hlen + header.layers[0].packed[0]] = 0xff; // four i2 codes of 3
   cases.push(['an i2 code 3', badCode, 'INVALID_FORMAT']);
   const nanBias = good.slice(); new DataView(nanBias.buffer).setFloat32(16 + hlen + header.layers[0].bias[0], NaN, true);
   cases.push(['a NaN bias', nanBias, 'NON_FINITE']);
