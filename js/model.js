@@ -182,6 +182,18 @@ export class Model extends Owned {
     return pred;
   }
 
+  /** The trits (Int8Array, out x in) and per-row scales of layer i's matrix (linear, bitlinear). */
+  trits(i) {
+    const fn = 'Model.trits', p = this.live('trits'), rt = this.rt;
+    const m = Number.isSafeInteger(i) && i >= 0 ? rt.x.tl_model_matrix(p, i) : 0;
+    if (!m) throw invalid(`${fn}: layer ${i} has no matrix (layers with one: ${this.layers.flatMap((L, k) => (L.weights ? [k] : [])).join(', ')})`);
+    const rows = rt.x.tl_matrix_rows(m), n = rows * rt.x.tl_matrix_cols(m);
+    return rt.withBlock(fn, [n], ([tp]) => {
+      rt.check(rt.x.tl_matrix_unpack(m, tp, n), fn);
+      return { trits: rt.view(Int8Array, tp, n).slice(), scales: rt.view(Float32Array, rt.x.tl_matrix_scales(m), rows).slice() };
+    });
+  }
+
   /** The packed model file of this model (C's writer). */
   save() {
     const p = this.live('save'), rt = this.rt;

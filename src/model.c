@@ -1059,6 +1059,8 @@ tl_status tl_model_layer_info(const tl_model *m, size_t i, tl_layer_info *out) {
     return TL_OK;
 }
 
+const tl_matrix *tl_model_matrix(const tl_model *m, size_t i) { return m && i < m->nlayers ? m->layers[i].m : NULL; }
+
 tl_status tl_model_set_precision(tl_model *m, tl_precision p) {
     if (!m) return TL_ERR_NULL;
     if (p != TL_PRECISION_FLOAT && p != TL_PRECISION_INT8)
