@@ -376,6 +376,8 @@ typedef struct tl_model tl_model;
  * TL_ERR_NON_FINITE for a NaN or infinite float parameter. */
 tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out);
 void tl_model_free(tl_model *m);
+/* Nonzero when bytes start like a model file (its magic), to tell it from other files. */
+int tl_model_is_file(const uint8_t *bytes, size_t len);
 
 /* Serialize m as a model file (version TL_MODEL_VERSION): *bytes is allocated with tl_alloc
  * (free it with tl_free), *len bytes. tl_model_load of it gives the same model. */
