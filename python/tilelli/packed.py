@@ -36,11 +36,11 @@ class PackedLinear(nn.Module):
         nw = L.get("norm_weight")
         self.register_buffer("norm_weight", None if nw is None else torch.from_numpy(nw.copy()))
         self.eps = L.get("eps")
-        self.binary_input = False  # set by PackedModel after a binarize layer: the runtime's popcount kernel
+        self.binary_input = False  # after a binarize layer: the runtime's popcount kernel, whatever the precision
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.float()
-        if self.kind == "bitlinear" and not self.binary_input:
+        if self.kind == "bitlinear":
             x = runtime_rms_norm(x, self.eps, self.norm_weight)
         if self.activations == "int8" and not self.binary_input:
             q, s = quantize_activations(x)

@@ -228,7 +228,7 @@ def write(path: str | os.PathLike | None, input_size: int, layers: list, metadat
                     raise TlmError(f"{where}: the threshold must be finite")
                 h = {"type": "binarize", "threshold": th}
             nxt = layers[i + 1]["type"] if i + 1 < len(layers) else None
-            if nxt not in ("linear", "bitlinear"):
+            if nxt != "linear":  # the runtime feeds the bits to the popcount kernel of a linear layer
                 raise TlmError(f"{where}: binarize must be followed by a linear layer")
         elif kind in SIMPLE:
             h = {"type": kind}
@@ -422,8 +422,7 @@ def read(source) -> Tlm:
                 if not isinstance(th, (int, float)) or isinstance(th, bool) or not math.isfinite(th):
                     raise TlmError(f"{where}.threshold must be a finite number")
                 L["threshold"] = float(th)
-            if i + 1 >= len(hl) or not isinstance(hl[i + 1], dict) or hl[i + 1].get("type") not in ("linear",
-                                                                                                   "bitlinear"):
+            if i + 1 >= len(hl) or not isinstance(hl[i + 1], dict) or hl[i + 1].get("type") != "linear":
                 raise TlmError(f"{where}: binarize must be followed by a linear layer")
         layers.append(L)
     return Tlm(version=version, input=inp, layers=layers, metadata=dict(meta))
