@@ -50,6 +50,7 @@ class _Tracer(fx.Tracer):
     def __init__(self) -> None:
         super().__init__()
         self._stack: list = []
+        self.failed_in = None  # (qualified name, module) whose forward raised while tracing
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, (TernaryLinear, RMSNorm)):
@@ -60,6 +61,10 @@ class _Tracer(fx.Tracer):
         self._stack.append((self.path_of_module(m), m))
         try:
             return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                self.failed_in = self._stack[-1]
+            raise
         finally:
             self._stack.pop()
 
@@ -89,7 +94,7 @@ def _trace(model: nn.Module) -> fx.Graph:
     try:
         return tracer.trace(model)
     except Exception as e:  # torch.fx raises many types (TraceError, TypeError, ...) for untraceable code
-        where = (f"{tracer._stack[-1][0]} ({_typename(tracer._stack[-1][1])})" if tracer._stack
+        where = (f"{tracer.failed_in[0]} ({_typename(tracer.failed_in[1])})" if tracer.failed_in
                  else f"the model's forward ({_typename(model)})")
         raise ExportError(f"tilelli.export: torch.fx cannot trace {where}: {e}") from e
 
