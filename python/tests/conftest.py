@@ -79,7 +79,8 @@ import { init } from %s;
 import { readFileSync } from 'node:fs';
 const [models, input] = JSON.parse(process.argv[1]);
 const tl = await init();
-const x = new Float32Array(readFileSync(input).buffer.slice(0));
+const raw = readFileSync(input);   // a small file's Buffer can sit inside a larger pooled ArrayBuffer
+const x = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
 const out = {};
 for (const path of models) {
   const model = tl.Model.load(readFileSync(path));

@@ -2,12 +2,14 @@
 RMSNorm, functional activations, flatten and views) and the errors for what it does not."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import tilelli
+from conftest import node_run
 from tilelli import tlm
 
 
@@ -46,7 +48,7 @@ def test_a_custom_forward_is_traced_and_named_by_qualified_names():
         assert torch.allclose(tilelli.load(data)(x.reshape(9, 12)), ternary(x), atol=1e-6)
 
 
-def test_bitlinear_and_rmsnorm_round_trip():
+def test_bitlinear_and_rmsnorm_round_trip(tmp_path):
     torch.manual_seed(1)
     model = nn.Sequential(tilelli.RMSNorm(20), tilelli.BitLinear(20, 32, norm_weight=True, eps=1e-6), nn.ReLU(),
                           tilelli.BitLinear(32, 6, quantizer="lsq")).eval()
@@ -62,6 +64,10 @@ def test_bitlinear_and_rmsnorm_round_trip():
     with torch.no_grad():
         want, got = model(x), tilelli.load(data)(x)
     assert torch.allclose(got, want, atol=1e-4 * float(want.abs().max()))
+    path = tmp_path / "bit.tlm"
+    path.write_bytes(data)
+    js = node_run([str(path)], x.numpy(), tmp_path)[str(path)]["outputs"]   # the runtime (eps written as 1e-06)
+    assert np.max(np.abs(js - got.numpy())) <= 1e-6 * float(got.abs().max())
 
 
 def test_training_a_ternary_linear_moves_its_shadow_weights():
