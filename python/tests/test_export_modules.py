@@ -139,6 +139,21 @@ def test_custom_forwards_outside_the_chain_are_named():
         tilelli.export(named, None)
 
 
+class OwnLinear(nn.Linear):
+    """A user's ternary linear written by hand (as in test/fixtures/gen_mnist.py)."""
+
+    def forward(self, x):
+        return F.linear(x, tilelli.ternarize(self.weight), self.bias)
+
+
+def test_an_nn_linear_subclass_with_its_own_forward_is_named_with_a_hint():
+    named = nn.Sequential()
+    named.add_module("fc1", OwnLinear(4, 4))
+    with pytest.raises(tilelli.ExportError, match=r"fc1 \(.*\.OwnLinear\).*load its state_dict into "
+                                                  r"tilelli.TernaryLinear"):
+        tilelli.export(named, None)
+
+
 def test_bad_arguments_and_weights_are_refused():
     m = nn.Sequential(nn.Linear(4, 3))
     with pytest.raises(tilelli.ExportError, match="quantizer='lsq' needs a learned scale"):

@@ -89,6 +89,13 @@ def _owner_text(node: fx.Node, root: nn.Module) -> str:
     return f"{owner[0]} ({_typename(owner[1])})"
 
 
+def _hint(owner) -> str:
+    if owner and isinstance(owner[1], nn.Linear):
+        return ("; an nn.Linear subclass with its own forward cannot be read: load its state_dict into "
+                "tilelli.TernaryLinear (or nn.Linear) instead")
+    return ""
+
+
 def _trace(model: nn.Module) -> fx.Graph:
     tracer = _Tracer()
     try:
@@ -96,11 +103,11 @@ def _trace(model: nn.Module) -> fx.Graph:
     except Exception as e:  # torch.fx raises many types (TraceError, TypeError, ...) for untraceable code
         where = (f"{tracer.failed_in[0]} ({_typename(tracer.failed_in[1])})" if tracer.failed_in
                  else f"the model's forward ({_typename(model)})")
-        raise ExportError(f"tilelli.export: torch.fx cannot trace {where}: {e}") from e
+        raise ExportError(f"tilelli.export: torch.fx cannot trace {where}: {e}{_hint(tracer.failed_in)}") from e
 
 
 def _steps(model: nn.Module) -> list:
-    """The chain of (kind, name, module-or-None, args) from the traced graph."""
+    """The chain of steps (kind, name, module or None; a view's width for "reshape") from the traced graph."""
     graph = _trace(model)
     modules = dict(model.named_modules())
     nodes = list(graph.nodes)
@@ -122,8 +129,9 @@ def _steps(model: nn.Module) -> list:
         if node.op in ("placeholder", "output"):
             continue
         if node.op == "get_attr":
+            owner = node.meta.get("tilelli_owner")
             raise ExportError(f"tilelli.export: {_owner_text(node, model)} uses the tensor {node.target} "
-                              "directly; only the supported layers may hold weights")
+                              f"directly; only the supported layers may hold weights{_hint(owner)}")
         if _size_like(node):  # x.size(0), x.shape[0]: only feed a view's shape
             continue
         if node.op == "call_module":
