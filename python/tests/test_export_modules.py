@@ -59,7 +59,7 @@ def test_bitlinear_and_rmsnorm_round_trip(tmp_path):
     assert tlm.read(data).version == 1   # bitlinear needs no version-2 key
     layers = tilelli.inspect(data)
     assert [L["type"] for L in layers] == ["rmsnorm", "bitlinear", "relu", "bitlinear"]
-    assert layers[1]["eps"] == 1e-6 and layers[1]["norm_weight"] and not layers[3]["norm_weight"]
+    assert layers[1]["eps"] == float(np.float32(1e-6)) and layers[1]["norm_weight"] and not layers[3]["norm_weight"]
     x = torch.randn(50, 20)
     with torch.no_grad():
         want, got = model(x), tilelli.load(data)(x)

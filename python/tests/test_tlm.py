@@ -60,19 +60,20 @@ def test_unpack_refuses_nonzero_padding_and_invalid_codes():
         tlm.unpack(b"\x00\x04" + b"\x00" * 30, 1, 10, "bitplane")
 
 
-def rand_layers(rng, fmt="i2"):
-    """A model of every layer type the version-1 file has."""
-    def lin(i, o, kind="linear", bias=True):
+def rand_layers(rng, fmt="i2", int8=False):
+    """A model of every layer type (int8: the first linear layer takes int8 activations, version 2)."""
+    def lin(i, o, kind="linear", bias=True, **kw):
         L = {"type": kind, "trits": rng.integers(-1, 2, (o, i)).astype(np.int8),
              "scales": rng.uniform(0.01, 0.1, o).astype(np.float32), "format": fmt,
-             "bias": rng.standard_normal(o).astype(np.float32) if bias else None}
+             "bias": rng.standard_normal(o).astype(np.float32) if bias else None, **kw}
         return L
-    bl = lin(40, 24, "bitlinear")
-    bl.update({"norm_weight": rng.uniform(0.5, 1.5, 40).astype(np.float32), "eps": 0.25})
-    return [lin(30, 40), {"type": "gelu"}, bl, {"type": "silu"},
+    bl = lin(40, 24, "bitlinear", quantizer="per_row", name="block.0")
+    bl.update({"norm_weight": rng.uniform(0.5, 1.5, 40).astype(np.float32), "eps": 1e-6})
+    return [lin(30, 40, activations="int8" if int8 else "float", quantizer="lsq", name="fc1"),
+            {"type": "gelu", "name": "act"}, bl, {"type": "silu"},
             {"type": "rmsnorm", "weight": rng.uniform(0.5, 1.5, 24).astype(np.float32), "eps": 0.25},
             {"type": "binarize", "k": 7}, lin(24, 20, bias=False), {"type": "relu"},
-            {"type": "binarize", "threshold": 0.5}, lin(20, 18), lin(18, 16, "bitlinear"), {"type": "softmax"}]
+            {"type": "binarize", "threshold": 0.1}, lin(20, 18), lin(18, 16, "bitlinear"), {"type": "softmax"}]
 
 
 JS_WRITE = r"""
@@ -86,7 +87,8 @@ const layers = spec.layers.map((L) => {
   if (L.packed === undefined) return L;
   const matrix = tl.PackedMatrix.fromPacked(Buffer.from(L.packed, 'hex'), [L.rows, L.cols],
     { format: L.format, scales: f32(L.scales) });
-  return { type: L.type, matrix, bias: f32(L.bias), normWeight: f32(L.normWeight), eps: L.eps };
+  return { type: L.type, matrix, bias: f32(L.bias), normWeight: f32(L.normWeight), eps: L.eps,
+           activations: L.activations, quantizer: L.quantizer, name: L.name };
 });
 writeFileSync(outPath, tl.packModel({ input: spec.input, layers, metadata: spec.metadata }));
 """
@@ -95,9 +97,9 @@ writeFileSync(outPath, tl.packModel({ input: spec.input, layers, metadata: spec.
 @pytest.mark.parametrize("fmt", tlm.FORMATS)
 def test_the_writer_gives_the_js_writers_bytes(fmt, tmp_path):
     rng = np.random.default_rng(7)
-    layers = rand_layers(rng, fmt)
+    layers = rand_layers(rng, fmt, int8=fmt == "tq1")
     meta = {"source": "test", "weights": fmt}
-    mine = tlm.write(None, 30, layers, meta)
+    mine = tlm.write(None, 30, layers, meta, version=2)
     spec = {"input": 30, "metadata": meta, "layers": []}
     for L in layers:
         if L["type"] in ("linear", "bitlinear"):
@@ -107,6 +109,9 @@ def test_the_writer_gives_the_js_writers_bytes(fmt, tmp_path):
                 j["bias"] = L["bias"].tolist()
             if L.get("norm_weight") is not None:
                 j["normWeight"], j["eps"] = L["norm_weight"].tolist(), L["eps"]
+            for k in ("activations", "quantizer", "name"):
+                if L.get(k) is not None:
+                    j[k] = L[k]
         elif L["type"] == "rmsnorm":
             j = {"type": "rmsnorm", "weight": L["weight"].tolist(), "eps": L["eps"]}
         else:
@@ -117,7 +122,17 @@ def test_the_writer_gives_the_js_writers_bytes(fmt, tmp_path):
     p = subprocess.run([NODE, "--input-type=module", "-e", JS_WRITE % entry, str(tmp_path / "spec.json"),
                         str(tmp_path / "js.tlm")], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert mine == (tmp_path / "js.tlm").read_bytes()
+    theirs = (tmp_path / "js.tlm").read_bytes()
+    assert mine == theirs
+    # without a version-2 key the file is version 1 and holds the same model
+    v1 = tlm.write(None, 30, rand_layers(np.random.default_rng(7), fmt), meta)
+    assert v1[4] == 1 and theirs[4] == 2
+    a, b = tlm.read(v1), tlm.read(theirs)
+    strip = ("name", "quantizer", "activations")
+    for x, y in zip(a.layers, b.layers):
+        for k in set(x) | set(y):
+            if k not in strip:
+                assert np.array_equal(x[k], y[k]) if isinstance(x[k], np.ndarray) else x[k] == y[k], k
 
 
 def test_load_computes_what_the_runtime_computes_on_every_layer_type(tmp_path):

@@ -173,6 +173,9 @@ def write(path: str | os.PathLike | None, input_size: int, layers: list, metadat
         offset += -(-len(data) // 16) * 16
         return [at, len(data)]
 
+    def name(L: dict) -> dict:
+        return {"name": str(L["name"])} if version == 2 and L.get("name") else {}
+
     width = input_size
     out = []
     for i, L in enumerate(layers):
@@ -190,58 +193,55 @@ def write(path: str | os.PathLike | None, input_size: int, layers: list, metadat
             fmt = L.get("format", "i2")
             if fmt not in FORMATS:
                 raise TlmError(f"{where}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-            h: dict = {"type": kind, "in": cols, "out": rows, "weights": fmt, "packed": blob(pack(t, fmt))}
-            h["scales"] = blob(_f32(L["scales"], rows, f"{where} scales"))
-            if L.get("bias") is not None:
-                h["bias"] = blob(_f32(L["bias"], rows, f"{where} bias"))
-            if kind == "bitlinear":
-                if L.get("norm_weight") is not None:
-                    h["norm_weight"] = blob(_f32(L["norm_weight"], cols, f"{where} norm_weight"))
-                if L.get("eps") is not None:
-                    h["eps"] = _eps(L["eps"], where)
             act = L.get("activations", "float")
             if act not in ACTIVATIONS or (kind == "bitlinear" and act != "float"):
                 raise TlmError(f"{where}: activations must be float or int8 (linear only), got {act!r}")
-            if version == 2:
-                if kind == "linear":
-                    h["activations"] = act
-                if L.get("quantizer") is not None:
-                    if L["quantizer"] not in QUANTIZERS:
-                        raise TlmError(f"{where}: quantizer must be one of {', '.join(QUANTIZERS)}")
-                    h["quantizer"] = L["quantizer"]
+            q = L.get("quantizer") if version == 2 else None
+            if q is not None and q not in QUANTIZERS:
+                raise TlmError(f"{where}: quantizer must be one of {', '.join(QUANTIZERS)}, got {q!r}")
+            # keys in the order of the C writer (src/model.c), so that both write the same bytes
+            h: dict = {"type": kind, **name(L), "in": cols, "out": rows, "weights": fmt,
+                       "packed": blob(pack(t, fmt)), "scales": blob(_f32(L["scales"], rows, f"{where} scales"))}
+            if q is not None:
+                h["quantizer"] = q
+            if L.get("bias") is not None:
+                h["bias"] = blob(_f32(L["bias"], rows, f"{where} bias"))
+            if act == "int8":
+                h["activations"] = "int8"
+            if kind == "bitlinear":
+                if L.get("norm_weight") is not None:
+                    h["norm_weight"] = blob(_f32(L["norm_weight"], cols, f"{where} norm_weight"))
+                h["eps"] = _eps(L.get("eps"), where)
             width = rows
         elif kind == "rmsnorm":
-            h = {"type": "rmsnorm", "dim": width}
+            h = {"type": "rmsnorm", **name(L), "dim": width}
             if L.get("weight") is not None:
                 h["weight"] = blob(_f32(L["weight"], width, f"{where} weight"))
-            if L.get("eps") is not None:
-                h["eps"] = _eps(L["eps"], where)
+            h["eps"] = _eps(L.get("eps"), where)
         elif kind == "binarize":
             if L.get("k") is not None:
                 k = L["k"]
                 if not isinstance(k, int) or not 1 <= k <= width:
                     raise TlmError(f"{where}: k must be an integer in 1..{width}, got {k!r}")
-                h = {"type": "binarize", "k": k}
+                h = {"type": "binarize", **name(L), "k": k}
             else:
                 th = float(L.get("threshold", 0.0))
                 if not math.isfinite(th):
                     raise TlmError(f"{where}: the threshold must be finite")
-                h = {"type": "binarize", "threshold": th}
+                h = {"type": "binarize", **name(L), "threshold": _Number(th)}
             nxt = layers[i + 1]["type"] if i + 1 < len(layers) else None
             if nxt != "linear":  # the runtime feeds the bits to the popcount kernel of a linear layer
                 raise TlmError(f"{where}: binarize must be followed by a linear layer")
         elif kind in SIMPLE:
-            h = {"type": kind}
+            h = {"type": kind, **name(L)}
         else:
             raise TlmError(f"{where}: unknown layer type {kind!r}")
-        if version == 2 and L.get("name"):
-            h["name"] = str(L["name"])
         out.append(h)
 
     header: dict = {"format": "tilelli-model", "version": version, "input": input_size, "layers": out}
     if metadata is not None:
         header["metadata"] = {str(k): str(v) for k, v in metadata.items()}
-    js = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    js = _dump(header).encode("utf-8")
     hlen = -(-(16 + len(js)) // 16) * 16 - 16          # 16 + H is a multiple of 16; spaces pad it
     end = max((at + len(d) for at, d in blobs), default=0)   # the file ends with the last blob
     buf = bytearray(16 + hlen + end)
@@ -258,11 +258,36 @@ def write(path: str | os.PathLike | None, input_size: int, layers: list, metadat
     return data
 
 
-def _eps(v, where: str) -> float:
-    e = float(v)
+def _eps(v, where: str) -> "_Number":
+    e = 1e-5 if v is None else float(v)
     if not 0 < e < 1:
         raise TlmError(f"{where}: eps must be in (0, 1), got {v!r}")
-    return e
+    return _Number(e)
+
+
+class _Number:
+    """A float32 parameter (eps, threshold) as the C writer prints it: the shortest %.<p>g, p >= 9,
+    that reads back as the same double (the runtime keeps these as float32)."""
+
+    def __init__(self, v: float) -> None:
+        self.value = float(np.float32(v))
+        for prec in range(9, 18):
+            self.text = "%.*g" % (prec, self.value)
+            if float(self.text) == self.value:
+                break
+
+
+def _dump(v) -> str:
+    """Compact JSON with the C writer's number forms (json.dumps cannot print a float its own way)."""
+    if isinstance(v, _Number):
+        return v.text
+    if isinstance(v, dict):
+        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + _dump(x) for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(_dump(x) for x in v) + "]"
+    if isinstance(v, bool) or v is None or not isinstance(v, (int, str)):
+        raise TypeError(f"_dump: unexpected {type(v).__name__}")
+    return json.dumps(v, ensure_ascii=False)
 
 
 # ------------------------------------------------------------------------------------------------
