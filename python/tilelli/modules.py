@@ -24,7 +24,9 @@ def quantize_activations(x: Tensor) -> tuple[Tensor, Tensor]:
     Returns (x_q as float32 integers, s with a trailing axis of 1). The same rule as the runtime's
     ``tl_quantize_activations_i8``."""
     x = x.float()
-    s = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=ACT_EPS)
+    m = x.abs().amax(dim=-1, keepdim=True).clamp(min=ACT_EPS)
+    # one float32 division: torch computes `127.0 / m` as m.reciprocal() * 127, which rounds twice
+    s = torch.full_like(m, 127.0) / m
     return torch.round(x * s).clamp_(-128.0, 127.0), s
 
 

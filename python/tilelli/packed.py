@@ -5,6 +5,8 @@ Each layer follows the runtime (src/model.c, docs/FORMATS.md):
     linear, int8 activations     x_q, s = the per-token quantizer; y = fl(fl(fl(acc) * scale[r]) / s) + bias[r]
                                  with acc = trits . x_q exact (bit for bit the runtime's output)
     bitlinear                    RMSNorm first (mean of squares in double), then as int8
+                                 (int8 and bitlinear layers give the runtime's bits; only the order of
+                                 RMSNorm's double sum could differ, in the last bit of a double)
     relu, gelu (erf), silu, rmsnorm, softmax, binarize (threshold, or k winners, ties to the lower index)
 The float product's summation order is torch's, so float outputs agree with the runtime to float32
 rounding, not bitwise (the runtime's own batch sizes differ in the last bits too).
