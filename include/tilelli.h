@@ -175,7 +175,7 @@ typedef struct tl_deadzone_stats {
 tl_status tl_deadzone_stats_compute(const float *w, size_t n, double band, tl_deadzone_stats *out);
 
 /* ---------------------------------------------------------------------------
- * Packed ternary formats (byte layouts: docs/FORMATS.md and src/pack.c)
+ * Packed ternary formats (byte layouts: docs/FORMATS.md and src/formats.c)
  *
  * A packed matrix is rows x cols trits, row-major, each row packed on its own
  * (padded to the format's block), plus one float32 scale per row.
@@ -186,6 +186,16 @@ typedef enum tl_format {
     TL_FORMAT_TQ1 = 2,     /* 5 trits per byte in base 3 (1.6 bits), blocks of 80 weights in 16 bytes */
     TL_FORMAT_BITPLANE = 3 /* a positive and a negative 1-bit plane per row, rows padded to 128 bits */
 } tl_format;
+
+/* The formats by name, as files and the JS API spell them ("i2", "tq1", "bitplane"):
+ * tl_format_name gives NULL for a value that names no format; tl_format_from_name reads len
+ * bytes (no NUL needed) and gives TL_ERR_FORMAT for an unknown name (TL_ERR_NULL for a NULL
+ * out, or a NULL name with len > 0). tl_format_count and tl_format_at list every format
+ * (tl_format_at gives 0 past the end), so callers need not retype the list. */
+const char *tl_format_name(tl_format f);
+tl_status tl_format_from_name(const char *name, size_t len, tl_format *out);
+size_t tl_format_count(void);
+tl_format tl_format_at(size_t i);
 
 /* Version of the byte layouts above; bumped on any change. */
 #define TL_FORMAT_VERSION 1

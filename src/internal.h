@@ -53,8 +53,10 @@ void tl_ref_ternarize_lsq(const float *w, size_t n, float alpha, float *out, int
 void tl_ref_deadzone_stats(const float *w, size_t n, double band, tl_deadzone_stats *out);
 
 /* ---------------------------------------------------------------------------
- * Packed matrices (pack.c, matrix.c, kernels.c)
+ * Packed matrices (formats.c, pack.c, matrix.c, kernels.c)
  * ------------------------------------------------------------------------- */
+
+typedef struct tl__format_traits tl__format_traits;
 
 struct tl_matrix {
     tl_format format;
@@ -67,7 +69,38 @@ struct tl_matrix {
      * (column c holds the codes of all rows, rows padded to 64), for column-wise updates. */
     uint8_t *colmajor;
     size_t col_bytes;
+    const tl__format_traits *traits; /* tl__format(format) */
 };
+
+/* One row per packed format (src/formats.c): everything the library knows about a format is
+ * here or in the functions this points to. A row of cols weights is ceil(cols / block_weights)
+ * blocks of block_bytes bytes; its row_weights = blocks * block_weights (padding included). */
+struct tl__format_traits {
+    tl_format format;
+    const char *name; /* as in files and in the JS API */
+    size_t block_weights, block_bytes;
+    /* cols trits -> row_bytes bytes, padding written as zero trits */
+    void (*pack_row)(const int8_t *t, size_t cols, uint8_t *out, size_t row_bytes);
+    /* Validating decode into cols trits: nonzero when the bytes are not valid (including padding
+     * that is not a zero trit). Nothing invalid is ever decoded silently. */
+    int (*unpack_row)(const uint8_t *in, size_t cols, size_t row_bytes, int8_t *t);
+    /* Fast decode (SIMD) of a valid row into row_weights int8 trits (padding decodes to 0). */
+    void (*decode_row)(const uint8_t *row, size_t row_bytes, int8_t *out);
+    /* Optional fast paths; NULL: the kernels go through decode_row. */
+    /* sum_c trit[c] * x[c] over a row, x int16 padded with zeros to row_weights, x_sum = sum x */
+    int32_t (*dot_x16)(const uint8_t *row, size_t row_bytes, const int16_t *x, int32_t x_sum);
+    /* popcount(x & +1 plane) - popcount(x & -1 plane), x as row_bytes / 16 64-bit words */
+    int32_t (*dot_bits)(const uint8_t *row, size_t row_bytes, const uint64_t *x);
+    /* rows are i2 blocks as they are (the float kernel's tables index their bytes directly) */
+    int rows_are_i2;
+};
+
+/* The row of format f, or NULL for a value that names no format. */
+const tl__format_traits *tl__format(tl_format f);
+
+/* Fast paths the table points to (kernels.c). */
+int32_t tl__i2_dot_x16(const uint8_t *row, size_t row_bytes, const int16_t *x, int32_t x_sum);
+int32_t tl__bitplane_dot_bits(const uint8_t *row, size_t row_bytes, const uint64_t *x);
 
 uint8_t tl__tq1_encode(const uint8_t c[5]);
 tl_status tl__validate_packed(tl_format f, const uint8_t *in, size_t rows, size_t cols);

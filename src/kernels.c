@@ -19,91 +19,14 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "formats.h"
 #include "internal.h"
 
 #include "simd.h"
 
-static const uint16_t tl__pow3_16[5] = {1, 3, 9, 27, 81};
-
-/* ---------------------------------------------------------------------------
- * Row decoding (valid data only: matrices are validated when made)
- * ------------------------------------------------------------------------- */
-
-static void tl__decode_i2(const uint8_t *row, size_t blocks, int8_t *out) {
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *p = row + 16 * b;
-        int8_t *o = out + 64 * b;
-#if TL_SIMD
-        v128_t v = wasm_v128_load(p), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
-        for (int k = 0; k < 8; k += 2) {
-            v128_t c0 = wasm_v128_and(wasm_u16x8_shr(v, 2 * k), three);
-            v128_t c1 = wasm_v128_and(wasm_u16x8_shr(v, 2 * k + 2), three);
-            wasm_v128_store(o + 8 * k, wasm_i8x16_sub(wasm_u8x16_narrow_i16x8(c0, c1), one));
-        }
-#else
-        for (unsigned w = 0; w < 64; w++)
-            o[w] = (int8_t)(((p[2 * (w % 8) + w / 32] >> (2 * ((w / 8) % 4))) & 3) - 1);
-#endif
-    }
-}
-
-static void tl__decode_tq1(const uint8_t *row, size_t blocks, int8_t *out) {
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *p = row + 16 * b;
-        int8_t *o = out + 80 * b;
-#if TL_SIMD
-        v128_t q = wasm_v128_load(p), lo = wasm_u16x8_extend_low_u8x16(q),
-               hi = wasm_u16x8_extend_high_u8x16(q);
-        v128_t ff = wasm_i16x8_splat(255), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
-        for (int k = 0; k < 5; k++) {
-            v128_t pk = wasm_i16x8_splat((int16_t)tl__pow3_16[k]);
-            v128_t dl = wasm_u16x8_shr(wasm_i16x8_mul(wasm_v128_and(wasm_i16x8_mul(lo, pk), ff), three), 8);
-            v128_t dh = wasm_u16x8_shr(wasm_i16x8_mul(wasm_v128_and(wasm_i16x8_mul(hi, pk), ff), three), 8);
-            wasm_v128_store(o + 16 * k, wasm_i8x16_sub(wasm_u8x16_narrow_i16x8(dl, dh), one));
-        }
-#else
-        for (unsigned j = 0; j < 16; j++)
-            for (unsigned k = 0; k < 5; k++)
-                o[16 * k + j] = (int8_t)(((((p[j] * tl__pow3_16[k]) & 255u) * 3u) >> 8) - 1);
-#endif
-    }
-}
-
-static void tl__decode_bitplane(const uint8_t *row, size_t row_bytes, int8_t *out) {
-    const uint8_t *pos = row, *neg = row + row_bytes / 2;
-    size_t nbytes = row_bytes / 2;
-    size_t i = 0;
-#if TL_SIMD
-    {
-        const v128_t spread = wasm_i8x16_make(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        const v128_t bit = wasm_i8x16_make(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-        for (; i + 2 <= nbytes; i += 2) {
-            v128_t p = wasm_i8x16_swizzle(wasm_v128_load16_splat(pos + i), spread);
-            v128_t n = wasm_i8x16_swizzle(wasm_v128_load16_splat(neg + i), spread);
-            /* set bits give -1 masks; trit = (neg set) - (pos set) in mask terms */
-            v128_t mp = wasm_i8x16_eq(wasm_v128_and(p, bit), bit),
-                   mn = wasm_i8x16_eq(wasm_v128_and(n, bit), bit);
-            wasm_v128_store(out + 8 * i, wasm_i8x16_sub(mn, mp));
-        }
-    }
-#endif
-    for (; i < nbytes; i++)
-        for (unsigned k = 0; k < 8; k++) out[8 * i + k] = (int8_t)(((pos[i] >> k) & 1) - ((neg[i] >> k) & 1));
-}
-
+/* Decode packed row r of m into m->row_weights trits (the format's SIMD decoder). */
 void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out) {
-    const uint8_t *row = m->data + r * m->row_bytes;
-    switch (m->format) {
-    case TL_FORMAT_I2:
-        tl__decode_i2(row, m->row_bytes / 16, out);
-        break;
-    case TL_FORMAT_TQ1:
-        tl__decode_tq1(row, m->row_bytes / 16, out);
-        break;
-    case TL_FORMAT_BITPLANE:
-        tl__decode_bitplane(row, m->row_bytes, out);
-        break;
-    }
+    m->traits->decode_row(m->data + r * m->row_bytes, m->row_bytes, out);
 }
 
 /* ---------------------------------------------------------------------------
@@ -130,8 +53,9 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 #endif
 }
 
-/* sum code[i] * x[i] over an i2 row (blocks of 64): the caller subtracts sum(x). */
-static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *x) {
+/* sum trit[i] * x[i] over an i2 row (blocks of 64) as sum code[i] * x[i] - sum(x). */
+int32_t tl__i2_dot_x16(const uint8_t *row, size_t row_bytes, const int16_t *x, int32_t x_sum) {
+    size_t blocks = row_bytes / 16;
 #if TL_SIMD
     /* Field k of a lane masked in place is code_k << 2k: its dot with x comes out scaled by
      * 4^k, exactly, and is shifted back once at the end. The high byte's fields (4..7),
@@ -162,18 +86,13 @@ static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *
         total += wasm_i32x4_extract_lane(s, 0) + wasm_i32x4_extract_lane(s, 1) +
                  wasm_i32x4_extract_lane(s, 2) + wasm_i32x4_extract_lane(s, 3);
     }
-    return total;
+    return total - x_sum;
 #else
     int32_t acc = 0;
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *p = row + 16 * b;
-        const int16_t *xb = x + 64 * b;
-        for (unsigned j = 0; j < 8; j++) {
-            unsigned lane = (unsigned)p[2 * j] | (unsigned)p[2 * j + 1] << 8;
-            for (unsigned k = 0; k < 8; k++) acc += (int32_t)((lane >> (2 * k)) & 3u) * xb[8 * k + j];
-        }
-    }
-    return acc;
+    for (size_t b = 0; b < blocks; b++)
+        for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
+            acc += (int32_t)tl__i2_code(row + 16 * b, w) * x[TL__I2_BLOCK_WEIGHTS * b + w];
+    return acc - x_sum;
 #endif
 }
 
@@ -187,9 +106,11 @@ static int32_t tl__popcount64(uint64_t v) {
 #endif
 }
 
-/* popcount(x & pos) - popcount(x & neg) over `words` 64-bit words (an even number: planes are
+/* popcount(x & pos) - popcount(x & neg) over the row's words (an even number: planes are
  * padded to 128 bits), two words per step with two accumulators. */
-static int32_t tl__popdot(const uint8_t *pos, const uint8_t *neg, const uint64_t *x, size_t words) {
+int32_t tl__bitplane_dot_bits(const uint8_t *row, size_t row_bytes, const uint64_t *x) {
+    const uint8_t *pos = row, *neg = row + row_bytes / 2;
+    size_t words = row_bytes / 16;
     int32_t a0 = 0, a1 = 0;
     for (size_t w = 0; w < words; w += 2) {
         uint64_t p0, p1, n0, n1;
@@ -238,11 +159,11 @@ static int16_t *tl__widen_i8(const tl_matrix *m, const int8_t *x, size_t batch, 
 static tl_status tl__matmul_x16(const tl_matrix *m, const int16_t *x16, const int32_t *sums, size_t batch,
                                 const float *x_scales, int32_t *acc, float *out) {
     size_t P = m->row_weights;
-    if (m->format == TL_FORMAT_I2) {
+    if (m->traits->dot_x16) {
         for (size_t r = 0; r < m->rows; r++) {
             const uint8_t *row = m->data + r * m->row_bytes;
             for (size_t b = 0; b < batch; b++)
-                tl__emit(m, b, r, tl__dot_i2_x16(row, m->row_bytes / 16, x16 + b * P) - sums[b],
+                tl__emit(m, b, r, m->traits->dot_x16(row, m->row_bytes, x16 + b * P, sums[b]),
                          x_scales ? x_scales[b] : 1.0f, acc, out);
         }
         return TL_OK;
@@ -271,7 +192,7 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
     size_t xb = tl_binary_row_bytes(m->cols);
     if (x_bytes != batch * xb) return TL_ERR_SIZE;
 
-    if (m->format == TL_FORMAT_BITPLANE) {
+    if (m->traits->dot_bits) {
         /* Copy each vector into whole 64-bit words, bits past cols cleared. */
         size_t words = m->row_bytes / 16; /* per plane: row_bytes / 2 bytes = row_bytes / 16 words */
         uint64_t *xw = tl__calloc(batch * words, sizeof *xw);
@@ -284,8 +205,7 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
         for (size_t r = 0; r < m->rows; r++) {
             const uint8_t *row = m->data + r * m->row_bytes;
             for (size_t b = 0; b < batch; b++)
-                tl__emit(m, b, r, tl__popdot(row, row + m->row_bytes / 2, xw + b * words, words), 1.0f, acc,
-                         out);
+                tl__emit(m, b, r, m->traits->dot_bits(row, m->row_bytes, xw + b * words), 1.0f, acc, out);
         }
         tl__free(xw);
         return TL_OK;
@@ -376,7 +296,7 @@ static tl_status tl__f32_gemv(const tl_matrix *m, const float *x, float *out) {
         }
     }
     for (size_t r = 0; r < m->rows; r++) {
-        if (m->format == TL_FORMAT_BITPLANE) {
+        if (m->traits->dot_bits) {
             const uint8_t *row = m->data + r * m->row_bytes;
             memcpy(pm, row, G), memcpy(nm, row + m->row_bytes / 2, G);
         } else {
@@ -467,15 +387,12 @@ static tl_status tl__build_colmajor(tl_matrix *m) {
         return TL_ERR_NO_MEMORY;
     }
     /* Zero trits (code 1) everywhere first, so rows past the end add nothing. */
-    memset(cm, 0x55, tiles * m->cols * 16);
+    memset(cm, TL__I2_ZERO_BYTE, tiles * m->cols * 16);
     for (size_t r = 0; r < m->rows; r++) {
         tl__decode_row(m, r, t);
-        size_t tile = r / 64, w = r % 64;
-        size_t byte = 2 * (w % 8) + w / 32, shift = 2 * ((w / 8) % 4);
-        for (size_t c = 0; c < m->cols; c++) {
-            uint8_t *p = cm + (tile * m->cols + c) * 16 + byte;
-            *p = (uint8_t)((*p & ~(3u << shift)) | (unsigned)(t[c] + 1) << shift);
-        }
+        size_t tile = r / 64;
+        for (size_t c = 0; c < m->cols; c++)
+            tl__i2_set(cm + (tile * m->cols + c) * 16, (unsigned)(r % 64), (unsigned)(t[c] + 1));
     }
     tl__free(t);
     m->colmajor = cm;
@@ -533,8 +450,7 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
 #else
                 for (size_t i = i0; i < i1; i++) {
                     const uint8_t *p = base + (size_t)ix[i] * 16;
-                    for (unsigned w = 0; w < 64; w++)
-                        rowacc[w] += (p[2 * (w % 8) + w / 32] >> (2 * ((w / 8) % 4))) & 3;
+                    for (unsigned w = 0; w < 64; w++) rowacc[w] += (int32_t)tl__i2_code(p, w);
                 }
 #endif
             }
