@@ -289,6 +289,14 @@ tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t
  * x_len = batch * cols; xq gets x_len values, scales gets batch values of s. */
 tl_status tl_quantize_activations_i8(const float *x, size_t x_len, size_t batch, int8_t *xq, float *scales);
 
+/* Float activations through the int8 kernel in one call: each vector quantized exactly as
+ * tl_quantize_activations_i8 does (s_b = 127 / max(max|x|, 1e-5f), x_q = clamp(rintf(x * s_b))),
+ * then out = fl(fl(fl(acc) * scale[r]) / s_b): the same numbers as tl_quantize_activations_i8
+ * followed by tl_matmul_i8 with those scales. x is batch * cols floats, out batch * rows.
+ * Errors: NULL, EMPTY, SIZE, OVERFLOW (as tl_matmul_i8), NON_FINITE (NaN or inf in x). */
+tl_status tl_matmul_f32_i8(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out,
+                           size_t out_len);
+
 /* ---------------------------------------------------------------------------
  * safetensors checkpoints (src/safetensors.c)
  *

@@ -109,6 +109,40 @@ void tl__pack_rows(tl_format f, const int8_t *trits, size_t rows, size_t cols, u
 /* Decode packed row r of m into m->row_weights trits (padding decodes to 0). */
 void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out);
 
+/* Kernels for callers that run them many times (the model runtime): no argument checks and no
+ * allocation once the workspace is big enough.
+ *
+ * tl__ws is scratch memory owned by the caller: tl__ws_reserve grows it to at least `bytes`
+ * (keeping its contents; TL_ERR_NO_MEMORY leaves it as it was) and never shrinks it;
+ * tl__ws_free releases it (a zeroed tl__ws is empty; freeing twice is harmless). A kernel
+ * reserves what it needs itself, so after the first call of a shape nothing is allocated.
+ * Memory held: at most ~340 KB of tables plus, per call, the larger of the activations' copies
+ * (batch x cols bytes, twice that for int16) and, for tq1/bitplane, a band of 256 rows in i2.
+ *
+ * The tl__matmul_*_ws functions do what their public twins do, with the same outputs (see the
+ * public docs), but skip the checks: the caller guarantees m and pointers valid, batch >= 1,
+ * out (and acc where given) batch * rows long, x batch * cols long (binary: batch *
+ * tl_binary_row_bytes(cols) bytes), float x finite, cols <= TL_MAX_I8_COLS for the int8 ones,
+ * x_scales finite and > 0 (or NULL), and batch * rows, batch * row weights <= TL_MAX_ELEMENTS.
+ * They fail only with TL_ERR_NO_MEMORY (workspace growth), writing nothing then.
+ *   tl__matmul_f32_ws     out = tl_matmul_f32's
+ *   tl__matmul_f32_i8_ws  quantize each vector as tl_quantize_activations_i8 does, then the
+ *                         int8 product: out = fl(fl(fl(acc) * scale[r]) / s_b) (tl_matmul_f32_i8)
+ *   tl__matmul_i8_ws      tl_matmul_i8's acc and/or out (either may be NULL, not both)
+ *   tl__matmul_binary_ws  tl_matmul_binary's acc and/or out */
+typedef struct {
+    void *p;
+    size_t cap;
+} tl__ws;
+tl_status tl__ws_reserve(tl__ws *ws, size_t bytes);
+void tl__ws_free(tl__ws *ws);
+tl_status tl__matmul_f32_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws);
+tl_status tl__matmul_f32_i8_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws);
+tl_status tl__matmul_i8_ws(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
+                           float *out, tl__ws *ws);
+tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batch, int32_t *acc, float *out,
+                               tl__ws *ws);
+
 /* The scalar reference kernels, on unpacked trits (rows x cols) and per-row scales;
  * same outputs as the public kernels (acc and/or out may be NULL). */
 void tl_ref_matmul_binary(const int8_t *t, const float *scales, size_t rows, size_t cols, const uint8_t *x,

@@ -250,6 +250,49 @@ static void check_kernels(tl_format f, size_t rows, size_t cols, size_t batch, i
 
     /* float: adds and subtracts in another order than the reference: within 1e-5 relative of
      * the largest partial magnitude (sum of |x| over the row) */
+    /* fused quantize + int8 equals the two calls, bit for bit (out only) */
+    float *outf = malloc(nout * 4);
+    xq[0] = xqr[0], xq[batch * cols - 1] = xqr[batch * cols - 1];
+    CHECK(tl_matmul_i8(m, xq, batch * cols, batch, xs, NULL, out, nout) == TL_OK &&
+              tl_matmul_f32_i8(m, xf, batch * cols, batch, outf, nout) == TL_OK && memcmp(out, outf, nout * 4) == 0,
+          "f32_i8 %s %zux%zu batch %zu = quantize then int8", fname(f), rows, cols, batch);
+    /* the internal entry points with one workspace kept across calls give the public outputs */
+    {
+        tl__ws ws = {NULL, 0};
+        int same = 1;
+        for (int rep = 0; rep < 2; rep++) {
+            tl_matmul_i8(m, xq, batch * cols, batch, xs, NULL, out, nout);
+            memset(outf, 0, nout * 4);
+            same &= tl__matmul_f32_i8_ws(m, xf, batch, outf, &ws) == TL_OK && memcmp(out, outf, nout * 4) == 0;
+            tl_matmul_f32(m, xf, batch * cols, batch, out, nout);
+            memset(outf, 0, nout * 4);
+            same &= tl__matmul_f32_ws(m, xf, batch, outf, &ws) == TL_OK && memcmp(out, outf, nout * 4) == 0;
+            tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, out, nout);
+            memset(accr, 0, nout * 4);
+            same &= tl__matmul_i8_ws(m, xq, batch, xs, accr, outf, &ws) == TL_OK &&
+                    memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outf, nout * 4) == 0;
+            tl_matmul_binary(m, xbits, batch * xb, batch, acc, out, nout);
+            same &= tl__matmul_binary_ws(m, xbits, batch, accr, outf, &ws) == TL_OK &&
+                    memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outf, nout * 4) == 0;
+            /* the float kernel sums a vector the same way whatever the batch */
+            if (batch > 1) {
+                tl_matmul_f32(m, xf, batch * cols, batch, out, nout);
+                for (size_t b = 0; b < batch; b++) {
+                    same &= tl__matmul_f32_ws(m, xf + b * cols, 1, outf, &ws) == TL_OK &&
+                            memcmp(out + b * rows, outf, rows * 4) == 0;
+                }
+            }
+        }
+        size_t cap = ws.cap;
+        tl__matmul_f32_ws(m, xf, 1, outf, &ws);
+        CHECK(same && ws.cap == cap, "ws kernels %s %zux%zu batch %zu: public outputs, no growth on repeat",
+              fname(f), rows, cols, batch);
+        tl__ws_free(&ws);
+        tl__ws_free(&ws);
+        CHECK(ws.p == NULL && ws.cap == 0, "ws freed twice");
+    }
+    free(outf);
+
     tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
     CHECK(tl_matmul_f32(m, xf, batch * cols, batch, out, nout) == TL_OK, "float %s", fname(f));
     int close = 1;
@@ -271,10 +314,10 @@ static void test_kernels(void) {
     static const size_t shapes[][2] = {{1, 1},     {1, 7},    {3, 64},   {5, 65},  {2, 80},
                                        {9, 81},    {4, 128},  {67, 129}, {1, 300}, {130, 17},
                                        {64, 1000}, {65, 784}, {256, 256}};
-    static const size_t batches[] = {1, 3, 8};
+    static const size_t batches[] = {1, 3, 8, 11};
     for (size_t f = 0; f < nformats; f++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (size_t b = 0; b < 3; b++)
+            for (size_t b = 0; b < 4; b++)
                 check_kernels(formats[f], shapes[s][0], shapes[s][1], batches[b], (int)(s % 2));
 }
 
