@@ -157,14 +157,7 @@ static tl_status tl__blob(tl__file_src *fs, const tl__json *o, const char *key, 
     if ((uint64_t)off > fs->len || (uint64_t)len > fs->len - (uint64_t)off)
         return tl__fail(TL_ERR_PARSE, "layers[%zu].%s [%lld, %lld] runs past the %zu-byte data section", li, key,
                         (long long)off, (long long)len, fs->len);
-    if (fs->nranges == fs->cap) {
-        size_t cap = fs->cap ? 2 * fs->cap : 16;
-        size_t(*r)[2] = tl__malloc(cap * sizeof *r);
-        if (!r) return TL_ERR_NO_MEMORY;
-        if (fs->nranges) memcpy(r, fs->ranges, fs->nranges * sizeof *r);
-        tl__free(fs->ranges);
-        fs->ranges = r, fs->cap = cap;
-    }
+    if (!tl__array_grow((void **)&fs->ranges, fs->nranges, &fs->cap, sizeof *fs->ranges, 16)) return TL_ERR_NO_MEMORY;
     fs->ranges[fs->nranges][0] = (size_t)off, fs->ranges[fs->nranges][1] = (size_t)off + (size_t)len;
     fs->nranges++;
     *out = fs->data + off;
@@ -785,14 +778,7 @@ static tl_status tl__read_layer(tl__src *s, const tl__json *o, size_t width, tl_
 static tl_status tl__append(tl_model *m, tl__layer *L, size_t li) {
     if (m->nlayers && m->layers[m->nlayers - 1].t == TL__BINARIZE && L->t != TL__LINEAR)
         return tl__fail(TL_ERR_PARSE, "layers[%zu]: binarize must be followed by a linear layer", li);
-    if (m->nlayers == m->cap) {
-        size_t cap = m->cap ? 2 * m->cap : 8;
-        tl__layer *p = tl__malloc(cap * sizeof *p);
-        if (!p) return TL_ERR_NO_MEMORY;
-        if (m->nlayers) memcpy(p, m->layers, m->nlayers * sizeof *p);
-        tl__free(m->layers);
-        m->layers = p, m->cap = cap;
-    }
+    if (!tl__array_grow((void **)&m->layers, m->nlayers, &m->cap, sizeof *m->layers, 8)) return TL_ERR_NO_MEMORY;
     m->layers[m->nlayers++] = *L;
     memset(L, 0, sizeof *L);
     size_t out = m->layers[m->nlayers - 1].out;
@@ -1151,14 +1137,7 @@ tl_status tl_model_builder_stage(tl_model_builder *b, const char *name, size_t n
     if (tl__first_non_finite(v, n) != n)
         return tl__fail(TL_ERR_NON_FINITE, "%.*s[%zu] is not finite", (int)(name_len > 64 ? 64 : name_len), name,
                         tl__first_non_finite(v, n));
-    if (b->nstaged == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 4;
-        tl__staged *p = tl__malloc(cap * sizeof *p);
-        if (!p) return TL_ERR_NO_MEMORY;
-        if (b->nstaged) memcpy(p, b->staged, b->nstaged * sizeof *p);
-        tl__free(b->staged);
-        b->staged = p, b->cap = cap;
-    }
+    if (!tl__array_grow((void **)&b->staged, b->nstaged, &b->cap, sizeof *b->staged, 4)) return TL_ERR_NO_MEMORY;
     tl__staged *st = &b->staged[b->nstaged];
     st->name = tl__dup(name, name_len), st->v = tl__malloc(n ? n * sizeof *v : 1);
     if (!st->name || !st->v) {
