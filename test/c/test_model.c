@@ -916,6 +916,9 @@ static void test_builder_errors(void) {
     {
         tl_model *me = NULL;
         tl_status s = ADD("{\"type\":\"rmsnorm\",\"eps\":1e-50}", NULL);
+        CHECK(s == TL_ERR_PARSE && detail_has("eps"), "rmsnorm eps 1e-50 (0 as float32): %s %s", tl_status_name(s),
+              tl_error_detail());
+        CHECK(ADD("{\"type\":\"bitlinear\",\"eps\":1e-46}", m28) == TL_ERR_PARSE, "bitlinear eps 1e-46");
         if (s == TL_OK && tl_model_builder_finish(b, &me) == TL_OK) {
             float z[8] = {0}, o[8];
             tl_status r = tl_model_run(me, z, 8, 1, o, 8);
