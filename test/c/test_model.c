@@ -1367,9 +1367,19 @@ static void test_conversions(void) {
                       {.type = L_GELU},
                       {.type = L_LINEAR, .out = 5, .quantizer = per_row ? "per_row" : "per_tensor"}};
         spec_fill(sp, 3, 20);
-        if (!per_row) {
-            for (int r = 1; r < 12; r++) sp[0].scales[r] = sp[0].scales[0];
-            for (int r = 1; r < 5; r++) sp[2].scales[r] = sp[2].scales[0];
+        /* trits and scales as a checkpoint's quantizer makes them (an arbitrary float is not always
+         * the AbsMean of any float32 tensor of that size: then no shadow weights can give it back) */
+        for (int li = 0; li < 3; li += 2) {
+            size_t nn = sp[li].out * sp[li].in;
+            float *w = rand_floats(nn, -1, 1);
+            int64_t shape[2] = {(int64_t)sp[li].out, (int64_t)sp[li].in};
+            if (per_row) {
+                tl_ternary_signs_per_row(w, nn, shape, 2, sp[li].trits, sp[li].scales);
+            } else {
+                tl_ternary_signs(w, nn, sp[li].trits, &sp[li].scales[0]);
+                for (size_t r = 1; r < sp[li].out; r++) sp[li].scales[r] = sp[li].scales[0];
+            }
+            free(w);
         }
         for (int fi = 0; fi < 3; fi++) {
             tl_model *m = NULL;
