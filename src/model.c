@@ -441,7 +441,7 @@ static tl_status tl__read_eps(tl__src *s, const tl__json *o, tl__layer *L) {
     double eps;
     tl_status st = tl__num_field(s, o, "eps", 1e-5, &eps);
     if (st) return st;
-    if (!(eps > 0 && eps < 1)) return tl__fail(TL_ERR_PARSE, "layers[%zu].eps must be in (0, 1)", s->li);
+    if (!(eps > 0 && eps < 1 && (float)eps > 0)) return tl__fail(TL_ERR_PARSE, "layers[%zu].eps must be in (0, 1)", s->li);
     L->eps = (float)eps;
     return TL_OK;
 }
