@@ -23,6 +23,8 @@ const here = dirname(fileURLToPath(import.meta.url));
  * @returns {Promise<{ imports: string[], inputs: string[], bytes: number }>}
  */
 export async function buildWorker({ entry = join(here, 'worker.js'), outdir, model = join(here, 'model.tlm'), define }) {
+  entry = resolve(entry);
+  outdir = resolve(outdir);
   await mkdir(outdir, { recursive: true });
   const wasmFiles = new Map(); // bundle import name -> file on disk
   const result = await esbuild.build({

@@ -1,0 +1,425 @@
+// edge.mjs — examples/edge-worker where it runs: cold start, warm request time and memory per
+// isolate in workerd, each as the difference from a no-op worker measured in the same run, for the
+// MNIST MLP (784-256-256-10) and a wide MLP (1024-4096-4096-1024, random weights), beside the same
+// networks in onnxruntime-web inside workerd, and the same handler under `deno serve`.
+//
+//   node bench/edge.mjs [--starts 5] [--rounds 10] [--per-round 200] [--only workerd,ort,deno]
+//
+// What is timed (all on 127.0.0.1, one client, sequential requests, HTTP/1.1 keep-alive):
+// - cold: from spawning the server to the first answer of POST /predict (one digit). workerd gets
+//   a listening socket opened by this process (--socket-fd), so the request is sent right after the
+//   spawn and waits in the socket's backlog: the time covers starting workerd, compiling the wasm
+//   modules, evaluating the bundle (init(), Model.load and one warm-up predict at module scope) and
+//   the first request. Deno prints its URL first; the time is spawn -> that print -> first answer.
+//   `--starts` starts per server, interleaved; the median.
+// - warm: `--rounds` rounds; in each, every server in turn answers `--per-round` requests of batch
+//   1 then of batch 16 (float32 bodies, application/octet-stream); the median of all.
+// - memory: the server process's resident set (VmRSS, /proc) after the warm traffic, and its peak
+//   (VmHWM); workerd runs one isolate here, so the difference from the no-op worker is what the
+//   isolate holds for the model (wasm memory, bundle, model bytes, JS heap). GET /model adds the wasm
+//   memory the library reports (memoryStats().wasmBytes).
+// onnxruntime-web 1.30 (wasm backend, 1 thread) is bundled the way workerd needs (its .wasm imported
+// as a compiled module): first as is, which fails to create a session (the error is printed); then
+// with a shim (env.wasm.wasmBinary set to a placeholder so that it uses its bundled glue, and
+// WebAssembly.instantiate given the imported module instead of bytes), with which it runs. It runs the
+// same ternary networks exported as PyTorch users export them: float32 MatMul + Add + Relu.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+import { init } from 'tilelli';
+
+import { buildWorker } from '../examples/edge-worker/build.mjs';
+import { startDeno, startWorkerd } from '../examples/edge-worker/servers.mjs';
+import { encodeModel, DataType } from './ort-models.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WORK = join(ROOT, 'build', 'edge-bench'); // git-ignored
+const { values: opt } = parseArgs({
+  options: {
+    starts: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '10' },
+    'per-round': { type: 'string', default: '200' },
+    only: { type: 'string', default: 'workerd,ort,deno' },
+  },
+});
+const STARTS = Number(opt.starts), ROUNDS = Number(opt.rounds), PER_ROUND = Number(opt['per-round']);
+const ONLY = new Set(opt.only.split(','));
+const TARGETS = { coldMs: 5, warmMs: 0.1, wideMiB: 32 };
+
+const tl = await init();
+await mkdir(WORK, { recursive: true });
+
+// --- models -------------------------------------------------------------------------------------
+
+/** xorshift32 floats, uniform in [-1, 1) (the stream the C tests and benches use). */
+function uniform(n, seed) {
+  let x = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out[i] = (x | 0) / 2 ** 31;
+  }
+  return out;
+}
+
+/** Layers [{ w (float32 [out, in]), out, in, bias }] -> the packed model and the ONNX float32 model. */
+function bothModels(layers, input) {
+  const mats = layers.map((L) => tl.PackedMatrix.fromWeights(L.w, [L.out, L.in], { format: 'i2' }));
+  const spec = [];
+  layers.forEach((L, i) => {
+    spec.push({ type: 'linear', matrix: mats[i], bias: L.bias });
+    if (i < layers.length - 1) spec.push({ type: 'relu' });
+  });
+  const tlm = tl.packModel({ input, layers: spec });
+  // ONNX: the same ternary weights as float32 (trit * alpha), W transposed to [in, out] for X @ W.
+  const nodes = [], initializers = [];
+  let x = 'X';
+  layers.forEach((L, i) => {
+    const v = tl.ternaryValues(L.w);
+    const t = new Float32Array(L.in * L.out);
+    for (let r = 0; r < L.out; r++) for (let c = 0; c < L.in; c++) t[c * L.out + r] = v[r * L.in + c];
+    initializers.push({ name: `W${i}`, dataType: DataType.FLOAT, dims: [L.in, L.out], data: t });
+    initializers.push({ name: `B${i}`, dataType: DataType.FLOAT, dims: [L.out], data: L.bias });
+    nodes.push({ opType: 'MatMul', inputs: [x, `W${i}`], outputs: [`M${i}`], name: `mm${i}` });
+    const last = i === layers.length - 1;
+    nodes.push({ opType: 'Add', inputs: [`M${i}`, `B${i}`], outputs: [last ? 'Y' : `A${i}`], name: `add${i}` });
+    if (!last) nodes.push({ opType: 'Relu', inputs: [`A${i}`], outputs: [`R${i}`], name: `relu${i}` });
+    x = `R${i}`;
+  });
+  const onnx = encodeModel({
+    nodes, initializers, opsets: { '': 17 },
+    inputs: [{ name: 'X', elemType: DataType.FLOAT, dims: ['batch', input] }],
+    outputs: [{ name: 'Y', elemType: DataType.FLOAT, dims: ['batch', layers.at(-1).out] }],
+  });
+  for (const m of mats) m.free();
+  return { tlm, onnx };
+}
+
+async function models() {
+  const out = {};
+  const files = (name) => ({ tlm: join(WORK, `${name}.i2.tlm`), onnx: join(WORK, `${name}.f32.onnx`) });
+  // MNIST: the PyTorch fixture's float weights.
+  {
+    const f = files('mnist');
+    if (!existsSync(f.onnx)) {
+      const st = tl.Safetensors.open(await readFile(join(ROOT, 'test', 'fixtures', 'mnist', 'mlp.safetensors')));
+      const layers = [1, 2, 3].map((k) => {
+        const t = st.tensor(`fc${k}.weight`);
+        return { w: st.read(`fc${k}.weight`), out: t.shape[0], in: t.shape[1], bias: st.read(`fc${k}.bias`) };
+      });
+      st.free();
+      const { tlm, onnx } = bothModels(layers, 784);
+      await writeFile(f.tlm, tlm);
+      await writeFile(f.onnx, onnx);
+    }
+    out.mnist = { ...f, input: 784 };
+  }
+  // Wide: 1024-4096-4096-1024, uniform weights scaled like a fresh layer, small biases.
+  {
+    const f = files('wide');
+    if (!existsSync(f.onnx)) {
+      const widths = [1024, 4096, 4096, 1024];
+      const layers = widths.slice(1).map((n, i) => {
+        const m = widths[i];
+        const w = uniform(n * m, 1000 + i);
+        const s = 1 / Math.sqrt(m);
+        for (let j = 0; j < w.length; j++) w[j] *= s;
+        return { w, out: n, in: m, bias: uniform(n, 2000 + i).map((v) => v * 0.01) };
+      });
+      const { tlm, onnx } = bothModels(layers, 1024);
+      await writeFile(f.tlm, tlm);
+      await writeFile(f.onnx, onnx);
+    }
+    out.wide = { ...f, input: 1024 };
+  }
+  return out;
+}
+
+// --- the servers ----------------------------------------------------------------------------------
+
+const NOOP = `// a worker that answers without reading the body or touching a model
+const body = '{"predictions":[0]}';
+const headers = { 'content-type': 'application/json; charset=utf-8' };
+export default { fetch() { return new Response(body, { headers }); } };
+`;
+
+// The peer: onnxruntime-web's wasm backend, the model as a data module, the same request handling
+// as the example's fast path (float32 body, argmax, JSON). SHIM: see the header of this file.
+const ORT_ENTRY = (onnxFile, shim) => `import * as ort from 'onnxruntime-web/wasm';
+import ortWasm from '${join(ROOT, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.wasm')}';
+import model from './model.tlm';
+${shim ? `const instantiate = WebAssembly.instantiate.bind(WebAssembly);
+WebAssembly.instantiate = (src, imports) => (src instanceof WebAssembly.Module ? instantiate(src, imports)
+  : instantiate(ortWasm, imports).then((instance) => ({ instance, module: ortWasm })));
+ort.env.wasm.wasmBinary = new Uint8Array(8);` : ''}
+ort.env.wasm.numThreads = 1;
+let session, error, width, classes;
+const ready = ort.InferenceSession.create(new Uint8Array(model)).then(async (s) => {
+  session = s;
+  const probe = await s.run({ X: new ort.Tensor('float32', new Float32Array(${onnxFile === 'wide' ? 1024 : 784}), [1, ${onnxFile === 'wide' ? 1024 : 784}]) });
+  width = ${onnxFile === 'wide' ? 1024 : 784};
+  classes = probe.Y.dims[1];
+}, (e) => { error = e; });
+const headers = { 'content-type': 'application/json; charset=utf-8' };
+export default {
+  async fetch(request) {
+    await ready;
+    if (error) return new Response(JSON.stringify({ error: { code: 'ORT', message: String(error.message ?? error) } }), { status: 503, headers });
+    const x = new Float32Array(await request.arrayBuffer());
+    const batch = x.length / width;
+    const y = (await session.run({ X: new ort.Tensor('float32', x, [batch, width]) })).Y.data;
+    const p = [];
+    for (let b = 0; b < batch; b++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (y[b * classes + c] > y[b * classes + best]) best = c;
+      p.push(best);
+    }
+    return new Response('{"predictions":[' + p.join(',') + ']}', { headers });
+  },
+};
+`;
+
+function capnp(hasModel, wasm) {
+  const mods = [
+    '(name = "worker.js", esModule = embed "worker.js")',
+    ...wasm.map((w) => `(name = "${w.slice(2)}", wasm = embed "${w.slice(2)}")`),
+    ...(hasModel ? ['(name = "model.tlm", data = embed "model.tlm")'] : []),
+  ];
+  return `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .w) ],
+  sockets = [ (name = "http", address = "127.0.0.1:0", http = (), service = "main") ],
+);
+const w :Workerd.Worker = ( modules = [ ${mods.join(', ')} ], compatibilityDate = "2025-06-01" );
+`;
+}
+
+/** Bundle an entry (a file, or source written to WORK/name/entry.js) into WORK/name with its config. */
+async function workerdServer(name, { entry, source, model }) {
+  const dir = join(WORK, name);
+  await mkdir(dir, { recursive: true });
+  if (source) {
+    entry = join(dir, 'entry.js');
+    await writeFile(entry, source);
+  }
+  const { imports } = await buildWorker({ entry, outdir: dir, model });
+  await writeFile(join(dir, 'config.capnp'), capnp(imports.includes('./model.tlm'), imports.filter((i) => i.endsWith('.wasm'))));
+  return { name, runtime: 'workerd', start: () => startWorkerd({ cwd: dir }) };
+}
+
+// --- the client -----------------------------------------------------------------------------------
+
+function post(agent, origin, body) {
+  return new Promise((resolve, reject) => {
+    const req = request(`${origin}/predict`, {
+      method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': body.byteLength },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Send one request as soon as possible after the spawn, retrying refused connections every 1 ms. */
+async function firstAnswer(server, body) {
+  const agent = new Agent({ keepAlive: false });
+  for (;;) {
+    try {
+      const r = await post(agent, server.origin, body);
+      return { ...r, ms: performance.now() - server.startedAt };
+    } catch (e) {
+      if (e.code !== 'ECONNREFUSED' && e.code !== 'ECONNRESET') throw e;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+}
+
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? s[s.length >> 1] : NaN;
+};
+
+function digitsBody(n, width) {
+  const require = createRequire(import.meta.url);
+  const data = require('mnist/src/digits/7.json').data;
+  const x = new Float32Array(n * width);
+  for (let b = 0; b < n; b++) for (let c = 0; c < Math.min(784, width); c++) x[b * width + c] = data[(b * 5 % 100) * 784 + c];
+  return new Uint8Array(x.buffer);
+}
+
+// --- main -----------------------------------------------------------------------------------------
+
+const m = await models();
+const example = join(ROOT, 'examples', 'edge-worker');
+const families = []; // [{ title, runtime, servers: [{ name, start, width, model? }] }]
+const notes = [];
+
+if (ONLY.has('workerd') || ONLY.has('ort')) {
+  const servers = [{ ...(await workerdServer('workerd-noop', { source: NOOP })), width: 784, base: true }];
+  if (ONLY.has('workerd')) {
+    servers.push({ ...(await workerdServer('workerd-tilelli-mnist', { entry: join(example, 'worker.js'), model: m.mnist.tlm })), width: 784, model: 'mnist', lib: 'tilelli' });
+    servers.push({ ...(await workerdServer('workerd-tilelli-wide', { entry: join(example, 'worker.js'), model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'tilelli' });
+  }
+  if (ONLY.has('ort')) {
+    // As is: report whether it can create a session at all.
+    const plain = await workerdServer('workerd-ort-plain', { source: ORT_ENTRY('mnist', false), model: m.mnist.onnx });
+    const s = await plain.start();
+    const r = await firstAnswer(s, digitsBody(1, 784));
+    await s.stop();
+    notes.push(r.status === 200
+      ? 'onnxruntime-web 1.30 in workerd, bundled as is: runs'
+      : `onnxruntime-web 1.30 in workerd, bundled as is (its .wasm imported as workerd requires): HTTP ${r.status}, ${JSON.parse(r.text).error.message}`);
+    servers.push({ ...(await workerdServer('workerd-ort-mnist', { source: ORT_ENTRY('mnist', true), model: m.mnist.onnx })), width: 784, model: 'mnist', lib: 'onnxruntime-web (shim)' });
+    servers.push({ ...(await workerdServer('workerd-ort-wide', { source: ORT_ENTRY('wide', true), model: m.wide.onnx })), width: 1024, model: 'wide', lib: 'onnxruntime-web (shim)' });
+  }
+  families.push({ title: 'workerd', servers });
+}
+if (ONLY.has('deno')) {
+  const noopFile = join(WORK, 'deno-noop.js');
+  await writeFile(noopFile, NOOP);
+  const denoNoop = () => {
+    // deno serve on the no-op module: same flags as the example's (servers.mjs), another file.
+    const bin = join(ROOT, 'node_modules', '.bin', 'deno');
+    return startDenoFile(bin, noopFile);
+  };
+  families.push({
+    title: 'deno serve',
+    servers: [
+      { name: 'deno-noop', runtime: 'deno', start: denoNoop, width: 784, base: true },
+      { name: 'deno-tilelli-mnist', runtime: 'deno', start: () => startDeno({ model: m.mnist.tlm }), width: 784, model: 'mnist', lib: 'tilelli' },
+      { name: 'deno-tilelli-wide', runtime: 'deno', start: () => startDeno({ model: m.wide.tlm }), width: 1024, model: 'wide', lib: 'tilelli' },
+    ],
+  });
+}
+
+async function startDenoFile(bin, file) {
+  const { spawn } = await import('node:child_process');
+  const { rssOf } = await import('../examples/edge-worker/servers.mjs');
+  const startedAt = performance.now();
+  const child = spawn(bin, ['serve', '--no-config', '--no-lock', '--no-remote', '--no-npm', '--host=127.0.0.1', '--port=0', file], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: WORK, DENO_DIR: join(WORK, 'deno-dir'), DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
+  });
+  let output = '';
+  const origin = await new Promise((resolve, reject) => {
+    const look = (d) => {
+      output += d;
+      const mm = output.match(/http:\/\/127\.0\.0\.1:(\d+)/);
+      if (mm) resolve(`http://127.0.0.1:${mm[1]}`);
+    };
+    child.stdout.on('data', look);
+    child.stderr.on('data', look);
+    child.once('exit', () => reject(new Error(`deno exited: ${output}`)));
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return { origin, startedAt, pid: child.pid, rss: () => rssOf(child.pid), stop: async () => { child.kill('SIGTERM'); await exited; } };
+}
+
+const results = new Map(); // name -> { cold: [], warm1: [], warm16: [], rss, peak, wasm }
+for (const fam of families) for (const s of fam.servers) results.set(s.name, { cold: [], warm1: [], warm16: [] });
+
+// Cold: interleaved starts.
+for (let i = 0; i < STARTS; i++) {
+  for (const fam of families) {
+    for (const s of fam.servers) {
+      const server = await s.start();
+      try {
+        const r = await firstAnswer(server, digitsBody(1, s.width));
+        if (r.status !== 200) throw new Error(`${s.name}: first answer HTTP ${r.status}: ${r.text}`);
+        results.get(s.name).cold.push(r.ms);
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+}
+
+// Warm: every server of a family up at once, rounds interleaved.
+for (const fam of families) {
+  const up = [];
+  try {
+    for (const s of fam.servers) {
+      const server = await s.start();
+      up.push({ s, server, agent: new Agent({ keepAlive: true, maxSockets: 1 }) });
+      await firstAnswer(server, digitsBody(1, s.width));
+    }
+    const bodies = new Map(up.map(({ s }) => [s.name, { 1: digitsBody(1, s.width), 16: digitsBody(16, s.width) }]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const { s, server, agent } of up) {
+        for (const batch of [1, 16]) {
+          const body = bodies.get(s.name)[batch];
+          const times = results.get(s.name)[`warm${batch}`];
+          for (let i = 0; i < PER_ROUND; i++) {
+            const t0 = performance.now();
+            const r = await post(agent, server.origin, body);
+            times.push(performance.now() - t0);
+            if (r.status !== 200) throw new Error(`${s.name}: HTTP ${r.status}: ${r.text}`);
+          }
+        }
+      }
+    }
+    for (const { s, server } of up) {
+      const res = results.get(s.name);
+      Object.assign(res, server.rss());
+      if (s.lib === 'tilelli') {
+        const info = await (await fetch(`${server.origin}/model`)).json();
+        res.wasm = info.memory.wasmBytes;
+        res.build = info.build;
+      }
+    }
+  } finally {
+    for (const { server, agent } of up) {
+      agent.destroy();
+      await server.stop();
+    }
+  }
+}
+
+// --- report ---------------------------------------------------------------------------------------
+
+const MiB = 2 ** 20;
+const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
+const sign = (v, d = 2) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(d)}` : '-');
+const { stdout: cpu } = await promisify(execFile)('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc"]).catch(() => ({ stdout: '' }));
+console.log(`edge.mjs: ${STARTS} starts per server, ${ROUNDS} x ${PER_ROUND} warm requests per batch size; ${cpu.trim().replace(/\n/, ', ')} CPUs; load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+console.log('Times in ms (medians); memory in MiB (the process RSS after the warm traffic; peak in brackets). Δ = minus the no-op server of the same runtime, same run.\n');
+console.log('| runtime | server | model | cold | Δ cold | warm b=1 | Δ b=1 | warm b=16 | Δ b=16 | RSS [peak] | Δ RSS | wasm memory |');
+console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+const deltas = {};
+for (const fam of families) {
+  const base = results.get(fam.servers.find((s) => s.base).name);
+  for (const s of fam.servers) {
+    const r = results.get(s.name);
+    const d = {
+      cold: median(r.cold) - median(base.cold), w1: median(r.warm1) - median(base.warm1),
+      w16: median(r.warm16) - median(base.warm16), rss: (r.rss - base.rss) / MiB,
+    };
+    deltas[s.name] = d;
+    console.log(`| ${fam.title} | ${s.base ? 'no-op' : s.lib} | ${s.model ?? '-'} | ${f(median(r.cold), 1)} | ${s.base ? '' : sign(d.cold, 1)} | ` +
+      `${f(median(r.warm1), 3)} | ${s.base ? '' : sign(d.w1, 3)} | ${f(median(r.warm16), 3)} | ${s.base ? '' : sign(d.w16, 3)} | ` +
+      `${f(r.rss / MiB, 1)} [${f(r.peak / MiB, 1)}] | ${s.base ? '' : sign(d.rss, 1)} | ${r.wasm ? `${f(r.wasm / MiB, 1)} (${r.build})` : ''} |`);
+  }
+}
+console.log('');
+for (const n of notes) console.log(n);
+console.log('Threads: one everywhere (the library runs on the request\'s thread; workerd and deno serve here run one isolate).');
+console.log('Physical limits: an isolate on Cloudflare Workers may hold 128 MB; the wide MLP is 96 MiB as float32 and ' +
+  `${f((await readFile(m.wide.tlm)).length / MiB, 1)} MiB packed (i2).`);
+
+const target = (what, value, limit, unit) => console.log(`${Number.isFinite(value) && value <= limit ? 'MET    ' : 'NOT MET'} ${what}: ${sign(value, unit === 'ms' && limit < 1 ? 3 : 1)} ${unit} (target <= ${limit} ${unit})`);
+if (deltas['workerd-tilelli-mnist']) {
+  target('workerd cold start, MNIST (first request: wasm instantiate, model load, predict) over the no-op worker', deltas['workerd-tilelli-mnist'].cold, TARGETS.coldMs, 'ms');
+  target('workerd warm request, MNIST, batch 1, over the no-op worker', deltas['workerd-tilelli-mnist'].w1, TARGETS.warmMs, 'ms');
+}
+if (deltas['workerd-tilelli-wide']) {
+  target('workerd isolate memory with the wide MLP loaded (RSS over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
+}
