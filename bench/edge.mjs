@@ -3,7 +3,7 @@
 // MNIST MLP (784-256-256-10) and a wide MLP (1024-4096-4096-1024, random weights), beside the same
 // networks in onnxruntime-web inside workerd, and the same handler under `deno serve`.
 //
-//   node bench/edge.mjs [--starts 5] [--rounds 10] [--per-round 200] [--only workerd,ort,deno]
+//   node bench/edge.mjs [--starts 5] [--rounds 10] [--per-round 200] [--budget-ms 1000] [--only workerd,ort,deno]
 //
 // What is timed (all on 127.0.0.1, one client, sequential requests, HTTP/1.1 keep-alive):
 // - cold: from spawning the server to the first answer of POST /predict (one digit). workerd gets
@@ -13,7 +13,8 @@
 //   the first request. Deno prints its URL first; the time is spawn -> that print -> first answer.
 //   `--starts` starts per server, interleaved; the median.
 // - warm: `--rounds` rounds; in each, every server in turn answers `--per-round` requests of batch
-//   1 then of batch 16 (float32 bodies, application/octet-stream); the median of all.
+//   1 then of batch 16 (float32 bodies, application/octet-stream), or as many as fit in
+//   `--budget-ms` (at least 20) for the slow ones; the median of all.
 // - memory: the server process's resident set (VmRSS, /proc) after the warm traffic, and its peak
 //   (VmHWM); workerd runs one isolate here, so the difference from the no-op worker is what the
 //   isolate holds for the model (wasm memory, bundle, model bytes, JS heap). GET /model adds the wasm
@@ -26,7 +27,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,10 +46,11 @@ const { values: opt } = parseArgs({
     starts: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '10' },
     'per-round': { type: 'string', default: '200' },
+    'budget-ms': { type: 'string', default: '1000' },
     only: { type: 'string', default: 'workerd,ort,deno' },
   },
 });
-const STARTS = Number(opt.starts), ROUNDS = Number(opt.rounds), PER_ROUND = Number(opt['per-round']);
+const STARTS = Number(opt.starts), ROUNDS = Number(opt.rounds), PER_ROUND = Number(opt['per-round']), BUDGET_MS = Number(opt['budget-ms']);
 const ONLY = new Set(opt.only.split(','));
 const TARGETS = { coldMs: 5, warmMs: 0.1, wideMiB: 32 };
 
@@ -185,23 +187,24 @@ export default {
 };
 `;
 
-function capnp(hasModel, wasm) {
+function capnp(hasModel, wasm, modelUrl) {
   const mods = [
     '(name = "worker.js", esModule = embed "worker.js")',
     ...wasm.map((w) => `(name = "${w.slice(2)}", wasm = embed "${w.slice(2)}")`),
     ...(hasModel ? ['(name = "model.tlm", data = embed "model.tlm")'] : []),
   ];
+  const url = modelUrl ? `, bindings = [ (name = "MODEL_URL", text = "${modelUrl}") ], globalOutbound = "outbound"` : '';
   return `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [ (name = "main", worker = .w) ],
+  services = [ (name = "main", worker = .w), (name = "outbound", network = (allow = ["local"])) ],
   sockets = [ (name = "http", address = "127.0.0.1:0", http = (), service = "main") ],
 );
-const w :Workerd.Worker = ( modules = [ ${mods.join(', ')} ], compatibilityDate = "2025-06-01" );
+const w :Workerd.Worker = ( modules = [ ${mods.join(', ')} ]${url}, compatibilityDate = "2025-06-01" );
 `;
 }
 
 /** Bundle an entry (a file, or source written to WORK/name/entry.js) into WORK/name with its config. */
-async function workerdServer(name, { entry, source, model }) {
+async function workerdServer(name, { entry, source, model, modelUrl }) {
   const dir = join(WORK, name);
   await mkdir(dir, { recursive: true });
   if (source) {
@@ -209,7 +212,7 @@ async function workerdServer(name, { entry, source, model }) {
     await writeFile(entry, source);
   }
   const { imports } = await buildWorker({ entry, outdir: dir, model });
-  await writeFile(join(dir, 'config.capnp'), capnp(imports.includes('./model.tlm'), imports.filter((i) => i.endsWith('.wasm'))));
+  await writeFile(join(dir, 'config.capnp'), capnp(imports.includes('./model.tlm'), imports.filter((i) => i.endsWith('.wasm')), modelUrl));
   return { name, runtime: 'workerd', start: () => startWorkerd({ cwd: dir }) };
 }
 
@@ -269,6 +272,16 @@ if (ONLY.has('workerd') || ONLY.has('ort')) {
   if (ONLY.has('workerd')) {
     servers.push({ ...(await workerdServer('workerd-tilelli-mnist', { entry: join(example, 'worker.js'), model: m.mnist.tlm })), width: 784, model: 'mnist', lib: 'tilelli' });
     servers.push({ ...(await workerdServer('workerd-tilelli-wide', { entry: join(example, 'worker.js'), model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'tilelli' });
+    // The URL entry: the model fetched from a server in this process on the first request.
+    const store = createServer(async (req, res) => {
+      const bytes = await readFile(req.url === '/wide.tlm' ? m.wide.tlm : m.mnist.tlm);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length }).end(bytes);
+    });
+    await new Promise((resolve) => store.listen(0, '127.0.0.1', resolve));
+    store.unref();
+    const at = `http://127.0.0.1:${store.address().port}`;
+    servers.push({ ...(await workerdServer('workerd-tilelli-mnist-url', { entry: join(example, 'worker-url.js'), modelUrl: `${at}/mnist.tlm` })), width: 784, model: 'mnist', lib: 'tilelli, fetched' });
+    servers.push({ ...(await workerdServer('workerd-tilelli-wide-url', { entry: join(example, 'worker-url.js'), modelUrl: `${at}/wide.tlm` })), width: 1024, model: 'wide', lib: 'tilelli, fetched' });
   }
   if (ONLY.has('ort')) {
     // As is: report whether it can create a session at all.
@@ -358,7 +371,8 @@ for (const fam of families) {
         for (const batch of [1, 16]) {
           const body = bodies.get(s.name)[batch];
           const times = results.get(s.name)[`warm${batch}`];
-          for (let i = 0; i < PER_ROUND; i++) {
+          const end = performance.now() + BUDGET_MS;
+          for (let i = 0; i < PER_ROUND && (i < 20 || performance.now() < end); i++) {
             const t0 = performance.now();
             const r = await post(agent, server.origin, body);
             times.push(performance.now() - t0);
@@ -370,7 +384,7 @@ for (const fam of families) {
     for (const { s, server } of up) {
       const res = results.get(s.name);
       Object.assign(res, server.rss());
-      if (s.lib === 'tilelli') {
+      if (s.lib?.startsWith('tilelli')) {
         const info = await (await fetch(`${server.origin}/model`)).json();
         res.wasm = info.memory.wasmBytes;
         res.build = info.build;
@@ -390,7 +404,7 @@ const MiB = 2 ** 20;
 const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const sign = (v, d = 2) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(d)}` : '-');
 const { stdout: cpu } = await promisify(execFile)('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc"]).catch(() => ({ stdout: '' }));
-console.log(`edge.mjs: ${STARTS} starts per server, ${ROUNDS} x ${PER_ROUND} warm requests per batch size; ${cpu.trim().replace(/\n/, ', ')} CPUs; load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+console.log(`edge.mjs: ${STARTS} starts per server, ${ROUNDS} rounds of up to ${PER_ROUND} warm requests (${BUDGET_MS} ms) per batch size; ${cpu.trim().replace(/\n/, ', ')} CPUs; load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
 console.log('Times in ms (medians); memory in MiB (the process RSS after the warm traffic; peak in brackets). Δ = minus the no-op server of the same runtime, same run.\n');
 console.log('| runtime | server | model | cold | Δ cold | warm b=1 | Δ b=1 | warm b=16 | Δ b=16 | RSS [peak] | Δ RSS | wasm memory |');
 console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -421,5 +435,6 @@ if (deltas['workerd-tilelli-mnist']) {
   target('workerd warm request, MNIST, batch 1, over the no-op worker', deltas['workerd-tilelli-mnist'].w1, TARGETS.warmMs, 'ms');
 }
 if (deltas['workerd-tilelli-wide']) {
-  target('workerd isolate memory with the wide MLP loaded (RSS over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
+  target('workerd isolate memory with the wide MLP loaded, bundled (RSS over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
+  target('workerd isolate memory with the wide MLP loaded, fetched (RSS over the no-op worker)', deltas['workerd-tilelli-wide-url'].rss, TARGETS.wideMiB, 'MiB');
 }

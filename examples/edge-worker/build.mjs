@@ -52,7 +52,7 @@ export async function buildWorker({ entry = join(here, 'worker.js'), outdir, mod
     }],
   });
   const [output] = Object.values(result.metafile.outputs);
-  const imports = output.imports.map((i) => i.path).sort();
+  const imports = [...new Set(output.imports.map((i) => i.path))].sort();
   for (const [name, file] of wasmFiles) await copyFile(file, join(outdir, name));
   if (imports.includes('./model.tlm')) await copyFile(model, join(outdir, 'model.tlm'));
   return { imports, inputs: Object.keys(result.metafile.inputs), bytes: output.bytes };
