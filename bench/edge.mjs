@@ -15,10 +15,11 @@
 // - warm: `--rounds` rounds; in each, every server in turn answers `--per-round` requests of batch
 //   1 then of batch 16 (float32 bodies, application/octet-stream), or as many as fit in
 //   `--budget-ms` (at least 20) for the slow ones; the median of all.
-// - memory: the server process's resident set (VmRSS, /proc) after the warm traffic, and its peak
-//   (VmHWM); workerd runs one isolate here, so the difference from the no-op worker is what the
-//   isolate holds for the model (wasm memory, bundle, model bytes, JS heap). GET /model adds the wasm
-//   memory the library reports (memoryStats().wasmBytes).
+// - memory: the server process's resident set (VmRSS, /proc) right after its first answer (the model
+//   loaded, before traffic leaves garbage; median over the starts), and after the warm traffic with
+//   its peak (VmHWM). workerd runs one isolate here, so the difference from the no-op worker is what
+//   the isolate holds for the model (wasm memory, compiled code, bundle, model bytes, JS heap).
+//   GET /model adds the wasm memory the library reports (memoryStats().wasmBytes).
 // onnxruntime-web 1.30 (wasm backend, 1 thread) is bundled the way workerd needs (its .wasm imported
 // as a compiled module): first as is, which fails to create a session (the error is printed); then
 // with a shim (env.wasm.wasmBinary set to a placeholder so that it uses its bundled glue, and
@@ -337,8 +338,8 @@ async function startDenoFile(bin, file) {
   return { origin, startedAt, pid: child.pid, rss: () => rssOf(child.pid), stop: async () => { child.kill('SIGTERM'); await exited; } };
 }
 
-const results = new Map(); // name -> { cold: [], warm1: [], warm16: [], rss, peak, wasm }
-for (const fam of families) for (const s of fam.servers) results.set(s.name, { cold: [], warm1: [], warm16: [] });
+const results = new Map(); // name -> { cold: [], warm1: [], warm16: [], loaded: [], rss, peak, wasm }
+for (const fam of families) for (const s of fam.servers) results.set(s.name, { cold: [], warm1: [], warm16: [], loaded: [] });
 
 // Cold: interleaved starts.
 for (let i = 0; i < STARTS; i++) {
@@ -349,6 +350,7 @@ for (let i = 0; i < STARTS; i++) {
         const r = await firstAnswer(server, digitsBody(1, s.width));
         if (r.status !== 200) throw new Error(`${s.name}: first answer HTTP ${r.status}: ${r.text}`);
         results.get(s.name).cold.push(r.ms);
+        results.get(s.name).loaded.push(server.rss().rss);
       } finally {
         await server.stop();
       }
@@ -405,9 +407,10 @@ const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const sign = (v, d = 2) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(d)}` : '-');
 const { stdout: cpu } = await promisify(execFile)('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc"]).catch(() => ({ stdout: '' }));
 console.log(`edge.mjs: ${STARTS} starts per server, ${ROUNDS} rounds of up to ${PER_ROUND} warm requests (${BUDGET_MS} ms) per batch size; ${cpu.trim().replace(/\n/, ', ')} CPUs; load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
-console.log('Times in ms (medians); memory in MiB (the process RSS after the warm traffic; peak in brackets). Δ = minus the no-op server of the same runtime, same run.\n');
-console.log('| runtime | server | model | cold | Δ cold | warm b=1 | Δ b=1 | warm b=16 | Δ b=16 | RSS [peak] | Δ RSS | wasm memory |');
-console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('Times in ms (medians). Memory in MiB: the process RSS right after the first answer (model loaded; median over the starts), and after the warm traffic (garbage included; peak in brackets).');
+console.log('Δ = minus the no-op server of the same runtime, same run.\n');
+console.log('| runtime | server | model | cold | Δ cold | warm b=1 | Δ b=1 | warm b=16 | Δ b=16 | RSS loaded | Δ | RSS after traffic [peak] | Δ | wasm memory |');
+console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 const deltas = {};
 for (const fam of families) {
   const base = results.get(fam.servers.find((s) => s.base).name);
@@ -415,12 +418,14 @@ for (const fam of families) {
     const r = results.get(s.name);
     const d = {
       cold: median(r.cold) - median(base.cold), w1: median(r.warm1) - median(base.warm1),
-      w16: median(r.warm16) - median(base.warm16), rss: (r.rss - base.rss) / MiB,
+      w16: median(r.warm16) - median(base.warm16), rss: (median(r.loaded) - median(base.loaded)) / MiB,
+      rssAfter: (r.rss - base.rss) / MiB,
     };
     deltas[s.name] = d;
     console.log(`| ${fam.title} | ${s.base ? 'no-op' : s.lib} | ${s.model ?? '-'} | ${f(median(r.cold), 1)} | ${s.base ? '' : sign(d.cold, 1)} | ` +
       `${f(median(r.warm1), 3)} | ${s.base ? '' : sign(d.w1, 3)} | ${f(median(r.warm16), 3)} | ${s.base ? '' : sign(d.w16, 3)} | ` +
-      `${f(r.rss / MiB, 1)} [${f(r.peak / MiB, 1)}] | ${s.base ? '' : sign(d.rss, 1)} | ${r.wasm ? `${f(r.wasm / MiB, 1)} (${r.build})` : ''} |`);
+      `${f(median(r.loaded) / MiB, 1)} | ${s.base ? '' : sign(d.rss, 1)} | ${f(r.rss / MiB, 1)} [${f(r.peak / MiB, 1)}] | ${s.base ? '' : sign(d.rssAfter, 1)} | ` +
+      `${r.wasm ? `${f(r.wasm / MiB, 1)} (${r.build})` : ''} |`);
   }
 }
 console.log('');
@@ -435,6 +440,6 @@ if (deltas['workerd-tilelli-mnist']) {
   target('workerd warm request, MNIST, batch 1, over the no-op worker', deltas['workerd-tilelli-mnist'].w1, TARGETS.warmMs, 'ms');
 }
 if (deltas['workerd-tilelli-wide']) {
-  target('workerd isolate memory with the wide MLP loaded, bundled (RSS over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
-  target('workerd isolate memory with the wide MLP loaded, fetched (RSS over the no-op worker)', deltas['workerd-tilelli-wide-url'].rss, TARGETS.wideMiB, 'MiB');
+  target('workerd isolate memory with the wide MLP loaded, bundled (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
+  target('workerd isolate memory with the wide MLP loaded, fetched (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide-url'].rss, TARGETS.wideMiB, 'MiB');
 }
