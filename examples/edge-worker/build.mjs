@@ -36,6 +36,9 @@ export async function buildWorker({ entry = join(here, 'worker.js'), outdir, mod
     platform: 'neutral',
     conditions: ['workerd', 'worker', 'browser'],
     minify: true,
+    // tilelli's core keys its classes by constructor name (tl.Model is classes['Model']): a
+    // minifier that renames classes breaks it unless names are kept.
+    keepNames: true,
     define,
     metafile: true,
     logLevel: 'silent',
