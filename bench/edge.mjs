@@ -273,6 +273,13 @@ if (ONLY.has('workerd') || ONLY.has('ort')) {
   if (ONLY.has('workerd')) {
     servers.push({ ...(await workerdServer('workerd-tilelli-mnist', { entry: join(example, 'worker.js'), model: m.mnist.tlm })), width: 784, model: 'mnist', lib: 'tilelli' });
     servers.push({ ...(await workerdServer('workerd-tilelli-wide', { entry: join(example, 'worker.js'), model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'tilelli' });
+    // int8 activations (packed model file version 2): the same handler, createHandler({ activations }).
+    const int8Entry = `import model from './model.tlm';
+import { createHandler } from ${JSON.stringify(join(example, 'handler.js'))};
+export default createHandler({ model, runtime: 'workerd', activations: 'int8' });
+`;
+    servers.push({ ...(await workerdServer('workerd-tilelli-mnist-int8', { source: int8Entry, model: m.mnist.tlm })), width: 784, model: 'mnist', lib: 'tilelli, int8 activations' });
+    servers.push({ ...(await workerdServer('workerd-tilelli-wide-int8', { source: int8Entry, model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'tilelli, int8 activations' });
     // The URL entry: the model fetched from a server in this process on the first request.
     const store = createServer(async (req, res) => {
       const bytes = await readFile(req.url === '/wide.tlm' ? m.wide.tlm : m.mnist.tlm);
@@ -437,7 +444,8 @@ console.log('Physical limits: an isolate on Cloudflare Workers may hold 128 MB; 
 const target = (what, value, limit, unit) => console.log(`${Number.isFinite(value) && value <= limit ? 'MET    ' : 'NOT MET'} ${what}: ${sign(value, unit === 'ms' && limit < 1 ? 3 : 1)} ${unit} (target <= ${limit} ${unit})`);
 if (deltas['workerd-tilelli-mnist']) {
   target('workerd cold start, MNIST (first request: wasm instantiate, model load, predict) over the no-op worker', deltas['workerd-tilelli-mnist'].cold, TARGETS.coldMs, 'ms');
-  target('workerd warm request, MNIST, batch 1, over the no-op worker', deltas['workerd-tilelli-mnist'].w1, TARGETS.warmMs, 'ms');
+  target('workerd warm request, MNIST, batch 1, over the no-op worker (float activations: PyTorch\'s numbers)', deltas['workerd-tilelli-mnist'].w1, TARGETS.warmMs, 'ms');
+  target('workerd warm request, MNIST, batch 1, over the no-op worker (int8 activations)', deltas['workerd-tilelli-mnist-int8'].w1, TARGETS.warmMs, 'ms');
 }
 if (deltas['workerd-tilelli-wide']) {
   target('workerd isolate memory with the wide MLP loaded, bundled (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
