@@ -114,8 +114,9 @@ function inputsFromJson(value, width, maxBatch, into) {
  *   (called on the first request; a failure is answered with 503 and retried on the next request)
  * @param {string} [options.runtime] named in GET /model
  * @param {number} [options.maxBatch] inputs per request at most (default 64)
- * @param {'float' | 'int8'} [options.activations] the precision of every linear layer's input,
- *   when the library's Model.load takes it (packed model file version 2)
+ * @param {'float' | 'int8'} [options.activations] the precision of every linear layer's input
+ *   (Model.load's option; default: what the file says). int8 runs the MNIST MLP about 6 times
+ *   faster at batch 1, with numbers that are no longer PyTorch's float ones
  */
 export function createHandler({ model, runtime = 'unknown', maxBatch = 64, activations } = {}) {
   let loading = null; // Promise of the loaded state, kept for the isolate's life once it succeeds
@@ -124,16 +125,13 @@ export function createHandler({ model, runtime = 'unknown', maxBatch = 64, activ
   async function load(bytes, source) {
     const tl = await init();
     const m = activations ? tl.Model.load(bytes, { activations }) : tl.Model.load(bytes);
-    if (activations && !m.layers.every((L) => (L.type !== 'linear' && L.type !== 'bitlinear') || L.activations === activations)) {
-      m.free();
-      throw new TilelliError('INVALID_ARGUMENT', `activations: ${activations} was asked for, but this version of tilelli's Model.load does not take it`);
-    }
     const width = m.inputSize;
     m.predict(new Float32Array(width)); // compile the kernels' wasm functions now, not on a client's request
     const byteLength = bytes.byteLength;
     loaded = {
       tl, model: m, width, source,
       jsonInputs: new Float32Array(maxBatch * width), // reused: JSON inputs are written here
+      outputs: new Float32Array(maxBatch * m.outputSize), // reused: ?outputs=1 is written here
       limits: { maxBatch, octetBytes: maxBatch * width * 4, jsonBytes: maxBatch * width * JSON_BYTES_PER_VALUE },
       describe: () => ({
         input: m.inputSize, output: m.outputSize, layers: m.layers, metadata: m.metadata, bytes: byteLength,
@@ -188,7 +186,8 @@ export function createHandler({ model, runtime = 'unknown', maxBatch = 64, activ
     const predictions = m.predict(x);
     let body = `{"predictions":[${predictions.join(',')}]`;
     if (url.searchParams.get('outputs') === '1') {
-      const out = m.run(x);
+      // A second pass (predict() owns the argmax); written into a buffer kept for the isolate.
+      const out = m.run(x, { out: state.outputs.subarray(0, predictions.length * m.outputSize) });
       const rows = [];
       for (let b = 0; b < predictions.length; b++) rows.push(`[${out.subarray(b * m.outputSize, (b + 1) * m.outputSize).join(',')}]`);
       body += `,"outputs":[${rows.join(',')}]`;
