@@ -25,7 +25,7 @@
 // with a shim (env.wasm.wasmBinary set to a placeholder so that it uses its bundled glue, and
 // WebAssembly.instantiate given the imported module instead of bytes), with which it runs. It runs the
 // same ternary networks exported as PyTorch users export them: float32 MatMul + Add + Relu.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
@@ -37,7 +37,7 @@ import { parseArgs, promisify } from 'node:util';
 import { init } from 'tilelli';
 
 import { buildWorker } from '../examples/edge-worker/build.mjs';
-import { startDeno, startWorkerd } from '../examples/edge-worker/servers.mjs';
+import { bins, rssOf, startDeno, startWorkerd } from '../examples/edge-worker/servers.mjs';
 import { encodeModel, DataType } from './ort-models.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -152,9 +152,10 @@ const headers = { 'content-type': 'application/json; charset=utf-8' };
 export default { fetch() { return new Response(body, { headers }); } };
 `;
 
-// The peer: onnxruntime-web's wasm backend, the model as a data module, the same request handling
-// as the example's fast path (float32 body, argmax, JSON). SHIM: see the header of this file.
-const ORT_ENTRY = (onnxFile, shim) => `import * as ort from 'onnxruntime-web/wasm';
+// The peer: onnxruntime-web's wasm backend, the ONNX model as a data module (under the module name
+// model.tlm, which build.mjs copies the given file to), the same request handling as the example's
+// fast path (float32 body, argmax, JSON). The shim: see the header of this file.
+const ORT_ENTRY = (width, shim) => `import * as ort from 'onnxruntime-web/wasm';
 import ortWasm from '${join(ROOT, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.wasm')}';
 import model from './model.tlm';
 ${shim ? `const instantiate = WebAssembly.instantiate.bind(WebAssembly);
@@ -165,8 +166,8 @@ ort.env.wasm.numThreads = 1;
 let session, error, width, classes;
 const ready = ort.InferenceSession.create(new Uint8Array(model)).then(async (s) => {
   session = s;
-  const probe = await s.run({ X: new ort.Tensor('float32', new Float32Array(${onnxFile === 'wide' ? 1024 : 784}), [1, ${onnxFile === 'wide' ? 1024 : 784}]) });
-  width = ${onnxFile === 'wide' ? 1024 : 784};
+  const probe = await s.run({ X: new ort.Tensor('float32', new Float32Array(${width}), [1, ${width}]) });
+  width = ${width};
   classes = probe.Y.dims[1];
 }, (e) => { error = e; });
 const headers = { 'content-type': 'application/json; charset=utf-8' };
@@ -293,26 +294,22 @@ export default createHandler({ model, runtime: 'workerd', activations: 'int8' })
   }
   if (ONLY.has('ort')) {
     // As is: report whether it can create a session at all.
-    const plain = await workerdServer('workerd-ort-plain', { source: ORT_ENTRY('mnist', false), model: m.mnist.onnx });
+    const plain = await workerdServer('workerd-ort-plain', { source: ORT_ENTRY(784, false), model: m.mnist.onnx });
     const s = await plain.start();
     const r = await firstAnswer(s, digitsBody(1, 784));
     await s.stop();
     notes.push(r.status === 200
       ? 'onnxruntime-web 1.30 in workerd, bundled as is: runs'
       : `onnxruntime-web 1.30 in workerd, bundled as is (its .wasm imported as workerd requires): HTTP ${r.status}, ${JSON.parse(r.text).error.message}`);
-    servers.push({ ...(await workerdServer('workerd-ort-mnist', { source: ORT_ENTRY('mnist', true), model: m.mnist.onnx })), width: 784, model: 'mnist', lib: 'onnxruntime-web (shim)' });
-    servers.push({ ...(await workerdServer('workerd-ort-wide', { source: ORT_ENTRY('wide', true), model: m.wide.onnx })), width: 1024, model: 'wide', lib: 'onnxruntime-web (shim)' });
+    servers.push({ ...(await workerdServer('workerd-ort-mnist', { source: ORT_ENTRY(784, true), model: m.mnist.onnx })), width: 784, model: 'mnist', lib: 'onnxruntime-web (shim)' });
+    servers.push({ ...(await workerdServer('workerd-ort-wide', { source: ORT_ENTRY(1024, true), model: m.wide.onnx })), width: 1024, model: 'wide', lib: 'onnxruntime-web (shim)' });
   }
   families.push({ title: 'workerd', servers });
 }
 if (ONLY.has('deno')) {
   const noopFile = join(WORK, 'deno-noop.js');
   await writeFile(noopFile, NOOP);
-  const denoNoop = () => {
-    // deno serve on the no-op module: same flags as the example's (servers.mjs), another file.
-    const bin = join(ROOT, 'node_modules', '.bin', 'deno');
-    return startDenoFile(bin, noopFile);
-  };
+  const denoNoop = () => startDenoFile(bins.deno, noopFile);
   families.push({
     title: 'deno serve',
     servers: [
@@ -323,9 +320,8 @@ if (ONLY.has('deno')) {
   });
 }
 
+/** `deno serve` on a file that imports nothing (the no-op server), with the example's flags. */
 async function startDenoFile(bin, file) {
-  const { spawn } = await import('node:child_process');
-  const { rssOf } = await import('../examples/edge-worker/servers.mjs');
   const startedAt = performance.now();
   const child = spawn(bin, ['serve', '--no-config', '--no-lock', '--no-remote', '--no-npm', '--host=127.0.0.1', '--port=0', file], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: WORK, DENO_DIR: join(WORK, 'deno-dir'), DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
@@ -375,6 +371,18 @@ for (const fam of families) {
       await firstAnswer(server, digitsBody(1, s.width));
     }
     const bodies = new Map(up.map(({ s }) => [s.name, { 1: digitsBody(1, s.width), 16: digitsBody(16, s.width) }]));
+    // A time for a wrong answer is worthless: each server's predictions on the 16 inputs must be
+    // Node's (Model.load with the same activations; the float32 ONNX network may differ on a tie).
+    for (const { s, server, agent } of up) {
+      if (s.base) continue;
+      const model = tl.Model.load(await readFile(m[s.model].tlm), s.lib.includes('int8') ? { activations: 'int8' } : undefined);
+      const want = Array.from(model.predict(new Float32Array(bodies.get(s.name)[16].buffer)));
+      model.free();
+      const got = JSON.parse((await post(agent, server.origin, bodies.get(s.name)[16])).text).predictions;
+      const differ = got.filter((p, i) => p !== want[i]).length;
+      if (differ && !s.lib.startsWith('onnxruntime')) throw new Error(`${s.name}: predictions ${got} differ from Node's ${want}`);
+      if (differ) notes.push(`${s.name}: ${differ} of 16 predictions differ from tilelli's in Node`);
+    }
     for (let round = 0; round < ROUNDS; round++) {
       for (const { s, server, agent } of up) {
         for (const batch of [1, 16]) {

@@ -58,7 +58,8 @@ export async function startWorkerd({ cwd, config = 'config.capnp', socket = 'htt
     server.listen({ host: '127.0.0.1', port: 0, backlog: 64 }, resolve);
   });
   const { port } = server.address();
-  const fd = server._handle.fd; // Node keeps the listening socket; the child gets its own copy
+  const fd = server._handle?.fd; // Node's listening socket; the child gets its own copy as fd 3
+  if (!Number.isInteger(fd) || fd < 0) throw new Error('startWorkerd: this Node does not expose the listening socket\'s descriptor');
   const startedAt = performance.now();
   const child = spawn(bins.workerd, ['serve', config, `--socket-fd=${socket}=3`], {
     cwd, stdio: ['ignore', 'pipe', 'pipe', fd],
