@@ -15,6 +15,9 @@
 // - warm: `--rounds` rounds; in each, every server in turn answers `--per-round` requests of batch
 //   1 then of batch 16 (float32 bodies, application/octet-stream), or as many as fit in
 //   `--budget-ms` (at least 20) for the slow ones; the median of all.
+// - CPU: the server process's CPU time (all threads, /proc/PID/task/*/schedstat) to its first answer,
+//   and per warm request (per round: CPU used / requests); it does not grow while the server waits
+//   for a CPU other jobs hold, so it is the steadier measure on a shared machine.
 // - memory: the server process's resident set (VmRSS, /proc) right after its first answer (the model
 //   loaded, before traffic leaves garbage; median over the starts), and after the warm traffic with
 //   its peak (VmHWM). workerd runs one isolate here, so the difference from the no-op worker is what
@@ -37,7 +40,7 @@ import { parseArgs, promisify } from 'node:util';
 import { init } from 'tilelli';
 
 import { buildWorker } from '../examples/edge-worker/build.mjs';
-import { bins, rssOf, startDeno, startWorkerd } from '../examples/edge-worker/servers.mjs';
+import { bins, cpuOf, rssOf, startDeno, startWorkerd } from '../examples/edge-worker/servers.mjs';
 import { encodeModel, DataType } from './ort-models.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -338,11 +341,16 @@ async function startDenoFile(bin, file) {
     child.once('exit', () => reject(new Error(`deno exited: ${output}`)));
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  return { origin, startedAt, pid: child.pid, rss: () => rssOf(child.pid), stop: async () => { child.kill('SIGTERM'); await exited; } };
+  return {
+    origin, startedAt, pid: child.pid, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid),
+    stop: async () => { child.kill('SIGTERM'); await exited; },
+  };
 }
 
-const results = new Map(); // name -> { cold: [], warm1: [], warm16: [], loaded: [], rss, peak, wasm }
-for (const fam of families) for (const s of fam.servers) results.set(s.name, { cold: [], warm1: [], warm16: [], loaded: [] });
+const results = new Map(); // name -> { cold, coldCpu, warm1, warm16, cpu1, cpu16, loaded: [], rss, peak, wasm }
+for (const fam of families) {
+  for (const s of fam.servers) results.set(s.name, { cold: [], coldCpu: [], warm1: [], warm16: [], cpu1: [], cpu16: [], loaded: [] });
+}
 
 // Cold: interleaved starts.
 for (let i = 0; i < STARTS; i++) {
@@ -353,6 +361,7 @@ for (let i = 0; i < STARTS; i++) {
         const r = await firstAnswer(server, digitsBody(1, s.width));
         if (r.status !== 200) throw new Error(`${s.name}: first answer HTTP ${r.status}: ${r.text}`);
         results.get(s.name).cold.push(r.ms);
+        results.get(s.name).coldCpu.push(server.cpu());
         results.get(s.name).loaded.push(server.rss().rss);
       } finally {
         await server.stop();
@@ -389,12 +398,15 @@ for (const fam of families) {
           const body = bodies.get(s.name)[batch];
           const times = results.get(s.name)[`warm${batch}`];
           const end = performance.now() + BUDGET_MS;
-          for (let i = 0; i < PER_ROUND && (i < 20 || performance.now() < end); i++) {
+          const cpu0 = server.cpu();
+          let i = 0;
+          for (; i < PER_ROUND && (i < 20 || performance.now() < end); i++) {
             const t0 = performance.now();
             const r = await post(agent, server.origin, body);
             times.push(performance.now() - t0);
             if (r.status !== 200) throw new Error(`${s.name}: HTTP ${r.status}: ${r.text}`);
           }
+          results.get(s.name)[`cpu${batch}`].push((server.cpu() - cpu0) / i); // the server's CPU per request
         }
       }
     }
@@ -443,6 +455,20 @@ for (const fam of families) {
       `${r.wasm ? `${f(r.wasm / MiB, 1)} (${r.build})` : ''} |`);
   }
 }
+console.log('\nCPU time the server process used (all its threads, /proc/PID/task/*/schedstat), in ms: to its first answer (median over the starts),');
+console.log('and per warm request (mean per round, median over rounds). Unlike the wall times above, it does not grow while the server waits for a CPU.\n');
+console.log('| runtime | server | model | cold CPU | Δ | CPU per request b=1 | Δ | CPU per request b=16 | Δ |');
+console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const fam of families) {
+  const base = results.get(fam.servers.find((s) => s.base).name);
+  for (const s of fam.servers) {
+    const r = results.get(s.name);
+    const d = { cold: median(r.coldCpu) - median(base.coldCpu), c1: median(r.cpu1) - median(base.cpu1), c16: median(r.cpu16) - median(base.cpu16) };
+    Object.assign(deltas[s.name], { cpuCold: d.cold, cpu1: d.c1, cpu16: d.c16 });
+    console.log(`| ${fam.title} | ${s.base ? 'no-op' : s.lib} | ${s.model ?? '-'} | ${f(median(r.coldCpu), 1)} | ${s.base ? '' : sign(d.cold, 1)} | ` +
+      `${f(median(r.cpu1), 3)} | ${s.base ? '' : sign(d.c1, 3)} | ${f(median(r.cpu16), 3)} | ${s.base ? '' : sign(d.c16, 3)} |`);
+  }
+}
 console.log('');
 for (const n of notes) console.log(n);
 console.log('Threads: one everywhere (the library runs on the request\'s thread; workerd and deno serve here run one isolate).');
@@ -454,6 +480,10 @@ if (deltas['workerd-tilelli-mnist']) {
   target('workerd cold start, MNIST (first request: wasm instantiate, model load, predict) over the no-op worker', deltas['workerd-tilelli-mnist'].cold, TARGETS.coldMs, 'ms');
   target('workerd warm request, MNIST, batch 1, over the no-op worker (float activations: PyTorch\'s numbers)', deltas['workerd-tilelli-mnist'].w1, TARGETS.warmMs, 'ms');
   target('workerd warm request, MNIST, batch 1, over the no-op worker (int8 activations)', deltas['workerd-tilelli-mnist-int8'].w1, TARGETS.warmMs, 'ms');
+  console.log('The same, as CPU time (what a Worker is billed and limited by):');
+  target('workerd cold start CPU, MNIST, over the no-op worker', deltas['workerd-tilelli-mnist'].cpuCold, TARGETS.coldMs, 'ms');
+  target('workerd CPU per request, MNIST, batch 1, over the no-op worker (float activations)', deltas['workerd-tilelli-mnist'].cpu1, TARGETS.warmMs, 'ms');
+  target('workerd CPU per request, MNIST, batch 1, over the no-op worker (int8 activations)', deltas['workerd-tilelli-mnist-int8'].cpu1, TARGETS.warmMs, 'ms');
 }
 if (deltas['workerd-tilelli-wide']) {
   target('workerd isolate memory with the wide MLP loaded, bundled (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');

@@ -1,8 +1,8 @@
 // servers.mjs — start this example on 127.0.0.1 under workerd, `deno serve` or Node, for the test
 // (test/runtimes/edge-worker.test.js) and the benchmark (bench/edge.mjs). Each start returns
-// { origin, pid, startedAt, rss(), stop() }; the server is a child process killed by its pid.
+// { origin, pid, startedAt, rss(), cpu(), stop() }; the server is a child process killed by its pid.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,6 +26,25 @@ export function rssOf(pid) {
   }
 }
 
+/**
+ * CPU time a process has used, in ms: the sum over its threads of /proc/PID/task/TID/schedstat's
+ * first field (nanoseconds on a CPU). Unlike wall time, it does not grow while the process waits
+ * for a CPU that other jobs hold.
+ */
+export function cpuOf(pid) {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {} // a thread that just ended
+    }
+    return ns / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 function track(child, name) {
   let output = '';
   child.stdout?.on('data', (d) => { output += d; });
@@ -36,6 +55,7 @@ function track(child, name) {
     output: () => output,
     exited,
     rss: () => rssOf(child.pid),
+    cpu: () => cpuOf(child.pid),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 3000);
