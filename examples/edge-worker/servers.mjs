@@ -94,7 +94,10 @@ async function startPrinting(file, args, options, name) {
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   const handle = track(child, name);
   const origin = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s:\n${handle.output()}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a server behind
+      reject(new Error(`${name} did not start in 30 s:\n${handle.output()}`));
+    }, 30_000);
     const look = () => {
       const m = handle.output().match(/http:\/\/(?:127\.0\.0\.1|localhost):(\d+)/);
       if (m) {
