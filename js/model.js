@@ -140,6 +140,12 @@ export class Model extends Owned {
     return new this(ptr);
   }
 
+  /** True when bytes start like a packed model file (to tell it from a checkpoint). */
+  static isModelFile(bytes) {
+    const b = bytesOf(bytes, 'Model.isModelFile').subarray(0, 16);
+    return this.rt.withBytes('Model.isModelFile', b, (p, n) => this.rt.x.tl_model_is_file(p, n) !== 0);
+  }
+
   /**
    * Outputs (batch x outputSize) for inputs (batch x inputSize floats). options.out: a
    * Float32Array of batch x outputSize to write into (returned); otherwise a new one.
