@@ -1478,34 +1478,26 @@ static tl_status oom_builder(void *c) {
     tl_model_free(m);
     return s;
 }
-static tl_status oom_convert(void *c) {
-    oom_ctx *o = c;
+/* The sweeps that make a model from the context and free it: one function, told which way. */
+typedef enum { MAKE_CONVERT, MAKE_RUN, MAKE_CKPT, MAKE_TO_MODEL } make_kind;
+typedef struct {
+    oom_ctx *o;
+    make_kind kind;
+} make_ctx;
+static tl_status oom_make(void *c) {
+    make_ctx *k = c;
+    oom_ctx *o = k->o;
     tl_model *m = NULL;
-    tl_status s = tl_model_convert(o->model, TL_FORMAT_I2, &m);
-    tl_model_free(m);
-    return s;
-}
-static tl_status oom_run(void *c) {
-    oom_ctx *o = c;
-    tl_model *m = NULL;
-    tl_status s = tl_model_convert(o->model, TL_FORMAT_TQ1, &m);
     float x[3 * IN], y[3 * 6];
-    for (int i = 0; i < 3 * IN; i++) x[i] = (float)(i % 7) - 3;
-    if (!s) s = tl_model_run(m, x, 3 * IN, 3, y, 18);
-    tl_model_free(m);
-    return s;
-}
-static tl_status oom_ckpt(void *c) {
-    oom_ctx *o = c;
-    tl_model *m = NULL;
-    tl_status s = tl_model_from_checkpoint(o->st, ARCH, strlen(ARCH), TL_FORMAT_I2, TL_PRECISION_DEFAULT, &m);
-    tl_model_free(m);
-    return s;
-}
-static tl_status oom_to_model(void *c) {
-    oom_ctx *o = c;
-    tl_model *m = NULL;
-    tl_status s = tl_net_to_model(o->net, TL_FORMAT_TQ1, &m);
+    tl_status s = k->kind == MAKE_CONVERT ? tl_model_convert(o->model, TL_FORMAT_I2, &m)
+                  : k->kind == MAKE_RUN   ? tl_model_convert(o->model, TL_FORMAT_TQ1, &m)
+                  : k->kind == MAKE_CKPT
+                      ? tl_model_from_checkpoint(o->st, ARCH, strlen(ARCH), TL_FORMAT_I2, TL_PRECISION_DEFAULT, &m)
+                      : tl_net_to_model(o->net, TL_FORMAT_TQ1, &m);
+    if (!s && k->kind == MAKE_RUN) {
+        for (int i = 0; i < 3 * IN; i++) x[i] = (float)(i % 7) - 3;
+        s = tl_model_run(m, x, 3 * IN, 3, y, 18);
+    }
     tl_model_free(m);
     return s;
 }
@@ -1544,10 +1536,11 @@ static void test_oom(void) {
     oom_sweep("tl_model_load", oom_load, &o);
     oom_sweep("tl_model_save and describe", oom_save, &o);
     oom_sweep("the builder and set_metadata", oom_builder, &o);
-    oom_sweep("tl_model_convert", oom_convert, &o);
-    oom_sweep("tl_model_run", oom_run, &o);
-    oom_sweep("tl_model_from_checkpoint", oom_ckpt, &o);
-    oom_sweep("tl_net_to_model", oom_to_model, &o);
+    make_ctx mk[] = {{&o, MAKE_CONVERT}, {&o, MAKE_RUN}, {&o, MAKE_CKPT}, {&o, MAKE_TO_MODEL}};
+    oom_sweep("tl_model_convert", oom_make, &mk[0]);
+    oom_sweep("tl_model_run", oom_make, &mk[1]);
+    oom_sweep("tl_model_from_checkpoint", oom_make, &mk[2]);
+    oom_sweep("tl_net_to_model", oom_make, &mk[3]);
     /* net_from_model needs a trainable model: the network's own export */
     tl_model *trainable = NULL;
     tl_net_to_model(o.net, TL_FORMAT_I2, &trainable);
