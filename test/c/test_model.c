@@ -17,12 +17,7 @@
  * Helpers
  * ------------------------------------------------------------------------- */
 
-static uint32_t rng = 0x1234567u;
-static uint32_t rnd(void) {
-    rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
-    return rng;
-}
-static float frand(float lo, float hi) { return lo + (hi - lo) * (float)(rnd() >> 8) / 16777216.0f; }
+static float frand(float lo, float hi) { return lo + (hi - lo) * (float)(check_rnd() >> 8) / 16777216.0f; }
 
 static uint32_t f2u(float f) {
     uint32_t u;
@@ -39,7 +34,7 @@ static int detail_has(const char *what) { return contains(tl_error_detail(), wha
 
 static int8_t *rand_trits(size_t n) {
     int8_t *t = malloc(n);
-    for (size_t i = 0; i < n; i++) t[i] = (int8_t)((int)(rnd() % 3) - 1);
+    for (size_t i = 0; i < n; i++) t[i] = (int8_t)((int)(check_rnd() % 3) - 1);
     return t;
 }
 
@@ -288,10 +283,10 @@ typedef struct {
 static void fill_inputs(float *x, size_t batch, int kind) {
     for (size_t t = 0; t < batch; t++) {
         float *v = x + t * IN;
-        for (size_t c = 0; c < IN; c++) v[c] = kind == 2 ? (float)(rnd() % 4) * 0.5f - 0.5f : frand(-2.0f, 2.0f);
+        for (size_t c = 0; c < IN; c++) v[c] = kind == 2 ? (float)(check_rnd() % 4) * 0.5f - 0.5f : frand(-2.0f, 2.0f);
         if (kind == 1 && t == 0) {
             /* max 127/128 makes s = 128 exactly: 2.5 -> 2 and 0.5 -> 0 (half to even), -3.5 -> -4 */
-            for (size_t c = 0; c < IN; c++) v[c] = (float)((int)(rnd() % 255) - 127) / 128.0f;
+            for (size_t c = 0; c < IN; c++) v[c] = (float)((int)(check_rnd() % 255) - 127) / 128.0f;
             v[0] = 0.9921875f, v[1] = 2.5f / 128, v[2] = -3.5f / 128, v[3] = 0.5f / 128, v[4] = -0.9921875f;
         }
     }
@@ -463,11 +458,7 @@ static int runs_near(tl_model *a, tl_model *b, const float *x, size_t batch, dou
     return ok;
 }
 
-static uint8_t *heap_copy(const uint8_t *p, size_t n) {
-    uint8_t *c = malloc(n ? n : 1);
-    if (n) memcpy(c, p, n);
-    return c;
-}
+static uint8_t *heap_copy(const uint8_t *p, size_t n) { return (uint8_t *)exact(p, n); }
 
 static tl_status load_exact(const uint8_t *bytes, size_t len, tl_model **m) {
     uint8_t *c = heap_copy(bytes, len);
@@ -1149,7 +1140,7 @@ static uint32_t DY[NS];
 static void make_dataset(void) {
     float centers[NCL][NIN];
     for (int k = 0; k < NCL; k++)
-        for (int i = 0; i < NIN; i++) centers[k][i] = (rnd() & 1) ? 1.5f : -1.5f;
+        for (int i = 0; i < NIN; i++) centers[k][i] = (check_rnd() & 1) ? 1.5f : -1.5f;
     centers[1][0] = -centers[0][0]; /* distinct centers whatever the draw */
     centers[2][1] = -centers[0][1], centers[2][0] = centers[0][0];
     for (int s = 0; s < NS; s++) {
@@ -1556,6 +1547,7 @@ static void test_oom(void) {
 }
 
 int main(void) {
+    check_rng = 0x1234567u;
     size_t blocks = tl_mem_live_blocks();
     test_layer_types();
     test_int8_exact();
