@@ -195,11 +195,12 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
  * Other formats are decoded and re-encoded to i2 a band of rows at a time.
  * ------------------------------------------------------------------------- */
 
-#define TL__TILE 2         /* i2 blocks (64 columns) per table tile */
-#define TL__L 8            /* batch vectors per pass of the batched table kernels */
-#define TL__BAND_I2 4096   /* rows per band read as they are (bounds the batched accumulators) */
-#define TL__BAND_CONV 256  /* rows per band decoded and re-encoded */
-#define TL__I8_TABLE_MIN 4 /* int8 batches from this size go through the tables */
+#define TL__TILE 2               /* i2 blocks (64 columns) per table tile */
+#define TL__L 8                  /* batch vectors per pass of the batched table kernels */
+#define TL__BAND_I2 4096         /* rows per band read as they are (bounds the batched accumulators) */
+#define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
+#define TL__I8_TABLE_MIN 4       /* int8 batches from this size go through the tables, */
+#define TL__I8_TABLE_MIN_ROWS 64 /* when there are rows enough to pay for building them */
 
 /* i2 byte -> base-3 index of its 4 codes (code 3, never in valid data, read as 1) */
 #define TL__C3(b, s) ((((b) >> (s)) & 3) == 3 ? 1 : (((b) >> (s)) & 3))
@@ -551,13 +552,17 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
     }
 }
 
-/* int8 by tables (batches of TL__I8_TABLE_MIN and more) or by dot products */
+/* int8 by tables (batches of TL__I8_TABLE_MIN and more, TL__I8_TABLE_MIN_ROWS rows and more) or by dot
+ * products */
+static int tl__i8_tables(const tl_matrix *m, size_t batch) {
+    return batch >= TL__I8_TABLE_MIN && m->rows >= TL__I8_TABLE_MIN_ROWS;
+}
 static uint64_t tl__i8_need(const tl_matrix *m, size_t batch) {
-    return batch >= TL__I8_TABLE_MIN ? tl__lut_layout(m, 0, batch).total : tl__i8_dot_need(m, batch);
+    return tl__i8_tables(m, batch) ? tl__lut_layout(m, 0, batch).total : tl__i8_dot_need(m, batch);
 }
 static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
                        float *out, uint8_t *w) {
-    if (batch >= TL__I8_TABLE_MIN)
+    if (tl__i8_tables(m, batch))
         tl__lut_matmul(m, NULL, x, batch, x_scales, acc, out, w);
     else
         tl__i8_dot(m, x, batch, x_scales, acc, out, w);
