@@ -834,7 +834,13 @@ static tl_status tl__read_layer(tl__src *s, const tl__json *o, size_t width, tl_
 }
 
 /* Append L (taken over) to m, checking what may follow what. */
+/* At most this many layers (docs/ERRORS.md): a model's layer table stays small (a few MiB)
+ * whatever a file declares; real models have thousands at most. */
+#define TL__MAX_LAYERS ((size_t)1 << 16)
+
 static tl_status tl__append(tl_model *m, tl__layer *L, size_t li) {
+    if (m->nlayers >= TL__MAX_LAYERS)
+        return tl__fail(TL_ERR_PARSE, "layers[%zu]: a model has at most %zu layers", li, TL__MAX_LAYERS);
     if (m->nlayers && m->layers[m->nlayers - 1].t == TL__BINARIZE && L->t != TL__LINEAR)
         return tl__fail(TL_ERR_PARSE, "layers[%zu]: binarize must be followed by a linear layer", li);
     if (m->nlayers == m->cap) {
@@ -917,6 +923,9 @@ static tl_status tl__read_meta(tl_model *m, const tl__json *meta) {
 static tl_status tl__read_layers(tl_model *m, tl__src *s, const tl__json *layers) {
     if (tl__json_kind_of(layers) != TL__JSON_ARRAY || tl__json_count(layers) == 0)
         return tl__fail(TL_ERR_PARSE, "\"layers\" must be a non-empty array");
+    if (tl__json_count(layers) > TL__MAX_LAYERS)
+        return tl__fail(TL_ERR_PARSE, "\"layers\" has %zu entries; a model has at most %zu layers",
+                        tl__json_count(layers), TL__MAX_LAYERS);
     for (size_t i = 0; i < tl__json_count(layers); i++) {
         tl__layer L;
         s->li = i;
