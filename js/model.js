@@ -10,7 +10,7 @@
 import { TilelliError } from './errors.js';
 import { DTYPE, PRECISION, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
-import { Owned, bytesOf, describe, invalid, options, pick, toF32 } from './runtime.js';
+import { Owned, bytesOf, describe, invalid, options, pick, toF32, toJson } from './runtime.js';
 
 // ---------------------------------------------------------------------------------------------
 // Safetensors
@@ -295,7 +295,7 @@ export function packModel(rt, spec) {
         }
         mp = matrix.live('packModel');
       }
-      rt.withString(fn, JSON.stringify(fields), (jp, jl) => {
+      rt.withString(fn, toJson(fields, fn, `layers[${i}]`), (jp, jl) => {
         rt.x.tl_error_clear();
         rt.check(rt.x.tl_model_builder_add(b, jp, jl, mp), fn);
       });
@@ -324,10 +324,10 @@ export function packCheckpoint(rt, checkpoint, arch, opts) {
   if (!arch || typeof arch !== 'object') throw invalid(`${fn}: the architecture must be { input, layers: [...] }`);
   const f = formatCode(rt, format, fn);
   const precision = precisionOf(activations, fn);
+  const json = toJson({ ...arch, metadata: { ...(arch.metadata ?? {}), weights: format } }, fn, 'the architecture');
   const st = checkpoint instanceof Owned && checkpoint.constructor.label === 'Safetensors' && checkpoint.rt === rt
     ? checkpoint : rt.classes.Safetensors.open(checkpoint);
   try {
-    const json = JSON.stringify({ ...arch, metadata: { ...(arch.metadata ?? {}), weights: format } });
     const m = rt.withString(fn, json, (jp, jl) => rt.make(fn, (pp) => rt.x.tl_model_from_checkpoint(st.live(fn), jp, jl, f, precision, pp)));
     const bytes = saveAndFree(rt, m, fn);
     onProgress?.({ layer: (arch.layers?.length ?? 1) - 1, of: arch.layers?.length ?? 1 });

@@ -15,6 +15,28 @@ const NUMERIC_VIEWS = new Set([
   'Int32Array', 'Uint32Array',
 ]);
 
+/** A value as JSON for a message; BigInts as 12n (JSON.stringify throws on them). */
+export function show(x) {
+  try {
+    return JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)) ?? String(x);
+  } catch {
+    return describe(x); // cyclic
+  }
+}
+
+/** JSON text of a description passed to C: a BigInt or a cycle is the caller's mistake. */
+export function toJson(x, fn, what) {
+  try {
+    return JSON.stringify(x, (k, v) => {
+      if (typeof v === 'bigint') throw invalid(`${fn}: ${what}${k ? `.${k}` : ''} is the BigInt ${v}n; give a number`);
+      return v;
+    });
+  } catch (e) {
+    if (e instanceof TilelliError) throw e;
+    throw invalid(`${fn}: ${what} cannot be written as JSON (${e.message})`);
+  }
+}
+
 export function describe(x) {
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'an array';
@@ -253,9 +275,7 @@ export function bytesOf(x, fn, name = 'bytes') {
 
 export function toShape(shape, fn) {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d))) {
-    // not JSON.stringify: it throws on a BigInt
-    const given = Array.isArray(shape) ? `[${shape.map((d) => (typeof d === 'bigint' ? `${d}n` : typeof d === 'number' ? String(d) : describe(d))).join(', ')}]` : describe(shape);
-    throw invalid(`${fn}: shape must be an array of integers (numbers), got ${given}`);
+    throw invalid(`${fn}: shape must be an array of integers (numbers), got ${Array.isArray(shape) ? show(shape) : describe(shape)}`);
   }
   return shape;
 }
@@ -326,7 +346,7 @@ export function toIntArray(x, Ctor, fn, name) {
 /** A name from a table of allowed names (e.g. a generated enum table): its value. */
 export function pick(table, value, fn, what) {
   if (typeof value !== 'string' || !Object.hasOwn(table, value)) {
-    throw invalid(`${fn}: ${what} must be one of ${Object.keys(table).join(', ')}, got ${JSON.stringify(value)}`);
+    throw invalid(`${fn}: ${what} must be one of ${Object.keys(table).join(', ')}, got ${show(value)}`);
   }
   return table[value];
 }

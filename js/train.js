@@ -13,7 +13,7 @@
 import { TilelliError } from './errors.js';
 import { ACTIVATION, DEADZONE_FIELDS, LOSS, OPTIMIZER, QUANTIZER, SCHEDULE, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
-import { Owned, bytesOf, describe, invalid, options, pick, toCount, toF32 } from './runtime.js';
+import { Owned, bytesOf, describe, invalid, options, pick, show, toCount, toF32 } from './runtime.js';
 
 const MAX_WIDTH = 1 << 20; // checked again (and named) by tl_net_create
 
@@ -137,7 +137,7 @@ export class Network extends Owned {
     const fn = 'Network.create', rt = this.rt;
     const { widths, activation = 'relu', quantizer = 'per_tensor', seed = 0 } = options(opts, fn);
     if (!Array.isArray(widths) || widths.length < 2 || widths.length > 65) {
-      throw invalid(`${fn}: widths must be [inputs, ..., outputs] (2 to 65 values), got ${Array.isArray(widths) ? JSON.stringify(widths) : describe(widths)}`);
+      throw invalid(`${fn}: widths must be [inputs, ..., outputs] (2 to 65 values), got ${Array.isArray(widths) ? show(widths) : describe(widths)}`);
     }
     widths.forEach((w, i) => toCount(w, fn, `widths[${i}]`, MAX_WIDTH));
     const act = pick(ACTIVATION, activation, fn, 'activation'), quant = pick(QUANTIZER, quantizer, fn, 'quantizer');
