@@ -92,11 +92,10 @@ export function packingApi(rt) {
         throw new TilelliError('SIZE_MISMATCH', `${fn}: trits has ${t.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
       }
       const bytes = packedBytes(rt, f, rows, cols, fn);
-      return rt.withBlock(fn, [t.length, bytes], ([tp, op]) => {
-        rt.view(Int8Array, tp, t.length).set(t);
+      return rt.withArrays(fn, [t], ([tp, op]) => {
         rt.check(x.tl_pack(f, tp, rows, cols, op, bytes), fn, (code) => (code === 'INVALID_TRIT' ? firstBadTrit(t) : undefined));
         return rt.view(Uint8Array, op, bytes).slice();
-      });
+      }, [bytes]);
     },
 
     unpack(bytes, shape, format = 'i2') {
@@ -108,11 +107,10 @@ export function packingApi(rt) {
       if (b.length !== need) {
         throw new TilelliError('SIZE_MISMATCH', `${fn}: ${format} bytes for [${rows}, ${cols}] are ${need}, got ${b.length}`, { status: STATUS.SIZE });
       }
-      return rt.withBlock(fn, [b.length, rows * cols], ([bp, tp]) => {
-        rt.view(Uint8Array, bp, b.length).set(b);
+      return rt.withArrays(fn, [b], ([bp, tp]) => {
         rt.check(x.tl_unpack(f, bp, b.length, rows, cols, tp), fn);
         return rt.view(Int8Array, tp, rows * cols).slice();
-      });
+      }, [rows * cols]);
     },
 
     /** Packed byte size of a [rows, cols] matrix in a format. */
@@ -126,12 +124,11 @@ export function packingApi(rt) {
       const v = toF32(xf, fn, 'x');
       toCount(cols, fn, 'cols');
       const batch = batchOf(v.length, cols, fn, 'x');
-      return rt.withBlock(fn, [v.length * 4, v.length, batch * 4], ([xp, qp, sp]) => {
-        rt.view(Float32Array, xp, v.length).set(v);
+      return rt.withArrays(fn, [v], ([xp, qp, sp]) => {
         rt.check(x.tl_quantize_activations_i8(xp, v.length, batch, qp, sp), fn,
           (code) => (code === 'NON_FINITE' ? nonFinite(v, 'x') : undefined));
         return { values: rt.view(Int8Array, qp, v.length).slice(), scales: rt.view(Float32Array, sp, batch).slice() };
-      });
+      }, [v.length, batch * 4]);
     },
   };
 }
@@ -161,11 +158,8 @@ export class PackedMatrix extends Owned {
     if (v.length !== rows * cols) {
       throw new TilelliError('SIZE_MISMATCH', `${fn}: w has ${v.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
     }
-    return rt.withBlock(fn, [v.length * 4], ([wp]) => {
-      rt.view(Float32Array, wp, v.length).set(v);
-      return new this(rt.make(fn, (pp) => rt.x.tl_matrix_quantize(f, wp, rows, cols, perRow ? 1 : 0, pp),
-        (code) => (code === 'NON_FINITE' ? nonFinite(v, 'w') : undefined)));
-    });
+    return rt.withArrays(fn, [v], ([wp]) => new this(rt.make(fn, (pp) => rt.x.tl_matrix_quantize(f, wp, rows, cols, perRow ? 1 : 0, pp),
+      (code) => (code === 'NON_FINITE' ? nonFinite(v, 'w') : undefined))));
   }
 
   /** From trits (-1, 0, +1) and scales (one number, or one per row). */
@@ -179,12 +173,8 @@ export class PackedMatrix extends Owned {
       throw new TilelliError('SIZE_MISMATCH', `${fn}: trits has ${t.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
     }
     const s = toScales(scales, rows, fn);
-    return rt.withBlock(fn, [t.length, s.length * 4], ([tp, sp]) => {
-      rt.view(Int8Array, tp, t.length).set(t);
-      rt.view(Float32Array, sp, s.length).set(s);
-      return new this(rt.make(fn, (pp) => rt.x.tl_matrix_from_trits(f, tp, rows, cols, sp, s.length, pp),
-        (code) => (code === 'INVALID_TRIT' ? firstBadTrit(t) : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined)));
-    });
+    return rt.withArrays(fn, [t, s], ([tp, sp]) => new this(rt.make(fn, (pp) => rt.x.tl_matrix_from_trits(f, tp, rows, cols, sp, s.length, pp),
+      (code) => (code === 'INVALID_TRIT' ? firstBadTrit(t) : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined))));
   }
 
   /** From packed bytes of a format (validated) and scales, e.g. what bytes() and scales() saved. */
@@ -195,9 +185,7 @@ export class PackedMatrix extends Owned {
     const f = formatCode(rt, format, fn);
     const b = toIntArray(bytes, Uint8Array, fn, 'bytes');
     const s = toScales(scales, rows, fn);
-    return rt.withBlock(fn, [b.length, s.length * 4], ([bp, sp]) => {
-      rt.view(Uint8Array, bp, b.length).set(b);
-      rt.view(Float32Array, sp, s.length).set(s);
+    return rt.withArrays(fn, [b, s], ([bp, sp]) => {
       return new this(rt.make(fn, (pp) => rt.x.tl_matrix_from_packed(f, bp, b.length, rows, cols, sp, s.length, pp),
         (code) => (code === 'SIZE_MISMATCH'
           ? `${format} bytes for [${rows}, ${cols}] are ${packedBytes(rt, f, rows, cols, fn)}, got ${b.length}`

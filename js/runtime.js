@@ -124,6 +124,17 @@ export class Runtime {
     }
   }
 
+  /**
+   * Copy typed arrays into one wasm block, followed by `extra` output buffers (byte sizes), for
+   * body(ptrs); the block is freed afterwards.
+   */
+  withArrays(fn, arrays, body, extra = []) {
+    return this.withBlock(fn, [...arrays.map((a) => a.byteLength), ...extra], (ptrs) => {
+      arrays.forEach((a, i) => this.view(globalThis[tagOf(a)], ptrs[i], a.length).set(a)); // a Buffer is a Uint8Array here
+      return body(ptrs);
+    });
+  }
+
   /** Fresh views (the buffer is replaced when memory grows). */
   view(Ctor, ptr, length) { return new Ctor(this.memory.buffer, ptr, length); }
 

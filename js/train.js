@@ -11,11 +11,10 @@
 // drive the same Fit object.
 
 import { TilelliError } from './errors.js';
-import { ACTIVATION, DEADZONE_FIELDS, LOSS, OPTIMIZER, QUANTIZER, SCHEDULE, STATUS } from './constants.js';
+import { ACTIVATION, DEADZONE_FIELDS, LOSS, MAX_WIDTH, OPTIMIZER, QUANTIZER, SCHEDULE, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
 import { Owned, bytesOf, describe, invalid, options, pick, show, toCount, toF32 } from './runtime.js';
 
-const MAX_WIDTH = 1 << 20; // checked again (and named) by tl_net_create
 
 /** Class labels as a Uint32Array: integers >= 0 only (C checks them against the classes). */
 export function toLabels(labels, fn, name = 'labels') {

@@ -16,6 +16,7 @@
 // accept this file.
 
 import { TilelliError } from './errors.js';
+import { STATUS } from './constants.js';
 import { MSG, abortError, checkSet, reviveError } from './protocol.js';
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
@@ -233,7 +234,7 @@ class TrainingJob {
 
   /** One request; rejects on the call's signal, on timeout, or when the job closes. */
   #request(type, data, { signal, timeout, transfer } = {}) {
-    if (this.#closed) return Promise.reject(new TilelliError('FREED', `TrainingJob.${type}: the training worker was terminated`, { status: -14 }));
+    if (this.#closed) return Promise.reject(new TilelliError('FREED', `TrainingJob.${type}: the training worker was terminated`, { status: STATUS.FREED }));
     if (signal?.aborted) return Promise.reject(abortError(`TrainingJob.${type}: aborted`, signal.reason));
     const id = this.#nextId++;
     let entry;
@@ -318,7 +319,7 @@ class TrainingJob {
       }
     }
     snap ??= this.#snapshot;
-    if (!snap?.layers) throw new TilelliError('FREED', 'TrainingJob.weights: the worker is gone and sent no weights', { status: -14 });
+    if (!snap?.layers) throw new TilelliError('FREED', 'TrainingJob.weights: the worker is gone and sent no weights', { status: STATUS.FREED });
     const layers = snap.layers.map((L) => ({ weight: L.weight.slice(), bias: L.bias.slice(), alpha: L.alpha, trits: L.trits.slice(), scales: L.scales.slice(), shape: L.shape.slice() }));
     return Object.assign(layers, { step: snap.step });
   }

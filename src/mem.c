@@ -93,3 +93,16 @@ size_t tl_mem_live_bytes(void) { return tl__live_bytes; }
 size_t tl_mem_live_blocks(void) { return tl__live_blocks; }
 
 void tl_mem_fail_after(size_t n) { tl__fail_countdown = n; }
+
+/* Room for one more element in a growable array: doubles *cap (from `first`) when n == *cap. */
+int tl__array_grow(void **items, size_t n, size_t *cap, size_t size, size_t first) {
+    if (n < *cap) return 1;
+    size_t c = *cap ? 2 * *cap : first;
+    if (c > SIZE_MAX / size) return 0;
+    void *p = tl__malloc(c * size);
+    if (!p) return 0;
+    if (n) memcpy(p, *items, n * size);
+    tl__free(*items);
+    *items = p, *cap = c;
+    return 1;
+}

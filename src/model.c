@@ -46,11 +46,11 @@ struct tl_model {
     tl__layer *layers;
     tl__meta *meta;
     size_t nmeta;
-    /* The run workspace, sized for ws_batch vectors (grown, never shrunk). */
+    /* The run workspace, sized for ws_batch vectors (grown, never shrunk), and the kernels' own. */
     size_t ws_batch;
-    float *a, *b, *xs;
-    int8_t *q;
+    float *a, *b;
     uint8_t *bits;
+    tl__ws kws;
     void *sel; /* k-WTA selection: max_width (value, index) pairs, then max_width flags */
 };
 
@@ -157,14 +157,7 @@ static tl_status tl__blob(tl__file_src *fs, const tl__json *o, const char *key, 
     if ((uint64_t)off > fs->len || (uint64_t)len > fs->len - (uint64_t)off)
         return tl__fail(TL_ERR_PARSE, "layers[%zu].%s [%lld, %lld] runs past the %zu-byte data section", li, key,
                         (long long)off, (long long)len, fs->len);
-    if (fs->nranges == fs->cap) {
-        size_t cap = fs->cap ? 2 * fs->cap : 16;
-        size_t(*r)[2] = tl__malloc(cap * sizeof *r);
-        if (!r) return TL_ERR_NO_MEMORY;
-        if (fs->nranges) memcpy(r, fs->ranges, fs->nranges * sizeof *r);
-        tl__free(fs->ranges);
-        fs->ranges = r, fs->cap = cap;
-    }
+    if (!tl__array_grow((void **)&fs->ranges, fs->nranges, &fs->cap, sizeof *fs->ranges, 16)) return TL_ERR_NO_MEMORY;
     fs->ranges[fs->nranges][0] = (size_t)off, fs->ranges[fs->nranges][1] = (size_t)off + (size_t)len;
     fs->nranges++;
     *out = fs->data + off;
@@ -480,7 +473,7 @@ static tl_status tl__read_eps(tl__src *s, const tl__json *o, tl__layer *L) {
     double eps;
     tl_status st = tl__num_field(s, o, "eps", 1e-5, &eps);
     if (st) return st;
-    if (!(eps > 0 && eps < 1)) return tl__fail(TL_ERR_PARSE, "layers[%zu].eps must be in (0, 1)", s->li);
+    if (!(eps > 0 && eps < 1 && (float)eps > 0)) return tl__fail(TL_ERR_PARSE, "layers[%zu].eps must be in (0, 1)", s->li);
     L->eps = (float)eps;
     return TL_OK;
 }
@@ -545,20 +538,16 @@ static tl_status tl__finish_product(const tl__layer *L, tl__run *r, size_t li) {
 }
 
 static tl_status tl__product(tl_model *m, const tl__layer *L, tl__run *r) {
-    size_t n = r->batch * L->in, out_n = r->batch * L->out;
     if (r->binary) {
         size_t rb = tl_binary_row_bytes(L->in);
         memset(m->bits, 0, r->batch * rb);
         for (size_t t = 0; t < r->batch; t++)
             for (size_t c = 0; c < L->in; c++)
                 if (r->a[t * L->in + c] != 0.0f) m->bits[t * rb + c / 8] |= (uint8_t)(1u << (c % 8));
-        return tl_matmul_binary(L->m, m->bits, r->batch * rb, r->batch, NULL, r->b, out_n);
+        return tl__matmul_binary_ws(L->m, m->bits, r->batch, NULL, r->b, &m->kws);
     }
-    if (L->prec == TL_PRECISION_INT8) {
-        tl_status s = tl_quantize_activations_i8(r->a, n, r->batch, m->q, m->xs);
-        return s ? s : tl_matmul_i8(L->m, m->q, n, r->batch, m->xs, NULL, r->b, out_n);
-    }
-    return tl_matmul_f32(L->m, r->a, n, r->batch, r->b, out_n);
+    if (L->prec == TL_PRECISION_INT8) return tl__matmul_f32_i8_ws(L->m, r->a, r->batch, r->b, &m->kws);
+    return tl__matmul_f32_ws(L->m, r->a, r->batch, r->b, &m->kws);
 }
 
 static tl_status tl__linear_run(tl_model *m, const tl__layer *L, tl__run *r) {
@@ -843,14 +832,7 @@ static tl_status tl__append(tl_model *m, tl__layer *L, size_t li) {
         return tl__fail(TL_ERR_PARSE, "layers[%zu]: a model has at most %zu layers", li, TL__MAX_LAYERS);
     if (m->nlayers && m->layers[m->nlayers - 1].t == TL__BINARIZE && L->t != TL__LINEAR)
         return tl__fail(TL_ERR_PARSE, "layers[%zu]: binarize must be followed by a linear layer", li);
-    if (m->nlayers == m->cap) {
-        size_t cap = m->cap ? 2 * m->cap : 8;
-        tl__layer *p = tl__malloc(cap * sizeof *p);
-        if (!p) return TL_ERR_NO_MEMORY;
-        if (m->nlayers) memcpy(p, m->layers, m->nlayers * sizeof *p);
-        tl__free(m->layers);
-        m->layers = p, m->cap = cap;
-    }
+    if (!tl__array_grow((void **)&m->layers, m->nlayers, &m->cap, sizeof *m->layers, 8)) return TL_ERR_NO_MEMORY;
     m->layers[m->nlayers++] = *L;
     memset(L, 0, sizeof *L);
     size_t out = m->layers[m->nlayers - 1].out;
@@ -878,9 +860,9 @@ static void tl__meta_clear(tl_model *m) {
     m->meta = NULL, m->nmeta = 0;
 }
 
-static void tl__ws_clear(tl_model *m) {
-    tl__free(m->a), tl__free(m->b), tl__free(m->xs), tl__free(m->q), tl__free(m->bits), tl__free(m->sel);
-    m->a = m->b = m->xs = NULL, m->q = NULL, m->bits = NULL, m->sel = NULL;
+static void tl__run_clear(tl_model *m) {
+    tl__free(m->a), tl__free(m->b), tl__free(m->bits), tl__free(m->sel);
+    m->a = m->b = NULL, m->bits = NULL, m->sel = NULL;
     m->ws_batch = 0;
 }
 
@@ -889,7 +871,8 @@ void tl_model_free(tl_model *m) {
     for (size_t i = 0; i < m->nlayers; i++) tl__layer_free(&m->layers[i]);
     tl__free(m->layers);
     tl__meta_clear(m);
-    tl__ws_clear(m);
+    tl__run_clear(m);
+    tl__ws_free(&m->kws);
     tl__free(m);
 }
 
@@ -1213,14 +1196,7 @@ tl_status tl_model_builder_stage(tl_model_builder *b, const char *name, size_t n
     if (tl__first_non_finite(v, n) != n)
         return tl__fail(TL_ERR_NON_FINITE, "%.*s[%zu] is not finite", (int)(name_len > 64 ? 64 : name_len), name,
                         tl__first_non_finite(v, n));
-    if (b->nstaged == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 4;
-        tl__staged *p = tl__malloc(cap * sizeof *p);
-        if (!p) return TL_ERR_NO_MEMORY;
-        if (b->nstaged) memcpy(p, b->staged, b->nstaged * sizeof *p);
-        tl__free(b->staged);
-        b->staged = p, b->cap = cap;
-    }
+    if (!tl__array_grow((void **)&b->staged, b->nstaged, &b->cap, sizeof *b->staged, 4)) return TL_ERR_NO_MEMORY;
     tl__staged *st = &b->staged[b->nstaged];
     st->name = tl__dup(name, name_len), st->v = tl__malloc(n ? n * sizeof *v : 1);
     if (!st->name || !st->v) {
@@ -1341,15 +1317,14 @@ tl_status tl_model_from_checkpoint(const tl_safetensors *st, const char *arch, s
  * Running
  * ------------------------------------------------------------------------- */
 
-static tl_status tl__ws_reserve(tl_model *m, size_t batch) {
+static tl_status tl__run_reserve(tl_model *m, size_t batch) {
     if (batch <= m->ws_batch) return TL_OK;
-    tl__ws_clear(m);
+    tl__run_clear(m);
     size_t W = m->max_width, n = batch * W;
     m->a = tl__malloc(n * sizeof *m->a), m->b = tl__malloc(n * sizeof *m->b);
-    m->xs = tl__malloc(batch * sizeof *m->xs), m->q = tl__malloc(n);
     m->bits = tl__malloc(batch * tl_binary_row_bytes(W)), m->sel = tl__malloc(W * sizeof(tl__vi));
-    if (!m->a || !m->b || !m->xs || !m->q || !m->bits || !m->sel) {
-        tl__ws_clear(m);
+    if (!m->a || !m->b || !m->bits || !m->sel) {
+        tl__run_clear(m);
         return TL_ERR_NO_MEMORY;
     }
     m->ws_batch = batch;
@@ -1365,7 +1340,7 @@ tl_status tl_model_run(tl_model *m, const float *x, size_t x_len, size_t batch, 
                         out_len, batch, m->input, m->output);
     size_t bad = tl__first_non_finite(x, x_len);
     if (bad != x_len) return tl__fail(TL_ERR_NON_FINITE, "input[%zu] is not finite", bad);
-    tl_status s = tl__ws_reserve(m, batch);
+    tl_status s = tl__run_reserve(m, batch);
     if (s) return s;
     memcpy(m->a, x, x_len * sizeof *x);
     tl__run r = {m->a, m->b, batch, 0};
