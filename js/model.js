@@ -261,6 +261,12 @@ function saveAndFree(rt, m, fn) {
 const PARAMS = { bias: 'bias', normWeight: 'norm_weight', weight: 'weight' };
 
 /**
+ * C's builder reads a layer description with the file reader's rules, so it calls a bad field
+ * PARSE; here the caller gave the field: INVALID_ARGUMENT, with C's detail (which field, why).
+ */
+const argumentStatus = (s) => (s === STATUS.PARSE ? STATUS.ARGUMENT : s);
+
+/**
  * The packed model file of a layer list. Layers: { type: 'linear' | 'bitlinear', matrix:
  * PackedMatrix, bias?, normWeight?, eps?, activations?, quantizer?, name? } | { type: 'relu' |
  * 'gelu' | 'silu' | 'softmax' } | { type: 'rmsnorm', weight?, eps? } | { type: 'binarize',
@@ -297,10 +303,10 @@ export function packModel(rt, spec) {
       }
       rt.withString(fn, toJson(fields, fn, `layers[${i}]`), (jp, jl) => {
         rt.x.tl_error_clear();
-        rt.check(rt.x.tl_model_builder_add(b, jp, jl, mp), fn);
+        rt.check(argumentStatus(rt.x.tl_model_builder_add(b, jp, jl, mp)), fn);
       });
     });
-    const model = new rt.classes.Model(rt.make(fn, (pp) => rt.x.tl_model_builder_finish(b, pp)));
+    const model = new rt.classes.Model(rt.make(fn, (pp) => argumentStatus(rt.x.tl_model_builder_finish(b, pp))));
     try {
       if (metadata !== undefined) model.addMetadata(metadata);
       return model.save();

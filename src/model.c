@@ -1231,9 +1231,7 @@ tl_status tl_model_builder_add(tl_model_builder *b, const char *json, size_t jso
     tl__json_free(o);
     tl__unstage(b);
     b->matrix = NULL;
-    /* The layer reader calls a bad field PARSE (it reads files too); here the caller gave it
-     * (packModel): an invalid argument, with the same detail. */
-    return s == TL_ERR_PARSE ? TL_ERR_ARGUMENT : s;
+    return s;
 }
 
 tl_status tl_model_set_metadata(tl_model *m, const char *json, size_t json_len) {
@@ -1271,7 +1269,7 @@ tl_status tl_model_set_metadata(tl_model *m, const char *json, size_t json_len) 
 tl_status tl_model_builder_finish(tl_model_builder *b, tl_model **out) {
     if (!b || !out) return TL_ERR_NULL;
     tl_status s = tl__complete(b->m);
-    if (s) return s == TL_ERR_PARSE ? TL_ERR_ARGUMENT : s;
+    if (s) return s;
     tl_model *fresh = tl__model_new(b->m->input);
     if (!fresh) return TL_ERR_NO_MEMORY;
     *out = b->m;
