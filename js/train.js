@@ -74,8 +74,9 @@ export class Fit extends Owned {
     this.count = data.n;
   }
 
-  static create(net, set, { batchSize = 64, seed = 0 } = {}) {
+  static create(net, set, opts) {
     const fn = 'Network.fit', rt = this.rt;
+    const { batchSize = 64, seed = 0 } = options(opts, fn);
     toCount(batchSize, fn, 'batchSize');
     if (!Number.isSafeInteger(seed) || seed < 0) throw invalid(`${fn}: seed must be a non-negative integer, got ${seed}`);
     const p = net.live('fit');
@@ -102,8 +103,9 @@ export class Fit extends Owned {
   get position() { return this.rt.x.tl_fit_position(this.live('position')); }
 
   /** { accuracy, loss, count } of the current weights on the last mini-batch, or on the whole set. */
-  evaluate({ whole = false } = {}) {
+  evaluate(opts) {
     const f = this.live('evaluate'), rt = this.rt;
+    const { whole = false } = options(opts, 'Fit.evaluate');
     return rt.withBlock('Fit.evaluate', [16], ([p]) => {
       rt.check(rt.x.tl_fit_evaluate(f, whole ? 1 : 0, p, p + 8), 'Fit.evaluate');
       const [accuracy, loss] = rt.view(Float64Array, p, 2);

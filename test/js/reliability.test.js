@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { init, TilelliError } from 'tilelli';
+import { init, startTraining, TilelliError } from 'tilelli';
 
 import { writeSafetensors } from './safetensors.js';
 
@@ -318,7 +318,23 @@ test('D10: detached buffers, BigInt shapes, null layers and garbage modules are 
   refuses(() => net.setLayer(), 'INVALID_ARGUMENT', /layer undefined/);
   refuses(() => net.setLayer(0), 'INVALID_ARGUMENT', /weight must be/);
   refuses(() => net.setLayer(0, null), 'INVALID_ARGUMENT');
+  // options given as null (destructuring null threw a TypeError)
+  refuses(() => net.loop({ x: [1, 2], labels: [0] }, null), 'INVALID_ARGUMENT', /Network.fit: options must be an object/);
+  const loop = net.loop({ x: [1, 2], labels: [0] });
+  refuses(() => loop.evaluate(null), 'INVALID_ARGUMENT', /Fit.evaluate: options must be an object/);
+  assert.equal(loop.evaluate({ whole: true }).count, 1);
+  loop.free();
   net.free();
+  // the training worker's methods too
+  const job = startTraining({
+    network: { widths: [2, 2] }, optimizer: { type: 'sgd', lr: 0.1 }, epochs: 1000, batchSize: 1,
+    data: { x: Float32Array.of(1, 2, 3, 4), labels: Uint32Array.of(0, 1) },
+  });
+  for (const call of [() => job.pause(null), () => job.resume(null), () => job.evaluate(undefined, null), () => job.export(null), () => job.weights(null)]) {
+    await refusesAsync(call(), 'INVALID_ARGUMENT', /TrainingJob\.\w+: options must be an object/);
+  }
+  await job.terminate();
+  await job.done.catch(() => {});
   // init with bytes that are no wasm module, or not a tilelli build
   const { init: initAgain } = await import('tilelli');
   await refusesAsync(initAgain({ bytes: new Uint8Array([1, 2, 3]) }), 'INVALID_ARGUMENT', /init: bytes is not a WebAssembly module/);
