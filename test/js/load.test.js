@@ -86,7 +86,11 @@ test(`load: ${SECONDS} s of ${CONCURRENCY} concurrent clients on 127.0.0.1; no l
       }
     };
     const t0 = performance.now();
+    // the server's RSS six times during the run (after a GC): a leak climbs, an allocator settles
+    const rss = [];
+    const sampler = setInterval(() => call(agent, port, 'GET', '/stats').then((r) => rss.push(r.body.rss), () => {}), (SECONDS * 1000) / 6);
     await Promise.all(Array.from({ length: CONCURRENCY }, () => worker()));
+    clearInterval(sampler);
     const elapsed = (performance.now() - t0) / 1000;
     const after = (await call(agent, port, 'GET', '/stats')).body;
     agent.destroy();
@@ -97,7 +101,8 @@ test(`load: ${SECONDS} s of ${CONCURRENCY} concurrent clients on 127.0.0.1; no l
     console.log(`# load: ${ok + refused} requests in ${elapsed.toFixed(1)} s = ${((ok + refused) / elapsed).toFixed(0)} req/s (${CONCURRENCY} clients), ` +
       `p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms; ${refused} malformed refused (400), accuracy ${(correct / ok).toFixed(3)}`);
     console.log(`# memory before -> after: rss ${mib(before.rss)} -> ${mib(after.rss)} MiB, heapUsed ${mib(before.heapUsed)} -> ${mib(after.heapUsed)} MiB, ` +
-      `wasm ${mib(before.wasmBytes)} -> ${mib(after.wasmBytes)} MiB, library live ${before.liveBytes} -> ${after.liveBytes} bytes in ${before.liveBlocks} -> ${after.liveBlocks} blocks`);
+      `external ${mib(before.external)} -> ${mib(after.external)} MiB, wasm ${mib(before.wasmBytes)} -> ${mib(after.wasmBytes)} MiB, ` +
+      `library live ${before.liveBytes} -> ${after.liveBytes} bytes in ${before.liveBlocks} -> ${after.liveBlocks} blocks; rss during the run: ${rss.map(mib).join(', ')} MiB`);
 
     assert.ok(ok + refused > 500, `only ${ok + refused} requests`);
     assert.ok(correct / ok > 0.9, `the model answers digits (${correct} of ${ok})`);
