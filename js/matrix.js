@@ -7,7 +7,7 @@
 
 import { TilelliError } from './errors.js';
 import { STATUS } from './constants.js';
-import { Owned, describe, invalid, options, toCount, toF32, toIntArray } from './runtime.js';
+import { Owned, invalid, options, show, toCount, toF32, toIntArray } from './runtime.js';
 
 /** The packed formats the core knows, by name (asked of C once per instance). */
 export function formatTable(rt) {
@@ -26,14 +26,14 @@ export function formatCode(rt, format, fn) {
   const table = formatTable(rt);
   if (typeof format !== 'string' || !Object.hasOwn(table, format)) {
     const names = Object.keys(table).map((f) => `'${f}'`);
-    throw invalid(`${fn}: format must be ${names.slice(0, -1).join(', ')} or ${names.at(-1)}, got ${JSON.stringify(format)}`);
+    throw invalid(`${fn}: format must be ${names.slice(0, -1).join(', ')} or ${names.at(-1)}, got ${show(format)}`);
   }
   return table[format];
 }
 
 function dims(shape, fn) {
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
-    throw invalid(`${fn}: shape must be [rows, cols] with positive integers, got ${Array.isArray(shape) ? JSON.stringify(shape) : describe(shape)}`);
+    throw invalid(`${fn}: shape must be [rows, cols] with positive integers, got ${show(shape)}`);
   }
   // The core takes 32-bit sizes in wasm: larger products must not reach it (they would wrap).
   toCount(shape[0] * shape[1], fn, `shape [${shape[0]}, ${shape[1]}] (rows x cols)`);

@@ -1016,7 +1016,8 @@ static void tl__write_model(const tl_model *m, tl__writer *w, int describe) {
                        m->input);
     for (size_t i = 0; i < m->nlayers; i++) {
         const tl__layer *L = &m->layers[i];
-        tl__buf_put(j, ",{\"type\":\"" + !i, 10 - !i);
+        if (i) tl__buf_put(j, ",", 1);
+        tl__buf_put(j, "{\"type\":\"", 9);
         tl__buf_put(j, L->t->name, strlen(L->t->name));
         tl__buf_put(j, "\"", 1);
         if (L->name) tl__w_str(w, "name", L->name);

@@ -572,7 +572,7 @@ tl_status tl_net_gradients(tl_net *net, const float *x, size_t batch, const uint
                            const float *targets, float *loss) {
     tl_status s = tl__check_batch(net, x, batch);
     if (s) return s;
-    float l;
+    float l = 0;
     if ((s = tl__forward(net, x, batch)) || (s = tl__loss(net, batch, labels, targets, &l)) ||
         (s = tl__backward(net, batch)))
         return s;
