@@ -59,6 +59,27 @@ function median(a) {
 
 const now = () => performance.now();
 
+let tickMs = null;
+
+/** The clock's step: browsers coarsen performance.now() (100 us in Chromium without cross-origin isolation). */
+function clockTick() {
+  if (tickMs === null) {
+    tickMs = Infinity;
+    for (let i = 0; i < 20; i++) {
+      const a = now();
+      let b = now();
+      while (b === a) b = now();
+      tickMs = Math.min(tickMs, b - a);
+    }
+  }
+  return tickMs;
+}
+
+/** How long one timed sample should last: 1 ms, or 100 clock steps when the clock is coarser. */
+export function sampleMs() {
+  return Math.max(1, 100 * clockTick());
+}
+
 // --- the network: trits, scales, biases -----------------------------------------------------------
 
 /**
@@ -263,7 +284,7 @@ let probe = null;
 
 /**
  * Read bandwidth (GB/s, 1e9 bytes/s) of v128 loads over a buffer of `bytes` (rounded up to 64),
- * already touched: the median of timed calls, each making enough passes to last ~2 ms.
+ * already touched: the median of timed calls, each making enough passes to last ~2 sampleMs().
  */
 export async function readBandwidth(bytes, budgetMs = 200) {
   probe ??= new WebAssembly.Instance(new WebAssembly.Module(probeModuleBytes()), {}).exports;
@@ -278,10 +299,15 @@ export async function readBandwidth(bytes, budgetMs = 200) {
   }
   const got = probe.read(0, n, 1) >>> 0;
   if (got !== ref) throw new Error(`bandwidth probe: sum ${got}, expected ${ref}`);
+  let passes = 1;
   let t0 = now();
-  probe.read(0, n, 1);
-  const one = Math.max(now() - t0, 1e-4);
-  const passes = Math.max(1, Math.min(1 << 16, Math.round(2 / one)));
+  for (;;) {
+    t0 = now();
+    probe.read(0, n, passes);
+    if (now() - t0 >= sampleMs() || passes >= 1 << 20) break;
+    passes *= 2;
+  }
+  passes = Math.max(passes, Math.ceil((2 * sampleMs() * passes) / Math.max(now() - t0, 1e-3)));
   const times = [];
   const start = now();
   while (times.length < 7 || (now() - start < budgetMs && times.length < 200)) {
@@ -366,13 +392,18 @@ async function ortRunner(ort, session, x, batch, cols) {
 
 // --- timing ----------------------------------------------------------------------------------------
 
-/** Calls per sample: enough for ~1 ms, so the clock's resolution and the loop do not show. */
+/** Calls per sample: enough for sampleMs(), so the clock's resolution and the loop do not show. */
 async function calibrate(c) {
   for (let i = 0; i < 2; i++) await c.run();
+  const target = sampleMs();
+  let n = 0;
   const t0 = now();
-  await c.run();
-  const t = Math.max(now() - t0, 1e-3);
-  c.group = Math.max(1, Math.min(1000, Math.round(1 / t)));
+  while (now() - t0 < target / 2 || n === 0) {
+    await c.run();
+    n++;
+  }
+  const t = (now() - t0) / n;
+  c.group = Math.max(1, Math.min(1000, Math.round(target / t)));
   c.estimateMs = t;
 }
 
@@ -595,7 +626,7 @@ export function formatReport({ results, targets, failures, int8How }) {
       return [
         x.name,
         x.activations === 'int8' && x.engine === 'tilelli' ? `int8 (${x.how})` : x.activations,
-        x.error ? 'FAILED (below)' : us(x.medianMs),
+        x.error ? 'not run (below)' : us(x.medianMs),
         x.error ? '' : us(x.bestMs),
         x.ratio ? `${x.ratio.toFixed(2)}x` : '',
         `${mb(x.weightBytes)} / ${x.gbps.toFixed(1)} GB/s = ${us(x.limitMs)}`,
@@ -605,6 +636,7 @@ export function formatReport({ results, targets, failures, int8How }) {
       ];
     });
     out.push(...table(['engine', 'activations', 'median us', 'best us', 'vs ORT fp32', 'limit: weights / read bw = us', 'of limit', 'rounds', 'check (max err / vector max)'], rows));
+    for (const x of r.rows) if (x.error) out.push(`  ${x.name}, ${x.activations} activations: ${x.error}`);
   }
   out.push('', 'Targets (ORT fp32 median / tilelli i2 median, same run):');
   out.push(...table(['network, batch', 'activations', 'target', 'measured', ''], targets.map((t) => [
@@ -617,6 +649,6 @@ export function formatReport({ results, targets, failures, int8How }) {
   if (int8How === STAND_IN) {
     out.push('', 'NOTE: this tilelli has no int8 `linear` yet; int8 rows use `bitlinear` without a norm weight (RMSNorm + int8) as a stand-in.');
   }
-  if (failures.length) out.push('', `${failures.length} check(s) failed (these rows were not timed):`, ...failures.map((f) => `  ${f}`));
+  if (failures.length) out.push('', `${failures.length} check(s) failed (those rows were not timed):`, ...failures.map((f) => `  ${f}`));
   return out;
 }
