@@ -35,8 +35,12 @@ export const FORMATS = Object.freeze(['i2', 'tq1', 'bitplane']);
 
 const STAND_IN = 'bitlinear stand-in';
 
-/** Tolerances of the checks (relative to the largest |reference| of each output vector). */
-export const TOL = Object.freeze({ float: 1e-5, int8: 1e-4, ortInt8: 5e-2, agree: 0.99 });
+/**
+ * Tolerances of the checks (relative to the largest |reference| of each output vector). float is the
+ * rule for float activations; a row past it but within floatWrong (float32 rounding compounding over
+ * the layers, not a wrong network) is still timed, and reported as failing the rule (exit status 1).
+ */
+export const TOL = Object.freeze({ float: 1e-5, floatWrong: 1e-3, int8: 1e-4, ortInt8: 5e-2, agree: 0.99 });
 
 // --- small helpers --------------------------------------------------------------------------------
 
@@ -226,9 +230,11 @@ export function argmaxAll(y, batch, width) {
 
 // --- the read-bandwidth probe: a hand-assembled wasm module ----------------------------------------
 //
-// read(ptr, bytes, passes) -> i32: `passes` times over [ptr, ptr + bytes), four v128.load per 64
-// bytes into four independent i32x4 accumulators (i32x4.add), then the lanes summed. The same loads
-// a kernel streaming its weights makes, with no arithmetic to speak of: the floor of a kernel that
+// read1(ptr, bytes, passes) and read4(ptr, bytes, passes) -> i32: `passes` times over [ptr, ptr +
+// bytes), v128.load into eight independent i32x4 accumulators (i32x4.add, 128 bytes per step), then
+// the lanes summed. read1 walks the buffer as one stream; read4 as four streams in lockstep, one per
+// quarter of the buffer (from DRAM several streams read faster): the loops of bench/bandwidth.c. The
+// loads a kernel streaming its weights makes, with nothing else to do: the floor of a kernel that
 // reads its packed weights once per call. Written here in bytes (no toolchain), so Node and Chromium
 // run the same code.
 
@@ -248,47 +254,60 @@ function probeModuleBytes() {
   const vec = (items) => [...leb(items.length), ...items.flat()];
   const str = (s) => [...leb(s.length), ...Array.from(s, (ch) => ch.charCodeAt(0))];
   const [get, set, I32, V128] = [0x20, 0x21, 0x7f, 0x7b];
+  const [add, shl, shrU, mul, konst] = [0x6a, 0x74, 0x76, 0x6c, 0x41]; // i32.add, i32.shl, i32.shr_u, i32.mul, i32.const
   const load = (offset) => [0xfd, 0x00, 4, ...leb(offset)]; // v128.load align=16
   const add4 = [0xfd, 0xae, 0x01]; // i32x4.add
   const lane = (i) => [0xfd, 0x1b, i]; // i32x4.extract_lane
-  // params: 0 ptr, 1 bytes, 2 passes; locals: 3 end, 4 p (i32), 5..8 accumulators (v128)
-  const acc = (a, off) => [get, a, get, 4, ...load(off), ...add4, set, a];
-  const code = [
-    2, 2, I32, 4, V128, // locals: 2 x i32, 4 x v128
-    get, 0, get, 1, 0x6a, set, 3, // end = ptr + bytes
-    0x02, 0x40, 0x03, 0x40, // block loop (passes)
-    get, 2, 0x45, 0x0d, 1, // if passes == 0: break
-    get, 0, set, 4,
-    0x02, 0x40, 0x03, 0x40, // block loop (bytes)
-    get, 4, get, 3, 0x4f, 0x0d, 1, // if p >= end: break
-    ...acc(5, 0), ...acc(6, 16), ...acc(7, 32), ...acc(8, 48),
-    get, 4, 0x41, 0xc0, 0x00, 0x6a, set, 4, // p += 64 (i32.const takes a signed LEB128)
-    0x0c, 0, 0x0b, 0x0b, // br loop; end loop; end block
-    get, 2, 0x41, 1, 0x6b, set, 2, // passes -= 1
-    0x0c, 0, 0x0b, 0x0b,
-    get, 5, get, 6, ...add4, get, 7, ...add4, get, 8, ...add4, set, 5,
-    get, 5, ...lane(0), get, 5, ...lane(1), 0x6a, get, 5, ...lane(2), 0x6a, get, 5, ...lane(3), 0x6a,
-    0x0b,
-  ];
+  // params: 0 ptr, 1 bytes, 2 passes; locals: 3 end, 4 p (i32), 5..12 accumulators (v128), 13 seg (i32)
+  const acc = (a, address, off) => [get, a, ...address, ...load(off), ...add4, set, a];
+  const streamAt = [[get, 4], [get, 4, get, 13, add], [get, 4, get, 13, konst, 1, shl, add], [get, 4, get, 13, konst, 3, mul, add]];
+  const fn = (streams) => {
+    const A = 8 / streams; // accumulators per stream: 8 in all, 128 bytes per step
+    const step = [];
+    for (let st = 0; st < streams; st++) for (let a = 0; a < A; a++) step.push(...acc(5 + st * A + a, streamAt[st], 16 * a));
+    // p += 16 A; i32.const takes a signed LEB128: 128 is 0x80 0x01, 32 is 0x20.
+    step.push(get, 4, konst, ...(streams === 1 ? [0x80, 0x01] : [16 * A]), add, set, 4);
+    const sum = [get, 5];
+    for (let a = 6; a <= 12; a++) sum.push(get, a, ...add4);
+    const code = [
+      3, 2, I32, 8, V128, 1, I32, // locals
+      get, 1, konst, streams === 1 ? 0 : 2, shrU, set, 13, // seg = bytes / streams
+      get, 0, get, 13, add, set, 3, // end = ptr + seg: p walks the first segment, the others follow at + k seg
+      0x02, 0x40, 0x03, 0x40, // block loop (passes)
+      get, 2, 0x45, 0x0d, 1, // if passes == 0: break
+      get, 0, set, 4,
+      0x02, 0x40, 0x03, 0x40, // block loop (steps)
+      get, 4, get, 3, 0x4f, 0x0d, 1, // if p >= end: break
+      ...step,
+      0x0c, 0, 0x0b, 0x0b, // br loop; end loop; end block
+      get, 2, konst, 1, 0x6b, set, 2, // passes -= 1
+      0x0c, 0, 0x0b, 0x0b,
+      ...sum, set, 5,
+      get, 5, ...lane(0), get, 5, ...lane(1), add, get, 5, ...lane(2), add, get, 5, ...lane(3), add,
+      0x0b,
+    ];
+    return [...leb(code.length), ...code];
+  };
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
     ...section(1, vec([[0x60, 3, I32, I32, I32, 1, I32]])), // type: (i32, i32, i32) -> i32
-    ...section(3, vec([[0]])), // function 0 has type 0
+    ...section(3, vec([[0], [0]])), // functions 0 and 1 have type 0
     ...section(5, vec([[0x00, 1]])), // memory: min 1 page, no max
-    ...section(7, vec([[...str('read'), 0x00, 0], [...str('mem'), 0x02, 0]])),
-    ...section(10, vec([[...leb(code.length), ...code]])),
+    ...section(7, vec([[...str('read1'), 0x00, 0], [...str('read4'), 0x00, 1], [...str('mem'), 0x02, 0]])),
+    ...section(10, vec([fn(1), fn(4)])),
   ]);
 }
 
 let probe = null;
 
 /**
- * Read bandwidth (GB/s, 1e9 bytes/s) of v128 loads over a buffer of `bytes` (rounded up to 64),
- * already touched: the median of timed calls, each making enough passes to last ~2 sampleMs().
+ * Read bandwidth (GB/s, 1e9 bytes/s) of v128 loads over a buffer of `bytes` (rounded up to 128),
+ * already touched: timed calls of each stream count (each call making enough passes to last two
+ * samples, sampleMs()); the result is the best call of the faster one, as a floor should be.
  */
-export async function readBandwidth(bytes, budgetMs = 200) {
+export async function readBandwidth(bytes, budgetMs = 250) {
   probe ??= new WebAssembly.Instance(new WebAssembly.Module(probeModuleBytes()), {}).exports;
-  const n = Math.ceil(bytes / 64) * 64;
+  const n = Math.ceil(bytes / 128) * 128;
   const have = probe.mem.buffer.byteLength;
   if (have < n) probe.mem.grow(Math.ceil((n - have) / 65536));
   const buf = new Uint32Array(probe.mem.buffer, 0, n / 4);
@@ -297,36 +316,40 @@ export async function readBandwidth(bytes, budgetMs = 200) {
     buf[i] = Math.imul(i, 2654435761) >>> 0;
     ref = (ref + buf[i]) >>> 0;
   }
-  const got = probe.read(0, n, 1) >>> 0;
-  if (got !== ref) throw new Error(`bandwidth probe: sum ${got}, expected ${ref}`);
-  let passes = 1;
-  let t0 = now();
-  for (;;) {
-    t0 = now();
-    probe.read(0, n, passes);
-    if (now() - t0 >= sampleMs() || passes >= 1 << 20) break;
-    passes *= 2;
+  let best = 0;
+  for (const read of [probe.read1, probe.read4]) {
+    const got = read(0, n, 1) >>> 0;
+    if (got !== ref) throw new Error(`bandwidth probe: sum ${got}, expected ${ref}`);
+    let passes = 1;
+    let t0 = now();
+    for (;;) {
+      t0 = now();
+      read(0, n, passes);
+      if (now() - t0 >= sampleMs() || passes >= 1 << 20) break;
+      passes *= 2;
+    }
+    passes = Math.max(passes, Math.ceil((2 * sampleMs() * passes) / Math.max(now() - t0, 1e-3)));
+    const start = now();
+    let calls = 0;
+    while (calls < 5 || (now() - start < budgetMs / 2 && calls < 200)) {
+      t0 = now();
+      read(0, n, passes);
+      best = Math.max(best, (n * passes) / (now() - t0) / 1e6);
+      calls++;
+    }
   }
-  passes = Math.max(passes, Math.ceil((2 * sampleMs() * passes) / Math.max(now() - t0, 1e-3)));
-  const times = [];
-  const start = now();
-  while (times.length < 7 || (now() - start < budgetMs && times.length < 200)) {
-    t0 = now();
-    probe.read(0, n, passes);
-    times.push((now() - t0) / passes);
-  }
-  return n / median(times) / 1e6;
+  return best;
 }
 
 // --- contenders -----------------------------------------------------------------------------------
 
 /**
- * The one place that decides how tilelli runs int8 activations and how it is called.
- * int8: a `linear` layer with "activations": "int8" when this tilelli has it (packed model v2),
- * else the stand-in `bitlinear` without a norm weight (RMSNorm, then the same int8 quantizer).
- * Calls: model.run(x, { out }) when it writes into `out`, else model.run(x).
+ * A format's two models, float and int8 activations, from one set of packed matrices; the one place
+ * that decides how tilelli runs int8 activations: a `linear` layer with "activations": "int8" when
+ * this tilelli has it (packed model v2), else the stand-in `bitlinear` without a norm weight
+ * (RMSNorm, then the same int8 quantizer). How a model is called: tilelliRunner.
  */
-function buildTilelli(tl, layers, format, activations) {
+function buildTilelli(tl, layers, format) {
   const mats = layers.map((L) => tl.PackedMatrix.fromTrits(L.trits, [L.rows, L.cols], { format, scales: L.scales }));
   const spec = (type, extra) => ({
     input: layers[0].cols,
@@ -335,33 +358,26 @@ function buildTilelli(tl, layers, format, activations) {
       ...(i < mats.length - 1 ? [{ type: 'relu' }] : []),
     ]),
   });
-  let model;
-  let how;
+  const models = {};
   try {
-    if (activations === 'float') {
-      model = tl.Model.load(tl.packModel(spec('linear')));
-      how = 'linear';
+    models.float = { model: tl.Model.load(tl.packModel(spec('linear'))), how: 'linear' };
+    let int8 = null;
+    try {
+      int8 = tl.Model.load(tl.packModel(spec('linear', { activations: 'int8' })));
+    } catch {
+      int8 = null; // a packModel that rejects the key: no int8 linear
+    }
+    if (int8 && int8.layers?.[0]?.activations === 'int8') {
+      models.int8 = { model: int8, how: 'linear int8' };
     } else {
-      let bytes = null;
-      try {
-        bytes = tl.packModel(spec('linear', { activations: 'int8' }));
-      } catch {
-        bytes = null; // a packModel that rejects the key: no int8 linear
-      }
-      model = bytes && tl.Model.load(bytes);
-      if (model && model.layers?.[0]?.activations === 'int8') {
-        how = 'linear int8';
-      } else {
-        model?.free();
-        model = tl.Model.load(tl.packModel(spec('bitlinear')));
-        how = STAND_IN;
-      }
+      int8?.free();
+      models.int8 = { model: tl.Model.load(tl.packModel(spec('bitlinear'))), how: STAND_IN };
     }
   } finally {
     for (const m of mats) m.free();
   }
   const weightBytes = layers.reduce((a, L) => a + tl.packedSize([L.rows, L.cols], format), 0);
-  return { model, how, weightBytes };
+  return { models, weightBytes };
 }
 
 /** A tilelli runner for one batch: run() does one call; output() is the last result. */
@@ -456,11 +472,13 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
     const refF = referenceFloat(layers, checkX, checkBatch);
     const predF = argmaxAll(refF, checkBatch, width);
 
-    // ORT models: float weights w = trit * scale (exact in float32); int8 codes 127 * trit, scale / 127.
+    // ORT models: float weights w = trit * scale (exact in float32); int8 codes 127 * trit, scale / 127
+    // (quantize_dynamic's symmetric per-tensor int8: scale = max |w| / 127).
     const ortLayers = (int8) => layers.flatMap((L, i) => {
-      const lin = int8
-        ? { type: 'linear', rows: L.rows, cols: L.cols, weights: Int8Array.from(L.trits, (t) => 127 * t), scale: Math.fround(L.scales[0] / 127), bias: L.bias }
-        : { type: 'linear', rows: L.rows, cols: L.cols, weights: Float32Array.from(L.trits, (t) => t * L.scales[0]), bias: L.bias };
+      const weights = int8 ? new Int8Array(L.trits.length) : new Float32Array(L.trits.length);
+      const k = int8 ? 127 : L.scales[0];
+      for (let j = 0; j < weights.length; j++) weights[j] = L.trits[j] * k; // (typed .from with a callback is 20x slower)
+      const lin = { type: 'linear', rows: L.rows, cols: L.cols, weights, scale: Math.fround(L.scales[0] / 127), bias: L.bias };
       return i < layers.length - 1 ? [lin, { type: 'relu' }] : [lin];
     });
     for (const L of layers) if (!L.scales.every((s) => s === L.scales[0])) throw new Error(`${label}: per-row scales are not wired for ORT`);
@@ -479,13 +497,15 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
       }
       contenders.push(c);
     }
+    const built = FORMATS.map((format) => [format, buildTilelli(tl, layers, format)]);
     for (const activations of ['int8', 'float']) {
-      for (const format of FORMATS) {
-        const b = buildTilelli(tl, layers, format, activations);
-        if (activations === 'int8') int8How = b.how;
-        contenders.push({ key: `tl-${format}-${activations}`, name: `tilelli ${format}`, engine: 'tilelli', format, activations, how: b.how, model: b.model, weightBytes: b.weightBytes });
+      for (const [format, { models, weightBytes }] of built) {
+        const { model, how } = models[activations];
+        if (activations === 'int8') int8How = how;
+        contenders.push({ key: `tl-${format}-${activations}`, name: `tilelli ${format}`, engine: 'tilelli', format, activations, how, model, weightBytes });
       }
     }
+    const tBuilt = now();
     const rmsnorm = int8How === STAND_IN;
     const refQ = referenceInt8(layers, checkX, checkBatch, { rmsnorm });
 
@@ -500,8 +520,13 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
         const errF = compare(y, refF, checkBatch, width);
         checks.vsFloat = errF;
         if (c.activations === 'float') {
-          checks.ok = errF <= TOL.float;
-          checks.rule = `within ${TOL.float} of each vector's largest output of the float64 reference`;
+          checks.ok = errF <= TOL.floatWrong;
+          checks.rule = `within ${TOL.floatWrong} of each vector's largest output of the float64 reference`;
+          if (checks.ok && !(errF <= TOL.float)) {
+            checks.overRule = true;
+            failures.push(`${label}: ${c.name} float: ${errF.toExponential(2)} of the vector's largest output from the float64 ` +
+              `reference, over the ${TOL.float} rule (timed anyway: within ${TOL.floatWrong}, float32 rounding over ${layers.length} layers)`);
+          }
         } else if (c.engine === 'tilelli') {
           const errQ = compare(y, refQ, checkBatch, width);
           checks.vsInt8 = errQ;
@@ -538,6 +563,7 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
       }
     }
 
+    const tChecked = now();
     // Read bandwidth at each weight size (the physical limit: weight bytes / bandwidth).
     const bw = {};
     for (const c of contenders) {
@@ -546,6 +572,8 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
       c.limitMs = c.weightBytes / c.gbps / 1e6;
     }
     const setupMs = now() - t0;
+    const sec = (a, b) => `${((b - a) / 1000).toFixed(1)} s`;
+    log(`${label}: built ${sec(t0, tBuilt)}, checked ${sec(tBuilt, tChecked)}, bandwidth ${sec(tChecked, now())}`);
 
     for (const batch of net.batches) {
       log(`${label}, batch ${batch}: timing ...`);
@@ -558,7 +586,7 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
         // The batch's own output, checked once more before it is timed (a prefix of the check inputs).
         await r.run();
         const ref = c.activations === 'int8' && c.engine === 'tilelli' ? refQ : refF;
-        const tol = c.activations === 'float' ? TOL.float : c.engine === 'tilelli' ? TOL.int8 : TOL.ortInt8;
+        const tol = c.activations === 'float' ? TOL.floatWrong : c.engine === 'tilelli' ? TOL.int8 : TOL.ortInt8;
         const err = compare(r.output(), ref, batch, width);
         if (!(err <= tol)) {
           c.error = `wrong result at batch ${batch}: ${err.toExponential(2)} > ${tol}`;
@@ -619,7 +647,7 @@ export function formatReport({ results, targets, failures, int8How }) {
       const check = x.checks
         ? [
             x.activations === 'int8' && x.engine === 'tilelli' ? `int8 ref ${x.checks.vsInt8.toExponential(1)}, ` : '',
-            `f64 ref ${x.checks.vsFloat.toExponential(1)}`,
+            `f64 ref ${x.checks.vsFloat.toExponential(1)}${x.checks.overRule ? ` (OVER ${TOL.float})` : ''}`,
             x.checks.agree !== undefined ? `, agree ${(100 * x.checks.agree).toFixed(2)}%, acc ${(100 * x.checks.accuracy).toFixed(2)}%` : '',
           ].join('')
         : '';
@@ -649,6 +677,6 @@ export function formatReport({ results, targets, failures, int8How }) {
   if (int8How === STAND_IN) {
     out.push('', 'NOTE: this tilelli has no int8 `linear` yet; int8 rows use `bitlinear` without a norm weight (RMSNorm + int8) as a stand-in.');
   }
-  if (failures.length) out.push('', `${failures.length} check(s) failed (those rows were not timed):`, ...failures.map((f) => `  ${f}`));
+  if (failures.length) out.push('', `${failures.length} check(s) failed:`, ...failures.map((f) => `  ${f}`));
   return out;
 }
