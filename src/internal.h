@@ -22,6 +22,13 @@ static inline float tl__u2f(uint32_t u) {
 #define TL__SIGN_MASK 0x80000000u
 #define TL__INF_BITS 0x7F800000u
 
+/* Record the detail of an error (printf-style: what and where) for tl_error_detail, and return s. */
+tl_status tl__fail(tl_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* The core's allocator (mem.c): 16-byte aligned, counted. Use these, never malloc/free. */
 void *tl__malloc(size_t size);
 void *tl__calloc(size_t count, size_t size);
