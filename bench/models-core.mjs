@@ -664,7 +664,7 @@ export function formatReport({ results, targets, failures, int8How }) {
         : '';
       return [
         x.name,
-        x.activations === 'int8' && x.engine === 'tilelli' ? `int8 (${x.how})` : x.activations,
+        x.how === STAND_IN ? `int8 (${x.how})` : x.activations,
         x.error ? 'not run (below)' : us(x.medianMs),
         x.error ? '' : us(x.bestMs),
         x.ratio ? `${x.ratio.toFixed(2)}x` : '',
@@ -692,7 +692,7 @@ export function formatReport({ results, targets, failures, int8How }) {
   out.push('', 'Targets (ORT fp32 median / tilelli i2 median, same run):');
   out.push(...table(['network, batch', 'activations', 'target', 'measured', ''], targets.map((t) => [
     `${t.name} ${t.label.split(' ').at(-1)}, ${t.batch}`,
-    t.activations === 'int8' ? `int8 (${t.how})` : t.activations,
+    t.how === STAND_IN ? `int8 (${t.how})` : t.activations,
     `>= ${t.target}x`,
     t.ratio ? `${t.ratio.toFixed(2)}x` : 'not measured',
     t.met ? 'MET' : 'NOT MET',
