@@ -23,6 +23,12 @@ export const NETWORKS = Object.freeze([
   { key: 'mlp784w', name: 'MLP', widths: [784, 1024, 1024, 10], batches: [1, 32], kind: 'random', bias: true },
 ]);
 
+/** Small odd shapes for `--check` (tails everywhere, one layer without bias, a single layer). */
+export const CHECK_NETWORKS = Object.freeze([
+  { key: 'odd3', name: 'odd MLP', widths: [37, 70, 13], batches: [1, 5], kind: 'random', bias: true },
+  { key: 'odd1', name: 'one layer', widths: [129, 3], batches: [2], kind: 'random', bias: false },
+]);
+
 /** The issue's targets: ORT fp32 median / tilelli i2 median, per network key and batch. */
 export const TARGETS = Object.freeze({
   'mnist/1': { int8: 3, float: 1.5 },
@@ -461,8 +467,9 @@ async function interleave(contenders, budgetMs, minRounds = 7, maxRounds = 400) 
  * mnist: { checkpoint (Uint8Array), x (Float32Array, 784 per digit), labels }; networks: keys of
  * NETWORKS (all when omitted); budgetMs: timing per network and batch; log(line): progress.
  */
-export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log = () => {} }) {
-  const picked = networks ? NETWORKS.filter((n) => networks.includes(n.key)) : NETWORKS;
+export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, timing = true, log = () => {} }) {
+  const all = [...NETWORKS, ...CHECK_NETWORKS];
+  const picked = networks ? all.filter((n) => networks.includes(n.key)) : NETWORKS;
   const results = [];
   const failures = [];
   let int8How = null;
@@ -575,7 +582,7 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
     // Read bandwidth at each weight size (the physical limit: weight bytes / bandwidth).
     const bw = {};
     for (const c of contenders) {
-      bw[c.weightBytes] ??= await readBandwidth(c.weightBytes);
+      bw[c.weightBytes] ??= await readBandwidth(c.weightBytes, timing ? 250 : 10);
       c.gbps = bw[c.weightBytes];
       c.limitMs = c.weightBytes / c.gbps / 1e6;
     }
@@ -602,8 +609,8 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
         }
         runners.push(r);
       }
-      const timed = live.filter((c) => !c.error);
-      const t = await interleave(runners.filter((_, i) => !live[i].error), budgetMs);
+      const timed = timing ? live.filter((c) => !c.error) : [];
+      const t = timing ? await interleave(runners.filter((_, i) => !live[i].error), budgetMs) : [];
       const rows = contenders.map((c) => {
         const k = timed.indexOf(c);
         return { ...pick(c), ...(k >= 0 ? t[k] : {}), group: k >= 0 ? runners[live.indexOf(c)].group : undefined, withOut: runners[live.indexOf(c)]?.withOut };
@@ -627,7 +634,7 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, log 
       targets.push({ label: r.label, name: r.name, batch: r.batch, activations, target: t[activations], ratio: row?.ratio, met: row?.ratio >= t[activations], how: row?.how });
     }
   }
-  return { results, targets, failures, int8How, totalMs: now() - started };
+  return { results, targets, failures, int8How, timing, totalMs: now() - started };
 }
 
 function pick(c) {
@@ -647,7 +654,7 @@ const us = (ms) => (ms === undefined ? '' : ms * 1000 >= 1000 ? (ms * 1000).toFi
 const mb = (b) => (b >= 1e6 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 
 /** The report as lines of text. */
-export function formatReport({ results, targets, failures, int8How }) {
+export function formatReport({ results, targets, failures, int8How, timing = true }) {
   const out = [
     'limit = weight bytes / read bandwidth, measured in this run on a buffer of that size by a wasm loop of v128 loads',
     '(the faster of 1 and 4 streams, best call): the time a kernel reading its weights once per call cannot beat.',
@@ -676,6 +683,12 @@ export function formatReport({ results, targets, failures, int8How }) {
     });
     out.push(...table(['engine', 'activations', 'median us', 'best us', 'vs ORT fp32', 'limit: weights / read bw = us', 'of limit', 'rounds', 'check (max err / vector max)'], rows));
     for (const x of r.rows) if (x.error) out.push(`  ${x.name}, ${x.activations} activations: ${x.error}`);
+  }
+  if (!timing) {
+    const checked = results.flatMap((r) => r.rows.filter((x) => x.checks).map(() => 1)).length;
+    out.push('', `Checks only (no timing): ${checked} network, batch and contender outputs checked, ${failures.length} failed.`);
+    if (failures.length) out.push(...failures.map((f) => `  ${f}`));
+    return out;
   }
   out.push('', 'Summary: median us per call (ratio = ORT fp32 median / this median); tilelli i2, and in brackets the fastest format:');
   const cell = (x) => (x?.medianMs ? `${us(x.medianMs)} (${x.ratio.toFixed(2)}x)` : x?.error ? 'failed' : '');

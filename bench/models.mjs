@@ -7,6 +7,7 @@
 //   node bench/models.mjs --quick          MNIST and the wide MLP only, shorter timing (~30-40 s)
 //   node bench/models.mjs --browser        the same in headless Chromium (playwright-core)
 //   node bench/models.mjs --networks mnist,wide --budget 4000
+//   node bench/models.mjs --check          the checks only, no timing: MNIST and small odd shapes (~10 s)
 //
 // The work is in bench/models-core.mjs (shared with the Chromium page, bench/models-page/page.js);
 // bench/README.md ("Models") says what each column is.
@@ -17,11 +18,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { formatReport, NETWORKS, runBench } from './models-core.mjs';
+import { CHECK_NETWORKS, formatReport, NETWORKS, runBench } from './models-core.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const USAGE = 'usage: node bench/models.mjs [--quick] [--browser] [--networks mnist,wide,bitnet-ffn,mlp512,mlp784w] [--budget ms per network and batch]';
+const USAGE = 'usage: node bench/models.mjs [--quick | --check] [--browser] [--networks mnist,wide,bitnet-ffn,mlp512,mlp784w] [--budget ms per network and batch]';
 const QUICK = { networks: ['mnist', 'wide'], budgetMs: 2500 };
+const CHECK = ['mnist', 'odd3', 'odd1'];
 const FULL_BUDGET_MS = 9000;
 
 /** The 2004 test digits of the project's split (sample i of each digit is test when i % 5 == 0). */
@@ -49,7 +51,7 @@ function machine() {
   return `${c.length} x ${c[0]?.model ?? '?'}`;
 }
 
-async function inNode({ networks, budgetMs }) {
+async function inNode({ networks, budgetMs, timing }) {
   const { init } = await import('../js/node.js');
   const ort = await import('onnxruntime-web');
   ort.env.wasm.numThreads = 1;
@@ -58,11 +60,11 @@ async function inNode({ networks, budgetMs }) {
   ort.env.logLevel = 'error';
   const tl = await init({ simd: true });
   console.log(`Node ${process.version}, ${machine()}; onnxruntime-web ${ort.env.versions?.web} (wasm, 1 thread); tilelli ${tl.version} (${tl.simd ? 'wasm SIMD128' : 'wasm scalar'})`);
-  return runBench({ tl, ort, mnist: await mnistData(), networks, budgetMs, log: (l) => process.stderr.write(`${l}\n`) });
+  return runBench({ tl, ort, mnist: await mnistData(), networks, budgetMs, timing, log: (l) => process.stderr.write(`${l}\n`) });
 }
 
 /** The same bench in headless Chromium: bench/models-page/page.js bundled with esbuild, served locally. */
-async function inChromium({ networks, budgetMs }) {
+async function inChromium({ networks, budgetMs, timing }) {
   const { bundleForBrowser, launchChromium, serveStatic, watchPage } = await import('../test/runtimes/harness.js');
   const site = join(tmpdir(), `tilelli-models-${process.pid}`);
   await rm(site, { recursive: true, force: true });
@@ -89,7 +91,7 @@ async function inChromium({ networks, budgetMs }) {
       watchPage(page, problems, `${server.origin}/`);
       page.on('console', (m) => m.type() === 'log' && process.stderr.write(`[page] ${m.text()}\n`));
       const version = browser.version();
-      const q = new URLSearchParams({ budget: String(budgetMs), networks: networks?.join(',') ?? '' });
+      const q = new URLSearchParams({ budget: String(budgetMs), networks: networks?.join(',') ?? '', timing: timing ? '1' : '0' });
       await page.goto(`${server.origin}/index.html?${q}`, { waitUntil: 'load' });
       await page.waitForFunction(() => window.benchResult !== undefined, null, { timeout: 30 * 60_000, polling: 500 });
       const r = await page.evaluate(() => window.benchResult);
@@ -112,6 +114,7 @@ async function main() {
     ({ values: opts } = parseArgs({
       options: {
         quick: { type: 'boolean', default: false },
+        check: { type: 'boolean', default: false },
         browser: { type: 'boolean', default: false },
         networks: { type: 'string' },
         budget: { type: 'string' },
@@ -123,10 +126,11 @@ async function main() {
     process.exit(2);
   }
   if (opts.help) return console.log(USAGE);
-  const networks = opts.networks ? opts.networks.split(',').map((s) => s.trim()) : opts.quick ? QUICK.networks : undefined;
+  const networks = opts.networks ? opts.networks.split(',').map((s) => s.trim()) : opts.check ? CHECK : opts.quick ? QUICK.networks : undefined;
+  const known = [...NETWORKS, ...CHECK_NETWORKS].map((x) => x.key);
   for (const n of networks ?? []) {
-    if (!NETWORKS.some((x) => x.key === n)) {
-      console.error(`models.mjs: no network "${n}" (have ${NETWORKS.map((x) => x.key).join(', ')})\n${USAGE}`);
+    if (!known.includes(n)) {
+      console.error(`models.mjs: no network "${n}" (have ${known.join(', ')})\n${USAGE}`);
       process.exit(2);
     }
   }
@@ -136,8 +140,9 @@ async function main() {
     process.exit(2);
   }
   const t0 = performance.now();
-  const result = opts.browser ? await inChromium({ networks, budgetMs }) : await inNode({ networks, budgetMs });
-  console.log(`Times per call (one forward pass of the whole batch), medians of interleaved rounds; timing budget ${budgetMs} ms per network and batch.`);
+  const timing = !opts.check;
+  const result = opts.browser ? await inChromium({ networks, budgetMs, timing }) : await inNode({ networks, budgetMs, timing });
+  if (timing) console.log(`Times per call (one forward pass of the whole batch), medians of interleaved rounds; timing budget ${budgetMs} ms per network and batch.`);
   for (const line of formatReport(result)) console.log(line);
   console.log(`\nTotal ${((performance.now() - t0) / 1000).toFixed(0)} s (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC).`);
   if (result.failures.length) process.exitCode = 1;

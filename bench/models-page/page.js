@@ -31,7 +31,7 @@ try {
   };
   const networks = q.get('networks') ? q.get('networks').split(',') : undefined;
   const result = await runBench({
-    tl, ort, mnist, networks, budgetMs: Number(q.get('budget') || 8000),
+    tl, ort, mnist, networks, budgetMs: Number(q.get('budget') || 8000), timing: q.get('timing') !== '0',
     log: (line) => {
       console.log(line);
       out.textContent += `\n${line}`;
