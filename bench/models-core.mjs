@@ -625,6 +625,21 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, timi
     }
     log(`${label}: done in ${((now() - t0) / 1000).toFixed(1)} s`);
   }
+  // ORT's fixed cost per session.run (a 1 x 1 MatMul): context for the batch-1 rows.
+  let ortFixedMs;
+  if (timing) {
+    try {
+      const session = await ort.InferenceSession.create(
+        mlpF32Model({ input: 1, layers: [{ type: 'linear', rows: 1, cols: 1, weights: Float32Array.of(0.5) }] }), ortSessionOptions());
+      const r = await ortRunner(ort, session, Float32Array.of(3), 1, 1);
+      await r.run();
+      if (r.output()[0] !== 1.5) throw new Error(`1 x 1 MatMul gave ${r.output()[0]}, expected 1.5`);
+      [{ medianMs: ortFixedMs }] = await interleave([r], 500);
+      await session.release();
+    } catch (e) {
+      log(`ORT fixed cost: ${e.message}`);
+    }
+  }
   const targets = [];
   for (const r of results) {
     const t = TARGETS[`${r.key}/${r.batch}`];
@@ -634,7 +649,7 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, timi
       targets.push({ label: r.label, name: r.name, batch: r.batch, activations, target: t[activations], ratio: row?.ratio, met: row?.ratio >= t[activations], how: row?.how });
     }
   }
-  return { results, targets, failures, int8How, timing, totalMs: now() - started };
+  return { results, targets, failures, int8How, timing, ortFixedMs, totalMs: now() - started };
 }
 
 function pick(c) {
@@ -654,11 +669,12 @@ const us = (ms) => (ms === undefined ? '' : ms * 1000 >= 1000 ? (ms * 1000).toFi
 const mb = (b) => (b >= 1e6 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 
 /** The report as lines of text. */
-export function formatReport({ results, targets, failures, int8How, timing = true }) {
+export function formatReport({ results, targets, failures, int8How, timing = true, ortFixedMs }) {
   const out = [
     'limit = weight bytes / read bandwidth, measured in this run on a buffer of that size by a wasm loop of v128 loads',
     '(the faster of 1 and 4 streams, best call): the time a kernel reading its weights once per call cannot beat.',
   ];
+  if (ortFixedMs !== undefined) out.push(`ORT session.run fixed cost (1 x 1 MatMul, median): ${us(ortFixedMs)} us.`);
   for (const r of results) {
     out.push('', `${r.label}, batch ${r.batch}${r.kind === 'mnist' ? ' (trained fixture weights, test digits)' : ' (random trits)'}`);
     const rows = r.rows.map((x) => {
