@@ -376,6 +376,8 @@ typedef struct tl_model tl_model;
  * TL_ERR_NON_FINITE for a NaN or infinite float parameter. */
 tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out);
 void tl_model_free(tl_model *m);
+/* Nonzero when bytes start like a model file (its magic), to tell it from other files. */
+int tl_model_is_file(const uint8_t *bytes, size_t len);
 
 /* Serialize m as a model file (version TL_MODEL_VERSION): *bytes is allocated with tl_alloc
  * (free it with tl_free), *len bytes. tl_model_load of it gives the same model. */
@@ -405,6 +407,9 @@ tl_status tl_model_layer_info(const tl_model *m, size_t i, tl_layer_info *out);
 
 /* Add (or replace) metadata entries: json is an object of strings. */
 tl_status tl_model_set_metadata(tl_model *m, const char *json, size_t json_len);
+
+/* Layer i's matrix (owned by the model), or NULL when the layer has none. */
+const tl_matrix *tl_model_matrix(const tl_model *m, size_t i);
 
 /* Set every linear layer's activation precision (FLOAT or INT8; bitlinear stays INT8). */
 tl_status tl_model_set_precision(tl_model *m, tl_precision p);
@@ -501,7 +506,7 @@ uint32_t tl_net_layer_count(const tl_net *net);
 tl_status tl_net_widths(const tl_net *net, uint32_t *widths, size_t n);
 
 /* The trits (out x in) and per-row scales (out) of layer k as the forward uses them: the
- * network's quantizer on its shadow weights (TL_ERR_ARGUMENT for a float32 network). */
+ * network's quantizer on its shadow weights (a float32 network: ternarized per tensor). */
 tl_status tl_net_layer_trits(const tl_net *net, uint32_t k, int8_t *trits, float *scales);
 /* The reference's deadzone_stats of layer k's shadow weights. */
 tl_status tl_net_deadzone_stats(const tl_net *net, uint32_t k, double band, tl_deadzone_stats *out);
@@ -509,8 +514,9 @@ tl_status tl_net_deadzone_stats(const tl_net *net, uint32_t k, double band, tl_d
 tl_status tl_net_evaluate(tl_net *net, const float *x, size_t n, const uint32_t *labels, double *accuracy,
                           double *loss);
 
-/* The packed model of the network (ternary quantizers only): its linear layers (the forward's
- * trits and scales, packed in format f, and the biases) with the activation between them. */
+/* The packed model of the network: its linear layers (the forward's trits and scales, packed in
+ * format f, and the biases) with the activation between them. A float32 network (quantizer none)
+ * is ternarized per tensor (post-training quantization). */
 tl_status tl_net_to_model(const tl_net *net, tl_format f, tl_model **out);
 /* A network that computes what model m computes (linear layers with one activation between
  * them): shadow weights trit x s, with s chosen so that quantizer q gives back the same trits and

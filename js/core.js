@@ -102,7 +102,7 @@ function createApi(rt) {
 
   // The module-level classes, bound to this instance (their statics and instances use rt).
   const classes = rt.classes;
-  for (const C of [PackedMatrix, Model, Safetensors, Network, Fit]) classes[C.name] = bindClass(C, rt);
+  for (const C of [PackedMatrix, Model, Safetensors, Network, Fit]) classes[C.label] = bindClass(C, rt); // labels survive minifiers
   const api = {
     ...packingApi(rt),
     /** Checkpoints, the packed model file and the model runtime (see js/model.js). */

@@ -140,6 +140,12 @@ export class Model extends Owned {
     return new this(ptr);
   }
 
+  /** True when bytes start like a packed model file (to tell it from a checkpoint). */
+  static isModelFile(bytes) {
+    const b = bytesOf(bytes, 'Model.isModelFile').subarray(0, 16);
+    return this.rt.withBytes('Model.isModelFile', b, (p, n) => this.rt.x.tl_model_is_file(p, n) !== 0);
+  }
+
   /**
    * Outputs (batch x outputSize) for inputs (batch x inputSize floats). options.out: a
    * Float32Array of batch x outputSize to write into (returned); otherwise a new one.
@@ -180,6 +186,18 @@ export class Model extends Owned {
       pred[b] = best;
     }
     return pred;
+  }
+
+  /** The trits (Int8Array, out x in) and per-row scales of layer i's matrix (linear, bitlinear). */
+  trits(i) {
+    const fn = 'Model.trits', p = this.live('trits'), rt = this.rt;
+    const m = Number.isSafeInteger(i) && i >= 0 ? rt.x.tl_model_matrix(p, i) : 0;
+    if (!m) throw invalid(`${fn}: layer ${i} has no matrix (layers with one: ${this.layers.flatMap((L, k) => (L.weights ? [k] : [])).join(', ')})`);
+    const rows = rt.x.tl_matrix_rows(m), n = rows * rt.x.tl_matrix_cols(m);
+    return rt.withBlock(fn, [n], ([tp]) => {
+      rt.check(rt.x.tl_matrix_unpack(m, tp, n), fn);
+      return { trits: rt.view(Int8Array, tp, n).slice(), scales: rt.view(Float32Array, rt.x.tl_matrix_scales(m), rows).slice() };
+    });
   }
 
   /** The packed model file of this model (C's writer). */

@@ -76,8 +76,9 @@ function snapshot() {
   const layers = [], transfer = [];
   for (let k = 0; k < job.net.layerCount; k++) {
     const { weight, bias, alpha } = job.net.getLayer(k);
-    layers.push({ weight, bias, alpha, shape: [job.net.widths[k + 1], job.net.widths[k]] });
-    transfer.push(weight.buffer, bias.buffer);
+    const { trits, scales } = job.net.trits(k);
+    layers.push({ weight, bias, alpha, trits, scales, shape: [job.net.widths[k + 1], job.net.widths[k]] });
+    transfer.push(weight.buffer, bias.buffer, trits.buffer, scales.buffer);
   }
   return { data: { step: job.step, layers }, transfer };
 }

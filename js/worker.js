@@ -319,7 +319,7 @@ class TrainingJob {
     }
     snap ??= this.#snapshot;
     if (!snap?.layers) throw new TilelliError('FREED', 'TrainingJob.weights: the worker is gone and sent no weights', { status: -14 });
-    const layers = snap.layers.map((L) => ({ weight: L.weight.slice(), bias: L.bias.slice(), alpha: L.alpha, shape: L.shape.slice() }));
+    const layers = snap.layers.map((L) => ({ weight: L.weight.slice(), bias: L.bias.slice(), alpha: L.alpha, trits: L.trits.slice(), scales: L.scales.slice(), shape: L.shape.slice() }));
     return Object.assign(layers, { step: snap.step });
   }
 

@@ -904,6 +904,10 @@ static uint64_t tl__le64(const uint8_t *p) {
     return v;
 }
 
+int tl_model_is_file(const uint8_t *bytes, size_t len) {
+    return bytes && len >= 4 && memcmp(bytes, TL__MODEL_MAGIC, 4) == 0;
+}
+
 tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out) {
     if (!bytes || !out) return TL_ERR_NULL;
     *out = NULL;
@@ -1058,6 +1062,8 @@ tl_status tl_model_layer_info(const tl_model *m, size_t i, tl_layer_info *out) {
     }
     return TL_OK;
 }
+
+const tl_matrix *tl_model_matrix(const tl_model *m, size_t i) { return m && i < m->nlayers ? m->layers[i].m : NULL; }
 
 tl_status tl_model_set_precision(tl_model *m, tl_precision p) {
     if (!m) return TL_ERR_NULL;

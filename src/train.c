@@ -385,10 +385,15 @@ static float tl__act_grad(tl_activation a, float x) {
 static tl_status tl__quantize_into(const tl_net *net, const tl__dense *L, float *weff, int8_t *q, float *scale) {
     size_t n = TL__PARAMS(L);
     tl_status s = TL_OK;
-    switch (net->quant) {
-    case TL_QUANT_NONE:
-        if (weff) memcpy(weff, L->w, n * 4);
-        return TL_OK;
+    tl_quantizer quant = net->quant;
+    if (quant == TL_QUANT_NONE) {
+        if (!q) { /* the float32 forward */
+            if (weff) memcpy(weff, L->w, n * 4);
+            return TL_OK;
+        }
+        quant = TL_QUANT_PER_TENSOR; /* trits of a float32 network: ternarized per tensor after training */
+    }
+    switch (quant) {
     case TL_QUANT_PER_TENSOR: {
         float a;
         if ((s = tl_absmean_scale(L->w, n, &a))) return s;
@@ -411,7 +416,7 @@ static tl_status tl__quantize_into(const tl_net *net, const tl__dense *L, float 
 }
 
 static tl_status tl__quantize_layer(const tl_net *net, tl__dense *L) {
-    return tl__quantize_into(net, L, L->weff, L->q, L->scale);
+    return tl__quantize_into(net, L, L->weff, net->quant == TL_QUANT_NONE ? NULL : L->q, L->scale);
 }
 
 static tl_status tl__ensure_batch(tl_net *net, size_t batch) {
@@ -719,7 +724,6 @@ tl_status tl_net_layer_trits(const tl_net *net, uint32_t k, int8_t *trits, float
     tl_status s = tl__layer_of(net, k, &L);
     if (s) return s;
     if (!trits || !scales) return TL_ERR_NULL;
-    if (net->quant == TL_QUANT_NONE) return tl__fail(TL_ERR_ARGUMENT, "a float32 network (quantizer none) has no trits");
     return tl__quantize_into(net, L, NULL, trits, scales);
 }
 
@@ -766,8 +770,6 @@ static const char *const tl__quant_json[] = {NULL, "per_tensor", "per_row", "lsq
 tl_status tl_net_to_model(const tl_net *net, tl_format f, tl_model **out) {
     if (!net || !out) return TL_ERR_NULL;
     *out = NULL;
-    if (net->quant == TL_QUANT_NONE)
-        return tl__fail(TL_ERR_ARGUMENT, "a float32 network (quantizer none) has no ternary weights to pack");
     tl_model_builder *b;
     tl_status s = tl_model_builder_new(net->L[0].in, &b);
     if (s) return s;
@@ -782,7 +784,8 @@ tl_status tl_net_to_model(const tl_net *net, tl_format f, tl_model **out) {
         if (!s) s = tl_matrix_from_trits(f, q, L->out, L->in, scale, L->out, &m);
         if (!s) s = tl_model_builder_stage(b, "bias", 4, L->b, L->out);
         if (!s) {
-            int n = snprintf(json, sizeof json, "{\"type\":\"linear\",\"quantizer\":\"%s\"}", tl__quant_json[net->quant]);
+            tl_quantizer lq = net->quant == TL_QUANT_NONE ? TL_QUANT_PER_TENSOR : net->quant;
+            int n = snprintf(json, sizeof json, "{\"type\":\"linear\",\"quantizer\":\"%s\"}", tl__quant_json[lq]);
             s = tl_model_builder_add(b, json, (size_t)n, m);
         }
         if (!s && k + 1 < net->nlayers && net->act != TL_ACT_NONE) {
@@ -792,8 +795,8 @@ tl_status tl_net_to_model(const tl_net *net, tl_format f, tl_model **out) {
         tl_matrix_free(m), tl__free(q), tl__free(scale);
     }
     if (!s) {
-        int n = snprintf(json, sizeof json, "{\"quantizer\":\"%s\",\"steps\":\"%u\"}", tl__quant_json[net->quant],
-                         net->steps);
+        int n = snprintf(json, sizeof json, "{\"quantizer\":\"%s\",\"steps\":\"%u\"}",
+                         net->quant == TL_QUANT_NONE ? "none" : tl__quant_json[net->quant], net->steps);
         if (!(s = tl_model_builder_finish(b, out)) && (s = tl_model_set_metadata(*out, json, (size_t)n))) {
             tl_model_free(*out);
             *out = NULL;
