@@ -2,11 +2,8 @@
 // format (the same trits and scales, repacked by Model.convert), and a button that downloads the file.
 
 const $ = (id) => document.getElementById(id);
-const FORMATS = [
-  { id: 'i2', note: '2 bits: 4 trits a byte' },
-  { id: 'tq1', note: '5 trits a byte in base 3' },
-  { id: 'bitplane', note: 'a +1 and a −1 bit plane' },
-];
+// What the page says of each format the library has (tl.formats, from the core's table).
+const NOTES = { i2: '2 bits: 4 trits a byte', tq1: '5 trits a byte in base 3', bitplane: 'a +1 and a −1 bit plane' };
 
 function bytesText(n) {
   if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(2)} MiB`;
@@ -17,6 +14,11 @@ function bytesText(n) {
 export function packPanel(app) {
   const { tl } = app;
   const ui = { body: $('sizes').tBodies[0], format: $('pack-format'), download: $('pack-download'), model: $('pack-model') };
+  const FORMATS = tl.formats.map((id) => ({ id, note: NOTES[id] ?? '' }));
+  // a format the page has no option for yet still gets one
+  for (const { id } of FORMATS) {
+    if (![...ui.format.options].some((o) => o.value === id)) ui.format.add(new Option(id, id));
+  }
   const state = { sizes: null, downloads: 0, files: {} };
 
   function update(m) {

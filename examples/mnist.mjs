@@ -78,7 +78,7 @@ console.log(`weights within 0.1 of the rounding boundary (deadzone stats) per la
 // Pack in every format; run the chosen one on the test split.
 const sizes = {};
 let packed;
-for (const format of ['i2', 'tq1', 'bitplane']) {
+for (const format of tl.formats) {
   const bytes = await job.export({ format });
   sizes[format] = bytes.length;
   if (format === opts.format) packed = bytes;

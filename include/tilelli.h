@@ -187,7 +187,7 @@ typedef struct tl_deadzone_stats {
 tl_status tl_deadzone_stats_compute(const float *w, size_t n, double band, tl_deadzone_stats *out);
 
 /* ---------------------------------------------------------------------------
- * Packed ternary formats (byte layouts: docs/FORMATS.md and src/pack.c)
+ * Packed ternary formats (byte layouts: docs/FORMATS.md and src/formats.c)
  *
  * A packed matrix is rows x cols trits, row-major, each row packed on its own
  * (padded to the format's block), plus one float32 scale per row.
@@ -199,16 +199,18 @@ typedef enum tl_format {
     TL_FORMAT_BITPLANE = 3 /* a positive and a negative 1-bit plane per row, rows padded to 128 bits */
 } tl_format;
 
-/* Version of the byte layouts above; bumped on any change. */
-#define TL_FORMAT_VERSION 1
-
-/* The format's name ("i2", "tq1", "bitplane"), or NULL for an unknown value. */
+/* The formats by name, as files and the JS API spell them ("i2", "tq1", "bitplane"):
+ * tl_format_name gives NULL for a value that names no format; tl_format_from_name reads len
+ * bytes (no NUL needed) and gives TL_ERR_FORMAT for an unknown name (TL_ERR_NULL for a NULL
+ * out, or a NULL name with len > 0). tl_format_count and tl_format_at list every format
+ * (tl_format_at gives 0 past the end), so callers need not retype the list. */
 const char *tl_format_name(tl_format f);
-/* The format named name[0..len) (not NUL-terminated); TL_ERR_FORMAT when there is none. */
 tl_status tl_format_from_name(const char *name, size_t len, tl_format *out);
-/* The formats, for listing: tl_format_at(i) for i < tl_format_count(). */
 size_t tl_format_count(void);
 tl_format tl_format_at(size_t i);
+
+/* Version of the byte layouts above; bumped on any change. */
+#define TL_FORMAT_VERSION 1
 
 /* Bytes of one packed row of cols weights (0 cols is EMPTY). */
 tl_status tl_format_row_bytes(tl_format f, size_t cols, size_t *bytes);
@@ -298,6 +300,14 @@ tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t
  * s = 127 / max(max|x|, 1e-5), xq = clamp(round_half_even(x * s), -128, 127).
  * x_len = batch * cols; xq gets x_len values, scales gets batch values of s. */
 tl_status tl_quantize_activations_i8(const float *x, size_t x_len, size_t batch, int8_t *xq, float *scales);
+
+/* Float activations through the int8 kernel in one call: each vector quantized exactly as
+ * tl_quantize_activations_i8 does (s_b = 127 / max(max|x|, 1e-5f), x_q = clamp(rintf(x * s_b))),
+ * then out = fl(fl(fl(acc) * scale[r]) / s_b): the same numbers as tl_quantize_activations_i8
+ * followed by tl_matmul_i8 with those scales. x is batch * cols floats, out batch * rows.
+ * Errors: NULL, EMPTY, SIZE, OVERFLOW (as tl_matmul_i8), NON_FINITE (NaN or inf in x). */
+tl_status tl_matmul_f32_i8(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out,
+                           size_t out_len);
 
 /* ---------------------------------------------------------------------------
  * safetensors checkpoints (src/safetensors.c)

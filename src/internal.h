@@ -60,8 +60,10 @@ void tl_ref_ternarize_lsq(const float *w, size_t n, float alpha, float *out, int
 void tl_ref_deadzone_stats(const float *w, size_t n, double band, tl_deadzone_stats *out);
 
 /* ---------------------------------------------------------------------------
- * Packed matrices (pack.c, matrix.c, kernels.c)
+ * Packed matrices (formats.c, pack.c, matrix.c, kernels.c)
  * ------------------------------------------------------------------------- */
+
+typedef struct tl__format_traits tl__format_traits;
 
 struct tl_matrix {
     tl_format format;
@@ -74,7 +76,38 @@ struct tl_matrix {
      * (column c holds the codes of all rows, rows padded to 64), for column-wise updates. */
     uint8_t *colmajor;
     size_t col_bytes;
+    const tl__format_traits *traits; /* tl__format(format) */
 };
+
+/* One row per packed format (src/formats.c): everything the library knows about a format is
+ * here or in the functions this points to. A row of cols weights is ceil(cols / block_weights)
+ * blocks of block_bytes bytes; its row_weights = blocks * block_weights (padding included). */
+struct tl__format_traits {
+    tl_format format;
+    const char *name; /* as in files and in the JS API */
+    size_t block_weights, block_bytes;
+    /* cols trits -> row_bytes bytes, padding written as zero trits */
+    void (*pack_row)(const int8_t *t, size_t cols, uint8_t *out, size_t row_bytes);
+    /* Validating decode into cols trits: nonzero when the bytes are not valid (including padding
+     * that is not a zero trit). Nothing invalid is ever decoded silently. */
+    int (*unpack_row)(const uint8_t *in, size_t cols, size_t row_bytes, int8_t *t);
+    /* Fast decode (SIMD) of a valid row into row_weights int8 trits (padding decodes to 0). */
+    void (*decode_row)(const uint8_t *row, size_t row_bytes, int8_t *out);
+    /* Optional fast paths; NULL: the kernels go through decode_row. */
+    /* sum_c trit[c] * x[c] over a row, x int16 padded with zeros to row_weights, x_sum = sum x */
+    int32_t (*dot_x16)(const uint8_t *row, size_t row_bytes, const int16_t *x, int32_t x_sum);
+    /* popcount(x & +1 plane) - popcount(x & -1 plane), x as row_bytes / 16 64-bit words */
+    int32_t (*dot_bits)(const uint8_t *row, size_t row_bytes, const uint64_t *x);
+    /* rows are i2 blocks as they are (the float kernel's tables index their bytes directly) */
+    int rows_are_i2;
+};
+
+/* The row of format f, or NULL for a value that names no format. */
+const tl__format_traits *tl__format(tl_format f);
+
+/* Fast paths the table points to (kernels.c). */
+int32_t tl__i2_dot_x16(const uint8_t *row, size_t row_bytes, const int16_t *x, int32_t x_sum);
+int32_t tl__bitplane_dot_bits(const uint8_t *row, size_t row_bytes, const uint64_t *x);
 
 uint8_t tl__tq1_encode(const uint8_t c[5]);
 tl_status tl__validate_packed(tl_format f, const uint8_t *in, size_t rows, size_t cols);
@@ -82,6 +115,40 @@ void tl__pack_rows(tl_format f, const int8_t *trits, size_t rows, size_t cols, u
 
 /* Decode packed row r of m into m->row_weights trits (padding decodes to 0). */
 void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out);
+
+/* Kernels for callers that run them many times (the model runtime): no argument checks and no
+ * allocation once the workspace is big enough.
+ *
+ * tl__ws is scratch memory owned by the caller: tl__ws_reserve grows it to at least `bytes`
+ * (keeping its contents; TL_ERR_NO_MEMORY leaves it as it was) and never shrinks it;
+ * tl__ws_free releases it (a zeroed tl__ws is empty; freeing twice is harmless). A kernel
+ * reserves what it needs itself, so after the first call of a shape nothing is allocated.
+ * Memory held: at most ~340 KB of tables plus, per call, the larger of the activations' copies
+ * (batch x cols bytes, twice that for int16) and, for tq1/bitplane, a band of 256 rows in i2.
+ *
+ * The tl__matmul_*_ws functions do what their public twins do, with the same outputs (see the
+ * public docs), but skip the checks: the caller guarantees m and pointers valid, batch >= 1,
+ * out (and acc where given) batch * rows long, x batch * cols long (binary: batch *
+ * tl_binary_row_bytes(cols) bytes), float x finite, cols <= TL_MAX_I8_COLS for the int8 ones,
+ * x_scales finite and > 0 (or NULL), and batch * rows, batch * row weights <= TL_MAX_ELEMENTS.
+ * They fail only with TL_ERR_NO_MEMORY (workspace growth), writing nothing then.
+ *   tl__matmul_f32_ws     out = tl_matmul_f32's
+ *   tl__matmul_f32_i8_ws  quantize each vector as tl_quantize_activations_i8 does, then the
+ *                         int8 product: out = fl(fl(fl(acc) * scale[r]) / s_b) (tl_matmul_f32_i8)
+ *   tl__matmul_i8_ws      tl_matmul_i8's acc and/or out (either may be NULL, not both)
+ *   tl__matmul_binary_ws  tl_matmul_binary's acc and/or out */
+typedef struct {
+    void *p;
+    size_t cap;
+} tl__ws;
+tl_status tl__ws_reserve(tl__ws *ws, size_t bytes);
+void tl__ws_free(tl__ws *ws);
+tl_status tl__matmul_f32_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws);
+tl_status tl__matmul_f32_i8_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws);
+tl_status tl__matmul_i8_ws(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
+                           float *out, tl__ws *ws);
+tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batch, int32_t *acc, float *out,
+                               tl__ws *ws);
 
 /* The scalar reference kernels, on unpacked trits (rows x cols) and per-row scales;
  * same outputs as the public kernels (acc and/or out may be NULL). */

@@ -19,91 +19,14 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "formats.h"
 #include "internal.h"
 
 #include "simd.h"
 
-static const uint16_t tl__pow3_16[5] = {1, 3, 9, 27, 81};
-
-/* ---------------------------------------------------------------------------
- * Row decoding (valid data only: matrices are validated when made)
- * ------------------------------------------------------------------------- */
-
-static void tl__decode_i2(const uint8_t *row, size_t blocks, int8_t *out) {
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *p = row + 16 * b;
-        int8_t *o = out + 64 * b;
-#if TL_SIMD
-        v128_t v = wasm_v128_load(p), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
-        for (int k = 0; k < 8; k += 2) {
-            v128_t c0 = wasm_v128_and(wasm_u16x8_shr(v, 2 * k), three);
-            v128_t c1 = wasm_v128_and(wasm_u16x8_shr(v, 2 * k + 2), three);
-            wasm_v128_store(o + 8 * k, wasm_i8x16_sub(wasm_u8x16_narrow_i16x8(c0, c1), one));
-        }
-#else
-        for (unsigned w = 0; w < 64; w++)
-            o[w] = (int8_t)(((p[2 * (w % 8) + w / 32] >> (2 * ((w / 8) % 4))) & 3) - 1);
-#endif
-    }
-}
-
-static void tl__decode_tq1(const uint8_t *row, size_t blocks, int8_t *out) {
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *p = row + 16 * b;
-        int8_t *o = out + 80 * b;
-#if TL_SIMD
-        v128_t q = wasm_v128_load(p), lo = wasm_u16x8_extend_low_u8x16(q),
-               hi = wasm_u16x8_extend_high_u8x16(q);
-        v128_t ff = wasm_i16x8_splat(255), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
-        for (int k = 0; k < 5; k++) {
-            v128_t pk = wasm_i16x8_splat((int16_t)tl__pow3_16[k]);
-            v128_t dl = wasm_u16x8_shr(wasm_i16x8_mul(wasm_v128_and(wasm_i16x8_mul(lo, pk), ff), three), 8);
-            v128_t dh = wasm_u16x8_shr(wasm_i16x8_mul(wasm_v128_and(wasm_i16x8_mul(hi, pk), ff), three), 8);
-            wasm_v128_store(o + 16 * k, wasm_i8x16_sub(wasm_u8x16_narrow_i16x8(dl, dh), one));
-        }
-#else
-        for (unsigned j = 0; j < 16; j++)
-            for (unsigned k = 0; k < 5; k++)
-                o[16 * k + j] = (int8_t)(((((p[j] * tl__pow3_16[k]) & 255u) * 3u) >> 8) - 1);
-#endif
-    }
-}
-
-static void tl__decode_bitplane(const uint8_t *row, size_t row_bytes, int8_t *out) {
-    const uint8_t *pos = row, *neg = row + row_bytes / 2;
-    size_t nbytes = row_bytes / 2;
-    size_t i = 0;
-#if TL_SIMD
-    {
-        const v128_t spread = wasm_i8x16_make(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        const v128_t bit = wasm_i8x16_make(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-        for (; i + 2 <= nbytes; i += 2) {
-            v128_t p = wasm_i8x16_swizzle(wasm_v128_load16_splat(pos + i), spread);
-            v128_t n = wasm_i8x16_swizzle(wasm_v128_load16_splat(neg + i), spread);
-            /* set bits give -1 masks; trit = (neg set) - (pos set) in mask terms */
-            v128_t mp = wasm_i8x16_eq(wasm_v128_and(p, bit), bit),
-                   mn = wasm_i8x16_eq(wasm_v128_and(n, bit), bit);
-            wasm_v128_store(out + 8 * i, wasm_i8x16_sub(mn, mp));
-        }
-    }
-#endif
-    for (; i < nbytes; i++)
-        for (unsigned k = 0; k < 8; k++) out[8 * i + k] = (int8_t)(((pos[i] >> k) & 1) - ((neg[i] >> k) & 1));
-}
-
+/* Decode packed row r of m into m->row_weights trits (the format's SIMD decoder). */
 void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out) {
-    const uint8_t *row = m->data + r * m->row_bytes;
-    switch (m->format) {
-    case TL_FORMAT_I2:
-        tl__decode_i2(row, m->row_bytes / 16, out);
-        break;
-    case TL_FORMAT_TQ1:
-        tl__decode_tq1(row, m->row_bytes / 16, out);
-        break;
-    case TL_FORMAT_BITPLANE:
-        tl__decode_bitplane(row, m->row_bytes, out);
-        break;
-    }
+    m->traits->decode_row(m->data + r * m->row_bytes, m->row_bytes, out);
 }
 
 /* ---------------------------------------------------------------------------
@@ -130,8 +53,9 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 #endif
 }
 
-/* sum code[i] * x[i] over an i2 row (blocks of 64): the caller subtracts sum(x). */
-static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *x) {
+/* sum trit[i] * x[i] over an i2 row (blocks of 64) as sum code[i] * x[i] - sum(x). */
+int32_t tl__i2_dot_x16(const uint8_t *row, size_t row_bytes, const int16_t *x, int32_t x_sum) {
+    size_t blocks = row_bytes / 16;
 #if TL_SIMD
     /* Field k of a lane masked in place is code_k << 2k: its dot with x comes out scaled by
      * 4^k, exactly, and is shifted back once at the end. The high byte's fields (4..7),
@@ -162,18 +86,13 @@ static int32_t tl__dot_i2_x16(const uint8_t *row, size_t blocks, const int16_t *
         total += wasm_i32x4_extract_lane(s, 0) + wasm_i32x4_extract_lane(s, 1) +
                  wasm_i32x4_extract_lane(s, 2) + wasm_i32x4_extract_lane(s, 3);
     }
-    return total;
+    return total - x_sum;
 #else
     int32_t acc = 0;
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *p = row + 16 * b;
-        const int16_t *xb = x + 64 * b;
-        for (unsigned j = 0; j < 8; j++) {
-            unsigned lane = (unsigned)p[2 * j] | (unsigned)p[2 * j + 1] << 8;
-            for (unsigned k = 0; k < 8; k++) acc += (int32_t)((lane >> (2 * k)) & 3u) * xb[8 * k + j];
-        }
-    }
-    return acc;
+    for (size_t b = 0; b < blocks; b++)
+        for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
+            acc += (int32_t)tl__i2_code(row + 16 * b, w) * x[TL__I2_BLOCK_WEIGHTS * b + w];
+    return acc - x_sum;
 #endif
 }
 
@@ -187,9 +106,11 @@ static int32_t tl__popcount64(uint64_t v) {
 #endif
 }
 
-/* popcount(x & pos) - popcount(x & neg) over `words` 64-bit words (an even number: planes are
+/* popcount(x & pos) - popcount(x & neg) over the row's words (an even number: planes are
  * padded to 128 bits), two words per step with two accumulators. */
-static int32_t tl__popdot(const uint8_t *pos, const uint8_t *neg, const uint64_t *x, size_t words) {
+int32_t tl__bitplane_dot_bits(const uint8_t *row, size_t row_bytes, const uint64_t *x) {
+    const uint8_t *pos = row, *neg = row + row_bytes / 2;
+    size_t words = row_bytes / 16;
     int32_t a0 = 0, a1 = 0;
     for (size_t w = 0; w < words; w += 2) {
         uint64_t p0, p1, n0, n1;
@@ -202,7 +123,37 @@ static int32_t tl__popdot(const uint8_t *pos, const uint8_t *neg, const uint64_t
 }
 
 /* ---------------------------------------------------------------------------
- * Argument checks shared by the kernels
+ * Workspace (internal.h): one buffer that grows and is kept between calls
+ * ------------------------------------------------------------------------- */
+
+tl_status tl__ws_reserve(tl__ws *ws, size_t bytes) {
+    if (bytes <= ws->cap && ws->p) return TL_OK;
+    void *p = tl__malloc(bytes ? bytes : 16);
+    if (!p) return TL_ERR_NO_MEMORY;
+    if (ws->p) memcpy(p, ws->p, ws->cap);
+    tl__free(ws->p);
+    ws->p = p, ws->cap = bytes;
+    return TL_OK;
+}
+
+void tl__ws_free(tl__ws *ws) {
+    tl__free(ws->p);
+    ws->p = NULL, ws->cap = 0;
+}
+
+/* A call's parts of the workspace: sizes summed in 64 bits, each part 16-byte aligned. */
+static uint64_t tl__rup16(uint64_t n) { return (n + 15) & ~(uint64_t)15; }
+static tl_status tl__ws_need(tl__ws *ws, uint64_t bytes) {
+    return bytes > (uint64_t)(size_t)-1 ? TL_ERR_NO_MEMORY : tl__ws_reserve(ws, (size_t)bytes);
+}
+static void *tl__take(uint8_t **cur, uint64_t bytes) {
+    void *p = *cur;
+    *cur += tl__rup16(bytes);
+    return p;
+}
+
+/* ---------------------------------------------------------------------------
+ * Argument checks shared by the public kernels
  * ------------------------------------------------------------------------- */
 
 static tl_status tl__check_kernel(const tl_matrix *m, const void *x, size_t batch, const int32_t *acc,
@@ -221,61 +172,409 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
     if (out) out[i] = ((float)a * m->scales[r]) / x_scale;
 }
 
-/* int16 copies of batch vectors, each padded with zeros to the row's whole blocks. */
-static int16_t *tl__widen_i8(const tl_matrix *m, const int8_t *x, size_t batch, int32_t *sums) {
-    size_t P = m->row_weights;
-    int16_t *x16 = tl__calloc(batch * P, sizeof *x16);
-    if (!x16) return NULL;
-    for (size_t b = 0; b < batch; b++) {
-        int32_t s = 0;
-        for (size_t c = 0; c < m->cols; c++) s += x16[b * P + c] = x[b * m->cols + c];
-        sums[b] = s;
+/* ---------------------------------------------------------------------------
+ * Table kernels over i2 bytes
+ *
+ * Byte j (0..15) of an i2 block holds the codes of 4 weights: lane j / 2, fields 4 (j % 2) + i
+ * (i = 0..3, bits 2i), i.e. columns 8 (4 (j % 2) + i) + j / 2 of the block. For every block of
+ * x and every byte position, a table holds the value of all 3^4 code combinations
+ * (sum_i v(code_i), v = -x, 0, +x); a row's product is then one lookup and one add per byte:
+ * 4 weights. Each entry is (v0 + v1) + (v2 + v3), built from two 16-entry pair tables.
+ *
+ * Tables are built per tile of TL__TILE blocks (512 columns) and shared by every row of a band,
+ * so they stay in L2 however wide x is. Per row and tile, byte j adds into chain j % 4; the tile's
+ * part is (c0 + c1) + (c2 + c3), added to the row's running sum tile after tile. That is the float
+ * summation order (docs/FORMATS.md), the same for batch 1 and larger batches and in every build
+ * (the SIMD and scalar code make the same adds).
+ *
+ * Batched (L = 8 vectors per pass): the table entry of a combination is 8 values, one per vector
+ * (float, or int16 for int8 activations), and each lookup is one vector add per 4 lanes: the
+ * decoded weight byte is reused by the whole batch. Those tables are indexed by the base-3 number
+ * of the 4 codes (81 entries, through tl__i2_b3) to keep them small.
+ *
+ * Other formats are decoded and re-encoded to i2 a band of rows at a time.
+ * ------------------------------------------------------------------------- */
+
+#define TL__TILE 8         /* i2 blocks (64 columns) per table tile */
+#define TL__L 8            /* batch vectors per pass of the batched table kernels */
+#define TL__BAND_I2 4096   /* rows per band read as they are (bounds the batched accumulators) */
+#define TL__BAND_CONV 256  /* rows per band decoded and re-encoded */
+#define TL__I8_TABLE_MIN 4 /* int8 batches from this size go through the tables */
+
+/* i2 byte -> base-3 index of its 4 codes (code 3, never in valid data, read as 1) */
+#define TL__C3(b, s) ((((b) >> (s)) & 3) == 3 ? 1 : (((b) >> (s)) & 3))
+#define TL__B3(b) (TL__C3(b, 0) + 3 * TL__C3(b, 2) + 9 * TL__C3(b, 4) + 27 * TL__C3(b, 6))
+#define TL__B3_4(b) TL__B3(b), TL__B3(b + 1), TL__B3(b + 2), TL__B3(b + 3)
+#define TL__B3_16(b) TL__B3_4(b), TL__B3_4(b + 4), TL__B3_4(b + 8), TL__B3_4(b + 12)
+#define TL__B3_64(b) TL__B3_16(b), TL__B3_16(b + 16), TL__B3_16(b + 32), TL__B3_16(b + 48)
+static const uint8_t tl__i2_b3[256] = {TL__B3_64(0), TL__B3_64(64), TL__B3_64(128), TL__B3_64(192)};
+
+/* 64 trits -> one i2 block, `blocks` times (the trits of a decoded row, zero-padded). */
+static void tl__i2_encode(const int8_t *t, size_t blocks, uint8_t *out) {
+    for (size_t b = 0; b < blocks; b++) {
+        const int8_t *tb = t + 64 * b;
+#if TL_SIMD
+        /* trits 16q..16q+15 are fields 2q (lanes 0..7) and 2q + 1 */
+        const v128_t one = wasm_i16x8_splat(1);
+        v128_t lane = wasm_i16x8_splat(0);
+        for (int q = 0; q < 4; q++) {
+            v128_t v = wasm_v128_load(tb + 16 * q);
+            lane = wasm_v128_or(lane,
+                                wasm_i16x8_shl(wasm_i16x8_add(wasm_i16x8_extend_low_i8x16(v), one), 4 * q));
+            lane = wasm_v128_or(
+                lane, wasm_i16x8_shl(wasm_i16x8_add(wasm_i16x8_extend_high_i8x16(v), one), 4 * q + 2));
+        }
+        wasm_v128_store(out + 16 * b, lane);
+#else
+        memset(out + 16 * b, 0, 16);
+        for (unsigned w = 0; w < 64; w++)
+            out[16 * b + tl__i2_byte(w)] |= (uint8_t)((unsigned)(tb[w] + 1) << tl__i2_shift(w));
+#endif
     }
-    return x16;
 }
 
-/* int8 (or 0/1) activations against any format, through the fastest int path. */
-static tl_status tl__matmul_x16(const tl_matrix *m, const int16_t *x16, const int32_t *sums, size_t batch,
-                                const float *x_scales, int32_t *acc, float *out) {
-    size_t P = m->row_weights;
-    if (m->format == TL_FORMAT_I2) {
-        for (size_t r = 0; r < m->rows; r++) {
-            const uint8_t *row = m->data + r * m->row_bytes;
-            for (size_t b = 0; b < batch; b++)
-                tl__emit(m, b, r, tl__dot_i2_x16(row, m->row_bytes / 16, x16 + b * P) - sums[b],
-                         x_scales ? x_scales[b] : 1.0f, acc, out);
+/* Rows r0.. r0 + n - 1 of m as i2 blocks (Q per row): the packed bytes as they are for i2, else
+ * decoded (t: Q * 64 trits of scratch, the tail past row_weights zero) and re-encoded into buf. */
+static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_t Q, int8_t *t, uint8_t *buf,
+                                  size_t *stride) {
+    if (m->traits->rows_are_i2) {
+        *stride = m->row_bytes;
+        return m->data + r0 * m->row_bytes;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tl__decode_row(m, r0 + i, t);
+        tl__i2_encode(t, Q, buf + i * 16 * Q);
+    }
+    *stride = 16 * Q;
+    return buf;
+}
+
+/* Column c of the block's 64 (byte j, field i) */
+static size_t tl__col_of(unsigned j, unsigned i) { return 8 * (4 * (j % 2) + i) + j / 2; }
+
+/* o[c0 + 4 c1] = v(c0, x0) + v(c1, x1); v(0, x) = -x, v(2, x) = x, else 0 */
+static void tl__pair_f32(float x0, float x1, float *o) {
+    const float v0[4] = {-x0, 0.0f, x0, 0.0f}, v1[4] = {-x1, 0.0f, x1, 0.0f};
+    for (int c1 = 0; c1 < 4; c1++)
+        for (int c0 = 0; c0 < 4; c0++) o[c0 + 4 * c1] = v0[c0] + v1[c1];
+}
+
+/* Batch 1: 16 tables of 256 floats for block `blk` of x (columns past cols are 0). */
+static void tl__tab1_block(const float *x, size_t cols, size_t blk, float *T) {
+    for (unsigned j = 0; j < 16; j++) {
+        float xi[4], lo[16], hi[16];
+        for (unsigned i = 0; i < 4; i++) {
+            size_t c = 64 * blk + tl__col_of(j, i);
+            xi[i] = c < cols ? x[c] : 0.0f;
         }
-        return TL_OK;
+        tl__pair_f32(xi[0], xi[1], lo), tl__pair_f32(xi[2], xi[3], hi);
+        float *Tj = T + 256 * j;
+        for (unsigned h = 0; h < 16; h++) {
+            if ((h & 3) == 3 || h >> 2 == 3) continue; /* code 3: never read */
+#if TL_SIMD
+            v128_t hv = wasm_f32x4_splat(hi[h]);
+            for (int v = 0; v < 4; v++)
+                wasm_v128_store(Tj + 16 * h + 4 * v, wasm_f32x4_add(wasm_v128_load(lo + 4 * v), hv));
+#else
+            for (int l = 0; l < 16; l++) Tj[16 * h + l] = lo[l] + hi[h];
+#endif
+        }
     }
-    int8_t *t = tl__malloc((P + 15) / 16 * 16);
-    if (!t) return TL_ERR_NO_MEMORY;
-    for (size_t r = 0; r < m->rows; r++) {
-        tl__decode_row(m, r, t);
-        for (size_t b = 0; b < batch; b++)
-            tl__emit(m, b, r, tl__dot_t8_x16(t, x16 + b * P, P), x_scales ? x_scales[b] : 1.0f, acc, out);
+}
+
+/* One row's part of a tile (nb blocks from p), batch 1. */
+static float tl__lut1_row(const uint8_t *p, const float *T, size_t nb) {
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (size_t b = 0; b < nb; b++, p += 16, T += 4096) {
+        s0 += T[p[0]], s1 += T[256 + p[1]], s2 += T[512 + p[2]], s3 += T[768 + p[3]];
+        s0 += T[1024 + p[4]], s1 += T[1280 + p[5]], s2 += T[1536 + p[6]], s3 += T[1792 + p[7]];
+        s0 += T[2048 + p[8]], s1 += T[2304 + p[9]], s2 += T[2560 + p[10]], s3 += T[2816 + p[11]];
+        s0 += T[3072 + p[12]], s1 += T[3328 + p[13]], s2 += T[3584 + p[14]], s3 += T[3840 + p[15]];
     }
-    tl__free(t);
-    return TL_OK;
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* Batched float: 16 tables of 81 x 8 floats for block `blk`, vectors b0..b0 + 7 (past batch: 0). */
+static void tl__tab8_block(const float *x, size_t cols, size_t batch, size_t b0, size_t blk, float *T) {
+    for (unsigned j = 0; j < 16; j++) {
+        float xi[4][TL__L], lo[16][TL__L], hi[16][TL__L];
+        for (unsigned i = 0; i < 4; i++) {
+            size_t c = 64 * blk + tl__col_of(j, i);
+            for (size_t l = 0; l < TL__L; l++)
+                xi[i][l] = c < cols && b0 + l < batch ? x[(b0 + l) * cols + c] : 0.0f;
+        }
+        for (int c1 = 0; c1 < 3; c1++)
+            for (int c0 = 0; c0 < 3; c0++)
+                for (size_t l = 0; l < TL__L; l++) {
+                    float a0 = c0 == 0 ? -xi[0][l] : c0 == 2 ? xi[0][l] : 0.0f;
+                    float a1 = c1 == 0 ? -xi[1][l] : c1 == 2 ? xi[1][l] : 0.0f;
+                    float a2 = c0 == 0 ? -xi[2][l] : c0 == 2 ? xi[2][l] : 0.0f;
+                    float a3 = c1 == 0 ? -xi[3][l] : c1 == 2 ? xi[3][l] : 0.0f;
+                    lo[c0 + 3 * c1][l] = a0 + a1, hi[c0 + 3 * c1][l] = a2 + a3;
+                }
+        float *Tj = T + 81 * TL__L * j;
+        for (int h = 0; h < 9; h++)
+            for (int o = 0; o < 9; o++) {
+                float *e = Tj + (o + 9 * h) * TL__L;
+#if TL_SIMD
+                for (int v = 0; v < TL__L; v += 4)
+                    wasm_v128_store(e + v,
+                                    wasm_f32x4_add(wasm_v128_load(lo[o] + v), wasm_v128_load(hi[h] + v)));
+#else
+                for (size_t l = 0; l < TL__L; l++) e[l] = lo[o][l] + hi[h][l];
+#endif
+            }
+    }
+}
+
+/* Entry of byte j of the current block (T: its 16 tables, p: its bytes) */
+#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * TL__L)
+
+/* One row's part of a tile, 8 vectors: acc[l] += the tile's sum for vector l. */
+static void tl__lut8_row(const uint8_t *p, const float *T, size_t nb, float *acc) {
+#if TL_SIMD
+    v128_t z = wasm_f32x4_splat(0.0f), a0 = z, b0 = z, a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L) {
+#define TL__ADD(j, a, bb)                                                                                    \
+    a = wasm_f32x4_add(a, wasm_v128_load(TL__E(j))), bb = wasm_f32x4_add(bb, wasm_v128_load(TL__E(j) + 4))
+        TL__ADD(0, a0, b0), TL__ADD(1, a1, b1), TL__ADD(2, a2, b2), TL__ADD(3, a3, b3);
+        TL__ADD(4, a0, b0), TL__ADD(5, a1, b1), TL__ADD(6, a2, b2), TL__ADD(7, a3, b3);
+        TL__ADD(8, a0, b0), TL__ADD(9, a1, b1), TL__ADD(10, a2, b2), TL__ADD(11, a3, b3);
+        TL__ADD(12, a0, b0), TL__ADD(13, a1, b1), TL__ADD(14, a2, b2), TL__ADD(15, a3, b3);
+#undef TL__ADD
+    }
+    v128_t sa = wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3));
+    v128_t sb = wasm_f32x4_add(wasm_f32x4_add(b0, b1), wasm_f32x4_add(b2, b3));
+    wasm_v128_store(acc, wasm_f32x4_add(wasm_v128_load(acc), sa));
+    wasm_v128_store(acc + 4, wasm_f32x4_add(wasm_v128_load(acc + 4), sb));
+#else
+    float s[4][TL__L] = {{0}};
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L)
+        for (int j = 0; j < 16; j++)
+            for (size_t l = 0; l < TL__L; l++) s[j % 4][l] += TL__E(j)[l];
+    for (size_t l = 0; l < TL__L; l++) acc[l] += (s[0][l] + s[1][l]) + (s[2][l] + s[3][l]);
+#endif
+}
+
+/* Batched int8: 16 tables of 81 x 8 int16 for block `blk` (vectors b0..b0 + 7 of x, past batch 0). */
+static void tl__tab8_i8_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, int16_t *T) {
+    for (unsigned j = 0; j < 16; j++) {
+        int16_t xi[4][TL__L], lo[9][TL__L], hi[9][TL__L];
+        for (unsigned i = 0; i < 4; i++) {
+            size_t c = 64 * blk + tl__col_of(j, i);
+            for (size_t l = 0; l < TL__L; l++)
+                xi[i][l] = c < cols && b0 + l < batch ? x[(b0 + l) * cols + c] : 0;
+        }
+        for (int c1 = 0; c1 < 3; c1++)
+            for (int c0 = 0; c0 < 3; c0++)
+                for (size_t l = 0; l < TL__L; l++) {
+                    lo[c0 + 3 * c1][l] = (int16_t)((c0 - 1) * xi[0][l] + (c1 - 1) * xi[1][l]);
+                    hi[c0 + 3 * c1][l] = (int16_t)((c0 - 1) * xi[2][l] + (c1 - 1) * xi[3][l]);
+                }
+        int16_t *Tj = T + 81 * TL__L * j;
+        for (int h = 0; h < 9; h++)
+            for (int o = 0; o < 9; o++)
+                for (size_t l = 0; l < TL__L; l++)
+                    Tj[(o + 9 * h) * TL__L + l] = (int16_t)(lo[o][l] + hi[h][l]);
+    }
+}
+
+/* One row's part of a tile, 8 int8 vectors, into int32 acc[8]. int16 lanes are safe: an entry is
+ * at most 4 * 128 = 512 in size, a chain adds 4 per block, TL__TILE * 4 * 512 = 16384 < 32768. */
+static void tl__lut8_i8_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t *acc) {
+#if TL_SIMD
+    v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L) {
+#define TL__ADD(j, a) a = wasm_i16x8_add(a, wasm_v128_load(TL__E(j)))
+        TL__ADD(0, a0), TL__ADD(1, a1), TL__ADD(2, a2), TL__ADD(3, a3);
+        TL__ADD(4, a0), TL__ADD(5, a1), TL__ADD(6, a2), TL__ADD(7, a3);
+        TL__ADD(8, a0), TL__ADD(9, a1), TL__ADD(10, a2), TL__ADD(11, a3);
+        TL__ADD(12, a0), TL__ADD(13, a1), TL__ADD(14, a2), TL__ADD(15, a3);
+#undef TL__ADD
+    }
+    v128_t lo =
+        wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_extend_low_i16x8(a0), wasm_i32x4_extend_low_i16x8(a1)),
+                       wasm_i32x4_add(wasm_i32x4_extend_low_i16x8(a2), wasm_i32x4_extend_low_i16x8(a3)));
+    v128_t hi =
+        wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_extend_high_i16x8(a0), wasm_i32x4_extend_high_i16x8(a1)),
+                       wasm_i32x4_add(wasm_i32x4_extend_high_i16x8(a2), wasm_i32x4_extend_high_i16x8(a3)));
+    wasm_v128_store(acc, wasm_i32x4_add(wasm_v128_load(acc), lo));
+    wasm_v128_store(acc + 4, wasm_i32x4_add(wasm_v128_load(acc + 4), hi));
+#else
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L)
+        for (int j = 0; j < 16; j++)
+            for (size_t l = 0; l < TL__L; l++) acc[l] += TL__E(j)[l];
+#endif
+}
+#undef TL__E
+
+/* The table kernels' driver. x is float (xi8 NULL) or int8 (xf NULL); out (float) or acc (int32).
+ * Batch 1 float uses the 256-entry tables; everything else 8 vectors per pass. */
+typedef struct {
+    size_t Q, band, nband;
+    int conv, one;
+    uint64_t tab_bytes, acc_bytes, total;
+} tl__lut_plan;
+
+static tl__lut_plan tl__lut_layout(const tl_matrix *m, int is_float, size_t batch) {
+    tl__lut_plan p;
+    p.Q = (m->row_weights + 63) / 64;
+    p.conv = !m->traits->rows_are_i2, p.one = is_float && batch == 1;
+    p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
+    p.tab_bytes =
+        p.one ? (uint64_t)TL__TILE * 16 * 256 * 4 : (uint64_t)TL__TILE * 16 * 81 * TL__L * (is_float ? 4 : 2);
+    p.acc_bytes = p.one ? 0 : (uint64_t)p.nband * TL__L * 4;
+    p.total = tl__rup16(p.tab_bytes) + tl__rup16(p.acc_bytes) +
+              (p.conv ? tl__rup16((uint64_t)p.Q * 64) + tl__rup16((uint64_t)p.nband * p.Q * 16) : 0);
+    return p;
+}
+
+/* w: tl__lut_layout(...).total bytes of workspace, 16-byte aligned */
+static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi8, size_t batch,
+                           const float *x_scales, int32_t *acc, float *out, uint8_t *w) {
+    const tl__lut_plan pl = tl__lut_layout(m, xf != NULL, batch);
+    const size_t rows = m->rows, cols = m->cols, Q = pl.Q, band = pl.band, nband = pl.nband;
+    const int conv = pl.conv, one = pl.one;
+    const uint64_t tab_bytes = pl.tab_bytes, acc_bytes = pl.acc_bytes;
+    uint8_t *cur = w;
+    void *T = tl__take(&cur, tab_bytes);
+    void *A = tl__take(&cur, acc_bytes);
+    int8_t *t = conv ? tl__take(&cur, (uint64_t)Q * 64) : NULL;
+    uint8_t *buf = conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
+    if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
+
+    for (size_t b0 = 0; b0 < batch; b0 += one ? 1 : TL__L) {
+        for (size_t r0 = 0; r0 < rows; r0 += band) {
+            size_t nr = rows - r0 < band ? rows - r0 : band, stride;
+            const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
+            if (one)
+                for (size_t r = 0; r < nr; r++) out[r0 + r] = 0.0f;
+            else
+                memset(A, 0, nr * TL__L * 4);
+            for (size_t k0 = 0; k0 < Q; k0 += TL__TILE) {
+                size_t nb = Q - k0 < TL__TILE ? Q - k0 : TL__TILE;
+                for (size_t k = 0; k < nb; k++) {
+                    if (one)
+                        tl__tab1_block(xf, cols, k0 + k, (float *)T + k * 16 * 256);
+                    else if (xf)
+                        tl__tab8_block(xf, cols, batch, b0, k0 + k, (float *)T + k * 16 * 81 * TL__L);
+                    else
+                        tl__tab8_i8_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * TL__L);
+                }
+                const uint8_t *p = base + 16 * k0;
+                if (one)
+                    for (size_t r = 0; r < nr; r++) out[r0 + r] += tl__lut1_row(p + r * stride, T, nb);
+                else if (xf)
+                    for (size_t r = 0; r < nr; r++)
+                        tl__lut8_row(p + r * stride, T, nb, (float *)A + r * TL__L);
+                else
+                    for (size_t r = 0; r < nr; r++)
+                        tl__lut8_i8_row(p + r * stride, T, nb, (int32_t *)A + r * TL__L);
+            }
+            if (one) {
+                for (size_t r = 0; r < nr; r++) out[r0 + r] *= m->scales[r0 + r];
+                continue;
+            }
+            for (size_t r = 0; r < nr; r++)
+                for (size_t l = 0; l < TL__L && b0 + l < batch; l++) {
+                    size_t i = (b0 + l) * rows + r0 + r;
+                    if (xf)
+                        out[i] = ((float *)A)[r * TL__L + l] * m->scales[r0 + r];
+                    else
+                        tl__emit(m, b0 + l, r0 + r, ((int32_t *)A)[r * TL__L + l],
+                                 x_scales ? x_scales[b0 + l] : 1.0f, acc, out);
+                }
+        }
+    }
 }
 
 /* ---------------------------------------------------------------------------
- * Public kernels
+ * int8 by dot products (small batches): int16 copies of x, one dot per row and vector
  * ------------------------------------------------------------------------- */
 
-size_t tl_binary_row_bytes(size_t cols) { return (cols + 7) / 8; }
+static uint64_t tl__i8_dot_need(const tl_matrix *m, size_t batch) {
+    return tl__rup16((uint64_t)batch * m->row_weights * 2) + tl__rup16((uint64_t)batch * 4) +
+           (m->traits->dot_x16 ? 0 : tl__rup16((uint64_t)m->row_weights + 16));
+}
 
-tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes, size_t batch, int32_t *acc,
-                           float *out, size_t out_len) {
-    tl_status s = tl__check_kernel(m, x, batch, acc, out, out_len);
+static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
+                       float *out, uint8_t *w) {
+    size_t P = m->row_weights, cols = m->cols;
+    uint64_t xb = (uint64_t)batch * P * 2, sb = (uint64_t)batch * 4, tb = m->traits->dot_x16 ? 0 : P + 16;
+    uint8_t *cur = w;
+    int16_t *x16 = tl__take(&cur, xb);
+    int32_t *sums = tl__take(&cur, sb);
+    int8_t *t = tl__take(&cur, tb);
+    for (size_t b = 0; b < batch; b++) {
+        int32_t sum = 0;
+        for (size_t c = 0; c < cols; c++) sum += x16[b * P + c] = x[b * cols + c];
+        for (size_t c = cols; c < P; c++) x16[b * P + c] = 0;
+        sums[b] = sum;
+    }
+    for (size_t r = 0; r < m->rows; r++) {
+        const uint8_t *row = m->data + r * m->row_bytes;
+        if (!m->traits->dot_x16) tl__decode_row(m, r, t);
+        for (size_t b = 0; b < batch; b++) {
+            int32_t a = m->traits->dot_x16 ? m->traits->dot_x16(row, m->row_bytes, x16 + b * P, sums[b])
+                                           : tl__dot_t8_x16(t, x16 + b * P, P);
+            tl__emit(m, b, r, a, x_scales ? x_scales[b] : 1.0f, acc, out);
+        }
+    }
+}
+
+/* int8 by tables (batches of TL__I8_TABLE_MIN and more) or by dot products */
+static uint64_t tl__i8_need(const tl_matrix *m, size_t batch) {
+    return batch >= TL__I8_TABLE_MIN ? tl__lut_layout(m, 0, batch).total : tl__i8_dot_need(m, batch);
+}
+static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
+                       float *out, uint8_t *w) {
+    if (batch >= TL__I8_TABLE_MIN)
+        tl__lut_matmul(m, NULL, x, batch, x_scales, acc, out, w);
+    else
+        tl__i8_dot(m, x, batch, x_scales, acc, out, w);
+}
+
+/* ---------------------------------------------------------------------------
+ * Internal entry points (internal.h): no argument checks, a caller's workspace
+ * ------------------------------------------------------------------------- */
+
+tl_status tl__matmul_i8_ws(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales,
+                           int32_t *acc, float *out, tl__ws *ws) {
+    tl_status s = tl__ws_need(ws, tl__i8_need(m, batch));
     if (s) return s;
-    size_t xb = tl_binary_row_bytes(m->cols);
-    if (x_bytes != batch * xb) return TL_ERR_SIZE;
+    tl__i8_run(m, x, batch, x_scales, acc, out, ws->p);
+    return TL_OK;
+}
 
-    if (m->format == TL_FORMAT_BITPLANE) {
+tl_status tl__matmul_f32_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws) {
+    tl_status s = tl__ws_need(ws, tl__lut_layout(m, 1, batch).total);
+    if (s) return s;
+    tl__lut_matmul(m, x, NULL, batch, NULL, NULL, out, ws->p);
+    return TL_OK;
+}
+
+tl_status tl__matmul_f32_i8_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws) {
+    /* the quantized copy and its scales at the front of the workspace, the product's parts after */
+    uint64_t n = (uint64_t)batch * m->cols, head = tl__rup16(n) + tl__rup16((uint64_t)batch * 4);
+    tl_status s = tl__ws_need(ws, head + tl__i8_need(m, batch));
+    if (s) return s;
+    int8_t *xq = ws->p;
+    float *xs = (float *)((uint8_t *)ws->p + tl__rup16(n));
+    tl_ref_quantize_activations_i8(x, m->cols, batch, xq, xs);
+    tl__i8_run(m, xq, batch, xs, NULL, out, (uint8_t *)ws->p + head);
+    return TL_OK;
+}
+
+tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batch, int32_t *acc, float *out,
+                               tl__ws *ws) {
+    size_t xb = tl_binary_row_bytes(m->cols);
+    tl_status s;
+    if (m->traits->dot_bits) {
         /* Copy each vector into whole 64-bit words, bits past cols cleared. */
         size_t words = m->row_bytes / 16; /* per plane: row_bytes / 2 bytes = row_bytes / 16 words */
-        uint64_t *xw = tl__calloc(batch * words, sizeof *xw);
-        if (!xw) return TL_ERR_NO_MEMORY;
+        if ((s = tl__ws_need(ws, (uint64_t)batch * words * 8))) return s;
+        uint64_t *xw = ws->p;
+        memset(xw, 0, batch * words * 8);
         for (size_t b = 0; b < batch; b++) {
             uint8_t *dst = (uint8_t *)(xw + b * words);
             memcpy(dst, x + b * xb, xb);
@@ -284,28 +583,35 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
         for (size_t r = 0; r < m->rows; r++) {
             const uint8_t *row = m->data + r * m->row_bytes;
             for (size_t b = 0; b < batch; b++)
-                tl__emit(m, b, r, tl__popdot(row, row + m->row_bytes / 2, xw + b * words, words), 1.0f, acc,
-                         out);
+                tl__emit(m, b, r, m->traits->dot_bits(row, m->row_bytes, xw + b * words), 1.0f, acc, out);
         }
-        tl__free(xw);
         return TL_OK;
     }
-
-    /* Other formats: the bits become 0/1 int16 activations for the int path. */
-    int32_t *sums = tl__malloc(batch * sizeof *sums);
-    int16_t *x16 = tl__calloc(batch * m->row_weights, sizeof *x16);
-    if (!sums || !x16) {
-        tl__free(sums), tl__free(x16);
-        return TL_ERR_NO_MEMORY;
-    }
-    for (size_t b = 0; b < batch; b++) {
-        int32_t sum = 0;
+    /* Other formats: the bits become 0/1 int8 activations for the int path. */
+    uint64_t head = tl__rup16((uint64_t)batch * m->cols);
+    if ((s = tl__ws_need(ws, head + tl__i8_need(m, batch)))) return s;
+    int8_t *x8 = ws->p;
+    for (size_t b = 0; b < batch; b++)
         for (size_t c = 0; c < m->cols; c++)
-            sum += x16[b * m->row_weights + c] = (x[b * xb + c / 8] >> (c % 8)) & 1;
-        sums[b] = sum;
-    }
-    s = tl__matmul_x16(m, x16, sums, batch, NULL, acc, out);
-    tl__free(sums), tl__free(x16);
+            x8[b * m->cols + c] = (int8_t)((x[b * xb + c / 8] >> (c % 8)) & 1);
+    tl__i8_run(m, x8, batch, NULL, acc, out, (uint8_t *)ws->p + head);
+    return TL_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Public kernels: check, make a workspace, run, free it
+ * ------------------------------------------------------------------------- */
+
+size_t tl_binary_row_bytes(size_t cols) { return (cols + 7) / 8; }
+
+tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes, size_t batch, int32_t *acc,
+                           float *out, size_t out_len) {
+    tl_status s = tl__check_kernel(m, x, batch, acc, out, out_len);
+    if (s) return s;
+    if (x_bytes != batch * tl_binary_row_bytes(m->cols)) return TL_ERR_SIZE;
+    tl__ws ws = {NULL, 0};
+    s = tl__matmul_binary_ws(m, x, batch, acc, out, &ws);
+    tl__ws_free(&ws);
     return s;
 }
 
@@ -319,130 +625,10 @@ tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t
     if (x_scales)
         for (size_t b = 0; b < batch; b++)
             if (!(isfinite(x_scales[b]) && x_scales[b] > 0.0f)) return TL_ERR_ALPHA;
-    int32_t *sums = tl__malloc(batch * sizeof *sums);
-    int16_t *x16 = sums ? tl__widen_i8(m, x, batch, sums) : NULL;
-    if (!x16) {
-        tl__free(sums);
-        return TL_ERR_NO_MEMORY;
-    }
-    s = tl__matmul_x16(m, x16, sums, batch, x_scales, acc, out);
-    tl__free(sums), tl__free(x16);
+    tl__ws ws = {NULL, 0};
+    s = tl__matmul_i8_ws(m, x, batch, x_scales, acc, out, &ws);
+    tl__ws_free(&ws);
     return s;
-}
-
-/* The +1 and -1 masks of 8 consecutive trits of a decoded row, as two bytes per group. */
-static void tl__masks8(const int8_t *t, size_t groups, uint8_t *pos, uint8_t *neg) {
-    size_t g = 0;
-#if TL_SIMD
-    const v128_t zero = wasm_i8x16_splat(0);
-    for (; g + 2 <= groups; g += 2) {
-        v128_t v = wasm_v128_load(t + 8 * g);
-        uint32_t p = wasm_i8x16_bitmask(wasm_i8x16_gt(v, zero)),
-                 n = wasm_i8x16_bitmask(wasm_i8x16_lt(v, zero));
-        pos[g] = (uint8_t)p, pos[g + 1] = (uint8_t)(p >> 8), neg[g] = (uint8_t)n,
-        neg[g + 1] = (uint8_t)(n >> 8);
-    }
-#endif
-    for (; g < groups; g++) {
-        unsigned p = 0, n = 0;
-        for (unsigned b = 0; b < 8; b++)
-            p |= (unsigned)(t[8 * g + b] > 0) << b, n |= (unsigned)(t[8 * g + b] < 0) << b;
-        pos[g] = (uint8_t)p, neg[g] = (uint8_t)n;
-    }
-}
-
-/* float GEMV by tables: for every 8 columns, the sums of x over all 256 subsets (each built from
- * a smaller one by one add), shared by every row; a row's dot product is then, per 8 columns,
- * table[+1 mask] - table[-1 mask]. Adds and subtracts only, 0.5 operations per weight, and the
- * same order in every build (scalar sums). The masks come straight from the bitplane format, or
- * from a decoded row (i2, tq1). */
-static tl_status tl__f32_gemv(const tl_matrix *m, const float *x, float *out) {
-    size_t P = m->row_weights, G = P / 8; /* rows are whole 16-byte blocks: P is a multiple of 16 */
-    float *T = tl__malloc(G * 256 * sizeof *T);
-    int8_t *t = tl__malloc(P);
-    uint8_t *pm = tl__malloc(2 * G), *nm = pm ? pm + G : NULL;
-    if (!T || !t || !pm) {
-        tl__free(T), tl__free(t), tl__free(pm);
-        return TL_ERR_NO_MEMORY;
-    }
-    for (size_t g = 0; g < G; g++) {
-        float *tg = T + 256 * g;
-        tg[0] = 0.0f;
-        for (unsigned mask = 1; mask < 256; mask++) {
-            unsigned low = mask & (0u - mask), bit = 0;
-            while (!((low >> bit) & 1u)) bit++;
-            size_t c = 8 * g + bit;
-            tg[mask] = tg[mask ^ low] + (c < m->cols ? x[c] : 0.0f);
-        }
-    }
-    for (size_t r = 0; r < m->rows; r++) {
-        if (m->format == TL_FORMAT_BITPLANE) {
-            const uint8_t *row = m->data + r * m->row_bytes;
-            memcpy(pm, row, G), memcpy(nm, row + m->row_bytes / 2, G);
-        } else {
-            tl__decode_row(m, r, t);
-            tl__masks8(t, G, pm, nm);
-        }
-        float acc = 0.0f;
-        for (size_t g = 0; g < G; g++) acc = (acc + T[256 * g + pm[g]]) - T[256 * g + nm[g]];
-        out[r] = acc * m->scales[r];
-    }
-    tl__free(T), tl__free(t), tl__free(pm);
-    return TL_OK;
-}
-
-/* float GEMM: the batch goes across SIMD lanes. x is transposed so that column c of every
- * vector is one contiguous run xt[c * B ...]; each row becomes a list of its +1 columns and
- * a list of its -1 columns (zeros are skipped), and each listed column adds or subtracts a
- * run of B activations: adds and subtracts only, no branch on the data. Lane b sums its
- * terms in list order, in every build. */
-#define TL__LANES 32 /* batch lanes per pass: 8 vectors of accumulators */
-static tl_status tl__f32_gemm(const tl_matrix *m, const float *x, size_t batch, float *out) {
-    size_t B = (batch + 3) / 4 * 4, cols = m->cols;
-    float *xt = tl__malloc(cols * B * sizeof *xt);
-    int8_t *t = tl__malloc((m->row_weights + 15) / 16 * 16);
-    uint32_t *pos = tl__malloc(cols * sizeof *pos), *neg = tl__malloc(cols * sizeof *neg);
-    if (!xt || !t || !pos || !neg) {
-        tl__free(xt), tl__free(t), tl__free(pos), tl__free(neg);
-        return TL_ERR_NO_MEMORY;
-    }
-    for (size_t c = 0; c < cols; c++)
-        for (size_t b = 0; b < B; b++) xt[c * B + b] = b < batch ? x[b * cols + c] : 0.0f;
-    for (size_t r = 0; r < m->rows; r++) {
-        tl__decode_row(m, r, t);
-        size_t np = 0, nn = 0;
-        for (size_t c = 0; c < cols; c++) {
-            pos[np] = (uint32_t)c, neg[nn] = (uint32_t)c;
-            np += t[c] > 0, nn += t[c] < 0;
-        }
-        for (size_t b0 = 0; b0 < B; b0 += TL__LANES) {
-            size_t nl = B - b0 < TL__LANES ? B - b0 : TL__LANES;
-            float acc[TL__LANES];
-#if TL_SIMD
-            v128_t a[TL__LANES / 4];
-            for (size_t v = 0; v < nl / 4; v++) a[v] = wasm_f32x4_splat(0.0f);
-            for (size_t i = 0; i < np; i++) {
-                const float *xc = xt + (size_t)pos[i] * B + b0;
-                for (size_t v = 0; v < nl / 4; v++) a[v] = wasm_f32x4_add(a[v], wasm_v128_load(xc + 4 * v));
-            }
-            for (size_t i = 0; i < nn; i++) {
-                const float *xc = xt + (size_t)neg[i] * B + b0;
-                for (size_t v = 0; v < nl / 4; v++) a[v] = wasm_f32x4_sub(a[v], wasm_v128_load(xc + 4 * v));
-            }
-            for (size_t v = 0; v < nl / 4; v++) wasm_v128_store(acc + 4 * v, a[v]);
-#else
-            for (size_t l = 0; l < nl; l++) acc[l] = 0.0f;
-            for (size_t i = 0; i < np; i++)
-                for (size_t l = 0; l < nl; l++) acc[l] += xt[(size_t)pos[i] * B + b0 + l];
-            for (size_t i = 0; i < nn; i++)
-                for (size_t l = 0; l < nl; l++) acc[l] -= xt[(size_t)neg[i] * B + b0 + l];
-#endif
-            for (size_t l = 0; l < nl && b0 + l < batch; l++)
-                out[(b0 + l) * m->rows + r] = acc[l] * m->scales[r];
-        }
-    }
-    tl__free(xt), tl__free(t), tl__free(pos), tl__free(neg);
-    return TL_OK;
 }
 
 tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out,
@@ -453,7 +639,25 @@ tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t
     if (!out) return TL_ERR_NULL;
     if (x_len != batch * m->cols) return TL_ERR_SIZE;
     if (tl__first_non_finite(x, x_len) != x_len) return TL_ERR_NON_FINITE;
-    return batch == 1 ? tl__f32_gemv(m, x, out) : tl__f32_gemm(m, x, batch, out);
+    tl__ws ws = {NULL, 0};
+    s = tl__matmul_f32_ws(m, x, batch, out, &ws);
+    tl__ws_free(&ws);
+    return s;
+}
+
+tl_status tl_matmul_f32_i8(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out,
+                           size_t out_len) {
+    int32_t dummy;
+    tl_status s = tl__check_kernel(m, x, batch, out ? NULL : &dummy, out, out_len);
+    if (s) return s;
+    if (!out) return TL_ERR_NULL;
+    if (x_len != batch * m->cols) return TL_ERR_SIZE;
+    if (m->cols > TL_MAX_I8_COLS) return TL_ERR_OVERFLOW;
+    if (tl__first_non_finite(x, x_len) != x_len) return TL_ERR_NON_FINITE;
+    tl__ws ws = {NULL, 0};
+    s = tl__matmul_f32_i8_ws(m, x, batch, out, &ws);
+    tl__ws_free(&ws);
+    return s;
 }
 
 /* The column-major copy for sparse products: for each tile of 64 rows and each column,
@@ -467,15 +671,12 @@ static tl_status tl__build_colmajor(tl_matrix *m) {
         return TL_ERR_NO_MEMORY;
     }
     /* Zero trits (code 1) everywhere first, so rows past the end add nothing. */
-    memset(cm, 0x55, tiles * m->cols * 16);
+    memset(cm, TL__I2_ZERO_BYTE, tiles * m->cols * 16);
     for (size_t r = 0; r < m->rows; r++) {
         tl__decode_row(m, r, t);
-        size_t tile = r / 64, w = r % 64;
-        size_t byte = 2 * (w % 8) + w / 32, shift = 2 * ((w / 8) % 4);
-        for (size_t c = 0; c < m->cols; c++) {
-            uint8_t *p = cm + (tile * m->cols + c) * 16 + byte;
-            *p = (uint8_t)((*p & ~(3u << shift)) | (unsigned)(t[c] + 1) << shift);
-        }
+        size_t tile = r / 64;
+        for (size_t c = 0; c < m->cols; c++)
+            tl__i2_set(cm + (tile * m->cols + c) * 16, (unsigned)(r % 64), (unsigned)(t[c] + 1));
     }
     tl__free(t);
     m->colmajor = cm;
@@ -533,8 +734,7 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
 #else
                 for (size_t i = i0; i < i1; i++) {
                     const uint8_t *p = base + (size_t)ix[i] * 16;
-                    for (unsigned w = 0; w < 64; w++)
-                        rowacc[w] += (p[2 * (w % 8) + w / 32] >> (2 * ((w / 8) % 4))) & 3;
+                    for (unsigned w = 0; w < 64; w++) rowacc[w] += (int32_t)tl__i2_code(p, w);
                 }
 #endif
             }

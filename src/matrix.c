@@ -14,9 +14,8 @@ static tl_status tl__matrix_new(tl_format f, size_t rows, size_t cols, tl_matrix
     if (!m) return TL_ERR_NO_MEMORY;
     m->format = f, m->rows = rows, m->cols = cols;
     tl_format_row_bytes(f, cols, &m->row_bytes);
-    m->row_weights = f == TL_FORMAT_I2    ? m->row_bytes * 4
-                     : f == TL_FORMAT_TQ1 ? m->row_bytes * 5
-                                          : m->row_bytes * 4;
+    m->traits = tl__format(f);
+    m->row_weights = m->row_bytes / m->traits->block_bytes * m->traits->block_weights;
     m->data = tl__malloc(bytes);
     m->scales = tl__malloc(rows * sizeof *m->scales);
     if (!m->data || !m->scales) {

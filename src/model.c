@@ -46,11 +46,11 @@ struct tl_model {
     tl__layer *layers;
     tl__meta *meta;
     size_t nmeta;
-    /* The run workspace, sized for ws_batch vectors (grown, never shrunk). */
+    /* The run workspace, sized for ws_batch vectors (grown, never shrunk), and the kernels' own. */
     size_t ws_batch;
-    float *a, *b, *xs;
-    int8_t *q;
+    float *a, *b;
     uint8_t *bits;
+    tl__ws kws;
     void *sel; /* k-WTA selection: max_width (value, index) pairs, then max_width flags */
 };
 
@@ -513,20 +513,16 @@ static tl_status tl__finish_product(const tl__layer *L, tl__run *r, size_t li) {
 }
 
 static tl_status tl__product(tl_model *m, const tl__layer *L, tl__run *r) {
-    size_t n = r->batch * L->in, out_n = r->batch * L->out;
     if (r->binary) {
         size_t rb = tl_binary_row_bytes(L->in);
         memset(m->bits, 0, r->batch * rb);
         for (size_t t = 0; t < r->batch; t++)
             for (size_t c = 0; c < L->in; c++)
                 if (r->a[t * L->in + c] != 0.0f) m->bits[t * rb + c / 8] |= (uint8_t)(1u << (c % 8));
-        return tl_matmul_binary(L->m, m->bits, r->batch * rb, r->batch, NULL, r->b, out_n);
+        return tl__matmul_binary_ws(L->m, m->bits, r->batch, NULL, r->b, &m->kws);
     }
-    if (L->prec == TL_PRECISION_INT8) {
-        tl_status s = tl_quantize_activations_i8(r->a, n, r->batch, m->q, m->xs);
-        return s ? s : tl_matmul_i8(L->m, m->q, n, r->batch, m->xs, NULL, r->b, out_n);
-    }
-    return tl_matmul_f32(L->m, r->a, n, r->batch, r->b, out_n);
+    if (L->prec == TL_PRECISION_INT8) return tl__matmul_f32_i8_ws(L->m, r->a, r->batch, r->b, &m->kws);
+    return tl__matmul_f32_ws(L->m, r->a, r->batch, r->b, &m->kws);
 }
 
 static tl_status tl__linear_run(tl_model *m, const tl__layer *L, tl__run *r) {
@@ -824,9 +820,9 @@ static void tl__meta_clear(tl_model *m) {
     m->meta = NULL, m->nmeta = 0;
 }
 
-static void tl__ws_clear(tl_model *m) {
-    tl__free(m->a), tl__free(m->b), tl__free(m->xs), tl__free(m->q), tl__free(m->bits), tl__free(m->sel);
-    m->a = m->b = m->xs = NULL, m->q = NULL, m->bits = NULL, m->sel = NULL;
+static void tl__run_clear(tl_model *m) {
+    tl__free(m->a), tl__free(m->b), tl__free(m->bits), tl__free(m->sel);
+    m->a = m->b = NULL, m->bits = NULL, m->sel = NULL;
     m->ws_batch = 0;
 }
 
@@ -835,7 +831,8 @@ void tl_model_free(tl_model *m) {
     for (size_t i = 0; i < m->nlayers; i++) tl__layer_free(&m->layers[i]);
     tl__free(m->layers);
     tl__meta_clear(m);
-    tl__ws_clear(m);
+    tl__run_clear(m);
+    tl__ws_free(&m->kws);
     tl__free(m);
 }
 
@@ -1280,15 +1277,14 @@ tl_status tl_model_from_checkpoint(const tl_safetensors *st, const char *arch, s
  * Running
  * ------------------------------------------------------------------------- */
 
-static tl_status tl__ws_reserve(tl_model *m, size_t batch) {
+static tl_status tl__run_reserve(tl_model *m, size_t batch) {
     if (batch <= m->ws_batch) return TL_OK;
-    tl__ws_clear(m);
+    tl__run_clear(m);
     size_t W = m->max_width, n = batch * W;
     m->a = tl__malloc(n * sizeof *m->a), m->b = tl__malloc(n * sizeof *m->b);
-    m->xs = tl__malloc(batch * sizeof *m->xs), m->q = tl__malloc(n);
     m->bits = tl__malloc(batch * tl_binary_row_bytes(W)), m->sel = tl__malloc(W * sizeof(tl__vi));
-    if (!m->a || !m->b || !m->xs || !m->q || !m->bits || !m->sel) {
-        tl__ws_clear(m);
+    if (!m->a || !m->b || !m->bits || !m->sel) {
+        tl__run_clear(m);
         return TL_ERR_NO_MEMORY;
     }
     m->ws_batch = batch;
@@ -1304,7 +1300,7 @@ tl_status tl_model_run(tl_model *m, const float *x, size_t x_len, size_t batch, 
                         out_len, batch, m->input, m->output);
     size_t bad = tl__first_non_finite(x, x_len);
     if (bad != x_len) return tl__fail(TL_ERR_NON_FINITE, "input[%zu] is not finite", bad);
-    tl_status s = tl__ws_reserve(m, batch);
+    tl_status s = tl__run_reserve(m, batch);
     if (s) return s;
     memcpy(m->a, x, x_len * sizeof *x);
     tl__run r = {m->a, m->b, batch, 0};

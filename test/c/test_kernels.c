@@ -15,9 +15,50 @@ static uint32_t rnd(void) {
     return rng;
 }
 
-static const tl_format formats[3] = {TL_FORMAT_I2, TL_FORMAT_TQ1, TL_FORMAT_BITPLANE};
-static const char *fname(tl_format f) {
-    return f == TL_FORMAT_I2 ? "i2" : f == TL_FORMAT_TQ1 ? "tq1" : "bitplane";
+/* Every format the library lists (tl_format_count / tl_format_at), filled in main. */
+static tl_format formats[16];
+static size_t nformats;
+static const char *fname(tl_format f) { return tl_format_name(f); }
+
+static void test_format_table(void) {
+    nformats = tl_format_count();
+    CHECK(nformats == 3 && nformats <= sizeof formats / sizeof *formats, "3 formats listed, got %zu", nformats);
+    static const struct {
+        const char *name;
+        tl_format f;
+    } known[] = {{"i2", TL_FORMAT_I2}, {"tq1", TL_FORMAT_TQ1}, {"bitplane", TL_FORMAT_BITPLANE}};
+    for (size_t i = 0; i < nformats && i < 16; i++) {
+        formats[i] = tl_format_at(i);
+        const char *name = tl_format_name(formats[i]);
+        tl_format back = (tl_format)0;
+        CHECK(name && tl_format_from_name(name, strlen(name), &back) == TL_OK && back == formats[i],
+              "format %zu: name and value round trip", i);
+        CHECK(i < 3 && formats[i] == known[i].f && name && strcmp(name, known[i].name) == 0,
+              "format %zu is %s", i, i < 3 ? known[i].name : "?");
+        for (size_t j = 0; j < i; j++) CHECK(formats[j] != formats[i], "formats %zu and %zu differ", j, i);
+    }
+    CHECK(tl_format_at(nformats) == (tl_format)0 && tl_format_at((size_t)-1) == (tl_format)0,
+          "tl_format_at past the end gives 0");
+    CHECK(tl_format_name((tl_format)0) == NULL && tl_format_name((tl_format)9) == NULL &&
+              tl_format_name((tl_format)-1) == NULL,
+          "tl_format_name of an unknown value is NULL");
+    tl_format f = TL_FORMAT_TQ1;
+    /* not NUL-terminated: the length decides */
+    CHECK(tl_format_from_name("i2x", 2, &f) == TL_OK && f == TL_FORMAT_I2, "\"i2\" read from \"i2x\" by length");
+    CHECK(tl_format_from_name("bitplanes", 9, &f) == TL_ERR_FORMAT && f == TL_FORMAT_I2, "\"bitplanes\" unknown");
+    CHECK(tl_format_from_name("I2", 2, &f) == TL_ERR_FORMAT, "names are case-sensitive");
+    CHECK(tl_format_from_name("tq", 2, &f) == TL_ERR_FORMAT, "a prefix is no name");
+    CHECK(tl_format_from_name("", 0, &f) == TL_ERR_FORMAT && tl_format_from_name(NULL, 0, &f) == TL_ERR_FORMAT,
+          "the empty name is unknown");
+    CHECK(tl_format_from_name(NULL, 2, &f) == TL_ERR_NULL && tl_format_from_name("i2", 2, NULL) == TL_ERR_NULL,
+          "NULL name or out");
+    /* the table's geometry is what docs/FORMATS.md states */
+    size_t rb = 0;
+    CHECK(tl_format_row_bytes(TL_FORMAT_I2, 65, &rb) == TL_OK && rb == 32, "i2: 65 weights in 2 blocks of 16");
+    CHECK(tl_format_row_bytes(TL_FORMAT_TQ1, 81, &rb) == TL_OK && rb == 32, "tq1: 81 weights in 2 blocks of 16");
+    CHECK(tl_format_row_bytes(TL_FORMAT_BITPLANE, 129, &rb) == TL_OK && rb == 64,
+          "bitplane: 129 weights in 2 blocks of 32");
+    CHECK(tl_format_row_bytes((tl_format)9, 10, &rb) == TL_ERR_FORMAT, "row bytes of an unknown format");
 }
 
 /* Random trits with a given share of zeros (percent). */
@@ -54,7 +95,7 @@ static void test_roundtrip(void) {
     static const size_t shapes[][2] = {{1, 1},    {1, 5},    {1, 63},   {1, 64},  {1, 65},  {2, 79},
                                        {3, 80},   {3, 81},   {5, 127},  {4, 128}, {4, 129}, {7, 3},
                                        {1, 1000}, {1000, 1}, {17, 333}, {64, 64}, {33, 200}};
-    for (size_t f = 0; f < 3; f++)
+    for (size_t f = 0; f < nformats; f++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
             size_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols, bytes;
             int8_t *t = malloc(n), *u = malloc(n);
@@ -209,6 +250,49 @@ static void check_kernels(tl_format f, size_t rows, size_t cols, size_t batch, i
 
     /* float: adds and subtracts in another order than the reference: within 1e-5 relative of
      * the largest partial magnitude (sum of |x| over the row) */
+    /* fused quantize + int8 equals the two calls, bit for bit (out only) */
+    float *outf = malloc(nout * 4);
+    xq[0] = xqr[0], xq[batch * cols - 1] = xqr[batch * cols - 1];
+    CHECK(tl_matmul_i8(m, xq, batch * cols, batch, xs, NULL, out, nout) == TL_OK &&
+              tl_matmul_f32_i8(m, xf, batch * cols, batch, outf, nout) == TL_OK && memcmp(out, outf, nout * 4) == 0,
+          "f32_i8 %s %zux%zu batch %zu = quantize then int8", fname(f), rows, cols, batch);
+    /* the internal entry points with one workspace kept across calls give the public outputs */
+    {
+        tl__ws ws = {NULL, 0};
+        int same = 1;
+        for (int rep = 0; rep < 2; rep++) {
+            tl_matmul_i8(m, xq, batch * cols, batch, xs, NULL, out, nout);
+            memset(outf, 0, nout * 4);
+            same &= tl__matmul_f32_i8_ws(m, xf, batch, outf, &ws) == TL_OK && memcmp(out, outf, nout * 4) == 0;
+            tl_matmul_f32(m, xf, batch * cols, batch, out, nout);
+            memset(outf, 0, nout * 4);
+            same &= tl__matmul_f32_ws(m, xf, batch, outf, &ws) == TL_OK && memcmp(out, outf, nout * 4) == 0;
+            tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, out, nout);
+            memset(accr, 0, nout * 4);
+            same &= tl__matmul_i8_ws(m, xq, batch, xs, accr, outf, &ws) == TL_OK &&
+                    memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outf, nout * 4) == 0;
+            tl_matmul_binary(m, xbits, batch * xb, batch, acc, out, nout);
+            same &= tl__matmul_binary_ws(m, xbits, batch, accr, outf, &ws) == TL_OK &&
+                    memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outf, nout * 4) == 0;
+            /* the float kernel sums a vector the same way whatever the batch */
+            if (batch > 1) {
+                tl_matmul_f32(m, xf, batch * cols, batch, out, nout);
+                for (size_t b = 0; b < batch; b++) {
+                    same &= tl__matmul_f32_ws(m, xf + b * cols, 1, outf, &ws) == TL_OK &&
+                            memcmp(out + b * rows, outf, rows * 4) == 0;
+                }
+            }
+        }
+        size_t cap = ws.cap;
+        tl__matmul_f32_ws(m, xf, 1, outf, &ws);
+        CHECK(same && ws.cap == cap, "ws kernels %s %zux%zu batch %zu: public outputs, no growth on repeat",
+              fname(f), rows, cols, batch);
+        tl__ws_free(&ws);
+        tl__ws_free(&ws);
+        CHECK(ws.p == NULL && ws.cap == 0, "ws freed twice");
+    }
+    free(outf);
+
     tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
     CHECK(tl_matmul_f32(m, xf, batch * cols, batch, out, nout) == TL_OK, "float %s", fname(f));
     int close = 1;
@@ -230,10 +314,10 @@ static void test_kernels(void) {
     static const size_t shapes[][2] = {{1, 1},     {1, 7},    {3, 64},   {5, 65},  {2, 80},
                                        {9, 81},    {4, 128},  {67, 129}, {1, 300}, {130, 17},
                                        {64, 1000}, {65, 784}, {256, 256}};
-    static const size_t batches[] = {1, 3, 8};
-    for (size_t f = 0; f < 3; f++)
+    static const size_t batches[] = {1, 3, 8, 11};
+    for (size_t f = 0; f < nformats; f++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (size_t b = 0; b < 3; b++)
+            for (size_t b = 0; b < 4; b++)
                 check_kernels(formats[f], shapes[s][0], shapes[s][1], batches[b], (int)(s % 2));
 }
 
@@ -297,7 +381,7 @@ static void test_out_of_memory(void) {
     for (int i = 0; i < R * C; i++) w[i] = (float)((int32_t)rnd() / 2147483648.0);
     for (int i = 0; i < B * C; i++) xf[i] = (float)((int32_t)rnd() / 2147483648.0);
     tl_quantize_activations_i8(xf, B * C, B, x8, xs);
-    for (size_t f = 0; f < 3; f++) {
+    for (size_t f = 0; f < nformats; f++) {
         size_t base = tl_mem_live_bytes();
         for (int op = 0; op < 8; op++) {
             int failures = 0, done = 0;
@@ -358,6 +442,7 @@ static void test_out_of_memory(void) {
 }
 
 int main(void) {
+    test_format_table();
     test_tq1_bytes();
     test_roundtrip();
     test_invalid();

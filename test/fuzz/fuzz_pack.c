@@ -1,4 +1,4 @@
-/* fuzz_pack.c — libFuzzer target for the packed ternary formats (src/pack.c, src/matrix.c).
+/* fuzz_pack.c — libFuzzer target for the packed ternary formats (src/formats.c, src/pack.c, src/matrix.c).
  *
  * Each input is decoded deterministically into a case: a 5-byte header (format, rows <= 64,
  * cols <= 600, flags), then a body. Bytes past the end of the input continue as a xorshift
