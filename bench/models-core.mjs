@@ -8,7 +8,7 @@
 //                   on the float weights w = trit * scale (so both sides compute the same network)
 //   ORT int8 dyn    the same weights as onnxruntime's quantize_dynamic writes a model (int8 weights
 //                   per tensor, DynamicQuantizeLinear + MatMulInteger + Cast + Mul + Add per layer)
-//   tilelli <fmt>   the packed model (i2, tq1, bitplane), float activations and int8 activations
+//   tilelli <fmt>   the packed model in each format of tl.formats (i2, tq1, bitplane), float and int8 activations
 // Timing is interleaved: every round runs each contender once (a group of calls for short ones), in
 // a rotating order, so a slow phase of a shared machine hits all of them alike; medians over rounds.
 
@@ -36,8 +36,6 @@ export const TARGETS = Object.freeze({
   'wide/1': { int8: 10, float: 4 },
   'wide/16': { int8: 4, float: 1.0 },
 });
-
-export const FORMATS = Object.freeze(['i2', 'tq1', 'bitplane']);
 
 const STAND_IN = 'bitlinear stand-in';
 
@@ -512,7 +510,7 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, timi
       }
       contenders.push(c);
     }
-    const built = FORMATS.map((format) => [format, buildTilelli(tl, layers, format)]);
+    const built = tl.formats.map((format) => [format, buildTilelli(tl, layers, format)]); // the core's table
     for (const activations of ['int8', 'float']) {
       for (const [format, { models, weightBytes }] of built) {
         const { model, how } = models[activations];
