@@ -13,7 +13,7 @@
 // bench/README.md ("Models") says what each column is.
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -48,8 +48,11 @@ async function mnistData() {
 
 function machine() {
   const c = cpus();
-  return `${c.length} x ${c[0]?.model ?? '?'}`;
+  return `${c.length} x ${c[0]?.model ?? '?'}, load average ${load()}`;
 }
+
+/** The 1-minute load average: on a shared machine, what else was running shows in the medians. */
+const load = () => loadavg()[0].toFixed(1);
 
 async function inNode({ networks, budgetMs, timing }) {
   const { init } = await import('../js/node.js');
@@ -144,7 +147,7 @@ async function main() {
   const result = opts.browser ? await inChromium({ networks, budgetMs, timing }) : await inNode({ networks, budgetMs, timing });
   if (timing) console.log(`Times per call (one forward pass of the whole batch), medians of interleaved rounds; timing budget ${budgetMs} ms per network and batch.`);
   for (const line of formatReport(result)) console.log(line);
-  console.log(`\nTotal ${((performance.now() - t0) / 1000).toFixed(0)} s (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC).`);
+  console.log(`\nTotal ${((performance.now() - t0) / 1000).toFixed(0)} s (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC), load average at the end ${load()} on ${cpus().length} cores.`);
   if (result.failures.length) process.exitCode = 1;
 }
 
