@@ -529,8 +529,10 @@ tl_status tl_net_evaluate(tl_net *net, const float *x, size_t n, const uint32_t 
  * is ternarized per tensor (post-training quantization). */
 tl_status tl_net_to_model(const tl_net *net, tl_format f, tl_model **out);
 /* A network that computes what model m computes (linear layers with one activation between
- * them): shadow weights trit x s, with s chosen so that quantizer q gives back the same trits and
- * scales (TL_QUANT_NONE: the quantizer the model records, else per_tensor). */
+ * them): shadow weights trit x s, chosen so that quantizer q (TL_QUANT_NONE: the quantizer the
+ * model records, else per_tensor) gives back the same trits, and the same scales bit for bit when
+ * they are AbsMean scales of the layer (as the quantizers make them); any other scale comes back
+ * within an ulp or two. */
 tl_status tl_net_from_model(const tl_model *m, tl_quantizer q, uint64_t seed, tl_net **out);
 
 /* Training in epochs of seeded, shuffled mini-batches: the one loop that every binding drives.

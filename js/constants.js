@@ -2,6 +2,7 @@
 export const STATUS = Object.freeze({"OK":0,"NULL":-1,"EMPTY":-2,"NON_FINITE":-3,"RANK":-4,"SHAPE":-5,"OVERFLOW":-6,"BAND":-7,"ALPHA":-8,"NO_MEMORY":-9,"ARGUMENT":-10,"FORMAT":-11,"SIZE":-12,"TRIT":-13,"FREED":-14,"PARSE":-15,"VERSION":-16,"DTYPE":-17});
 export const MAX_ELEMENTS = Object.freeze(1073741823);
 export const MAX_I8_COLS = Object.freeze(16777215);
+export const MAX_WIDTH = Object.freeze(1048576);
 export const MODEL_VERSION = Object.freeze(2);
 export const QUANTIZER = Object.freeze({"none":0,"per_tensor":1,"per_row":2,"lsq":3,"lsq_paper":4});
 export const ACTIVATION = Object.freeze({"none":0,"relu":1,"gelu":2,"silu":3});

@@ -92,11 +92,10 @@ export function packingApi(rt) {
         throw new TilelliError('SIZE_MISMATCH', `${fn}: trits has ${t.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
       }
       const bytes = packedBytes(rt, f, rows, cols, fn);
-      return rt.withBlock(fn, [t.length, bytes], ([tp, op]) => {
-        rt.view(Int8Array, tp, t.length).set(t);
+      return rt.withArrays(fn, [t], ([tp, op]) => {
         rt.check(x.tl_pack(f, tp, rows, cols, op, bytes), fn, (code) => (code === 'INVALID_TRIT' ? firstBadTrit(t) : undefined));
         return rt.view(Uint8Array, op, bytes).slice();
-      });
+      }, [bytes]);
     },
 
     unpack(bytes, shape, format = 'i2') {
@@ -108,11 +107,10 @@ export function packingApi(rt) {
       if (b.length !== need) {
         throw new TilelliError('SIZE_MISMATCH', `${fn}: ${format} bytes for [${rows}, ${cols}] are ${need}, got ${b.length}`, { status: STATUS.SIZE });
       }
-      return rt.withBlock(fn, [b.length, rows * cols], ([bp, tp]) => {
-        rt.view(Uint8Array, bp, b.length).set(b);
+      return rt.withArrays(fn, [b], ([bp, tp]) => {
         rt.check(x.tl_unpack(f, bp, b.length, rows, cols, tp), fn);
         return rt.view(Int8Array, tp, rows * cols).slice();
-      });
+      }, [rows * cols]);
     },
 
     /** Packed byte size of a [rows, cols] matrix in a format. */
@@ -126,12 +124,11 @@ export function packingApi(rt) {
       const v = toF32(xf, fn, 'x');
       toCount(cols, fn, 'cols');
       const batch = batchOf(v.length, cols, fn, 'x');
-      return rt.withBlock(fn, [v.length * 4, v.length, batch * 4], ([xp, qp, sp]) => {
-        rt.view(Float32Array, xp, v.length).set(v);
+      return rt.withArrays(fn, [v], ([xp, qp, sp]) => {
         rt.check(x.tl_quantize_activations_i8(xp, v.length, batch, qp, sp), fn,
           (code) => (code === 'NON_FINITE' ? nonFinite(v, 'x') : undefined));
         return { values: rt.view(Int8Array, qp, v.length).slice(), scales: rt.view(Float32Array, sp, batch).slice() };
-      });
+      }, [v.length, batch * 4]);
     },
   };
 }
@@ -151,58 +148,63 @@ export class PackedMatrix extends Owned {
     this.byteLength = x.tl_matrix_data_bytes(ptr);
   }
 
+  /**
+   * What the three constructors share: options, shape and format checked, `values` converted
+   * (and, when `exact`, of rows x cols values), then make(format code, rows, cols, converted) ->
+   * { arrays to copy in, call(ptrs, outPtrPtr), explain }.
+   */
+  static #from(fn, values, convert, shape, opts, defaults, exact, make) {
+    const rt = this.rt;
+    const o = { format: 'i2', ...defaults };
+    for (const [k, v] of Object.entries(options(opts, fn))) if (v !== undefined) o[k] = v;
+    const [rows, cols] = dims(shape, fn);
+    const f = formatCode(rt, o.format, fn);
+    const v = convert(values);
+    if (exact && v.length !== rows * cols) {
+      throw new TilelliError('SIZE_MISMATCH', `${fn}: ${exact} has ${v.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
+    }
+    const { arrays, call, explain } = make(f, rows, cols, v, o);
+    return rt.withArrays(fn, arrays, (ptrs) => new this(rt.make(fn, (pp) => call(ptrs, pp), explain)));
+  }
+
   /** Quantize float weights [rows, cols] as the reference does and pack them. */
   static fromWeights(w, shape, opts) {
-    const fn = 'PackedMatrix.fromWeights', rt = this.rt;
-    const { format = 'i2', perRow = false } = options(opts, fn);
-    const [rows, cols] = dims(shape, fn);
-    const f = formatCode(rt, format, fn);
-    const v = toF32(w, fn);
-    if (v.length !== rows * cols) {
-      throw new TilelliError('SIZE_MISMATCH', `${fn}: w has ${v.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
-    }
-    return rt.withBlock(fn, [v.length * 4], ([wp]) => {
-      rt.view(Float32Array, wp, v.length).set(v);
-      return new this(rt.make(fn, (pp) => rt.x.tl_matrix_quantize(f, wp, rows, cols, perRow ? 1 : 0, pp),
-        (code) => (code === 'NON_FINITE' ? nonFinite(v, 'w') : undefined)));
-    });
+    const fn = 'PackedMatrix.fromWeights', x = this.rt.x;
+    return PackedMatrix.#from.call(this, fn, w, (a) => toF32(a, fn), shape, opts, { perRow: false }, 'w', (f, rows, cols, v, o) => ({
+      arrays: [v],
+      call: ([wp], pp) => x.tl_matrix_quantize(f, wp, rows, cols, o.perRow ? 1 : 0, pp),
+      explain: (code) => (code === 'NON_FINITE' ? nonFinite(v, 'w') : undefined),
+    }));
   }
 
   /** From trits (-1, 0, +1) and scales (one number, or one per row). */
   static fromTrits(trits, shape, opts) {
-    const fn = 'PackedMatrix.fromTrits', rt = this.rt;
-    const { format = 'i2', scales = 1 } = options(opts, fn);
-    const [rows, cols] = dims(shape, fn);
-    const f = formatCode(rt, format, fn);
-    const t = toIntArray(trits, Int8Array, fn, 'trits');
-    if (t.length !== rows * cols) {
-      throw new TilelliError('SIZE_MISMATCH', `${fn}: trits has ${t.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
-    }
-    const s = toScales(scales, rows, fn);
-    return rt.withBlock(fn, [t.length, s.length * 4], ([tp, sp]) => {
-      rt.view(Int8Array, tp, t.length).set(t);
-      rt.view(Float32Array, sp, s.length).set(s);
-      return new this(rt.make(fn, (pp) => rt.x.tl_matrix_from_trits(f, tp, rows, cols, sp, s.length, pp),
-        (code) => (code === 'INVALID_TRIT' ? firstBadTrit(t) : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined)));
-    });
+    const fn = 'PackedMatrix.fromTrits', x = this.rt.x;
+    return PackedMatrix.#from.call(this, fn, trits, (a) => toIntArray(a, Int8Array, fn, 'trits'), shape, opts, { scales: 1 }, 'trits',
+      (f, rows, cols, t, o) => {
+        const s = toScales(o.scales, rows, fn);
+        return {
+          arrays: [t, s],
+          call: ([tp, sp], pp) => x.tl_matrix_from_trits(f, tp, rows, cols, sp, s.length, pp),
+          explain: (code) => (code === 'INVALID_TRIT' ? firstBadTrit(t) : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined),
+        };
+      });
   }
 
   /** From packed bytes of a format (validated) and scales, e.g. what bytes() and scales() saved. */
   static fromPacked(bytes, shape, opts) {
     const fn = 'PackedMatrix.fromPacked', rt = this.rt;
-    const { format = 'i2', scales = 1 } = options(opts, fn);
-    const [rows, cols] = dims(shape, fn);
-    const f = formatCode(rt, format, fn);
-    const b = toIntArray(bytes, Uint8Array, fn, 'bytes');
-    const s = toScales(scales, rows, fn);
-    return rt.withBlock(fn, [b.length, s.length * 4], ([bp, sp]) => {
-      rt.view(Uint8Array, bp, b.length).set(b);
-      rt.view(Float32Array, sp, s.length).set(s);
-      return new this(rt.make(fn, (pp) => rt.x.tl_matrix_from_packed(f, bp, b.length, rows, cols, sp, s.length, pp),
-        (code) => (code === 'SIZE_MISMATCH'
-          ? `${format} bytes for [${rows}, ${cols}] are ${packedBytes(rt, f, rows, cols, fn)}, got ${b.length}`
-          : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined)));
-    });
+    return PackedMatrix.#from.call(this, fn, bytes, (a) => toIntArray(a, Uint8Array, fn, 'bytes'), shape, opts, { scales: 1 }, false,
+      (f, rows, cols, b, o) => {
+        const s = toScales(o.scales, rows, fn);
+        return {
+          arrays: [b, s],
+          call: ([bp, sp], pp) => rt.x.tl_matrix_from_packed(f, bp, b.length, rows, cols, sp, s.length, pp),
+          explain: (code) => (code === 'SIZE_MISMATCH'
+            ? `${o.format} bytes for [${rows}, ${cols}] are ${packedBytes(rt, f, rows, cols, fn)}, got ${b.length}`
+            : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined),
+        };
+      });
   }
 
   /** A copy of the packed bytes (docs/FORMATS.md gives the layout). */

@@ -16,7 +16,9 @@
 // accept this file.
 
 import { TilelliError } from './errors.js';
+import { STATUS } from './constants.js';
 import { MSG, abortError, checkSet, reviveError } from './protocol.js';
+import { options } from './runtime.js';
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
 const noop = () => {};
@@ -233,7 +235,7 @@ class TrainingJob {
 
   /** One request; rejects on the call's signal, on timeout, or when the job closes. */
   #request(type, data, { signal, timeout, transfer } = {}) {
-    if (this.#closed) return Promise.reject(new TilelliError('FREED', `TrainingJob.${type}: the training worker was terminated`, { status: -14 }));
+    if (this.#closed) return Promise.reject(new TilelliError('FREED', `TrainingJob.${type}: the training worker was terminated`, { status: STATUS.FREED }));
     if (signal?.aborted) return Promise.reject(abortError(`TrainingJob.${type}: aborted`, signal.reason));
     const id = this.#nextId++;
     let entry;
@@ -275,7 +277,8 @@ class TrainingJob {
    * Stop between two steps until resume(). Resolves { step } once the worker has stopped: no step
    * runs until resume() (evaluate, export and weights still answer).
    */
-  async pause({ signal } = {}) {
+  async pause(opts) {
+    const { signal } = options(opts, 'TrainingJob.pause');
     const r = await this.#request(MSG.PAUSE, undefined, { signal });
     if (this.#state === 'training') this.#state = 'paused';
     this.#step = r.step;
@@ -283,7 +286,8 @@ class TrainingJob {
   }
 
   /** Continue after pause(). Resolves { step } once the worker has taken it. */
-  async resume({ signal } = {}) {
+  async resume(opts) {
+    const { signal } = options(opts, 'TrainingJob.resume');
     const r = await this.#request(MSG.RESUME, undefined, { signal });
     if (this.#state === 'paused') this.#state = 'training';
     return r;
@@ -293,12 +297,14 @@ class TrainingJob {
    * { accuracy, loss, count, step } of the current weights on data ({ x, labels }, copied, not
    * transferred), or on the test set (the training data when there is none).
    */
-  evaluate(data, { signal } = {}) {
+  async evaluate(data, opts) {
+    const { signal } = options(opts, 'TrainingJob.evaluate');
     return this.#request(MSG.EVALUATE, data, { signal });
   }
 
   /** The packed model file of the current weights (Network.toModel). */
-  export({ format = 'i2', metadata, signal } = {}) {
+  async export(opts) {
+    const { format = 'i2', metadata, signal } = options(opts, 'TrainingJob.export');
     return this.#request(MSG.EXPORT, { format, metadata }, { signal });
   }
 
@@ -307,7 +313,8 @@ class TrainingJob {
    * completed step; the array's `step` says which. Asked of the worker (waiting at most `timeout`
    * ms); otherwise, and after the worker is gone (cancel, terminate), the latest snapshot it sent.
    */
-  async weights({ timeout = 1000, signal } = {}) {
+  async weights(opts) {
+    const { timeout = 1000, signal } = options(opts, 'TrainingJob.weights');
     let snap;
     if (!this.#closed) {
       try {
@@ -318,7 +325,7 @@ class TrainingJob {
       }
     }
     snap ??= this.#snapshot;
-    if (!snap?.layers) throw new TilelliError('FREED', 'TrainingJob.weights: the worker is gone and sent no weights', { status: -14 });
+    if (!snap?.layers) throw new TilelliError('FREED', 'TrainingJob.weights: the worker is gone and sent no weights', { status: STATUS.FREED });
     const layers = snap.layers.map((L) => ({ weight: L.weight.slice(), bias: L.bias.slice(), alpha: L.alpha, trits: L.trits.slice(), scales: L.scales.slice(), shape: L.shape.slice() }));
     return Object.assign(layers, { step: snap.step });
   }

@@ -32,7 +32,7 @@ function table(name, prefix, lower = true) {
 }
 
 function define(name) {
-  const m = header.match(new RegExp(`#define ${name}\\s+(?:\\(\\(size_t\\))?(0x[0-9A-Fa-f]+|[\\d.e+-]+f?)\\)?`));
+  const m = header.match(new RegExp(`#define ${name}\\s+(?:\\(\\((?:size_t|uint32_t)\\))?(0x[0-9A-Fa-f]+|[\\d.e+-]+f?)\\)?`));
   if (!m) throw new Error(`gen-constants: no #define ${name}`);
   return Number(m[1].replace(/f$/, ''));
 }
@@ -65,6 +65,7 @@ const constants = {
   STATUS: status,
   MAX_ELEMENTS: define('TL_MAX_ELEMENTS'),
   MAX_I8_COLS: define('TL_MAX_I8_COLS'),
+  MAX_WIDTH: define('TL_MAX_WIDTH'),
   MODEL_VERSION: define('TL_MODEL_VERSION'),
   QUANTIZER: table('tl_quantizer', 'TL_QUANT_'),
   ACTIVATION: table('tl_activation', 'TL_ACT_'),

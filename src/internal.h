@@ -33,6 +33,9 @@ tl_status tl__fail(tl_status s, const char *fmt, ...)
 void *tl__malloc(size_t size);
 void *tl__calloc(size_t count, size_t size);
 void tl__free(void *p);
+/* Room for one more element in a growable array (n used of *cap, each `size` bytes): doubles the
+ * capacity, starting at `first`, when it is full. 0 when out of memory (the array is unchanged). */
+int tl__array_grow(void **items, size_t n, size_t *cap, size_t size, size_t first);
 
 /* Sum of |w[i]| in the documented fixed order (8 double lanes); NaN/inf propagate. */
 double tl__abs_sum(const float *w, size_t n);

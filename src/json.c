@@ -401,15 +401,7 @@ static tl_status tl__parse_number(tl__parser *p, tl__json *v) {
  * ------------------------------------------------------------------------- */
 
 static tl_status tl__push(tl__parser *p, const tl__json *v) {
-    if (p->sp == p->scap) {
-        size_t cap = p->scap ? p->scap * 2 : 16;
-        if (cap > SIZE_MAX / sizeof *p->stack) return TL_ERR_NO_MEMORY;
-        tl__json *ns = tl__malloc(cap * sizeof *ns);
-        if (!ns) return TL_ERR_NO_MEMORY;
-        if (p->sp) memcpy(ns, p->stack, p->sp * sizeof *ns);
-        tl__free(p->stack);
-        p->stack = ns, p->scap = cap;
-    }
+    if (!tl__array_grow((void **)&p->stack, p->sp, &p->scap, sizeof *p->stack, 16)) return TL_ERR_NO_MEMORY;
     p->stack[p->sp++] = *v;
     return TL_OK;
 }

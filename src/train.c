@@ -472,9 +472,10 @@ static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, con
     const float *y = net->a[net->nlayers];
     double total = 0;
     if (net->loss == TL_LOSS_CROSS_ENTROPY) {
-        if (!labels) return TL_ERR_NULL;
+        if (!labels) return tl__fail(TL_ERR_ARGUMENT, "the loss is cross_entropy: give labels, not targets");
         for (size_t t = 0; t < batch; t++)
-            if (labels[t] >= O) return TL_ERR_ARGUMENT;
+            if (labels[t] >= O)
+                return tl__fail(TL_ERR_ARGUMENT, "labels[%zu] is %u, not a class in 0..%zu", t, labels[t], O - 1);
         for (size_t t = 0; t < batch; t++) {
             const float *row = y + t * O;
             float mx = row[0];
@@ -490,9 +491,10 @@ static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, con
         }
         *loss = (float)(total / (double)batch);
     } else {
-        if (!targets) return TL_ERR_NULL;
+        if (!targets) return tl__fail(TL_ERR_ARGUMENT, "the loss is mse: give targets, not labels");
         size_t n = batch * O;
-        if (tl__first_non_finite(targets, n) != n) return TL_ERR_NON_FINITE;
+        if (tl__first_non_finite(targets, n) != n)
+            return tl__fail(TL_ERR_NON_FINITE, "targets[%zu] is not finite", tl__first_non_finite(targets, n));
         for (size_t i = 0; i < n; i++) {
             float d = y[i] - targets[i];
             total += (double)d * d;
@@ -806,6 +808,32 @@ tl_status tl_net_to_model(const tl_net *net, tl_format f, tl_model **out) {
     return s;
 }
 
+/* Shadow weights w[i] = trit[i] x magnitude whose AbsMean (tl_absmean_scale, as the quantizers
+ * take it) is s exactly: the magnitudes sum to a float32 P with fl(P / fl(n)) == s (P near s * n),
+ * nz - 1 of them P / nz and the last one what is left of P. Every nonzero |w| / s is then about
+ * n / nz >= 1: the same trit again. When no P gives s (a scale that is no AbsMean of n floats),
+ * the nearest: s * n / nz. */
+static void tl__fill_absmean(float *w, const int8_t *t, size_t n, float s) {
+    size_t nz = 0, last = 0;
+    for (size_t i = 0; i < n; i++)
+        if (t[i]) nz++, last = i;
+    if (!nz) {
+        memset(w, 0, n * sizeof *w);
+        return;
+    }
+    float fn = (float)n, p0 = s * fn;
+    for (int k = 0; k < 9; k++) { /* P = p0, then one ulp up, one down, two up, ... */
+        float p = p0;
+        for (int j = 0; j < (k + 1) / 2; j++) p = nextafterf(p, k % 2 ? INFINITY : 0.0f);
+        float m = (float)((double)p / (double)nz), ml = (float)((double)p - (double)m * (double)(nz - 1)), a;
+        for (size_t i = 0; i < n; i++) w[i] = (float)t[i] * m;
+        w[last] = (float)t[last] * ml;
+        if (tl_absmean_scale(w, n, &a) == TL_OK && a == s) return;
+    }
+    double f = (double)s * (double)n / (double)nz;
+    for (size_t i = 0; i < n; i++) w[i] = (float)(t[i] * f);
+}
+
 /* A model's linear layers and the one activation between them, as network widths. */
 static tl_status tl__model_shape(const tl_model *m, uint32_t *widths, uint32_t *nlin, tl_activation *act,
                                  tl_quantizer *recorded) {
@@ -875,23 +903,22 @@ tl_status tl_net_from_model(const tl_model *m, tl_quantizer q, uint64_t seed, tl
             break;
         }
         s = tl_matrix_unpack(L.matrix, t, rows * cols);
-        /* AbsMean of trit x s / p is s when p is the fraction of nonzero trits it is taken over, and
-         * every nonzero |w| / alpha is then 1 / p >= 1: the same trit again. */
-        size_t nz = 0;
-        for (size_t i2 = 0; i2 < rows * cols; i2++) nz += t[i2] != 0;
-        double p_tensor = nz ? (double)nz / (double)(rows * cols) : 1.0;
-        for (size_t r = 0; r < rows && !s; r++) {
-            double f = sc[r];
-            if (q == TL_QUANT_PER_TENSOR) {
-                f /= p_tensor;
-            } else if (q == TL_QUANT_PER_ROW) {
-                size_t c_nz = 0;
-                for (size_t c = 0; c < cols; c++) c_nz += t[r * cols + c] != 0;
-                if (c_nz) f = f * (double)cols / (double)c_nz;
-            } else {
-                f = sc[0];
+        int same = 1;
+        for (size_t r = 1; r < rows; r++) same &= sc[r] == sc[0];
+        if (!s && q == TL_QUANT_PER_TENSOR && same) {
+            tl__fill_absmean(D->w, t, rows * cols, sc[0]);
+        } else if (!s && q == TL_QUANT_PER_ROW) {
+            for (size_t r = 0; r < rows; r++) tl__fill_absmean(D->w + r * cols, t + r * cols, cols, sc[r]);
+        } else if (!s) {
+            /* per_tensor over differing row scales: trit x s / p (p the nonzero fraction) keeps the
+             * trits; LSQ: trit x alpha, the learned scale itself */
+            size_t nz = 0;
+            for (size_t i2 = 0; i2 < rows * cols; i2++) nz += t[i2] != 0;
+            double p_tensor = nz ? (double)nz / (double)(rows * cols) : 1.0;
+            for (size_t r = 0; r < rows; r++) {
+                double f = q == TL_QUANT_PER_TENSOR ? sc[r] / p_tensor : sc[0];
+                for (size_t c = 0; c < cols; c++) D->w[r * cols + c] = (float)(t[r * cols + c] * f);
             }
-            for (size_t c = 0; c < cols; c++) D->w[r * cols + c] = (float)(t[r * cols + c] * f);
         }
         if (L.bias)
             memcpy(D->b, L.bias, rows * sizeof *D->b);

@@ -12,6 +12,7 @@ import torch
 
 import tilelli
 from conftest import FIXTURES
+from gen_quant import prng_input  # the generator's own input stream (test/fixtures is on sys.path)
 
 QDIR = os.path.join(FIXTURES, "quant")
 
@@ -20,27 +21,6 @@ def unpack2(data: bytes, n: int) -> np.ndarray:
     b = np.frombuffer(data, dtype=np.uint8)
     codes = np.stack([(b >> s) & 3 for s in (0, 2, 4, 6)], axis=1).reshape(-1)[:n]
     return codes.astype(np.int8) - 1
-
-
-def xorshift32(seed: int, count: int) -> np.ndarray:
-    out = np.empty(count, dtype=np.uint32)
-    x = seed
-    for k in range(count):
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        out[k] = x
-    return out
-
-
-def prng_input(kind: str, seed: int, n: int) -> np.ndarray:
-    if kind == "uniform":
-        return (xorshift32(seed, n).view(np.int32).astype(np.float64) / 2.0**31).astype(np.float32)
-    if kind == "irwin4":
-        s = xorshift32(seed, 4 * n).view(np.int32).astype(np.int64).reshape(n, 4).sum(axis=1)
-        return (s.astype(np.float64) / 2.0**32).astype(np.float32)
-    i = xorshift32(seed, 2 * n).view(np.int32).astype(np.float64).reshape(n, 2)
-    return (i[:, 0] / i[:, 1]).astype(np.float32)
 
 
 def load_cases():

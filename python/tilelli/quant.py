@@ -54,18 +54,20 @@ def absmean_scale(w: Tensor) -> Tensor:
     return w.abs().mean().clamp(min=EPS)
 
 
+def _ste(w: Tensor, alpha: Tensor) -> Tensor:
+    """Forward: trits * alpha; backward: identity to w (straight-through); alpha gets no gradient."""
+    return w + (_trits(w, alpha) * alpha - w).detach()
+
+
 def ternarize(w: Tensor) -> Tensor:
     """Forward: trits * alpha; backward: identity to w (straight-through); alpha gets no gradient."""
-    alpha = absmean_scale(w)
-    q = _trits(w, alpha) * alpha
-    return w + (q - w).detach()
+    return _ste(w, absmean_scale(w))
 
 
 @torch.no_grad()
 def ternary_values(w: Tensor) -> Tensor:
     """The ternarized tensor trits * alpha, without the STE (a -0.0 stays where w is negative)."""
-    alpha = absmean_scale(w)
-    return _trits(w, alpha) * alpha
+    return _trits(w, absmean_scale(w)) * absmean_scale(w)
 
 
 @torch.no_grad()
@@ -90,16 +92,13 @@ def absmean_scale_per_row(w: Tensor) -> Tensor:
 
 def ternarize_per_row(w: Tensor) -> Tensor:
     """The per-row straight-through ternarization: each row with its own scale."""
-    alpha = absmean_scale_per_row(w)
-    q = _trits(w, alpha) * alpha
-    return w + (q - w).detach()
+    return _ste(w, absmean_scale_per_row(w))
 
 
 @torch.no_grad()
 def ternary_values_per_row(w: Tensor) -> Tensor:
     """trits * alpha_row, without the STE."""
-    alpha = absmean_scale_per_row(w)
-    return _trits(w, alpha) * alpha
+    return _trits(w, absmean_scale_per_row(w)) * absmean_scale_per_row(w)
 
 
 @torch.no_grad()
