@@ -202,7 +202,9 @@ test('D7: every tensor of an 80,000-tensor checkpoint is read in linear time', (
     return s;
   };
   const small = mk(20000), large = mk(80000);
-  const tSmall = time(readAll(small)), tLarge = time(readAll(large));
+  // the fastest of three runs each: a busy machine (or a GC pause) slows single runs, not the best
+  const best = (f) => Math.min(time(f), time(f), time(f));
+  const tSmall = best(readAll(small)), tLarge = best(readAll(large));
   assert.equal(readAll(large)(), (80000 * 79999) / 2);
   assert.ok(tLarge < 8 * tSmall + 50, `20k tensors ${tSmall.toFixed(0)} ms, 80k ${tLarge.toFixed(0)} ms`);
   assert.ok(tLarge < 5000, `80k tensors: ${tLarge.toFixed(0)} ms`);
