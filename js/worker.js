@@ -392,10 +392,19 @@ export function startTraining(options) {
     network, optimizer, schedule, tequila, data, test, init, seed = 0,
   } = options;
   if (!network || typeof network !== 'object') {
-    throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network must be { widths, activation, quantizer, seed } or { model }');
+    throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network must be { widths, activation, quantizer, seed }, { model } or { checkpoint, architecture }');
   }
   let inputs;
-  if (network.model !== undefined) {
+  if (network.checkpoint !== undefined) {
+    if (!(network.checkpoint instanceof Uint8Array || network.checkpoint instanceof ArrayBuffer)) {
+      throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network.checkpoint must be the bytes of a safetensors file (Uint8Array)');
+    }
+    const arch = network.architecture;
+    if (!arch || typeof arch !== 'object' || !Array.isArray(arch.layers) || !Number.isSafeInteger(arch.input)) {
+      throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network.architecture must be { input, layers: [...] } (what tilelli pack --arch reads)');
+    }
+    inputs = arch.input;
+  } else if (network.model !== undefined) {
     if (!(network.model instanceof Uint8Array || network.model instanceof ArrayBuffer)) {
       throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network.model must be the bytes of a packed model file (Uint8Array)');
     }
@@ -427,7 +436,8 @@ export function startTraining(options) {
   }
   const payload = {
     init: initOptions,
-    network: network.model instanceof ArrayBuffer ? { ...network, model: new Uint8Array(network.model) } : { ...network },
+    network: network.model instanceof ArrayBuffer ? { ...network, model: new Uint8Array(network.model) }
+      : network.checkpoint instanceof ArrayBuffer ? { ...network, checkpoint: new Uint8Array(network.checkpoint) } : { ...network },
     optimizer, schedule, tequila, seed, epochs, batchSize, progressEvery, chunkMs: options.chunkMs,
     data: { x: data.x, labels: data.labels },
     test: test === undefined ? undefined : { x: test.x, labels: test.labels },
