@@ -629,7 +629,11 @@ export interface StartTrainingOptions {
    * function: returns the Worker (web or worker_threads) or a promise of one.
    */
   worker?: string | URL | { postMessage(message: unknown, transfer?: unknown): void } | (() => unknown);
-  /** How the worker loads the wasm (init's options; a relative url is resolved against the page). Default: the shipped build next to the worker's loader. */
+  /**
+   * How the worker loads the wasm (init's options; a relative url is resolved against the page).
+   * Default: the url of the latest init({ url }) in this thread (a bundled app says where the wasm
+   * is once), else the shipped build next to the worker's loader.
+   */
   init?: InitOptions;
   /** How long the worker computes before it yields to its event loop (to answer requests), in ms. Default 10. */
   chunkMs?: number;

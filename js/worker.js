@@ -17,6 +17,7 @@
 
 import { TilelliError } from './errors.js';
 import { STATUS } from './constants.js';
+import { lastInitUrl } from './loader.js';
 import { MSG, abortError, checkSet, reviveError } from './protocol.js';
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
@@ -173,7 +174,7 @@ class TrainingJob {
       worker.addEventListener('message', (e) => onMessage(e.data));
       worker.addEventListener('error', (e) => {
         e.preventDefault?.();
-        this.#fail(new Error(`training worker: ${e.message || 'the worker failed to load (is its URL right? see options.worker)'}`));
+        this.#fail(new Error(`training worker: ${e.message || 'the worker failed to load (is its URL right? In a bundled app, bundle tilelli/worker-entry.js as its own entry point, named worker-entry.js beside your bundle, or pass options.worker: README "Bundled apps")'}`));
       });
       worker.addEventListener('messageerror', () => this.#fail(new Error('training worker: a message could not be deserialized')));
     }
@@ -429,7 +430,8 @@ export function startTraining(options) {
   if (w !== undefined && typeof w !== 'function' && typeof w !== 'string' && !(w instanceof URL) && typeof w?.postMessage !== 'function') {
     throw new TilelliError('INVALID_ARGUMENT', 'startTraining: worker must be a URL, a string, a Worker or a function returning one');
   }
-  let initOptions = init;
+  // Default: the wasm URL the latest init({ url }) used (a bundled app gives it once).
+  let initOptions = init ?? (lastInitUrl() ? { url: lastInitUrl() } : undefined);
   if (init?.url !== undefined) {
     // Relative to the page (or this module), not to wherever the worker script lives.
     initOptions = { ...init, url: new URL(init.url, globalThis.location?.href ?? import.meta.url).href };

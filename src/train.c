@@ -474,7 +474,7 @@ static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, con
     if (net->loss == TL_LOSS_CROSS_ENTROPY) {
         if (!labels) return TL_ERR_NULL;
         for (size_t t = 0; t < batch; t++)
-            if (labels[t] >= O) return TL_ERR_ARGUMENT;
+            if (labels[t] >= O) return tl__fail(TL_ERR_ARGUMENT, "labels[%zu] is %u, not a class in 0..%zu", t, labels[t], O - 1);
         for (size_t t = 0; t < batch; t++) {
             const float *row = y + t * O;
             float mx = row[0];
