@@ -1,0 +1,54 @@
+// bundle.test.js — training in a bundled app, the way README "Bundled apps" says: esbuild bundles
+// test/browser/bundle-app.js (tilelli by name, "browser" condition) and js/worker-entry.js (the
+// package's tilelli/worker-entry.js) as a second entry point named worker-entry.js beside it;
+// dist/*.wasm is copied next to them. The app calls init({ url }) once and startTraining with no
+// worker and no init option. Chromium runs it from a 127.0.0.1 server; every console error, page
+// error or failed request fails the test.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { bundleForBrowser, CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const site = join(root, 'test-artifacts', 'browser', 'bundle-site');
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm' };
+
+test('a bundled app trains in a worker with the README\'s two esbuild entry points and one init({ url })', { timeout: 90_000 }, async () => {
+  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`);
+  await rm(site, { recursive: true, force: true });
+  await mkdir(site, { recursive: true });
+  await copyFile(join(root, 'test', 'browser', 'bundle.html'), join(site, 'index.html'));
+  for (const name of ['tilelli-simd.wasm', 'tilelli-scalar.wasm']) await copyFile(join(root, 'dist', name), join(site, name));
+  const result = await bundleForBrowser(root, { app: 'test/browser/bundle-app.js', 'worker-entry': 'js/worker-entry.js' }, site);
+  assert.deepEqual(result.warnings, []);
+  const server = await serveStatic(site, TYPES);
+  const problems = [];
+  let browser;
+  try {
+    browser = await launchChromium();
+    const page = await browser.newPage();
+    page.setDefaultTimeout(60_000);
+    watchPage(page, problems, `${server.origin}/`);
+    const workers = [];
+    page.on('worker', (w) => workers.push(w.url()));
+    await page.goto(`${server.origin}/index.html`, { waitUntil: 'load' });
+    await page.waitForFunction(() => window.bundleReport !== undefined);
+    const report = await page.evaluate(() => window.bundleReport);
+    assert.ok(report.ok, report.error);
+    assert.equal(report.steps, 20 * 8);
+    assert.ok(report.accuracy > 0.9, `accuracy ${report.accuracy}`);
+    assert.ok(Math.abs(report.modelAccuracy - report.accuracy) <= 0.02, `the exported model ${report.modelAccuracy} vs ${report.accuracy}`);
+    assert.deepEqual(workers, [`${server.origin}/worker-entry.js`]);
+    const wasm = server.requests.filter((r) => r.path.endsWith('.wasm')).map((r) => r.path);
+    assert.ok(wasm.length >= 2 && new Set(wasm).size === 1, `page and worker fetch the same wasm: ${wasm}`);
+    assert.deepEqual(server.requests.filter((r) => r.status !== 200), [], 'every request was served');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser?.close();
+    await server.close();
+  }
+});
