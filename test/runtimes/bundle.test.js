@@ -1,17 +1,19 @@
-// bundle.test.js — training in a bundled app, the way README "Bundled apps" says: esbuild bundles
-// test/browser/bundle-app.js (tilelli by name, "browser" condition) and js/worker-entry.js (the
-// package's tilelli/worker-entry.js) as a second entry point named worker-entry.js beside it;
-// dist/*.wasm is copied next to them. The app calls init({ url }) once and startTraining with no
+// bundle.test.js — training in a bundled app, the way README "Bundled apps" says: the esbuild
+// command of its sh block, run as written (node_modules/.bin/esbuild), bundles
+// test/browser/bundle-app.js (as app.js: tilelli by name, "browser" condition) and
+// tilelli/worker-entry.js as a second entry point beside it; dist/*.wasm is copied next to them. The app calls init({ url }) once and startTraining with no
 // worker and no init option. Chromium runs it from a 127.0.0.1 server; every console error, page
 // error or failed request fails the test.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
-import { bundleForBrowser, CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
+import { CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const site = join(root, 'test-artifacts', 'browser', 'bundle-site');
@@ -21,11 +23,19 @@ test('a bundled app trains in a worker with the README\'s two esbuild entry poin
   assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`);
   await rm(site, { recursive: true, force: true });
   await mkdir(site, { recursive: true });
-  await copyFile(join(root, 'test', 'browser', 'bundle.html'), join(site, 'index.html'));
-  for (const name of ['tilelli-simd.wasm', 'tilelli-scalar.wasm']) await copyFile(join(root, 'dist', name), join(site, name));
-  const result = await bundleForBrowser(root, { app: 'test/browser/bundle-app.js', 'worker-entry': 'js/worker-entry.js' }, site);
-  assert.deepEqual(result.warnings, []);
-  const server = await serveStatic(site, TYPES);
+  // README's command, continuation lines joined
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### Bundled apps'));
+  const sh = /```sh\n([^`]*)```/.exec(section)[1].replace(/\\\n\s*/g, ' ').split('\n').filter(Boolean);
+  assert.match(sh[0], /^esbuild app\.js tilelli\/worker-entry\.js /);
+  assert.equal(sh[1], 'cp node_modules/tilelli/dist/*.wasm public/');
+  await copyFile(join(root, 'test', 'browser', 'bundle-app.js'), join(site, 'app.js'));
+  const args = sh[0].split(/\s+/).slice(1);
+  await promisify(execFile)(join(root, 'node_modules', '.bin', 'esbuild'), [...args, '--log-level=warning'], { cwd: site });
+  const pub = join(site, 'public');
+  await copyFile(join(root, 'test', 'browser', 'bundle.html'), join(pub, 'index.html'));
+  for (const name of ['tilelli-simd.wasm', 'tilelli-scalar.wasm']) await copyFile(join(root, 'dist', name), join(pub, name));
+  const server = await serveStatic(join(site, 'public'), TYPES);
   const problems = [];
   let browser;
   try {
