@@ -61,10 +61,10 @@ static const struct {
     tl_dtype dtype;
     unsigned char size;
 } tl__dtypes[] = {
-    {"F32", TL_DTYPE_F32, 4},         {"F16", TL_DTYPE_F16, 2},        {"BF16", TL_DTYPE_BF16, 2},
-    {"I8", TL_DTYPE_I8, 1},           {"U8", TL_DTYPE_U8, 1},          {"F64", TL_DTYPE_F64, 8},
-    {"I64", TL_DTYPE_I64, 8},         {"I32", TL_DTYPE_I32, 4},        {"I16", TL_DTYPE_I16, 2},
-    {"U64", TL_DTYPE_U64, 8},         {"U32", TL_DTYPE_U32, 4},        {"U16", TL_DTYPE_U16, 2},
+    {"F32", TL_DTYPE_F32, 4},         {"F16", TL_DTYPE_F16, 2},         {"BF16", TL_DTYPE_BF16, 2},
+    {"I8", TL_DTYPE_I8, 1},           {"U8", TL_DTYPE_U8, 1},           {"F64", TL_DTYPE_F64, 8},
+    {"I64", TL_DTYPE_I64, 8},         {"I32", TL_DTYPE_I32, 4},         {"I16", TL_DTYPE_I16, 2},
+    {"U64", TL_DTYPE_U64, 8},         {"U32", TL_DTYPE_U32, 4},         {"U16", TL_DTYPE_U16, 2},
     {"BOOL", TL_DTYPE_BOOL, 1},       {"F8_E4M3", TL_DTYPE_F8_E4M3, 1}, {"F8_E5M2", TL_DTYPE_F8_E5M2, 1},
     {"F8_E8M0", TL_DTYPE_F8_E8M0, 1}, {"C64", TL_DTYPE_C64, 8},
 };
@@ -100,10 +100,11 @@ static tl_status tl__parse_dtype(const tl__json *v, tl_dtype *d, const char *nam
         }
     size_t n;
     const char *s = tl__json_string(v, &n);
-    return tl__fail(TL_ERR_DTYPE,
-                    "tensor \"%.*s\": dtype \"%.*s\" is not one of F64 F32 F16 BF16 F8_E4M3 F8_E5M2 F8_E8M0 I64 I32 "
-                    "I16 I8 U64 U32 U16 U8 BOOL C64",
-                    TL__NAME(name, name_len), (int)(n > 40 ? 40 : n), s);
+    return tl__fail(
+        TL_ERR_DTYPE,
+        "tensor \"%.*s\": dtype \"%.*s\" is not one of F64 F32 F16 BF16 F8_E4M3 F8_E5M2 F8_E8M0 I64 I32 "
+        "I16 I8 U64 U32 U16 U8 BOOL C64",
+        TL__NAME(name, name_len), (int)(n > 40 ? 40 : n), s);
 }
 
 /* A non-negative integer written as one ("-0" has the sign bit and is not). *huge: beyond int64. */
@@ -123,12 +124,17 @@ static tl_status tl__tensor_entry(const tl__json *v, uint64_t data_len, uint64_t
 #define TL__T "tensor \"%.*s\": "
 #define TL__TN TL__NAME(name, name_len)
     if (tl__json_kind_of(v) != TL__JSON_OBJECT)
-        return tl__fail(TL_ERR_PARSE, TL__T "its entry must be an object {dtype, shape, data_offsets}", TL__TN);
+        return tl__fail(TL_ERR_PARSE, TL__T "its entry must be an object {dtype, shape, data_offsets}",
+                        TL__TN);
     const tl__json *dt = tl__json_find(v, "dtype", 5, NULL), *sh = tl__json_find(v, "shape", 5, NULL),
                    *off = tl__json_find(v, "data_offsets", 12, NULL);
     if (!dt || !sh || !off || tl__json_count(v) != 3)
-        return tl__fail(TL_ERR_PARSE, TL__T "its entry must have exactly the keys dtype, shape, data_offsets%s",
-                        TL__TN, !dt ? " (no dtype)" : !sh ? " (no shape)" : !off ? " (no data_offsets)" : " (it has more)");
+        return tl__fail(TL_ERR_PARSE,
+                        TL__T "its entry must have exactly the keys dtype, shape, data_offsets%s", TL__TN,
+                        !dt    ? " (no dtype)"
+                        : !sh  ? " (no shape)"
+                        : !off ? " (no data_offsets)"
+                               : " (it has more)");
     tl_status s = tl__parse_dtype(dt, &t->dtype, name, name_len);
     if (s) return s;
     if (tl__json_kind_of(sh) != TL__JSON_ARRAY)
@@ -145,7 +151,8 @@ static tl_status tl__tensor_entry(const tl__json *v, uint64_t data_len, uint64_t
                             TL_MAX_ELEMENTS);
         count *= dim; /* both <= 2^30 - 1: no wrap */
         if (count > TL_MAX_ELEMENTS)
-            return tl__fail(TL_ERR_OVERFLOW, TL__T "the shape holds more than %zu elements", TL__TN, TL_MAX_ELEMENTS);
+            return tl__fail(TL_ERR_OVERFLOW, TL__T "the shape holds more than %zu elements", TL__TN,
+                            TL_MAX_ELEMENTS);
         if (shape) shape[k] = (int64_t)dim;
     }
     if (tl__json_kind_of(off) != TL__JSON_ARRAY || tl__json_count(off) != 2)
@@ -158,20 +165,21 @@ static tl_status tl__tensor_entry(const tl__json *v, uint64_t data_len, uint64_t
         return tl__fail(TL_ERR_PARSE, TL__T "data_offsets [%llu, %llu] end before they begin", TL__TN,
                         (unsigned long long)t->begin, (unsigned long long)t->end);
     if (t->end > data_len)
-        return tl__fail(TL_ERR_PARSE,
-                        TL__T "data_offsets [%llu, %llu] run past the data, which has %llu bytes (file bytes %llu..%llu)",
-                        TL__TN, (unsigned long long)t->begin, (unsigned long long)t->end,
-                        (unsigned long long)data_len, (unsigned long long)data_at,
-                        (unsigned long long)(data_at + data_len));
+        return tl__fail(
+            TL_ERR_PARSE,
+            TL__T "data_offsets [%llu, %llu] run past the data, which has %llu bytes (file bytes %llu..%llu)",
+            TL__TN, (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)data_len,
+            (unsigned long long)data_at, (unsigned long long)(data_at + data_len));
     t->count = (size_t)count;
     if (t->end - t->begin != (uint64_t)count * tl__dtype_size(t->dtype))
-        return tl__fail(TL_ERR_PARSE,
-                        TL__T "%s shape of %llu elements needs %llu bytes, but data_offsets [%llu, %llu] (file bytes "
-                        "%llu..%llu) hold %llu",
-                        TL__TN, tl__dtype_name(t->dtype), (unsigned long long)count,
-                        (unsigned long long)count * tl__dtype_size(t->dtype), (unsigned long long)t->begin,
-                        (unsigned long long)t->end, (unsigned long long)(data_at + t->begin),
-                        (unsigned long long)(data_at + t->end), (unsigned long long)(t->end - t->begin));
+        return tl__fail(
+            TL_ERR_PARSE,
+            TL__T "%s shape of %llu elements needs %llu bytes, but data_offsets [%llu, %llu] (file bytes "
+                  "%llu..%llu) hold %llu",
+            TL__TN, tl__dtype_name(t->dtype), (unsigned long long)count,
+            (unsigned long long)count * tl__dtype_size(t->dtype), (unsigned long long)t->begin,
+            (unsigned long long)t->end, (unsigned long long)(data_at + t->begin),
+            (unsigned long long)(data_at + t->end), (unsigned long long)(t->end - t->begin));
     t->nbytes = (size_t)(t->end - t->begin); /* within the data, so within size_t */
     return TL_OK;
 #undef TL__T
@@ -289,7 +297,8 @@ static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t d
         tl__st_tensor *t = &st->tensors[k];
         size_t key_len;
         const char *key = tl__json_key(root, i, &key_len);
-        tl__tensor_entry(tl__json_item(root, i), data_len, data_at, key, key_len, t, shapes); /* validated above */
+        tl__tensor_entry(tl__json_item(root, i), data_len, data_at, key, key_len, t,
+                         shapes); /* validated above */
         t->shape = shapes, shapes += t->ndim;
         t->name = tl__copy_str(&chars, key, key_len), t->name_len = key_len;
         t->data = data + t->begin;
@@ -312,11 +321,12 @@ static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t d
         const tl__st_tensor *t = st->by_name[k];
         if (t->begin == t->end) continue;
         if (t->begin < reach) {
-            tl_status s = tl__fail(TL_ERR_PARSE,
-                                   "tensor \"%.*s\" (data_offsets [%llu, %llu]) overlaps tensor \"%.*s\" ([%llu, %llu])",
-                                   TL__NAME(t->name, t->name_len), (unsigned long long)t->begin,
-                                   (unsigned long long)t->end, TL__NAME(last->name, last->name_len),
-                                   (unsigned long long)last->begin, (unsigned long long)last->end);
+            tl_status s = tl__fail(
+                TL_ERR_PARSE,
+                "tensor \"%.*s\" (data_offsets [%llu, %llu]) overlaps tensor \"%.*s\" ([%llu, %llu])",
+                TL__NAME(t->name, t->name_len), (unsigned long long)t->begin, (unsigned long long)t->end,
+                TL__NAME(last->name, last->name_len), (unsigned long long)last->begin,
+                (unsigned long long)last->end);
             tl__free(block);
             return s;
         }
@@ -331,13 +341,16 @@ static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t d
 tl_status tl_safetensors_open(const uint8_t *bytes, size_t len, tl_safetensors **out) {
     if (!out || (!bytes && len)) return TL_ERR_NULL;
     if (len < 8)
-        return tl__fail(TL_ERR_PARSE, "%zu bytes: a safetensors file starts with an 8-byte header length", len);
+        return tl__fail(TL_ERR_PARSE, "%zu bytes: a safetensors file starts with an 8-byte header length",
+                        len);
     uint64_t n = 0;
     for (int k = 7; k >= 0; k--) n = n << 8 | bytes[k];
     if (n > len - 8)
-        return tl__fail(TL_ERR_PARSE, "byte 0: the header length %llu runs past the end of the %zu-byte file%s",
-                        (unsigned long long)n, len,
-                        len >= 4 && !memcmp(bytes, "TLM", 3) ? " (this looks like a packed model file, not a checkpoint)" : "");
+        return tl__fail(
+            TL_ERR_PARSE, "byte 0: the header length %llu runs past the end of the %zu-byte file%s",
+            (unsigned long long)n, len,
+            len >= 4 && !memcmp(bytes, "TLM", 3) ? " (this looks like a packed model file, not a checkpoint)"
+                                                 : "");
     if (n > TL__ST_MAX_HEADER)
         return tl__fail(TL_ERR_PARSE, "byte 0: the header length %llu is past the limit of %llu bytes",
                         (unsigned long long)n, (unsigned long long)TL__ST_MAX_HEADER);
@@ -348,8 +361,9 @@ tl_status tl_safetensors_open(const uint8_t *bytes, size_t len, tl_safetensors *
     tl__json *root;
     tl_status s = tl__json_parse(header, (size_t)n, &root);
     if (s)
-        return s == TL_ERR_PARSE ? tl__fail(s, "the header (bytes 8..%llu) is not valid JSON", (unsigned long long)(8 + n))
-                                 : s;
+        return s == TL_ERR_PARSE
+                   ? tl__fail(s, "the header (bytes 8..%llu) is not valid JSON", (unsigned long long)(8 + n))
+                   : s;
     if (tl__json_kind_of(root) != TL__JSON_OBJECT) s = TL_ERR_PARSE; /* cannot be: it starts with '{' */
     if (!s) s = tl__build(root, bytes + 8 + n, (uint64_t)(len - 8 - n), 8 + n, out);
     tl__json_free(root);
@@ -432,8 +446,8 @@ tl_status tl_safetensors_read_f32(const tl_safetensors *st, size_t i, float *out
     if (i >= st->ntensors) return TL_ERR_ARGUMENT;
     const tl__st_tensor *t = &st->tensors[i];
     if (n != t->count)
-        return tl__fail(TL_ERR_SIZE, "tensor \"%.*s\" has %zu elements, not %zu", TL__NAME(t->name, t->name_len),
-                        t->count, n);
+        return tl__fail(TL_ERR_SIZE, "tensor \"%.*s\" has %zu elements, not %zu",
+                        TL__NAME(t->name, t->name_len), t->count, n);
     const uint8_t *p = t->data;
     /* Bits go out through memcpy so that NaN payloads survive on every host. */
     uint32_t u;
@@ -487,7 +501,8 @@ tl_status tl_safetensors_read_f32(const tl_safetensors *st, size_t i, float *out
             out[k] = (float)(uint32_t)tl__le(p, 4);
             continue;
         case TL_DTYPE_I64:
-            out[k] = (float)(int64_t)tl__le(p, 8); /* implementation-defined before C23: two's complement on every target we build */
+            out[k] = (float)(int64_t)tl__le(
+                p, 8); /* implementation-defined before C23: two's complement on every target we build */
             continue;
         case TL_DTYPE_U64:
             out[k] = (float)tl__le(p, 8);

@@ -51,12 +51,13 @@ static const struct {
     const char *name;
     tl_dtype dtype;
     size_t size;
-} spec_dtypes[] = {{"F64", TL_DTYPE_F64, 8},         {"F32", TL_DTYPE_F32, 4},        {"F16", TL_DTYPE_F16, 2},
-                   {"BF16", TL_DTYPE_BF16, 2},       {"I64", TL_DTYPE_I64, 8},        {"I32", TL_DTYPE_I32, 4},
-                   {"I16", TL_DTYPE_I16, 2},         {"I8", TL_DTYPE_I8, 1},          {"U64", TL_DTYPE_U64, 8},
-                   {"U32", TL_DTYPE_U32, 4},         {"U16", TL_DTYPE_U16, 2},        {"U8", TL_DTYPE_U8, 1},
-                   {"BOOL", TL_DTYPE_BOOL, 1},       {"F8_E4M3", TL_DTYPE_F8_E4M3, 1}, {"F8_E5M2", TL_DTYPE_F8_E5M2, 1},
-                   {"F8_E8M0", TL_DTYPE_F8_E8M0, 1}, {"C64", TL_DTYPE_C64, 8}};
+} spec_dtypes[] = {
+    {"F64", TL_DTYPE_F64, 8},         {"F32", TL_DTYPE_F32, 4},         {"F16", TL_DTYPE_F16, 2},
+    {"BF16", TL_DTYPE_BF16, 2},       {"I64", TL_DTYPE_I64, 8},         {"I32", TL_DTYPE_I32, 4},
+    {"I16", TL_DTYPE_I16, 2},         {"I8", TL_DTYPE_I8, 1},           {"U64", TL_DTYPE_U64, 8},
+    {"U32", TL_DTYPE_U32, 4},         {"U16", TL_DTYPE_U16, 2},         {"U8", TL_DTYPE_U8, 1},
+    {"BOOL", TL_DTYPE_BOOL, 1},       {"F8_E4M3", TL_DTYPE_F8_E4M3, 1}, {"F8_E5M2", TL_DTYPE_F8_E5M2, 1},
+    {"F8_E8M0", TL_DTYPE_F8_E8M0, 1}, {"C64", TL_DTYPE_C64, 8}};
 #define N_SPEC_DTYPES (sizeof spec_dtypes / sizeof *spec_dtypes)
 
 static size_t dtype_bytes(tl_dtype d) {
@@ -1081,7 +1082,8 @@ static void test_all_dtypes(void) {
     for (size_t k = 0; k < N_SPEC_DTYPES; k++) {
         char h[200];
         size_t sz = spec_dtypes[k].size;
-        sprintf(h, "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[0,%zu]}}", spec_dtypes[k].name, 3 * sz);
+        sprintf(h, "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[0,%zu]}}", spec_dtypes[k].name,
+                3 * sz);
         uint8_t data[24] = {0};
         file f = st_file(h, 0, data, 3 * sz);
         tl_safetensors *st = open_expect(&f, TL_OK, h);
@@ -1089,17 +1091,20 @@ static void test_all_dtypes(void) {
         size_t nbytes = 0;
         if (st) {
             tl_safetensors_tensor(st, 0, NULL, NULL, &dt, NULL, NULL, NULL, &nbytes);
-            CHECK(dt == spec_dtypes[k].dtype && nbytes == 3 * sz, "%s: dtype and %zu bytes", spec_dtypes[k].name, 3 * sz);
+            CHECK(dt == spec_dtypes[k].dtype && nbytes == 3 * sz, "%s: dtype and %zu bytes",
+                  spec_dtypes[k].name, 3 * sz);
         }
         tl_safetensors_free(st);
         free(f.bytes);
         /* one byte short: PARSE, and the detail names the tensor, dtype, bytes needed and found */
-        sprintf(h, "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[0,%zu]}}", spec_dtypes[k].name, 3 * sz - 1);
+        sprintf(h, "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[0,%zu]}}", spec_dtypes[k].name,
+                3 * sz - 1);
         header_case(h, 3 * sz, TL_ERR_PARSE);
         char want[120];
         sprintf(want, "%s shape of 3 elements needs %zu bytes", spec_dtypes[k].name, 3 * sz);
         CHECK(strstr(tl_error_detail(), "tensor \"t\"") && strstr(tl_error_detail(), want),
-              "%s: the size mismatch's detail says what it expected: %s", spec_dtypes[k].name, tl_error_detail());
+              "%s: the size mismatch's detail says what it expected: %s", spec_dtypes[k].name,
+              tl_error_detail());
     }
 
     /* values: a state_dict's buffers read as float32 */
@@ -1143,14 +1148,22 @@ static void test_all_dtypes(void) {
     static const struct {
         const char *name;
         float a, b;
-    } want[] = {{"f64", -2.5f, INFINITY}, {"bn.num_batches_tracked", -3.0f, 1000000.0f},
-                {"i32", -7.0f, 123456.0f}, {"i16", -300.0f, 300.0f}, {"u64", 0.0f, 18446744073709551615.0f},
-                {"u32", 4000000000.0f, 1.0f}, {"u16", 65535.0f, 2.0f}, {"mask", 1.0f, 0.0f},
-                {"e4m3", 1.0f, -0.001953125f}, {"e5m2", 1.0f, INFINITY}, {"e8m0", 1.0f, NAN}};
+    } want[] = {{"f64", -2.5f, INFINITY},
+                {"bn.num_batches_tracked", -3.0f, 1000000.0f},
+                {"i32", -7.0f, 123456.0f},
+                {"i16", -300.0f, 300.0f},
+                {"u64", 0.0f, 18446744073709551615.0f},
+                {"u32", 4000000000.0f, 1.0f},
+                {"u16", 65535.0f, 2.0f},
+                {"mask", 1.0f, 0.0f},
+                {"e4m3", 1.0f, -0.001953125f},
+                {"e5m2", 1.0f, INFINITY},
+                {"e8m0", 1.0f, NAN}};
     for (size_t k = 0; st && k < sizeof want / sizeof *want; k++) {
         size_t i;
         float out[2] = {0, 0};
-        CHECK(tl_safetensors_find(st, want[k].name, strlen(want[k].name), &i) == TL_OK, "%s found", want[k].name);
+        CHECK(tl_safetensors_find(st, want[k].name, strlen(want[k].name), &i) == TL_OK, "%s found",
+              want[k].name);
         CHECK(tl_safetensors_read_f32(st, i, out, 2) == TL_OK, "%s reads as float32", want[k].name);
         CHECK(out[0] == want[k].a && (isnan(want[k].b) ? isnan(out[1]) : out[1] == want[k].b),
               "%s: %g %g, expected %g %g", want[k].name, out[0], out[1], want[k].a, want[k].b);
@@ -1159,7 +1172,8 @@ static void test_all_dtypes(void) {
         size_t i;
         float out[2];
         tl_safetensors_find(st, "c", 1, &i);
-        CHECK(tl_safetensors_read_f32(st, i, out, 1) == TL_ERR_DTYPE && strstr(tl_error_detail(), "tensor \"c\" is C64"),
+        CHECK(tl_safetensors_read_f32(st, i, out, 1) == TL_ERR_DTYPE &&
+                  strstr(tl_error_detail(), "tensor \"c\" is C64"),
               "complex64 is listed, not read as float32: %s", tl_error_detail());
     }
     tl_safetensors_free(st);
@@ -1174,7 +1188,8 @@ static void test_all_dtypes(void) {
         file g = st_file(hh, 0, &byte, 1);
         tl_safetensors *s8 = NULL;
         float v = 0;
-        ok &= tl_safetensors_open(g.bytes, g.len, &s8) == TL_OK && tl_safetensors_read_f32(s8, 0, &v, 1) == TL_OK;
+        ok &= tl_safetensors_open(g.bytes, g.len, &s8) == TL_OK &&
+              tl_safetensors_read_f32(s8, 0, &v, 1) == TL_OK;
         unsigned e = b >> 3 & 15, m = b & 7;
         double ref = e ? ldexp(8.0 + m, (int)e - 10) : ldexp((double)m, -9);
         if (b & 0x80) ref = -ref;
@@ -1196,7 +1211,8 @@ static void test_error_details(void) {
          "tensor \"a\": F32 shape of 4 elements needs 16 bytes, but data_offsets [0, 12]"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,8]}}", 4, TL_ERR_PARSE,
          "run past the data, which has 4 bytes"},
-        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]},\"b\":{\"dtype\":\"U8\",\"shape\":[2],"
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]},\"b\":{\"dtype\":\"U8\",\"shape\":["
+         "2],"
          "\"data_offsets\":[1,3]}}",
          3, TL_ERR_PARSE, "overlaps tensor"},
         {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1.5],\"data_offsets\":[0,1]}}", 1, TL_ERR_PARSE,

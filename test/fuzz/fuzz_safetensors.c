@@ -17,7 +17,6 @@
 
 #include "fuzz_common.h"
 
-
 static size_t dtype_size(tl_dtype d) {
     switch (d) {
     case TL_DTYPE_F64:
@@ -56,7 +55,8 @@ static uint64_t le(const uint8_t *p, int n) {
 static double f8_value(unsigned b, int ebits, int bias) {
     int mbits = 7 - ebits;
     unsigned e = b >> mbits & ((1u << ebits) - 1), m = b & ((1u << mbits) - 1);
-    double v = e ? ldexp((double)((1u << mbits) + m), (int)e - bias - mbits) : ldexp((double)m, 1 - bias - mbits);
+    double v =
+        e ? ldexp((double)((1u << mbits) + m), (int)e - bias - mbits) : ldexp((double)m, 1 - bias - mbits);
     return b & 0x80 ? -v : v;
 }
 
