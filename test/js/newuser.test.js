@@ -200,6 +200,12 @@ test('malformed checkpoints say what and where: the tensor, its dtype, byte offs
   for (const [bytes, code, detail] of cases) {
     assert.throws(() => tl.Safetensors.open(bytes), (e) => e instanceof TilelliError && e.code === code && detail.test(e.message), String(detail));
   }
+  // the packed model file says where too (src/model.c)
+  const tlm = smallModel();
+  for (const [bytes, detail] of [[new Uint8Array(0), /0 bytes: too short for a model file/],
+    [tlm.subarray(0, tlm.length - 5), /layers\[0\]\.\w+ \[\d+, \d+\] runs past the \d+-byte data section/]]) {
+    assert.throws(() => tl.Model.load(bytes), (e) => e instanceof TilelliError && e.code === 'PARSE' && detail.test(e.message), String(detail));
+  }
   await tempDir(async (dir) => {
     const file = join(dir, 'empty.safetensors');
     await writeFile(file, new Uint8Array(0));
