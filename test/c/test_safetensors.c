@@ -1193,7 +1193,7 @@ static void test_all_dtypes(void) {
         unsigned e = b >> 3 & 15, m = b & 7;
         double ref = e ? ldexp(8.0 + m, (int)e - 10) : ldexp((double)m, -9);
         if (b & 0x80) ref = -ref;
-        ok &= (b & 0x7F) == 0x7F ? isnan(v) : (double)v == ref && signbit(v) == !!(b & 0x80);
+        ok &= (b & 0x7F) == 0x7F ? isnan(v) : (double)v == ref && !!signbit(v) == !!(b & 0x80);
         tl_safetensors_free(s8);
         free(g.bytes);
     }

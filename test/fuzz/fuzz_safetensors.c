@@ -145,7 +145,7 @@ static void check_open(const tl_safetensors *st, const uint8_t *file, size_t len
                 else if (fabs(v) <= FLT_MAX)
                     REQUIRE(out[k] == (float)v);
                 else
-                    REQUIRE(fabs((double)out[k]) >= FLT_MAX && signbit(out[k]) == signbit(v));
+                    REQUIRE(fabs((double)out[k]) >= FLT_MAX && !!signbit(out[k]) == !!signbit(v));
                 break;
             }
             case TL_DTYPE_I8:
