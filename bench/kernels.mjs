@@ -1,7 +1,7 @@
 // kernels.mjs — the ternary kernels (tl_matmul_binary / _sparse / _i8 / _f32) for every packed format,
 // in wasm SIMD128, wasm scalar and native C, beside the baselines of bench/baselines.mjs, in one table.
 //
-//   node bench/kernels.mjs [--shapes 1024x1024,4096x4096,11008x4096] [--batches 1,8,64]
+//   node bench/kernels.mjs [--shapes 1024x1024,4096x4096,11008x4096,256x784,10x256] [--batches 1,8,16,64]
 //                          [--budget 250] [--quick] [--no-baselines]
 //
 //   --budget    milliseconds of timed calls per line (adaptive reps: at least 3, at most 1000; a line
@@ -51,7 +51,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NATIVE = join(ROOT, 'build', 'bench_kernels_native');
 
 const USAGE =
-  'usage: node bench/kernels.mjs [--shapes 1024x1024,4096x4096,11008x4096] [--batches 1,8,64]\n' +
+  'usage: node bench/kernels.mjs [--shapes 1024x1024,4096x4096,11008x4096,256x784,10x256] [--batches 1,8,16,64]\n' +
   '                              [--budget 250] [--quick] [--no-baselines]';
 
 const FORMATS = [
@@ -75,8 +75,8 @@ let opts;
 try {
   ({ values: opts } = parseArgs({
     options: {
-      shapes: { type: 'string', default: '1024x1024,4096x4096,11008x4096' },
-      batches: { type: 'string', default: '1,8,64' },
+      shapes: { type: 'string', default: '1024x1024,4096x4096,11008x4096,256x784,10x256' },
+      batches: { type: 'string', default: '1,8,16,64' },
       budget: { type: 'string', default: '250' },
       quick: { type: 'boolean', default: false },
       'no-baselines': { type: 'boolean', default: false },
@@ -335,8 +335,28 @@ async function runBuild(simd, shape, act, spotRows, simdRuns) {
       }
     }
   }
+  // Fused activation quantization (tl_matmul_f32_i8), i2, wasm SIMD only: its outputs must be the bits of
+  // tl_quantize_activations_i8 then tl_matmul_i8 with those scales (checked before it is timed).
+  const fused = new Map();
+  if (!simdRuns) {
+    const f = formats[0];
+    for (const batch of batches) {
+      const len = batch * rows;
+      ok(x.tl_matmul_i8(f.m, px8, batch * cols, batch, pxs, 0, pout, len), `${build} int8 out`);
+      const want = new Float32Array(memory.buffer, pout, len).slice();
+      new Float32Array(memory.buffer, pout, len).fill(NaN);
+      const call = () => x.tl_matmul_f32_i8(f.m, pxf, batch * cols, batch, pout, len);
+      ok(call(), `${build} tl_matmul_f32_i8`);
+      const got = new Float32Array(memory.buffer, pout, len);
+      for (let i = 0; i < len; i++) {
+        if (!Object.is(got[i], want[i])) fail(`${rows}x${cols} f32_i8 batch ${batch}: out[${i}] ${got[i]}, quantize + int8 ${want[i]}`);
+      }
+      fused.set(batch, timeCalls(() => ok(call(), `${build} f32_i8`), budgetMs));
+      process.stderr.write('.');
+    }
+  }
   for (const f of formats) x.tl_matrix_free(f.m);
-  return { lines, formats, x8, xs };
+  return { lines, formats, x8, xs, fused };
 }
 
 /** Scalar line against the SIMD line: identical accumulators, or floats within the tolerance. */
@@ -630,6 +650,37 @@ console.log(`Run time per shape: ${results.map((r) => `${r.shape.rows}x${r.shape
 
 // --- targets ---------------------------------------------------------------------------------------------
 
+// --- float and batching summary ---------------------------------------------------------------------------
+
+console.log('\nFloat and batching, wasm SIMD, G weights/s (rows * cols * batch / median) and the ratio to batch 1 of the');
+console.log('same kernel; f32->i8: tl_matmul_f32_i8 (quantize + int8 in one call, i2); own f32: bench_f32_gemm;');
+console.log('ORT: onnxruntime-web MatMul f32; limit: i2 packed bytes / measured read bandwidth (the floor of one pass).');
+for (const r of results) {
+  const { rows, cols } = r.shape;
+  const gws = (batch, t) => (t ? rows * cols * batch / t / 1e3 : undefined);
+  const cell = (batch, key) => {
+    const t = r.simd.lines.get(key.replace('#', batch))?.median;
+    const t1 = r.simd.lines.get(key.replace('#', 1))?.median;
+    const g = gws(batch, t);
+    return g === undefined ? '' : `${num(g, 2)}${t1 && batch !== 1 ? ` (${num((t1 * batch) / t, 2)}x)` : ''}`;
+  };
+  const i2 = r.simd.formats[0];
+  const limit = i2.bw?.medianGbps ? num(gws(1, i2.bytes / i2.bw.medianGbps / 1e3), 1) : '';
+  console.log(`  ${rows}x${cols} (limit ${limit} G w/s at batch 1):`);
+  for (const batch of batches) {
+    const own = r.baselines.get(batch)?.find((b) => b.name === 'own f32 SIMD128 GEMV' && !b.error);
+    const ort = r.baselines.get(batch)?.find((b) => b.name === 'ORT MatMul f32' && !b.error);
+    const fz = r.simd.fused?.get(batch);
+    const f1 = r.simd.fused?.get(1);
+    console.log(
+      `    batch ${String(batch).padEnd(3)} float i2 ${cell(batch, 'i2/#/float')}, tq1 ${cell(batch, 'tq1/#/float')}, ` +
+        `bitplane ${cell(batch, 'bitplane/#/float')} | int8 i2 ${cell(batch, 'i2/#/int8')} | f32->i8 ${
+          fz ? `${num(gws(batch, fz.median), 2)}${batch !== 1 && f1 ? ` (${num((f1.median * batch) / fz.median, 2)}x)` : ''}` : ''
+        } | own f32 ${own ? num(gws(batch, own.median), 2) : '-'} | ORT ${ort ? num(gws(batch, ort.median), 2) : '-'}`,
+    );
+  }
+}
+
 console.log('\nTargets (from this run; a missed target does not change the exit status):');
 const at = results.find((r) => r.shape.rows === 4096 && r.shape.cols === 4096);
 const b1 = batches.includes(1);
@@ -684,6 +735,63 @@ if (!at || !b1) {
       sp.n && pop.n ? `${us(sp.n.median)} vs ${us(pop.n.median)} us, ${ratio(pop.n.median, sp.n.median)}` : 'not run'
     })`,
   );
+}
+{
+  // (5)-(8): the float kernel and batching (issue "Packed models must beat float32 end to end").
+  const G = (w, t) => (t ? w / t / 1e3 : undefined);
+  const f32At = (r, batch) => r.baselines.get(batch)?.find((b) => b.name === 'own f32 SIMD128 GEMV' && !b.error);
+  const i2b1 = at?.simd.lines.get('i2/1/float');
+  if (!at || !b1) console.log('  (5) float GEMV at 4096x4096 batch 1: NOT MEASURED (needs 4096x4096 and batch 1)');
+  else {
+    const W = 4096 * 4096;
+    const g = G(W, i2b1.median);
+    const others = FORMATS.slice(1).map((f) => `${f.name} ${num(G(W, at.simd.lines.get(`${f.name}/1/float`).median), 2)}`);
+    const bw = at.simd.formats[0].bw;
+    console.log(
+      `  (5) float x ternary GEMV, i2, 4096x4096, wasm SIMD: ${g >= 10 ? 'MET' : 'NOT MET'}: ${num(g, 2)} G w/s ` +
+        `(target >= 10; ${others.join(', ')} G w/s; median ${us(i2b1.median)} us, best ${us(i2b1.best)} us). ` +
+        (bw?.medianGbps
+          ? `Physical limit: ${at.simd.formats[0].bytes} packed bytes / ${num(bw.medianGbps, 1)} GB/s read = ` +
+            `${us(at.simd.formats[0].bytes / bw.medianGbps / 1e3)} us, ${num(G(W, at.simd.formats[0].bytes / bw.medianGbps / 1e3), 1)} G w/s`
+          : 'read bandwidth not measured'),
+    );
+  }
+  const slow = [];
+  let worst;
+  for (const r of results) {
+    const own = f32At(r, 1);
+    const s = r.simd.lines.get('i2/1/float');
+    if (!own || !s) continue;
+    const ratioF = own.median / s.median;
+    if (worst === undefined || ratioF < worst) worst = ratioF;
+    if (ratioF < 1) slow.push(`${r.shape.rows}x${r.shape.cols} ${num(ratioF, 2)}x`);
+  }
+  target(
+    '(6) float GEMV (i2, batch 1) vs own f32 SIMD128 GEMV, the slowest shape',
+    worst,
+    1,
+    worst === undefined ? 'own f32 GEMV did not run (--no-baselines?)' : slow.length ? `slower at: ${slow.join(', ')}` : 'faster on every shape',
+  );
+  for (const [n, kind, goal] of [['(7)', 'int8', 2], ['(8)', 'float', 1.5]]) {
+    if (!at || !b1) {
+      console.log(`  ${n} ${kind} GEMM reuse: NOT MEASURED (needs 4096x4096 and batch 1)`);
+      continue;
+    }
+    const base = at.simd.lines.get(`i2/1/${kind}`).median;
+    const big = batches.filter((b) => b >= 8);
+    if (!big.length) {
+      console.log(`  ${n} ${kind} GEMM reuse: NOT MEASURED (no batch >= 8)`);
+      continue;
+    }
+    const rs = big.map((b) => [b, base * b / at.simd.lines.get(`i2/${b}/${kind}`).median]);
+    const min = Math.min(...rs.map(([, v]) => v));
+    target(
+      `${n} ${kind} GEMM (i2, 4096x4096), weights x batch per second at batch >= 8 over batch 1, the lowest`,
+      min,
+      goal,
+      rs.map(([b, v]) => `batch ${b} ${num(v, 2)}x`).join(', '),
+    );
+  }
 }
 // (4): reaching this line means every equality check passed.
 console.log(

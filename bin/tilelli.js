@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { init, TilelliError } from '../js/node.js';
+import { MAX_ELEMENTS } from '../js/constants.js';
 
 const EXIT = { ok: 0, data: 1, usage: 2, io: 3 };
 const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
@@ -102,7 +103,8 @@ function progress(label, total) {
 
 const fmtBytes = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 const pad = (rows) => {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  // a loop, not Math.max(...column): a spread of 200k values overflows the call stack
+  const w = rows[0].map((_, i) => rows.reduce((m, r) => Math.max(m, String(r[i]).length), 0));
   return rows.map((r) => r.map((c, i) => (typeof c === 'number' ? String(c).padStart(w[i]) : String(c).padEnd(w[i]))).join('  ')).join('\n');
 };
 
@@ -166,11 +168,14 @@ const commands = {
       fail('usage', `--activations must be float or int8, got ${opts.activations}`);
     }
     const arch = parseJson(await read(opts.arch), opts.arch);
-    const checkpoint = await read(args[0]);
-    const bar = progress('packing', arch.layers?.length ?? 1);
     if (!arch || typeof arch !== 'object' || Array.isArray(arch)) {
-      throw new TilelliError('PARSE', `pack: ${opts.arch} must hold an object { "input", "layers": [...] }`);
+      throw new TilelliError('PARSE', `pack: ${opts.arch} must hold an object { "input", "layers": [...] }, not ${arch === null ? 'null' : Array.isArray(arch) ? 'an array' : typeof arch}`);
     }
+    if (!Array.isArray(arch.layers)) throw new TilelliError('PARSE', `pack: ${opts.arch}: "layers" must be an array of layer objects`);
+    const bad = arch.layers.findIndex((L) => !L || typeof L !== 'object' || Array.isArray(L));
+    if (bad >= 0) throw new TilelliError('PARSE', `pack: ${opts.arch}: layers[${bad}] must be an object { "type", ... }, not ${JSON.stringify(arch.layers[bad])}`);
+    const checkpoint = await read(args[0]);
+    const bar = progress('packing', arch.layers.length);
     const file = tl.packCheckpoint(checkpoint, { ...arch, metadata: { ...(arch.metadata ?? {}), source: basename(args[0]) } },
       { format, activations: opts.activations, onProgress: ({ layer }) => bar.update(layer + 1) });
     bar.done();
@@ -220,6 +225,10 @@ const commands = {
     const bytes = await read(args[0]);
     const model = loadModel(tl, bytes, args[0]);
     try {
+      // the library's limit on one tensor (2^30 - 1 values), before allocating anything
+      if (batch * Math.max(model.inputSize, model.outputSize) > MAX_ELEMENTS) {
+        fail('usage', `--batch ${batch} x the model's width ${Math.max(model.inputSize, model.outputSize)} is past the limit of ${MAX_ELEMENTS} values per tensor`);
+      }
       const x = new Float32Array(batch * model.inputSize).map((_, i) => ((i * 2654435761) % 1000) / 1000);
       model.run(x);
       const times = [], bar = progress('timing', seconds * 1000);
@@ -311,16 +320,17 @@ async function readInput(tl, path, tensor, width) {
 
 /** JSON input: one vector of numbers, or an array of vectors, each of `width` numbers. */
 function jsonInput(data, path, width) {
-  const vector = (row, at) => {
-    if (!Array.isArray(row)) throw new TilelliError('INVALID_ARGUMENT', `run: ${path}${at} is ${row === null ? 'null' : typeof row}, not an array of ${width} numbers`);
-    if (row.length !== width) throw sizeError(`${path}${at} has ${row.length} values; the model's input is ${width}`);
+  const vector = (row, b) => {
+    const which = b === undefined ? 'the vector' : `vector ${b}`;
+    if (!Array.isArray(row)) throw new TilelliError('INVALID_ARGUMENT', `run: ${path}: ${which} is ${row === null ? 'null' : typeof row}, not an array of ${width} numbers`);
+    if (row.length !== width) throw sizeError(`${path}: ${which} has ${row.length} values; the model's input is ${width}`);
     row.forEach((v, i) => {
-      if (typeof v !== 'number') throw new TilelliError('INVALID_ARGUMENT', `run: ${path}${at}[${i}] is ${JSON.stringify(v)}, not a number`);
+      if (typeof v !== 'number') throw new TilelliError('INVALID_ARGUMENT', `run: ${path}: ${which}, value ${i} is ${JSON.stringify(v)}, not a number`);
     });
     return row;
   };
   if (!Array.isArray(data) || data.length === 0) throw new TilelliError('INVALID_ARGUMENT', `run: ${path} must hold an array of vectors (or one vector) of ${width} numbers`);
-  const rows = Array.isArray(data[0]) ? data.map((r, b) => vector(r, `[${b}]`)) : [vector(data, '')];
+  const rows = Array.isArray(data[0]) ? data.map((r, b) => vector(r, b)) : [vector(data)];
   const v = new Float32Array(rows.length * width);
   rows.forEach((r, b) => v.set(r, b * width));
   return v;
@@ -374,7 +384,11 @@ async function main(argv) {
       console.error(`tilelli ${command}: ${e.message} [${e.code}]`);
       return EXIT.data;
     }
-    throw e;
+    // Anything else (a JS engine limit such as "Invalid array length", an allocation the
+    // engine refused): still one line and exit 1, never a stack trace.
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    console.error(`tilelli ${command}: the input could not be processed (${what}) [INTERNAL]`);
+    return EXIT.data;
   }
 }
 

@@ -31,7 +31,16 @@ export async function instantiate(module, options = {}) {
       emscripten_notify_memory_growth() {},
     },
   };
-  const instance = await WebAssembly.instantiate(module, imports);
+  let instance;
+  try {
+    instance = await WebAssembly.instantiate(module, imports);
+  } catch (e) {
+    // a module that is not a tilelli build (other imports): name it instead of a raw LinkError
+    throw new TilelliError('INVALID_ARGUMENT', `init: the module is not a tilelli build (${e.message})`);
+  }
+  if (typeof instance.exports._initialize !== 'function' || typeof instance.exports.tl_version !== 'function') {
+    throw new TilelliError('INVALID_ARGUMENT', 'init: the module is not a tilelli build (it exports no tl_version)');
+  }
   instance.exports._initialize();
   return createApi(new Runtime(instance.exports, memory, maxPages));
 }

@@ -7,7 +7,7 @@
 
 import { TilelliError } from './errors.js';
 import { STATUS } from './constants.js';
-import { Owned, describe, invalid, options, toCount, toF32, toIntArray } from './runtime.js';
+import { Owned, invalid, options, show, toCount, toF32, toIntArray } from './runtime.js';
 
 /** The packed formats the core knows, by name (asked of C once per instance). */
 export function formatTable(rt) {
@@ -26,14 +26,14 @@ export function formatCode(rt, format, fn) {
   const table = formatTable(rt);
   if (typeof format !== 'string' || !Object.hasOwn(table, format)) {
     const names = Object.keys(table).map((f) => `'${f}'`);
-    throw invalid(`${fn}: format must be ${names.slice(0, -1).join(', ')} or ${names.at(-1)}, got ${JSON.stringify(format)}`);
+    throw invalid(`${fn}: format must be ${names.slice(0, -1).join(', ')} or ${names.at(-1)}, got ${show(format)}`);
   }
   return table[format];
 }
 
 function dims(shape, fn) {
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
-    throw invalid(`${fn}: shape must be [rows, cols] with positive integers, got ${Array.isArray(shape) ? JSON.stringify(shape) : describe(shape)}`);
+    throw invalid(`${fn}: shape must be [rows, cols] with positive integers, got ${show(shape)}`);
   }
   // The core takes 32-bit sizes in wasm: larger products must not reach it (they would wrap).
   toCount(shape[0] * shape[1], fn, `shape [${shape[0]}, ${shape[1]}] (rows x cols)`);
@@ -148,49 +148,63 @@ export class PackedMatrix extends Owned {
     this.byteLength = x.tl_matrix_data_bytes(ptr);
   }
 
+  /**
+   * What the three constructors share: options, shape and format checked, `values` converted
+   * (and, when `exact`, of rows x cols values), then make(format code, rows, cols, converted) ->
+   * { arrays to copy in, call(ptrs, outPtrPtr), explain }.
+   */
+  static #from(fn, values, convert, shape, opts, defaults, exact, make) {
+    const rt = this.rt;
+    const o = { format: 'i2', ...defaults };
+    for (const [k, v] of Object.entries(options(opts, fn))) if (v !== undefined) o[k] = v;
+    const [rows, cols] = dims(shape, fn);
+    const f = formatCode(rt, o.format, fn);
+    const v = convert(values);
+    if (exact && v.length !== rows * cols) {
+      throw new TilelliError('SIZE_MISMATCH', `${fn}: ${exact} has ${v.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
+    }
+    const { arrays, call, explain } = make(f, rows, cols, v, o);
+    return rt.withArrays(fn, arrays, (ptrs) => new this(rt.make(fn, (pp) => call(ptrs, pp), explain)));
+  }
+
   /** Quantize float weights [rows, cols] as the reference does and pack them. */
   static fromWeights(w, shape, opts) {
-    const fn = 'PackedMatrix.fromWeights', rt = this.rt;
-    const { format = 'i2', perRow = false } = options(opts, fn);
-    const [rows, cols] = dims(shape, fn);
-    const f = formatCode(rt, format, fn);
-    const v = toF32(w, fn);
-    if (v.length !== rows * cols) {
-      throw new TilelliError('SIZE_MISMATCH', `${fn}: w has ${v.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
-    }
-    return rt.withArrays(fn, [v], ([wp]) => new this(rt.make(fn, (pp) => rt.x.tl_matrix_quantize(f, wp, rows, cols, perRow ? 1 : 0, pp),
-      (code) => (code === 'NON_FINITE' ? nonFinite(v, 'w') : undefined))));
+    const fn = 'PackedMatrix.fromWeights', x = this.rt.x;
+    return PackedMatrix.#from.call(this, fn, w, (a) => toF32(a, fn), shape, opts, { perRow: false }, 'w', (f, rows, cols, v, o) => ({
+      arrays: [v],
+      call: ([wp], pp) => x.tl_matrix_quantize(f, wp, rows, cols, o.perRow ? 1 : 0, pp),
+      explain: (code) => (code === 'NON_FINITE' ? nonFinite(v, 'w') : undefined),
+    }));
   }
 
   /** From trits (-1, 0, +1) and scales (one number, or one per row). */
   static fromTrits(trits, shape, opts) {
-    const fn = 'PackedMatrix.fromTrits', rt = this.rt;
-    const { format = 'i2', scales = 1 } = options(opts, fn);
-    const [rows, cols] = dims(shape, fn);
-    const f = formatCode(rt, format, fn);
-    const t = toIntArray(trits, Int8Array, fn, 'trits');
-    if (t.length !== rows * cols) {
-      throw new TilelliError('SIZE_MISMATCH', `${fn}: trits has ${t.length} values, shape [${rows}, ${cols}] needs ${rows * cols}`, { status: STATUS.SIZE });
-    }
-    const s = toScales(scales, rows, fn);
-    return rt.withArrays(fn, [t, s], ([tp, sp]) => new this(rt.make(fn, (pp) => rt.x.tl_matrix_from_trits(f, tp, rows, cols, sp, s.length, pp),
-      (code) => (code === 'INVALID_TRIT' ? firstBadTrit(t) : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined))));
+    const fn = 'PackedMatrix.fromTrits', x = this.rt.x;
+    return PackedMatrix.#from.call(this, fn, trits, (a) => toIntArray(a, Int8Array, fn, 'trits'), shape, opts, { scales: 1 }, 'trits',
+      (f, rows, cols, t, o) => {
+        const s = toScales(o.scales, rows, fn);
+        return {
+          arrays: [t, s],
+          call: ([tp, sp], pp) => x.tl_matrix_from_trits(f, tp, rows, cols, sp, s.length, pp),
+          explain: (code) => (code === 'INVALID_TRIT' ? firstBadTrit(t) : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined),
+        };
+      });
   }
 
   /** From packed bytes of a format (validated) and scales, e.g. what bytes() and scales() saved. */
   static fromPacked(bytes, shape, opts) {
     const fn = 'PackedMatrix.fromPacked', rt = this.rt;
-    const { format = 'i2', scales = 1 } = options(opts, fn);
-    const [rows, cols] = dims(shape, fn);
-    const f = formatCode(rt, format, fn);
-    const b = toIntArray(bytes, Uint8Array, fn, 'bytes');
-    const s = toScales(scales, rows, fn);
-    return rt.withArrays(fn, [b, s], ([bp, sp]) => {
-      return new this(rt.make(fn, (pp) => rt.x.tl_matrix_from_packed(f, bp, b.length, rows, cols, sp, s.length, pp),
-        (code) => (code === 'SIZE_MISMATCH'
-          ? `${format} bytes for [${rows}, ${cols}] are ${packedBytes(rt, f, rows, cols, fn)}, got ${b.length}`
-          : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined)));
-    });
+    return PackedMatrix.#from.call(this, fn, bytes, (a) => toIntArray(a, Uint8Array, fn, 'bytes'), shape, opts, { scales: 1 }, false,
+      (f, rows, cols, b, o) => {
+        const s = toScales(o.scales, rows, fn);
+        return {
+          arrays: [b, s],
+          call: ([bp, sp], pp) => rt.x.tl_matrix_from_packed(f, bp, b.length, rows, cols, sp, s.length, pp),
+          explain: (code) => (code === 'SIZE_MISMATCH'
+            ? `${o.format} bytes for [${rows}, ${cols}] are ${packedBytes(rt, f, rows, cols, fn)}, got ${b.length}`
+            : code === 'NON_FINITE' ? nonFinite(s, 'scales') : undefined),
+        };
+      });
   }
 
   /** A copy of the packed bytes (docs/FORMATS.md gives the layout). */

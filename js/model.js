@@ -10,7 +10,7 @@
 import { TilelliError } from './errors.js';
 import { DTYPE, PRECISION, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
-import { Owned, bytesOf, describe, invalid, options, pick, toF32 } from './runtime.js';
+import { Owned, bytesOf, describe, invalid, options, pick, toF32, toJson } from './runtime.js';
 
 // ---------------------------------------------------------------------------------------------
 // Safetensors
@@ -300,6 +300,12 @@ function saveAndFree(rt, m, fn) {
 const PARAMS = { bias: 'bias', normWeight: 'norm_weight', weight: 'weight' };
 
 /**
+ * C's builder reads a layer description with the file reader's rules, so it calls a bad field
+ * PARSE; here the caller gave the field: INVALID_ARGUMENT, with C's detail (which field, why).
+ */
+const argumentStatus = (s) => (s === STATUS.PARSE ? STATUS.ARGUMENT : s);
+
+/**
  * The packed model file of a layer list. Layers: { type: 'linear' | 'bitlinear', matrix:
  * PackedMatrix, bias?, normWeight?, eps?, activations?, quantizer?, name? } | { type: 'relu' |
  * 'gelu' | 'silu' | 'softmax' } | { type: 'rmsnorm', weight?, eps? } | { type: 'binarize',
@@ -334,12 +340,12 @@ export function packModel(rt, spec) {
         }
         mp = matrix.live('packModel');
       }
-      rt.withString(fn, JSON.stringify(fields), (jp, jl) => {
+      rt.withString(fn, toJson(fields, fn, `layers[${i}]`), (jp, jl) => {
         rt.x.tl_error_clear();
-        rt.check(rt.x.tl_model_builder_add(b, jp, jl, mp), fn);
+        rt.check(argumentStatus(rt.x.tl_model_builder_add(b, jp, jl, mp)), fn);
       });
     });
-    const model = new rt.classes.Model(rt.make(fn, (pp) => rt.x.tl_model_builder_finish(b, pp)));
+    const model = new rt.classes.Model(rt.make(fn, (pp) => argumentStatus(rt.x.tl_model_builder_finish(b, pp))));
     try {
       if (metadata !== undefined) model.addMetadata(metadata);
       return model.save();
@@ -363,10 +369,10 @@ export function packCheckpoint(rt, checkpoint, arch, opts) {
   if (!arch || typeof arch !== 'object') throw invalid(`${fn}: the architecture must be { input, layers: [...] }`);
   const f = formatCode(rt, format, fn);
   const precision = precisionOf(activations, fn);
+  const json = toJson({ ...arch, metadata: { ...(arch.metadata ?? {}), weights: format } }, fn, 'the architecture');
   const st = checkpoint instanceof Owned && checkpoint.constructor.label === 'Safetensors' && checkpoint.rt === rt
     ? checkpoint : rt.classes.Safetensors.open(checkpoint);
   try {
-    const json = JSON.stringify({ ...arch, metadata: { ...(arch.metadata ?? {}), weights: format } });
     const m = rt.withString(fn, json, (jp, jl) => rt.make(fn, (pp) => rt.x.tl_model_from_checkpoint(st.live(fn), jp, jl, f, precision, pp)));
     const bytes = saveAndFree(rt, m, fn);
     onProgress?.({ layer: (arch.layers?.length ?? 1) - 1, of: arch.layers?.length ?? 1 });

@@ -8,6 +8,7 @@
 
 import { TilelliError } from './errors.js';
 import { STATUS } from './constants.js';
+import { invalid, show } from './runtime.js';
 
 export const MSG = Object.freeze({
   // requests
@@ -21,14 +22,12 @@ const REQUESTS = new Set([MSG.START, MSG.PAUSE, MSG.RESUME, MSG.CANCEL, MSG.WEIG
 /** A request as the worker receives it, or a TilelliError naming what is wrong with it. */
 export function checkRequest(message) {
   const { id, type } = message ?? {};
-  if (!Number.isSafeInteger(id)) throw invalid(`training worker: a request needs an integer id, got ${JSON.stringify(id)}`);
-  if (!REQUESTS.has(type)) throw invalid(`training worker: unknown request ${JSON.stringify(type)}`);
+  if (!Number.isSafeInteger(id)) throw invalid(`training worker: a request needs an integer id, got ${show(id)}`);
+  if (!REQUESTS.has(type)) throw invalid(`training worker: unknown request ${show(type)}`);
   return message;
 }
 
-export function invalid(message) {
-  return new TilelliError('INVALID_ARGUMENT', message, { status: STATUS.ARGUMENT });
-}
+export { invalid };
 
 /**
  * A labelled set { x, labels } as posted: typed or plain arrays, x holding whole vectors of

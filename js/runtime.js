@@ -15,6 +15,28 @@ const NUMERIC_VIEWS = new Set([
   'Int32Array', 'Uint32Array',
 ]);
 
+/** A value as JSON for a message; BigInts as 12n (JSON.stringify throws on them). */
+export function show(x) {
+  try {
+    return JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)) ?? String(x);
+  } catch {
+    return describe(x); // cyclic
+  }
+}
+
+/** JSON text of a description passed to C: a BigInt or a cycle is the caller's mistake. */
+export function toJson(x, fn, what) {
+  try {
+    return JSON.stringify(x, (k, v) => {
+      if (typeof v === 'bigint') throw invalid(`${fn}: ${what}${k ? `.${k}` : ''} is the BigInt ${v}n; give a number`);
+      return v;
+    });
+  } catch (e) {
+    if (e instanceof TilelliError) throw e;
+    throw invalid(`${fn}: ${what} cannot be written as JSON (${e.message})`);
+  }
+}
+
 export function describe(x) {
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'an array';
@@ -217,10 +239,28 @@ export function bindClass(Base, rt) {
   return Bound;
 }
 
+/** True for an ArrayBuffer that was transferred away (ArrayBuffer.prototype.detached is Node 22+). */
+export function isDetached(buffer) {
+  if (typeof buffer.detached === 'boolean') return buffer.detached;
+  if (buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(buffer, 0, 0); // eslint-disable-line no-new
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function notDetached(view, fn, name) {
+  if (isDetached(view instanceof ArrayBuffer ? view : view.buffer)) {
+    throw invalid(`${fn}: ${name} is a detached buffer (it was transferred, e.g. to a worker)`);
+  }
+}
+
 /** Accept a Float32Array as is; convert plain arrays and other numeric typed arrays. */
 export function toF32(w, fn, name = 'w') {
   if (tagOf(w) === 'Float32Array') {
-    if (w.buffer.detached ?? (w.byteLength === 0 && w.length !== 0)) throw invalid(`${fn}: ${name} is a detached buffer`);
+    notDetached(w, fn, name);
     return w;
   }
   if (Array.isArray(w)) {
@@ -229,12 +269,16 @@ export function toF32(w, fn, name = 'w') {
     }
     return Float32Array.from(w);
   }
-  if (NUMERIC_VIEWS.has(tagOf(w))) return Float32Array.from(w);
+  if (NUMERIC_VIEWS.has(tagOf(w))) {
+    notDetached(w, fn, name);
+    return Float32Array.from(w);
+  }
   throw invalid(`${fn}: ${name} must be a Float32Array or an array of numbers, got ${describe(w)}`);
 }
 
 /** Bytes of a file: a Uint8Array (or other view) or an ArrayBuffer, not copied. */
 export function bytesOf(x, fn, name = 'bytes') {
+  if (x instanceof ArrayBuffer || (ArrayBuffer.isView(x) && !(x instanceof DataView))) notDetached(x, fn, name);
   if (x instanceof ArrayBuffer) return new Uint8Array(x);
   if (ArrayBuffer.isView(x) && !(x instanceof DataView)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   throw invalid(`${fn}: ${name} must be a Uint8Array, ArrayBuffer or Buffer, got ${describe(x)}`);
@@ -242,7 +286,7 @@ export function bytesOf(x, fn, name = 'bytes') {
 
 export function toShape(shape, fn) {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d))) {
-    throw invalid(`${fn}: shape must be an array of integers, got ${Array.isArray(shape) ? JSON.stringify(shape) : describe(shape)}`);
+    throw invalid(`${fn}: shape must be an array of integers (numbers), got ${Array.isArray(shape) ? show(shape) : describe(shape)}`);
   }
   return shape;
 }
@@ -293,7 +337,10 @@ export function explainer(w, shape) {
  * (converted); anything else is INVALID_ARGUMENT.
  */
 export function toIntArray(x, Ctor, fn, name) {
-  if (tagOf(x) === Ctor.name) return x;
+  if (tagOf(x) === Ctor.name) {
+    notDetached(x, fn, name);
+    return x;
+  }
   if (Array.isArray(x)) {
     const out = new Ctor(x.length);
     for (let i = 0; i < x.length; i++) {
@@ -310,7 +357,7 @@ export function toIntArray(x, Ctor, fn, name) {
 /** A name from a table of allowed names (e.g. a generated enum table): its value. */
 export function pick(table, value, fn, what) {
   if (typeof value !== 'string' || !Object.hasOwn(table, value)) {
-    throw invalid(`${fn}: ${what} must be one of ${Object.keys(table).join(', ')}, got ${JSON.stringify(value)}`);
+    throw invalid(`${fn}: ${what} must be one of ${Object.keys(table).join(', ')}, got ${show(value)}`);
   }
   return table[value];
 }

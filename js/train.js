@@ -13,7 +13,7 @@
 import { TilelliError } from './errors.js';
 import { ACTIVATION, DEADZONE_FIELDS, LOSS, MAX_WIDTH, OPTIMIZER, QUANTIZER, SCHEDULE, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
-import { Owned, bytesOf, describe, invalid, options, pick, toCount, toF32 } from './runtime.js';
+import { Owned, bytesOf, describe, invalid, options, pick, show, toCount, toF32 } from './runtime.js';
 
 
 /** The checkpoint dtypes whose values are weights (the rest are buffers: counters, masks, ids). */
@@ -77,8 +77,9 @@ export class Fit extends Owned {
     this.count = data.n;
   }
 
-  static create(net, set, { batchSize = 64, seed = 0 } = {}) {
+  static create(net, set, opts) {
     const fn = 'Network.fit', rt = this.rt;
+    const { batchSize = 64, seed = 0 } = options(opts, fn);
     toCount(batchSize, fn, 'batchSize');
     if (!Number.isSafeInteger(seed) || seed < 0) throw invalid(`${fn}: seed must be a non-negative integer, got ${seed}`);
     const p = net.live('fit');
@@ -105,8 +106,9 @@ export class Fit extends Owned {
   get position() { return this.rt.x.tl_fit_position(this.live('position')); }
 
   /** { accuracy, loss, count } of the current weights on the last mini-batch, or on the whole set. */
-  evaluate({ whole = false } = {}) {
+  evaluate(opts) {
     const f = this.live('evaluate'), rt = this.rt;
+    const { whole = false } = options(opts, 'Fit.evaluate');
     return rt.withBlock('Fit.evaluate', [16], ([p]) => {
       rt.check(rt.x.tl_fit_evaluate(f, whole ? 1 : 0, p, p + 8), 'Fit.evaluate');
       const [accuracy, loss] = rt.view(Float64Array, p, 2);
@@ -139,7 +141,7 @@ export class Network extends Owned {
     const fn = 'Network.create', rt = this.rt;
     const { widths, activation = 'relu', quantizer = 'per_tensor', seed = 0 } = options(opts, fn);
     if (!Array.isArray(widths) || widths.length < 2 || widths.length > 65) {
-      throw invalid(`${fn}: widths must be [inputs, ..., outputs] (2 to 65 values), got ${Array.isArray(widths) ? JSON.stringify(widths) : describe(widths)}`);
+      throw invalid(`${fn}: widths must be [inputs, ..., outputs] (2 to 65 values), got ${Array.isArray(widths) ? show(widths) : describe(widths)}`);
     }
     widths.forEach((w, i) => toCount(w, fn, `widths[${i}]`, MAX_WIDTH));
     const act = pick(ACTIVATION, activation, fn, 'activation'), quant = pick(QUANTIZER, quantizer, fn, 'quantizer');

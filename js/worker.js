@@ -19,6 +19,7 @@ import { TilelliError } from './errors.js';
 import { STATUS } from './constants.js';
 import { lastInitUrl } from './loader.js';
 import { MSG, abortError, checkSet, reviveError } from './protocol.js';
+import { options } from './runtime.js';
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
 const noop = () => {};
@@ -277,7 +278,8 @@ class TrainingJob {
    * Stop between two steps until resume(). Resolves { step } once the worker has stopped: no step
    * runs until resume() (evaluate, export and weights still answer).
    */
-  async pause({ signal } = {}) {
+  async pause(opts) {
+    const { signal } = options(opts, 'TrainingJob.pause');
     const r = await this.#request(MSG.PAUSE, undefined, { signal });
     if (this.#state === 'training') this.#state = 'paused';
     this.#step = r.step;
@@ -285,7 +287,8 @@ class TrainingJob {
   }
 
   /** Continue after pause(). Resolves { step } once the worker has taken it. */
-  async resume({ signal } = {}) {
+  async resume(opts) {
+    const { signal } = options(opts, 'TrainingJob.resume');
     const r = await this.#request(MSG.RESUME, undefined, { signal });
     if (this.#state === 'paused') this.#state = 'training';
     return r;
@@ -295,12 +298,14 @@ class TrainingJob {
    * { accuracy, loss, count, step } of the current weights on data ({ x, labels }, copied, not
    * transferred), or on the test set (the training data when there is none).
    */
-  evaluate(data, { signal } = {}) {
+  async evaluate(data, opts) {
+    const { signal } = options(opts, 'TrainingJob.evaluate');
     return this.#request(MSG.EVALUATE, data, { signal });
   }
 
   /** The packed model file of the current weights (Network.toModel). */
-  export({ format = 'i2', metadata, signal } = {}) {
+  async export(opts) {
+    const { format = 'i2', metadata, signal } = options(opts, 'TrainingJob.export');
     return this.#request(MSG.EXPORT, { format, metadata }, { signal });
   }
 
@@ -309,7 +314,8 @@ class TrainingJob {
    * completed step; the array's `step` says which. Asked of the worker (waiting at most `timeout`
    * ms); otherwise, and after the worker is gone (cancel, terminate), the latest snapshot it sent.
    */
-  async weights({ timeout = 1000, signal } = {}) {
+  async weights(opts) {
+    const { timeout = 1000, signal } = options(opts, 'TrainingJob.weights');
     let snap;
     if (!this.#closed) {
       try {

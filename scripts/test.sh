@@ -25,5 +25,8 @@ echo "== JS tests (node --test): the API in Node, then the same sample in every 
 # --expose-gc: the leak tests force garbage collection before they measure the JS heap
 node --expose-gc --test test/js/ test/runtimes/
 
+echo "== Model bench checks: every network and contender of bench/models.mjs computes what it should (no timing)"
+node bench/models.mjs --check
+
 echo "== Python tests (pytest): the tilelli package against the fixtures and the reference, export run by the CLI and Node"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests

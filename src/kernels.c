@@ -195,11 +195,12 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
  * Other formats are decoded and re-encoded to i2 a band of rows at a time.
  * ------------------------------------------------------------------------- */
 
-#define TL__TILE 8         /* i2 blocks (64 columns) per table tile */
-#define TL__L 8            /* batch vectors per pass of the batched table kernels */
-#define TL__BAND_I2 4096   /* rows per band read as they are (bounds the batched accumulators) */
-#define TL__BAND_CONV 256  /* rows per band decoded and re-encoded */
-#define TL__I8_TABLE_MIN 4 /* int8 batches from this size go through the tables */
+#define TL__TILE 2               /* i2 blocks (64 columns) per table tile */
+#define TL__L 8                  /* batch vectors per pass of the batched table kernels */
+#define TL__BAND_I2 4096         /* rows per band read as they are (bounds the batched accumulators) */
+#define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
+#define TL__I8_TABLE_MIN 4       /* int8 batches from this size go through the tables, */
+#define TL__I8_TABLE_MIN_ROWS 64 /* when there are rows enough to pay for building them */
 
 /* i2 byte -> base-3 index of its 4 codes (code 3, never in valid data, read as 1) */
 #define TL__C3(b, s) ((((b) >> (s)) & 3) == 3 ? 1 : (((b) >> (s)) & 3))
@@ -282,8 +283,33 @@ static void tl__tab1_block(const float *x, size_t cols, size_t blk, float *T) {
     }
 }
 
+/* The table lookups are scalar on purpose: clang's SLP vectorizer otherwise packs the
+ * independent chains into f32x4 lanes filled one replace_lane at a time, twice as slow (and it
+ * would vectorize them again once inlined into a SIMD caller). */
+#if defined(__wasm_simd128__) && defined(__clang__)
+#define TL__SCALAR_CODE __attribute__((target("no-simd128"), noinline))
+#else
+#define TL__SCALAR_CODE
+#endif
+
+/* Two rows' parts of a tile (p and q), batch 1: eight chains in flight, the same order as one. */
+TL__SCALAR_CODE static void tl__lut1_row2(const uint8_t *p, const uint8_t *q, const float *T, size_t nb,
+                                          float *o0, float *o1) {
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f, u0 = 0.0f, u1 = 0.0f, u2 = 0.0f, u3 = 0.0f;
+    for (size_t b = 0; b < nb; b++, p += 16, q += 16, T += 4096) {
+        for (int j = 0; j < 16; j += 4) {
+            const float *t = T + 256 * j;
+            s0 += t[p[j]], u0 += t[q[j]], s1 += t[256 + p[j + 1]], u1 += t[256 + q[j + 1]];
+            s2 += t[512 + p[j + 2]], u2 += t[512 + q[j + 2]], s3 += t[768 + p[j + 3]],
+                u3 += t[768 + q[j + 3]];
+        }
+    }
+    *o0 += (s0 + s1) + (s2 + s3);
+    *o1 += (u0 + u1) + (u2 + u3);
+}
+
 /* One row's part of a tile (nb blocks from p), batch 1. */
-static float tl__lut1_row(const uint8_t *p, const float *T, size_t nb) {
+TL__SCALAR_CODE static float tl__lut1_row(const uint8_t *p, const float *T, size_t nb) {
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     for (size_t b = 0; b < nb; b++, p += 16, T += 4096) {
         s0 += T[p[0]], s1 += T[256 + p[1]], s2 += T[512 + p[2]], s3 += T[768 + p[3]];
@@ -443,10 +469,10 @@ static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi
     uint8_t *buf = conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
     if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
 
-    for (size_t b0 = 0; b0 < batch; b0 += one ? 1 : TL__L) {
-        for (size_t r0 = 0; r0 < rows; r0 += band) {
-            size_t nr = rows - r0 < band ? rows - r0 : band, stride;
-            const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
+    for (size_t r0 = 0; r0 < rows; r0 += band) {
+        size_t nr = rows - r0 < band ? rows - r0 : band, stride;
+        const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
+        for (size_t b0 = 0; b0 < batch; b0 += one ? 1 : TL__L) {
             if (one)
                 for (size_t r = 0; r < nr; r++) out[r0 + r] = 0.0f;
             else
@@ -462,9 +488,13 @@ static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi
                         tl__tab8_i8_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * TL__L);
                 }
                 const uint8_t *p = base + 16 * k0;
-                if (one)
-                    for (size_t r = 0; r < nr; r++) out[r0 + r] += tl__lut1_row(p + r * stride, T, nb);
-                else if (xf)
+                if (one) {
+                    size_t r = 0;
+                    for (; r + 2 <= nr; r += 2)
+                        tl__lut1_row2(p + r * stride, p + (r + 1) * stride, T, nb, out + r0 + r,
+                                      out + r0 + r + 1);
+                    if (r < nr) out[r0 + r] += tl__lut1_row(p + r * stride, T, nb);
+                } else if (xf)
                     for (size_t r = 0; r < nr; r++)
                         tl__lut8_row(p + r * stride, T, nb, (float *)A + r * TL__L);
                 else
@@ -522,13 +552,17 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
     }
 }
 
-/* int8 by tables (batches of TL__I8_TABLE_MIN and more) or by dot products */
+/* int8 by tables (batches of TL__I8_TABLE_MIN and more, TL__I8_TABLE_MIN_ROWS rows and more) or by dot
+ * products */
+static int tl__i8_tables(const tl_matrix *m, size_t batch) {
+    return batch >= TL__I8_TABLE_MIN && m->rows >= TL__I8_TABLE_MIN_ROWS;
+}
 static uint64_t tl__i8_need(const tl_matrix *m, size_t batch) {
-    return batch >= TL__I8_TABLE_MIN ? tl__lut_layout(m, 0, batch).total : tl__i8_dot_need(m, batch);
+    return tl__i8_tables(m, batch) ? tl__lut_layout(m, 0, batch).total : tl__i8_dot_need(m, batch);
 }
 static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
                        float *out, uint8_t *w) {
-    if (batch >= TL__I8_TABLE_MIN)
+    if (tl__i8_tables(m, batch))
         tl__lut_matmul(m, NULL, x, batch, x_scales, acc, out, w);
     else
         tl__i8_dot(m, x, batch, x_scales, acc, out, w);

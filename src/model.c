@@ -361,6 +361,11 @@ static tl_status tl__builder_matrix(tl__src *s, const tl__json *o, tl_quantizer 
 typedef struct {
     tl__buf *json;
     tl__buf *data; /* NULL: describe (blobs become their byte counts) */
+    /* The last number written and its text: layers repeat their eps, and the shortest text
+     * that round-trips a double takes up to 9 printf/strtod tries (tl__buf_json_number). */
+    double last_num;
+    size_t last_len; /* 0: none yet */
+    char last_text[48];
 } tl__writer;
 
 typedef struct {
@@ -380,11 +385,24 @@ struct tl__ltype {
 
 /* --- writing helpers --- */
 
-static void tl__w_key(tl__writer *w, const char *key) { tl__buf_printf(w->json, ",\"%s\":", key); }
+/* (no printf: a model of 10^6 layers writes these 10^6 times) */
+static void tl__w_key(tl__writer *w, const char *key) {
+    tl__buf_put(w->json, ",\"", 2);
+    tl__buf_put(w->json, key, strlen(key));
+    tl__buf_put(w->json, "\":", 2);
+}
+
+static void tl__w_uint(tl__buf *b, size_t v) {
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do tmp[--i] = (char)('0' + v % 10), v /= 10;
+    while (v);
+    tl__buf_put(b, tmp + i, sizeof tmp - i);
+}
 
 static void tl__w_size(tl__writer *w, const char *key, size_t v) {
     tl__w_key(w, key);
-    tl__buf_printf(w->json, "%zu", v);
+    tl__w_uint(w->json, v);
 }
 
 static void tl__w_str(tl__writer *w, const char *key, const char *v) {
@@ -394,18 +412,32 @@ static void tl__w_str(tl__writer *w, const char *key, const char *v) {
 
 static void tl__w_num(tl__writer *w, const char *key, double v) {
     tl__w_key(w, key);
+    if (w->last_len && memcmp(&w->last_num, &v, sizeof v) == 0) {
+        tl__buf_put(w->json, w->last_text, w->last_len);
+        return;
+    }
+    size_t at = w->json->len;
     tl__buf_json_number(w->json, v);
+    size_t n = w->json->oom ? 0 : w->json->len - at;
+    if (n && n < sizeof w->last_text) {
+        memcpy(w->last_text, w->json->p + at, n);
+        w->last_num = v, w->last_len = n;
+    }
 }
 
 /* A blob: appended to the data section (16-byte aligned) and named [offset, length]. */
 static void tl__w_blob(tl__writer *w, const char *key, const void *p, size_t n) {
     tl__w_key(w, key);
     if (!w->data) {
-        tl__buf_printf(w->json, "%zu", n);
+        tl__w_uint(w->json, n);
         return;
     }
     tl__buf_zeros(w->data, (16 - w->data->len % 16) % 16);
-    tl__buf_printf(w->json, "[%zu,%zu]", w->data->len, n);
+    tl__buf_put(w->json, "[", 1);
+    tl__w_uint(w->json, w->data->len);
+    tl__buf_put(w->json, ",", 1);
+    tl__w_uint(w->json, n);
+    tl__buf_put(w->json, "]", 1);
     tl__buf_put(w->data, p, n);
 }
 
@@ -543,18 +575,33 @@ static void tl__bitlinear_write(tl__writer *w, const tl__layer *L) {
     tl__w_num(w, "eps", L->eps);
 }
 
-static void tl__rmsnorm(float *x, size_t n, float eps, const float *w) {
+/* The float32 rule of the reference; when the mean square overflows float32 (inputs past about
+ * 1.8e19), the scale is computed in double instead of becoming 0. The result can still overflow
+ * (a large weight): NON_FINITE then. */
+static tl_status tl__rmsnorm(float *x, size_t n, float eps, const float *w, size_t li) {
     double ss = 0;
     for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float inv = 1.0f / sqrtf((float)(ss / (double)n) + eps);
-    for (size_t i = 0; i < n; i++) x[i] = x[i] * inv * (w ? w[i] : 1.0f);
+    float ms = (float)(ss / (double)n);
+    if (isfinite(ms)) {
+        float inv = 1.0f / sqrtf(ms + eps);
+        for (size_t i = 0; i < n; i++) x[i] = x[i] * inv * (w ? w[i] : 1.0f);
+    } else {
+        double inv = 1.0 / sqrt(ss / (double)n + eps);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] * inv * (w ? w[i] : 1.0f));
+    }
+    if (tl__first_non_finite(x, n) != n)
+        return tl__fail(TL_ERR_NON_FINITE, "layers[%zu] (rmsnorm): an output overflowed to infinity", li);
+    return TL_OK;
 }
 
 static tl_status tl__bitlinear_run(tl_model *m, const tl__layer *L, tl__run *r) {
-    for (size_t t = 0; t < r->batch; t++) tl__rmsnorm(r->a + t * L->in, L->in, L->eps, L->norm);
+    tl_status s = TL_OK;
+    for (size_t t = 0; t < r->batch && !s; t++)
+        s = tl__rmsnorm(r->a + t * L->in, L->in, L->eps, L->norm, (size_t)(L - m->layers));
+    if (s) return s;
     tl__layer as_int8 = *L;
     as_int8.prec = TL_PRECISION_INT8;
-    tl_status s = tl__product(m, &as_int8, r);
+    s = tl__product(m, &as_int8, r);
     return s ? s : tl__finish_product(L, r, (size_t)(L - m->layers));
 }
 
@@ -621,9 +668,10 @@ static void tl__rmsnorm_write(tl__writer *w, const tl__layer *L) {
 }
 
 static tl_status tl__rmsnorm_run(tl_model *m, const tl__layer *L, tl__run *r) {
-    (void)m;
-    for (size_t t = 0; t < r->batch; t++) tl__rmsnorm(r->a + t * L->in, L->in, L->eps, L->norm);
-    return TL_OK;
+    tl_status s = TL_OK;
+    for (size_t t = 0; t < r->batch && !s; t++)
+        s = tl__rmsnorm(r->a + t * L->in, L->in, L->eps, L->norm, (size_t)(L - m->layers));
+    return s;
 }
 
 /* --- binarize --- */
@@ -779,7 +827,13 @@ static tl_status tl__read_layer(tl__src *s, const tl__json *o, size_t width, tl_
 }
 
 /* Append L (taken over) to m, checking what may follow what. */
+/* At most this many layers (docs/ERRORS.md): a model's layer table stays small (a few MiB)
+ * whatever a file declares; real models have thousands at most. */
+#define TL__MAX_LAYERS ((size_t)1 << 16)
+
 static tl_status tl__append(tl_model *m, tl__layer *L, size_t li) {
+    if (m->nlayers >= TL__MAX_LAYERS)
+        return tl__fail(TL_ERR_PARSE, "layers[%zu]: a model has at most %zu layers", li, TL__MAX_LAYERS);
     if (m->nlayers && m->layers[m->nlayers - 1].t == TL__BINARIZE && L->t != TL__LINEAR)
         return tl__fail(TL_ERR_PARSE, "layers[%zu]: binarize must be followed by a linear layer", li);
     if (!tl__array_grow((void **)&m->layers, m->nlayers, &m->cap, sizeof *m->layers, 8)) return TL_ERR_NO_MEMORY;
@@ -856,6 +910,9 @@ static tl_status tl__read_meta(tl_model *m, const tl__json *meta) {
 static tl_status tl__read_layers(tl_model *m, tl__src *s, const tl__json *layers) {
     if (tl__json_kind_of(layers) != TL__JSON_ARRAY || tl__json_count(layers) == 0)
         return tl__fail(TL_ERR_PARSE, "\"layers\" must be a non-empty array");
+    if (tl__json_count(layers) > TL__MAX_LAYERS)
+        return tl__fail(TL_ERR_PARSE, "\"layers\" has %zu entries; a model has at most %zu layers",
+                        tl__json_count(layers), TL__MAX_LAYERS);
     for (size_t i = 0; i < tl__json_count(layers); i++) {
         tl__layer L;
         s->li = i;
@@ -963,7 +1020,10 @@ static void tl__write_model(const tl_model *m, tl__writer *w, int describe) {
                        m->input);
     for (size_t i = 0; i < m->nlayers; i++) {
         const tl__layer *L = &m->layers[i];
-        tl__buf_printf(j, "%s{\"type\":\"%s\"", i ? "," : "", L->t->name);
+        if (i) tl__buf_put(j, ",", 1);
+        tl__buf_put(j, "{\"type\":\"", 9);
+        tl__buf_put(j, L->t->name, strlen(L->t->name));
+        tl__buf_put(j, "\"", 1);
         if (L->name) tl__w_str(w, "name", L->name);
         if (describe && !L->t->has_matrix) {
             tl__w_size(w, "in", L->in);
@@ -991,7 +1051,7 @@ static void tl__write_model(const tl_model *m, tl__writer *w, int describe) {
 tl_status tl_model_save(const tl_model *m, uint8_t **bytes, size_t *len) {
     if (!m || !bytes || !len) return TL_ERR_NULL;
     tl__buf json = {0}, data = {0}, file = {0};
-    tl__writer w = {&json, &data};
+    tl__writer w = {&json, &data, 0, 0, {0}};
     tl__write_model(m, &w, 0);
     tl_status s = tl__buf_status(&json);
     if (!s) s = tl__buf_status(&data);
@@ -1017,7 +1077,7 @@ tl_status tl_model_save(const tl_model *m, uint8_t **bytes, size_t *len) {
 tl_status tl_model_describe(const tl_model *m, char **json, size_t *len) {
     if (!m || !json || !len) return TL_ERR_NULL;
     tl__buf j = {0};
-    tl__writer w = {&j, NULL};
+    tl__writer w = {&j, NULL, 0, 0, {0}};
     tl__write_model(m, &w, 1);
     tl_status s = tl__buf_status(&j);
     if (s) {

@@ -472,9 +472,10 @@ static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, con
     const float *y = net->a[net->nlayers];
     double total = 0;
     if (net->loss == TL_LOSS_CROSS_ENTROPY) {
-        if (!labels) return TL_ERR_NULL;
+        if (!labels) return tl__fail(TL_ERR_ARGUMENT, "the loss is cross_entropy: give labels, not targets");
         for (size_t t = 0; t < batch; t++)
-            if (labels[t] >= O) return tl__fail(TL_ERR_ARGUMENT, "labels[%zu] is %u, not a class in 0..%zu", t, labels[t], O - 1);
+            if (labels[t] >= O)
+                return tl__fail(TL_ERR_ARGUMENT, "labels[%zu] is %u, not a class in 0..%zu", t, labels[t], O - 1);
         for (size_t t = 0; t < batch; t++) {
             const float *row = y + t * O;
             float mx = row[0];
@@ -490,9 +491,10 @@ static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, con
         }
         *loss = (float)(total / (double)batch);
     } else {
-        if (!targets) return TL_ERR_NULL;
+        if (!targets) return tl__fail(TL_ERR_ARGUMENT, "the loss is mse: give targets, not labels");
         size_t n = batch * O;
-        if (tl__first_non_finite(targets, n) != n) return TL_ERR_NON_FINITE;
+        if (tl__first_non_finite(targets, n) != n)
+            return tl__fail(TL_ERR_NON_FINITE, "targets[%zu] is not finite", tl__first_non_finite(targets, n));
         for (size_t i = 0; i < n; i++) {
             float d = y[i] - targets[i];
             total += (double)d * d;
@@ -570,7 +572,7 @@ tl_status tl_net_gradients(tl_net *net, const float *x, size_t batch, const uint
                            const float *targets, float *loss) {
     tl_status s = tl__check_batch(net, x, batch);
     if (s) return s;
-    float l;
+    float l = 0;
     if ((s = tl__forward(net, x, batch)) || (s = tl__loss(net, batch, labels, targets, &l)) ||
         (s = tl__backward(net, batch)))
         return s;

@@ -17,12 +17,7 @@
  * Helpers
  * ------------------------------------------------------------------------- */
 
-static uint32_t rng = 0x1234567u;
-static uint32_t rnd(void) {
-    rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
-    return rng;
-}
-static float frand(float lo, float hi) { return lo + (hi - lo) * (float)(rnd() >> 8) / 16777216.0f; }
+static float frand(float lo, float hi) { return lo + (hi - lo) * (float)(check_rnd() >> 8) / 16777216.0f; }
 
 static uint32_t f2u(float f) {
     uint32_t u;
@@ -39,7 +34,7 @@ static int detail_has(const char *what) { return contains(tl_error_detail(), wha
 
 static int8_t *rand_trits(size_t n) {
     int8_t *t = malloc(n);
-    for (size_t i = 0; i < n; i++) t[i] = (int8_t)((int)(rnd() % 3) - 1);
+    for (size_t i = 0; i < n; i++) t[i] = (int8_t)((int)(check_rnd() % 3) - 1);
     return t;
 }
 
@@ -288,10 +283,10 @@ typedef struct {
 static void fill_inputs(float *x, size_t batch, int kind) {
     for (size_t t = 0; t < batch; t++) {
         float *v = x + t * IN;
-        for (size_t c = 0; c < IN; c++) v[c] = kind == 2 ? (float)(rnd() % 4) * 0.5f - 0.5f : frand(-2.0f, 2.0f);
+        for (size_t c = 0; c < IN; c++) v[c] = kind == 2 ? (float)(check_rnd() % 4) * 0.5f - 0.5f : frand(-2.0f, 2.0f);
         if (kind == 1 && t == 0) {
             /* max 127/128 makes s = 128 exactly: 2.5 -> 2 and 0.5 -> 0 (half to even), -3.5 -> -4 */
-            for (size_t c = 0; c < IN; c++) v[c] = (float)((int)(rnd() % 255) - 127) / 128.0f;
+            for (size_t c = 0; c < IN; c++) v[c] = (float)((int)(check_rnd() % 255) - 127) / 128.0f;
             v[0] = 0.9921875f, v[1] = 2.5f / 128, v[2] = -3.5f / 128, v[3] = 0.5f / 128, v[4] = -0.9921875f;
         }
     }
@@ -463,11 +458,7 @@ static int runs_near(tl_model *a, tl_model *b, const float *x, size_t batch, dou
     return ok;
 }
 
-static uint8_t *heap_copy(const uint8_t *p, size_t n) {
-    uint8_t *c = malloc(n ? n : 1);
-    if (n) memcpy(c, p, n);
-    return c;
-}
+static uint8_t *heap_copy(const uint8_t *p, size_t n) { return (uint8_t *)exact(p, n); }
 
 static tl_status load_exact(const uint8_t *bytes, size_t len, tl_model **m) {
     uint8_t *c = heap_copy(bytes, len);
@@ -1149,7 +1140,7 @@ static uint32_t DY[NS];
 static void make_dataset(void) {
     float centers[NCL][NIN];
     for (int k = 0; k < NCL; k++)
-        for (int i = 0; i < NIN; i++) centers[k][i] = (rnd() & 1) ? 1.5f : -1.5f;
+        for (int i = 0; i < NIN; i++) centers[k][i] = (check_rnd() & 1) ? 1.5f : -1.5f;
     centers[1][0] = -centers[0][0]; /* distinct centers whatever the draw */
     centers[2][1] = -centers[0][1], centers[2][0] = centers[0][0];
     for (int s = 0; s < NS; s++) {
@@ -1478,34 +1469,26 @@ static tl_status oom_builder(void *c) {
     tl_model_free(m);
     return s;
 }
-static tl_status oom_convert(void *c) {
-    oom_ctx *o = c;
+/* The sweeps that make a model from the context and free it: one function, told which way. */
+typedef enum { MAKE_CONVERT, MAKE_RUN, MAKE_CKPT, MAKE_TO_MODEL } make_kind;
+typedef struct {
+    oom_ctx *o;
+    make_kind kind;
+} make_ctx;
+static tl_status oom_make(void *c) {
+    make_ctx *k = c;
+    oom_ctx *o = k->o;
     tl_model *m = NULL;
-    tl_status s = tl_model_convert(o->model, TL_FORMAT_I2, &m);
-    tl_model_free(m);
-    return s;
-}
-static tl_status oom_run(void *c) {
-    oom_ctx *o = c;
-    tl_model *m = NULL;
-    tl_status s = tl_model_convert(o->model, TL_FORMAT_TQ1, &m);
     float x[3 * IN], y[3 * 6];
-    for (int i = 0; i < 3 * IN; i++) x[i] = (float)(i % 7) - 3;
-    if (!s) s = tl_model_run(m, x, 3 * IN, 3, y, 18);
-    tl_model_free(m);
-    return s;
-}
-static tl_status oom_ckpt(void *c) {
-    oom_ctx *o = c;
-    tl_model *m = NULL;
-    tl_status s = tl_model_from_checkpoint(o->st, ARCH, strlen(ARCH), TL_FORMAT_I2, TL_PRECISION_DEFAULT, &m);
-    tl_model_free(m);
-    return s;
-}
-static tl_status oom_to_model(void *c) {
-    oom_ctx *o = c;
-    tl_model *m = NULL;
-    tl_status s = tl_net_to_model(o->net, TL_FORMAT_TQ1, &m);
+    tl_status s = k->kind == MAKE_CONVERT ? tl_model_convert(o->model, TL_FORMAT_I2, &m)
+                  : k->kind == MAKE_RUN   ? tl_model_convert(o->model, TL_FORMAT_TQ1, &m)
+                  : k->kind == MAKE_CKPT
+                      ? tl_model_from_checkpoint(o->st, ARCH, strlen(ARCH), TL_FORMAT_I2, TL_PRECISION_DEFAULT, &m)
+                      : tl_net_to_model(o->net, TL_FORMAT_TQ1, &m);
+    if (!s && k->kind == MAKE_RUN) {
+        for (int i = 0; i < 3 * IN; i++) x[i] = (float)(i % 7) - 3;
+        s = tl_model_run(m, x, 3 * IN, 3, y, 18);
+    }
     tl_model_free(m);
     return s;
 }
@@ -1544,10 +1527,11 @@ static void test_oom(void) {
     oom_sweep("tl_model_load", oom_load, &o);
     oom_sweep("tl_model_save and describe", oom_save, &o);
     oom_sweep("the builder and set_metadata", oom_builder, &o);
-    oom_sweep("tl_model_convert", oom_convert, &o);
-    oom_sweep("tl_model_run", oom_run, &o);
-    oom_sweep("tl_model_from_checkpoint", oom_ckpt, &o);
-    oom_sweep("tl_net_to_model", oom_to_model, &o);
+    make_ctx mk[] = {{&o, MAKE_CONVERT}, {&o, MAKE_RUN}, {&o, MAKE_CKPT}, {&o, MAKE_TO_MODEL}};
+    oom_sweep("tl_model_convert", oom_make, &mk[0]);
+    oom_sweep("tl_model_run", oom_make, &mk[1]);
+    oom_sweep("tl_model_from_checkpoint", oom_make, &mk[2]);
+    oom_sweep("tl_net_to_model", oom_make, &mk[3]);
     /* net_from_model needs a trainable model: the network's own export */
     tl_model *trainable = NULL;
     tl_net_to_model(o.net, TL_FORMAT_I2, &trainable);
@@ -1563,6 +1547,7 @@ static void test_oom(void) {
 }
 
 int main(void) {
+    check_rng = 0x1234567u;
     size_t blocks = tl_mem_live_blocks();
     test_layer_types();
     test_int8_exact();

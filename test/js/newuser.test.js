@@ -89,17 +89,17 @@ test('tilelli run refuses inputs whose width is not the model\'s, and JSON that 
     // 5 vectors of 784 values for a 16-input model: 245 "predictions" before
     let r = await runJson(Array.from({ length: 5 }, () => Array(784).fill(0.5)));
     assert.equal(r.code, 1, r.stdout.slice(0, 200));
-    assert.match(r.stderr, /\[0\] has 784 values; the model's input is 16 \[SIZE_MISMATCH\]/);
+    assert.match(r.stderr, /in\.json: vector 0 has 784 values; the model's input is 16 \[SIZE_MISMATCH\]/);
     assert.equal(r.stdout, '');
     r = await runJson([Array(16).fill(0), Array(15).fill(0)]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /in\.json\[1\] has 15 values; the model's input is 16/);
+    assert.match(r.stderr, /in\.json: vector 1 has 15 values; the model's input is 16/);
     for (const [bad, shown] of [[null, 'null'], [true, 'true'], ['3', '"3"']]) {
       const row = Array(16).fill(1);
       row[4] = bad;
       r = await runJson([row]);
       assert.equal(r.code, 1, `${shown} in a vector`);
-      assert.match(r.stderr, new RegExp(`in\\.json\\[0\\]\\[4\\] is ${shown.replace(/"/g, '\\"')}, not a number`));
+      assert.match(r.stderr, new RegExp(`in\\.json: vector 0, value 4 is ${shown}, not a number`));
     }
     r = await runJson([[Array(16).fill(0)]]);
     assert.equal(r.code, 1, 'a vector of arrays');
