@@ -11,6 +11,7 @@ import { init, TilelliError } from '../js/node.js';
 import { MAX_ELEMENTS } from '../js/constants.js';
 
 const EXIT = { ok: 0, data: 1, usage: 2, io: 3 };
+const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
 
 class UsageError extends Error {}
 class IoError extends Error {}
@@ -35,7 +36,8 @@ Prints the tensors of a safetensors checkpoint (name, dtype, shape, bytes) and i
 or the layers of a packed model file (.tlm), with sizes.`,
   stats: `Usage: tilelli stats <checkpoint> [--band 0.1] [--all] [--json]
 
-Deadzone statistics of every weight tensor (2 or more dimensions; --all: every tensor): alpha,
+Deadzone statistics of every weight tensor (float, 2 or more dimensions; --all: every tensor but
+complex ones, integer buffers read as numbers): alpha,
 fractions of trits -1 / 0 / +1, the fraction within --band of the 0.5 rounding boundary, and the
 fraction deeply zero. The same numbers as the reference's deadzone_stats(w, band).`,
   pack: `Usage: tilelli pack <checkpoint> --arch <architecture.json> [--format i2|tq1|bitplane]
@@ -51,8 +53,9 @@ The architecture:
 Layer types: linear, bitlinear, relu, gelu, silu, rmsnorm, binarize, softmax (docs/FORMATS.md).`,
   run: `Usage: tilelli run <model.tlm> <input> [--tensor name] [--outputs] [--json] [-o file]
 
-Input: a .safetensors file (the tensor --tensor, default the first; shape [batch, input]), a
-.json file (an array of vectors, or one flat array), or raw little-endian float32 (.f32, .bin).
+Input: a .safetensors file (the tensor --tensor, default the first; shape [batch, input] or
+[input]), a .json file (an array of vectors of numbers, or one vector), or raw little-endian
+float32 (.f32, .bin). Every vector must have exactly the model's input width (else exit 1).
 Prints one prediction (argmax) per line; --outputs prints the output vectors instead; --json
 writes { predictions, outputs } as JSON. -o writes to a file instead of stdout.`,
   bench: `Usage: tilelli bench <model.tlm> [--batch 1] [--seconds 2]
@@ -141,10 +144,13 @@ const commands = {
     if (!Number.isFinite(band)) fail('usage', `--band must be a number, got ${opts.band}`);
     const st = tl.Safetensors.open(await read(args[0]));
     try {
-      const rows = st.tensors.filter((t) => opts.all || t.shape.length >= 2).map((t) => ({ name: t.name, shape: t.shape, ...tl.deadzoneStats(st.read(t.name), band) }));
+      // weights are float tensors; integer and bool buffers (step counters, masks, ids) are skipped
+      const usable = st.tensors.filter((t) => (opts.all ? t.dtype !== 'C64' : FLOAT_DTYPES.has(t.dtype) && t.shape.length >= 2));
+      const skipped = st.tensors.length - usable.length;
+      const rows = usable.map((t) => ({ name: t.name, shape: t.shape, ...tl.deadzoneStats(st.read(t.name), band) }));
       if (opts.json) return console.log(JSON.stringify({ band, tensors: rows }, null, 2));
       const pct = (v) => `${(100 * v).toFixed(2)}%`;
-      console.log(`deadzone stats, band ${band}`);
+      console.log(`deadzone stats, band ${band}${skipped ? ` (${skipped} tensor${skipped > 1 ? 's' : ''} skipped: ${opts.all ? 'complex' : 'not float weights of 2 or more dimensions; --all includes them'})` : ''}`);
       console.log(pad([['tensor', 'shape', 'alpha', '-1', '0', '+1', 'boundary', 'zero inner'], ...rows.map((r) => [
         r.name, `[${r.shape.join(', ')}]`, r.alpha.toPrecision(7), pct(r.fracNeg), pct(r.fracZero), pct(r.fracPos), pct(r.fracBoundary), pct(r.fracZeroInner)])]));
     } finally {
@@ -181,7 +187,7 @@ const commands = {
 
   async run(tl, args, opts) {
     if (args.length !== 2) fail('usage', 'run takes a model and an input file');
-    const model = tl.Model.load(await read(args[0]));
+    const model = loadModel(tl, await read(args[0]), args[0]);
     try {
       const input = await readInput(tl, args[1], opts.tensor, model.inputSize);
       const batch = input.length / model.inputSize;
@@ -217,7 +223,7 @@ const commands = {
     if (!Number.isSafeInteger(batch) || batch < 1) fail('usage', `--batch must be a positive integer, got ${opts.batch}`);
     if (!(seconds > 0)) fail('usage', `--seconds must be positive, got ${opts.seconds}`);
     const bytes = await read(args[0]);
-    const model = tl.Model.load(bytes);
+    const model = loadModel(tl, bytes, args[0]);
     try {
       // the library's limit on one tensor (2^30 - 1 values), before allocating anything
       if (batch * Math.max(model.inputSize, model.outputSize) > MAX_ELEMENTS) {
@@ -238,7 +244,10 @@ const commands = {
       const med = times[times.length >> 1];
       const weights = model.layers.filter((L) => L.weights).reduce((a, L) => a + L.in * L.out, 0);
       console.log(`${basename(args[0])}: ${model.layers.length} layers, ${weights} ternary weights, ${tl.simd ? 'wasm SIMD128' : 'wasm scalar'}`);
-      console.log(`size: ${fmtBytes(bytes.length)} packed, ${fmtBytes(weights * 4)} as float32 (${((weights * 4) / bytes.length).toFixed(1)}x smaller)`);
+      const ratio = (weights * 4) / bytes.length;
+      const compare = ratio >= 1.05 ? `${ratio.toFixed(1)}x smaller` : ratio > 1 / 1.05 ? 'about the same size'
+        : `${(1 / ratio).toFixed(1)}x larger: the file's headers and float parameters outweigh so few weights`;
+      console.log(`size: ${fmtBytes(bytes.length)} packed, ${fmtBytes(weights * 4)} of weights as float32 (${compare})`);
       console.log(`latency: ${(med * 1000).toFixed(1)} us per call of batch ${batch} (median of ${times.length}), ${((med * 1000) / batch).toFixed(2)} us per sample`);
     } finally {
       model.free();
@@ -263,36 +272,67 @@ function parseJson(bytes, path) {
   }
 }
 
-/** Input vectors from a safetensors, JSON or raw float32 file. */
+/** A packed model file; a checkpoint given instead says to pack it first. */
+function loadModel(tl, bytes, path) {
+  if (!tl.Model.isModelFile(bytes)) {
+    let checkpoint = false;
+    try {
+      tl.Safetensors.open(bytes).free();
+      checkpoint = true;
+    } catch {}
+    if (checkpoint) {
+      throw new TilelliError('PARSE', `${path} is a safetensors checkpoint, not a packed model: pack it first with ` +
+        `"tilelli pack ${path} --arch architecture.json", then run the .tlm file`);
+    }
+  }
+  return tl.Model.load(bytes);
+}
+
+const sizeError = (message) => new TilelliError('SIZE_MISMATCH', `run: ${message}`);
+
+/**
+ * Input vectors from a safetensors, JSON or raw float32 file, checked against the model's input
+ * width: every vector must have exactly `width` numbers, whatever the file's layout.
+ */
 async function readInput(tl, path, tensor, width) {
   const bytes = await read(path);
-  let v;
-  if (path.endsWith('.json')) {
-    let data;
-    try {
-      data = JSON.parse(new TextDecoder().decode(bytes));
-    } catch (e) {
-      throw new TilelliError('PARSE', `run: ${path} is not JSON: ${e.message}`);
-    }
-    if (!Array.isArray(data)) throw new TilelliError('PARSE', `run: ${path} must hold an array of vectors or of numbers`);
-    const flat = Array.isArray(data[0]) ? data.flat() : data;
-    const bad = flat.findIndex((e) => typeof e !== 'number');
-    if (bad >= 0) throw new TilelliError('PARSE', `run: ${path}: value ${bad} is ${JSON.stringify(flat[bad])}, not a number`);
-    v = Float32Array.from(flat);
-  } else if (path.endsWith('.f32') || path.endsWith('.bin')) {
-    if (bytes.length % 4) throw new TilelliError('SIZE_MISMATCH', `run: ${path} has ${bytes.length} bytes, not whole float32 values`);
-    v = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-  } else {
-    const st = tl.Safetensors.open(bytes);
-    try {
-      v = st.read(tensor ?? st.tensors[0]?.name);
-    } finally {
-      st.free();
-    }
+  if (path.endsWith('.json')) return jsonInput(parseJson(bytes, path), path, width);
+  if (path.endsWith('.f32') || path.endsWith('.bin')) {
+    if (bytes.length % 4) throw sizeError(`${path} has ${bytes.length} bytes, not whole float32 values`);
+    const v = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    if (v.length === 0 || v.length % width) throw sizeError(`${path} holds ${v.length} float32 values, not whole vectors of the model's input ${width}`);
+    return v;
   }
-  if (v.length === 0 || v.length % width) {
-    throw new TilelliError('SIZE_MISMATCH', `run: the input has ${v.length} values, not a positive multiple of the model's input ${width}`);
+  const st = tl.Safetensors.open(bytes);
+  try {
+    if (!st.tensors.length) throw sizeError(`${path} holds no tensor`);
+    const t = tensor === undefined ? st.tensors[0] : st.tensor(tensor);
+    const where = `${path}: tensor "${t.name}" [${t.shape.join(', ')}]`;
+    const last = t.shape.at(-1);
+    if (t.shape.length === 0 || t.shape.length > 2 || last !== width || t.shape.includes(0)) {
+      throw sizeError(`${where} is not [batch, ${width}] or [${width}] (the model's input is ${width} values)`);
+    }
+    return st.read(t.name);
+  } finally {
+    st.free();
   }
+}
+
+/** JSON input: one vector of numbers, or an array of vectors, each of `width` numbers. */
+function jsonInput(data, path, width) {
+  const vector = (row, b) => {
+    const which = b === undefined ? 'the vector' : `vector ${b}`;
+    if (!Array.isArray(row)) throw new TilelliError('INVALID_ARGUMENT', `run: ${path}: ${which} is ${row === null ? 'null' : typeof row}, not an array of ${width} numbers`);
+    if (row.length !== width) throw sizeError(`${path}: ${which} has ${row.length} values; the model's input is ${width}`);
+    row.forEach((v, i) => {
+      if (typeof v !== 'number') throw new TilelliError('INVALID_ARGUMENT', `run: ${path}: ${which}, value ${i} is ${JSON.stringify(v)}, not a number`);
+    });
+    return row;
+  };
+  if (!Array.isArray(data) || data.length === 0) throw new TilelliError('INVALID_ARGUMENT', `run: ${path} must hold an array of vectors (or one vector) of ${width} numbers`);
+  const rows = Array.isArray(data[0]) ? data.map((r, b) => vector(r, b)) : [vector(data)];
+  const v = new Float32Array(rows.length * width);
+  rows.forEach((r, b) => v.set(r, b * width));
   return v;
 }
 

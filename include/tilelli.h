@@ -317,8 +317,11 @@ tl_status tl_matmul_f32_i8(const tl_matrix *m, const float *x, size_t x_len, siz
  * the header) plus an optional "__metadata__" object of string values, then the data. Every
  * byte is validated when the file is opened: header length within the file, strict JSON,
  * known dtypes, shape product x dtype size == end - begin, dimensions without overflow, offsets
- * inside the data, and no two tensors overlapping. Malformed input is TL_ERR_PARSE (an unknown
- * dtype TL_ERR_DTYPE), never a read past the buffer.
+ * inside the data, and no two tensors overlapping. Malformed input is TL_ERR_PARSE (a dtype not in
+ * tl_dtype TL_ERR_DTYPE), never a read past the buffer; tl_error_detail says what and where (the
+ * tensor's name, the byte offset in the file, what was expected and what was found). Every
+ * byte-sized dtype of the safetensors spec opens: checkpoints as PyTorch writes them (I64 buffers,
+ * BOOL masks, F64) are listed whole, and a use that needs floats reads what it needs.
  * ------------------------------------------------------------------------- */
 
 typedef enum tl_dtype {
@@ -326,7 +329,19 @@ typedef enum tl_dtype {
     TL_DTYPE_F16 = 2,
     TL_DTYPE_BF16 = 3,
     TL_DTYPE_I8 = 4,
-    TL_DTYPE_U8 = 5
+    TL_DTYPE_U8 = 5,
+    TL_DTYPE_F64 = 6,
+    TL_DTYPE_I64 = 7,
+    TL_DTYPE_I32 = 8,
+    TL_DTYPE_I16 = 9,
+    TL_DTYPE_U64 = 10,
+    TL_DTYPE_U32 = 11,
+    TL_DTYPE_U16 = 12,
+    TL_DTYPE_BOOL = 13,
+    TL_DTYPE_F8_E4M3 = 14, /* OCP E4M3FN: no infinities, S.1111.111 is NaN */
+    TL_DTYPE_F8_E5M2 = 15,
+    TL_DTYPE_F8_E8M0 = 16, /* a power of two 2^(e - 127); 0xFF is NaN */
+    TL_DTYPE_C64 = 17      /* complex64: listed, not read as float32 */
 } tl_dtype;
 
 typedef struct tl_safetensors tl_safetensors;
@@ -349,8 +364,9 @@ tl_status tl_safetensors_tensor(const tl_safetensors *st, size_t i, const char *
 /* Index of the tensor with this name, or TL_ERR_ARGUMENT when there is none. */
 tl_status tl_safetensors_find(const tl_safetensors *st, const char *name, size_t name_len, size_t *index);
 
-/* Tensor i as float32 (n must be its element count): F16 and BF16 widened exactly, I8 and U8
- * converted. */
+/* Tensor i as float32 (n must be its element count): F16, BF16 and the F8 formats widened
+ * exactly; F64 rounded to nearest (saturating to +-inf); integers rounded to the nearest float;
+ * BOOL as 0 or 1. C64 is TL_ERR_DTYPE (its detail names the tensor). */
 tl_status tl_safetensors_read_f32(const tl_safetensors *st, size_t i, float *out, size_t n);
 
 /* The __metadata__ object: count of entries, and entry j's key and value (UTF-8, not

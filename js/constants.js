@@ -10,6 +10,6 @@ export const LOSS = Object.freeze({"cross_entropy":1,"mse":2});
 export const OPTIMIZER = Object.freeze({"adam":1,"adamw":2,"sgd":3});
 export const SCHEDULE = Object.freeze({"constant":0,"cosine":1});
 export const PRECISION = Object.freeze({"default":0,"float":1,"int8":2});
-export const DTYPE = Object.freeze({"1":"F32","2":"F16","3":"BF16","4":"I8","5":"U8"});
+export const DTYPE = Object.freeze({"1":"F32","2":"F16","3":"BF16","4":"I8","5":"U8","6":"F64","7":"I64","8":"I32","9":"I16","10":"U64","11":"U32","12":"U16","13":"BOOL","14":"F8_E4M3","15":"F8_E5M2","16":"F8_E8M0","17":"C64"});
 export const UNSIGNED_RESULTS = Object.freeze(["tl_alloc","tl_binary_row_bytes","tl_build_flags","tl_error_detail","tl_fit_epoch","tl_fit_position","tl_format_count","tl_format_name","tl_matrix_cols","tl_matrix_data","tl_matrix_data_bytes","tl_matrix_rows","tl_matrix_scales","tl_mem_live_blocks","tl_mem_live_bytes","tl_model_input_size","tl_model_layer_count","tl_model_matrix","tl_model_output_size","tl_net_layer_count","tl_net_steps","tl_safetensors_count","tl_safetensors_metadata_count","tl_status_message","tl_status_name","tl_version"]);
 export const DEADZONE_FIELDS = Object.freeze(["alpha","fracNeg","fracZero","fracPos","fracBoundary","fracZeroInner"]);

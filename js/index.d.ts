@@ -319,13 +319,15 @@ export type Activations = 'float' | 'int8';
 /** One tensor of a checkpoint. */
 export interface TensorInfo {
   readonly name: string;
-  readonly dtype: 'F32' | 'F16' | 'BF16' | 'I8' | 'U8';
+  /** Every byte-sized dtype of the safetensors spec; read() converts all but C64 to float32. */
+  readonly dtype: 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2' | 'F8_E8M0' | 'I64' | 'I32' | 'I16' | 'I8'
+    | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL' | 'C64';
   readonly shape: number[];
   readonly byteLength: number;
 }
 
 /** A safetensors checkpoint in wasm memory. Free it when done (or `using`). */
-export declare class Safetensors {
+declare class Safetensors {
   private constructor();
   /** Parse and validate a whole file. @throws TilelliError PARSE, INVALID_DTYPE, OVERFLOW, OUT_OF_MEMORY */
   static open(bytes: Uint8Array | ArrayBuffer): Safetensors;
@@ -394,7 +396,7 @@ export interface ModelLayerInfo {
 }
 
 /** A packed model in wasm memory. */
-export declare class Model {
+declare class Model {
   private constructor();
   /**
    * Load a packed model file: validated, nothing re-quantized. options.activations sets every linear
@@ -402,6 +404,14 @@ export declare class Model {
    * @throws TilelliError PARSE, UNSUPPORTED_VERSION, INVALID_FORMAT, NON_FINITE (with what and where)
    */
   static load(bytes: Uint8Array | ArrayBuffer, options?: { activations?: Activations }): Model;
+  /**
+   * Download a packed model file (streamed; fetch in browsers, workers, Deno, Node) and load it.
+   * onProgress after each chunk: total is the Content-Length when the server sent one. signal
+   * aborts the download (the promise rejects with its AbortError).
+   * @throws TilelliError INVALID_ARGUMENT (an HTTP error status), PARSE, UNSUPPORTED_VERSION
+   */
+  static fromURL(url: string | URL, options?: { onProgress?: (p: { loaded: number; total: number | undefined }) => void;
+    signal?: AbortSignal; activations?: Activations }): Promise<Model>;
   /** True when the bytes start like a packed model file. */
   static isModelFile(bytes: Uint8Array | ArrayBuffer): boolean;
   readonly inputSize: number;
@@ -441,7 +451,7 @@ export interface LabelledSet {
 }
 
 /** The training loop over one data set (C's tl_fit): what fit() and the training worker step. */
-export declare class Fit {
+declare class Fit {
   private constructor();
   readonly count: number;
   /** Epochs completed. */
@@ -457,9 +467,17 @@ export declare class Fit {
 }
 
 /** An MLP of ternary linear layers trained with the straight-through estimator (src/train.c). */
-export declare class Network {
+declare class Network {
   private constructor();
   static create(options: { widths: number[]; activation?: TrainingActivation; quantizer?: NetworkQuantizer; seed?: number }): Network;
+  /**
+   * A network starting from a checkpoint's float weights (the shadow weights, not their trits)
+   * and the architecture `tilelli pack --arch` reads: linear layers, one activation between them.
+   * Integer and bool tensors of the checkpoint are ignored unless the architecture names them.
+   * @throws TilelliError INVALID_ARGUMENT, SHAPE, INVALID_DTYPE, PARSE
+   */
+  static fromCheckpoint(checkpoint: Uint8Array | ArrayBuffer | Safetensors, architecture: Architecture,
+    options?: { quantizer?: NetworkQuantizer; seed?: number }): Network;
   /** A network that computes what a packed model computes, to fine-tune it. */
   static fromModel(bytes: Uint8Array | ArrayBuffer, options?: { quantizer?: NetworkQuantizer; seed?: number }): Network;
   readonly widths: readonly number[];
@@ -492,6 +510,10 @@ export declare class Network {
 
 /** Load tilelli (SIMD128 build when supported) and return its API. */
 export function init(options?: InitOptions): Promise<Tilelli>;
+
+// The classes live on the API object (tl.Model, tl.Network, ...): each instance of the library
+// binds its own. Their names are types here, for annotations.
+export type { Safetensors, Model, Fit, Network };
 
 /** True when this runtime validates WebAssembly SIMD128. */
 export function simdSupported(): boolean;
@@ -540,8 +562,21 @@ export interface TrainingModelSpec {
   activation?: TrainingActivation;
 }
 
+/**
+ * A safetensors checkpoint and its architecture (what `tilelli pack --arch` reads) as the starting
+ * point: the float weights become the shadow weights as they are (Network.fromCheckpoint), so
+ * fine-tuning keeps them. The bytes are copied.
+ */
+export interface TrainingCheckpointSpec {
+  checkpoint: Uint8Array | ArrayBuffer;
+  architecture: Architecture;
+  /** Default: the layers' own quantizer, else 'per_tensor'. */
+  quantizer?: TrainingQuantizer;
+  seed?: number;
+}
+
 export interface StartTrainingOptions {
-  network: TrainingNetworkSpec | TrainingModelSpec;
+  network: TrainingNetworkSpec | TrainingModelSpec | TrainingCheckpointSpec;
   /** Network.setOptimizer's options. Default Adam, lr 1e-3. */
   optimizer?: {
     type?: 'adam' | 'adamw' | 'sgd';
@@ -594,7 +629,11 @@ export interface StartTrainingOptions {
    * function: returns the Worker (web or worker_threads) or a promise of one.
    */
   worker?: string | URL | { postMessage(message: unknown, transfer?: unknown): void } | (() => unknown);
-  /** How the worker loads the wasm (init's options; a relative url is resolved against the page). Default: the shipped build next to the worker's loader. */
+  /**
+   * How the worker loads the wasm (init's options; a relative url is resolved against the page).
+   * Default: the url of the latest init({ url }) in this thread (a bundled app says where the wasm
+   * is once), else the shipped build next to the worker's loader.
+   */
   init?: InitOptions;
   /** How long the worker computes before it yields to its event loop (to answer requests), in ms. Default 10. */
   chunkMs?: number;

@@ -36,6 +36,11 @@ export async function compileFetched(url) {
   return WebAssembly.compile(await response.arrayBuffer());
 }
 
+// The { url } of the latest init() that had one: startTraining hands it to its worker, so a
+// bundled app that says where the wasm is says it once.
+let lastUrl;
+export function lastInitUrl() { return lastUrl; }
+
 /**
  * Make the init() of an entry.
  * @param {(simd: boolean) => Promise<WebAssembly.Module>} loadBuild the shipped build, compiled
@@ -78,6 +83,7 @@ export function makeInit(loadBuild, loadUrl = compileFetched) {
     } else if (url !== undefined) {
       const where = new URL(url, globalThis.location?.href ?? import.meta.url);
       mod = await cached(where.href, () => loadUrl(where));
+      lastUrl = where.href;
     } else {
       const useSimd = simd ?? simdSupported();
       if (useSimd && !simdSupported()) {

@@ -140,6 +140,45 @@ export class Model extends Owned {
     return new this(ptr);
   }
 
+  /**
+   * Download a packed model file and load it: streamed, options.onProgress({ loaded, total })
+   * after each chunk (total: the Content-Length, or undefined), options.signal aborts the
+   * download, options.activations as for load(). Uses the runtime's fetch (browsers, workers,
+   * Deno, workerd, Node >= 18).
+   */
+  static async fromURL(url, opts) {
+    const fn = 'Model.fromURL';
+    const { onProgress, signal, activations } = options(opts, fn);
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${fn}: onProgress must be a function, got ${describe(onProgress)}`);
+    const where = url instanceof URL ? url : new URL(String(url), globalThis.location?.href);
+    const response = await fetch(where, { signal });
+    if (!response.ok) throw new TilelliError('INVALID_ARGUMENT', `${fn}: fetching ${where} gave HTTP ${response.status}`, { status: STATUS.ARGUMENT });
+    const length = Number(response.headers.get('content-length'));
+    const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : undefined;
+    let bytes;
+    if (!response.body) {
+      bytes = new Uint8Array(await response.arrayBuffer());
+      onProgress?.({ loaded: bytes.length, total: bytes.length });
+    } else {
+      const chunks = [];
+      let loaded = 0;
+      const reader = response.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        loaded += value.length;
+        onProgress?.({ loaded, total });
+      }
+      bytes = total === loaded && chunks.length === 1 ? chunks[0] : new Uint8Array(loaded);
+      if (bytes !== chunks[0]) {
+        let at = 0;
+        for (const c of chunks) { bytes.set(c, at); at += c.length; }
+      }
+    }
+    return this.load(bytes, { activations });
+  }
+
   /** True when bytes start like a packed model file (to tell it from a checkpoint). */
   static isModelFile(bytes) {
     const b = bytesOf(bytes, 'Model.isModelFile').subarray(0, 16);

@@ -16,6 +16,9 @@ import { formatCode } from './matrix.js';
 import { Owned, bytesOf, describe, invalid, options, pick, show, toCount, toF32 } from './runtime.js';
 
 
+/** The checkpoint dtypes whose values are weights (the rest are buffers: counters, masks, ids). */
+const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
+
 /** Class labels as a Uint32Array: integers >= 0 only (C checks them against the classes). */
 export function toLabels(labels, fn, name = 'labels') {
   if (!(Array.isArray(labels) || ArrayBuffer.isView(labels))) throw invalid(`${fn}: ${name} must be an array of class indices, got ${describe(labels)}`);
@@ -168,6 +171,70 @@ export class Network extends Owned {
       return new this(ptr, { activation: acts[0] ?? 'none', quantizer: q, seed });
     } finally {
       model.free();
+    }
+  }
+
+  /**
+   * A network that starts from a checkpoint's float weights (a safetensors file, or an open
+   * Safetensors) and the architecture `pack` reads ({ input, layers: [{ type: 'linear', weight,
+   * bias?, quantizer? }, { type: 'relu' }, ...] }): linear layers with one activation between
+   * them. The float tensors become the shadow weights as they are, so fine-tuning continues from
+   * the checkpoint, not from its trits. options.quantizer (default: the layers' own, else
+   * 'per_tensor'), options.seed.
+   */
+  static fromCheckpoint(checkpoint, arch, opts) {
+    const fn = 'Network.fromCheckpoint', rt = this.rt;
+    const { quantizer, seed = 0 } = options(opts, fn);
+    if (!arch || typeof arch !== 'object' || !Array.isArray(arch.layers)) throw invalid(`${fn}: the architecture must be { input, layers: [...] }`);
+    const owned = checkpoint instanceof Owned && checkpoint.constructor.label === 'Safetensors' && checkpoint.rt === rt;
+    const st = owned ? checkpoint : rt.classes.Safetensors.open(bytesOf(checkpoint, fn, 'checkpoint'));
+    try {
+      const linears = [], acts = new Set();
+      arch.layers.forEach((L, i) => {
+        const where = `${fn}: layers[${i}]`;
+        if (!L || typeof L !== 'object') throw invalid(`${where} must be an object, got ${describe(L)}`);
+        if (L.type === 'linear') {
+          if (i > 0 && arch.layers[i - 1]?.type === 'linear') acts.add('none');
+          const w = st.tensor(L.weight);
+          if (!FLOAT_DTYPES.has(w.dtype)) throw new TilelliError('INVALID_DTYPE', `${where}.weight: tensor ${JSON.stringify(L.weight)} is ${w.dtype}, a float dtype (${[...FLOAT_DTYPES].join(', ')}) was expected`, { status: STATUS.DTYPE });
+          if (w.shape.length !== 2) throw new TilelliError('SHAPE', `${where}.weight: tensor ${JSON.stringify(L.weight)} has shape ${JSON.stringify(w.shape)}, not [out, in]`, { status: STATUS.SHAPE });
+          const [out, inn] = w.shape;
+          const want = linears.length ? linears.at(-1).out : arch.input;
+          if (inn !== want) throw new TilelliError('SHAPE', `${where}.weight: tensor ${JSON.stringify(L.weight)} is [${out}, ${inn}]; ${linears.length ? 'the layer before gives' : 'the input is'} ${want}`, { status: STATUS.SHAPE });
+          const b = L.bias === undefined ? undefined : st.tensor(L.bias);
+          if (b && b.shape.reduce((a, d) => a * d, 1) !== out) throw new TilelliError('SHAPE', `${where}.bias: tensor ${JSON.stringify(L.bias)} has shape ${JSON.stringify(b.shape)}, the layer has ${out} outputs`, { status: STATUS.SHAPE });
+          linears.push({ out, inn, weight: L.weight, bias: L.bias, quantizer: L.quantizer });
+        } else if (Object.hasOwn(ACTIVATION, L.type) && L.type !== 'none') {
+          if (i === 0 || i === arch.layers.length - 1 || arch.layers[i - 1]?.type !== 'linear' || arch.layers[i + 1]?.type !== 'linear') {
+            throw invalid(`${where}: a ${L.type} is trained only between two linear layers`);
+          }
+          acts.add(L.type);
+        } else {
+          throw invalid(`${where}: type ${JSON.stringify(L.type)} cannot be trained (linear layers with relu, gelu or silu between them)`);
+        }
+      });
+      if (!linears.length) throw invalid(`${fn}: the architecture has no linear layer`);
+      if (acts.size > 1) throw invalid(`${fn}: one activation between all linear layers, got ${[...acts].join(' and ')}`);
+      const q = quantizer ?? linears.find((L) => L.quantizer)?.quantizer ?? 'per_tensor';
+      const net = this.create({ widths: [arch.input, ...linears.map((L) => L.out)], activation: [...acts][0] ?? 'none', quantizer: q, seed });
+      try {
+        linears.forEach((L, k) => {
+          const weight = st.read(L.weight);
+          const bias = L.bias === undefined ? new Float32Array(L.out) : st.read(L.bias);
+          // a learned scale starts at the weights' AbsMean (what Network.create's init does)
+          const alpha = !q.startsWith('lsq') ? 1 : rt.withArrays(fn, [weight], ([wp, ap]) => {
+            rt.check(rt.x.tl_absmean_scale(wp, weight.length, ap), fn);
+            return rt.view(Float32Array, ap, 1)[0];
+          }, [4]);
+          net.setLayer(k, { weight, bias, alpha });
+        });
+      } catch (e) {
+        net.free();
+        throw e;
+      }
+      return net;
+    } finally {
+      if (!owned) st.free();
     }
   }
 

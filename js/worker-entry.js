@@ -97,9 +97,11 @@ async function start(id, o) {
   let net;
   try {
     const tl = await init(o.init ?? {});
-    net = o.network.model !== undefined
-      ? tl.Network.fromModel(o.network.model, { quantizer: o.network.quantizer, seed: o.network.seed })
-      : tl.Network.create(o.network);
+    net = o.network.checkpoint !== undefined
+      ? tl.Network.fromCheckpoint(o.network.checkpoint, o.network.architecture, { quantizer: o.network.quantizer, seed: o.network.seed })
+      : o.network.model !== undefined
+        ? tl.Network.fromModel(o.network.model, { quantizer: o.network.quantizer, seed: o.network.seed })
+        : tl.Network.create(o.network);
     // the data go into wasm memory once; the core checks them (finite, classes in range)
     job.loop = net.loop(o.data, { batchSize: o.batchSize, seed: o.seed ?? 0 });
     job.test = o.test;

@@ -17,6 +17,7 @@
 
 import { TilelliError } from './errors.js';
 import { STATUS } from './constants.js';
+import { lastInitUrl } from './loader.js';
 import { MSG, abortError, checkSet, reviveError } from './protocol.js';
 import { options } from './runtime.js';
 
@@ -174,7 +175,7 @@ class TrainingJob {
       worker.addEventListener('message', (e) => onMessage(e.data));
       worker.addEventListener('error', (e) => {
         e.preventDefault?.();
-        this.#fail(new Error(`training worker: ${e.message || 'the worker failed to load (is its URL right? see options.worker)'}`));
+        this.#fail(new Error(`training worker: ${e.message || 'the worker failed to load (is its URL right? In a bundled app, bundle tilelli/worker-entry.js as its own entry point, named worker-entry.js beside your bundle, or pass options.worker: README "Bundled apps")'}`));
       });
       worker.addEventListener('messageerror', () => this.#fail(new Error('training worker: a message could not be deserialized')));
     }
@@ -398,10 +399,19 @@ export function startTraining(options) {
     network, optimizer, schedule, tequila, data, test, init, seed = 0,
   } = options;
   if (!network || typeof network !== 'object') {
-    throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network must be { widths, activation, quantizer, seed } or { model }');
+    throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network must be { widths, activation, quantizer, seed }, { model } or { checkpoint, architecture }');
   }
   let inputs;
-  if (network.model !== undefined) {
+  if (network.checkpoint !== undefined) {
+    if (!(network.checkpoint instanceof Uint8Array || network.checkpoint instanceof ArrayBuffer)) {
+      throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network.checkpoint must be the bytes of a safetensors file (Uint8Array)');
+    }
+    const arch = network.architecture;
+    if (!arch || typeof arch !== 'object' || !Array.isArray(arch.layers) || !Number.isSafeInteger(arch.input)) {
+      throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network.architecture must be { input, layers: [...] } (what tilelli pack --arch reads)');
+    }
+    inputs = arch.input;
+  } else if (network.model !== undefined) {
     if (!(network.model instanceof Uint8Array || network.model instanceof ArrayBuffer)) {
       throw new TilelliError('INVALID_ARGUMENT', 'startTraining: network.model must be the bytes of a packed model file (Uint8Array)');
     }
@@ -426,14 +436,16 @@ export function startTraining(options) {
   if (w !== undefined && typeof w !== 'function' && typeof w !== 'string' && !(w instanceof URL) && typeof w?.postMessage !== 'function') {
     throw new TilelliError('INVALID_ARGUMENT', 'startTraining: worker must be a URL, a string, a Worker or a function returning one');
   }
-  let initOptions = init;
+  // Default: the wasm URL the latest init({ url }) used (a bundled app gives it once).
+  let initOptions = init ?? (lastInitUrl() ? { url: lastInitUrl() } : undefined);
   if (init?.url !== undefined) {
     // Relative to the page (or this module), not to wherever the worker script lives.
     initOptions = { ...init, url: new URL(init.url, globalThis.location?.href ?? import.meta.url).href };
   }
   const payload = {
     init: initOptions,
-    network: network.model instanceof ArrayBuffer ? { ...network, model: new Uint8Array(network.model) } : { ...network },
+    network: network.model instanceof ArrayBuffer ? { ...network, model: new Uint8Array(network.model) }
+      : network.checkpoint instanceof ArrayBuffer ? { ...network, checkpoint: new Uint8Array(network.checkpoint) } : { ...network },
     optimizer, schedule, tequila, seed, epochs, batchSize, progressEvery, chunkMs: options.chunkMs,
     data: { x: data.x, labels: data.labels },
     test: test === undefined ? undefined : { x: test.x, labels: test.labels },

@@ -29,6 +29,11 @@ tl_status tl__fail(tl_status s, const char *fmt, ...)
 #endif
     ;
 
+/* A safetensors dtype's name as the file spells it ("F32", "I64", ...), and whether its values
+ * are floating point (safetensors.c). */
+const char *tl__dtype_name(tl_dtype d);
+int tl__dtype_is_float(tl_dtype d);
+
 /* The core's allocator (mem.c): 16-byte aligned, counted. Use these, never malloc/free. */
 void *tl__malloc(size_t size);
 void *tl__calloc(size_t count, size_t size);

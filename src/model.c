@@ -241,7 +241,11 @@ static tl_status tl__ckpt_floats(tl__src *s, const tl__json *o, const char *key,
     *out = NULL;
     tl_status st = tl__ckpt_tensor(cs, o, key, optional, &i, &name);
     if (st || !name) return st;
-    tl_safetensors_tensor(cs->st, i, NULL, NULL, NULL, &ndim, &shape, NULL, NULL);
+    tl_dtype dt;
+    tl_safetensors_tensor(cs->st, i, NULL, NULL, &dt, &ndim, &shape, NULL, NULL);
+    if (!tl__dtype_is_float(dt))
+        return tl__fail(TL_ERR_DTYPE, "layers[%zu].%s: tensor \"%s\" is %s, a float dtype (F32, F16, BF16, F64, F8) was expected",
+                        s->li, key, name, tl__dtype_name(dt));
     size_t count = 1;
     for (size_t d = 0; d < ndim; d++) count *= (size_t)shape[d];
     if (count != n)

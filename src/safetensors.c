@@ -54,26 +54,57 @@ struct tl_safetensors {
     tl__st_meta *meta;
 };
 
+/* One row per dtype: its name in the file and its size in bytes (the table the parser, the
+ * readers and the tests share). */
+static const struct {
+    const char *name;
+    tl_dtype dtype;
+    unsigned char size;
+} tl__dtypes[] = {
+    {"F32", TL_DTYPE_F32, 4},         {"F16", TL_DTYPE_F16, 2},         {"BF16", TL_DTYPE_BF16, 2},
+    {"I8", TL_DTYPE_I8, 1},           {"U8", TL_DTYPE_U8, 1},           {"F64", TL_DTYPE_F64, 8},
+    {"I64", TL_DTYPE_I64, 8},         {"I32", TL_DTYPE_I32, 4},         {"I16", TL_DTYPE_I16, 2},
+    {"U64", TL_DTYPE_U64, 8},         {"U32", TL_DTYPE_U32, 4},         {"U16", TL_DTYPE_U16, 2},
+    {"BOOL", TL_DTYPE_BOOL, 1},       {"F8_E4M3", TL_DTYPE_F8_E4M3, 1}, {"F8_E5M2", TL_DTYPE_F8_E5M2, 1},
+    {"F8_E8M0", TL_DTYPE_F8_E8M0, 1}, {"C64", TL_DTYPE_C64, 8},
+};
+#define TL__NDTYPES (sizeof tl__dtypes / sizeof *tl__dtypes)
+
 static size_t tl__dtype_size(tl_dtype d) {
-    return d == TL_DTYPE_F32 ? 4 : d == TL_DTYPE_F16 || d == TL_DTYPE_BF16 ? 2 : 1;
+    for (size_t k = 0; k < TL__NDTYPES; k++)
+        if (tl__dtypes[k].dtype == d) return tl__dtypes[k].size;
+    return 1; /* cannot be: only the table's dtypes are stored */
 }
 
-static tl_status tl__parse_dtype(const tl__json *v, tl_dtype *d) {
-    static const struct {
-        const char *name;
-        tl_dtype dtype;
-    } known[] = {{"F32", TL_DTYPE_F32},
-                 {"F16", TL_DTYPE_F16},
-                 {"BF16", TL_DTYPE_BF16},
-                 {"I8", TL_DTYPE_I8},
-                 {"U8", TL_DTYPE_U8}};
-    if (tl__json_kind_of(v) != TL__JSON_STRING) return TL_ERR_PARSE;
-    for (size_t k = 0; k < sizeof known / sizeof *known; k++)
-        if (tl__json_string_is(v, known[k].name)) {
-            *d = known[k].dtype;
+const char *tl__dtype_name(tl_dtype d) {
+    for (size_t k = 0; k < TL__NDTYPES; k++)
+        if (tl__dtypes[k].dtype == d) return tl__dtypes[k].name;
+    return "?";
+}
+
+int tl__dtype_is_float(tl_dtype d) {
+    return d == TL_DTYPE_F32 || d == TL_DTYPE_F16 || d == TL_DTYPE_BF16 || d == TL_DTYPE_F64 ||
+           d == TL_DTYPE_F8_E4M3 || d == TL_DTYPE_F8_E5M2 || d == TL_DTYPE_F8_E8M0;
+}
+
+/* The tensor's name for a message: at most 80 bytes of it. */
+#define TL__NAME(n, len) (int)((len) > 80 ? 80 : (len)), (n)
+
+static tl_status tl__parse_dtype(const tl__json *v, tl_dtype *d, const char *name, size_t name_len) {
+    if (tl__json_kind_of(v) != TL__JSON_STRING)
+        return tl__fail(TL_ERR_PARSE, "tensor \"%.*s\": dtype must be a string", TL__NAME(name, name_len));
+    for (size_t k = 0; k < TL__NDTYPES; k++)
+        if (tl__json_string_is(v, tl__dtypes[k].name)) {
+            *d = tl__dtypes[k].dtype;
             return TL_OK;
         }
-    return TL_ERR_DTYPE;
+    size_t n;
+    const char *s = tl__json_string(v, &n);
+    return tl__fail(
+        TL_ERR_DTYPE,
+        "tensor \"%.*s\": dtype \"%.*s\" is not one of F64 F32 F16 BF16 F8_E4M3 F8_E5M2 F8_E8M0 I64 I32 "
+        "I16 I8 U64 U32 U16 U8 BOOL C64",
+        TL__NAME(name, name_len), (int)(n > 40 ? 40 : n), s);
 }
 
 /* A non-negative integer written as one ("-0" has the sign bit and is not). *huge: beyond int64. */
@@ -85,43 +116,85 @@ static int tl__header_uint(const tl__json *v, uint64_t *out, int *huge) {
     return 1;
 }
 
-/* Validate one tensor entry against a data region of data_len bytes; fills t (not its name or
- * data pointer) and, when shape is not NULL, its dimensions. */
-static tl_status tl__tensor_entry(const tl__json *v, uint64_t data_len, tl__st_tensor *t, int64_t *shape) {
-    if (tl__json_kind_of(v) != TL__JSON_OBJECT || tl__json_count(v) != 3) return TL_ERR_PARSE;
+/* Validate one tensor entry against a data region of data_len bytes starting at file offset
+ * data_at; fills t (not its name or data pointer) and, when shape is not NULL, its dimensions.
+ * Failures say which tensor, what was expected and what was found. */
+static tl_status tl__tensor_entry(const tl__json *v, uint64_t data_len, uint64_t data_at, const char *name,
+                                  size_t name_len, tl__st_tensor *t, int64_t *shape) {
+#define TL__T "tensor \"%.*s\": "
+#define TL__TN TL__NAME(name, name_len)
+    if (tl__json_kind_of(v) != TL__JSON_OBJECT)
+        return tl__fail(TL_ERR_PARSE, TL__T "its entry must be an object {dtype, shape, data_offsets}",
+                        TL__TN);
     const tl__json *dt = tl__json_find(v, "dtype", 5, NULL), *sh = tl__json_find(v, "shape", 5, NULL),
                    *off = tl__json_find(v, "data_offsets", 12, NULL);
-    if (!dt || !sh || !off) return TL_ERR_PARSE; /* with 3 unique keys: exactly these three */
-    tl_status s = tl__parse_dtype(dt, &t->dtype);
+    if (!dt || !sh || !off || tl__json_count(v) != 3)
+        return tl__fail(TL_ERR_PARSE,
+                        TL__T "its entry must have exactly the keys dtype, shape, data_offsets%s", TL__TN,
+                        !dt    ? " (no dtype)"
+                        : !sh  ? " (no shape)"
+                        : !off ? " (no data_offsets)"
+                               : " (it has more)");
+    tl_status s = tl__parse_dtype(dt, &t->dtype, name, name_len);
     if (s) return s;
-    if (tl__json_kind_of(sh) != TL__JSON_ARRAY) return TL_ERR_PARSE;
+    if (tl__json_kind_of(sh) != TL__JSON_ARRAY)
+        return tl__fail(TL_ERR_PARSE, TL__T "shape must be an array of integers", TL__TN);
     t->ndim = tl__json_count(sh);
     uint64_t count = 1;
     for (size_t k = 0; k < t->ndim; k++) {
         uint64_t dim;
         int huge;
-        if (!tl__header_uint(tl__json_item(sh, k), &dim, &huge)) return TL_ERR_PARSE;
-        if (dim > TL_MAX_ELEMENTS) return TL_ERR_OVERFLOW;
+        if (!tl__header_uint(tl__json_item(sh, k), &dim, &huge))
+            return tl__fail(TL_ERR_PARSE, TL__T "shape[%zu] is not a non-negative integer", TL__TN, k);
+        if (dim > TL_MAX_ELEMENTS)
+            return tl__fail(TL_ERR_OVERFLOW, TL__T "shape[%zu] is past the limit of %zu elements", TL__TN, k,
+                            TL_MAX_ELEMENTS);
         count *= dim; /* both <= 2^30 - 1: no wrap */
-        if (count > TL_MAX_ELEMENTS) return TL_ERR_OVERFLOW;
+        if (count > TL_MAX_ELEMENTS)
+            return tl__fail(TL_ERR_OVERFLOW, TL__T "the shape holds more than %zu elements", TL__TN,
+                            TL_MAX_ELEMENTS);
         if (shape) shape[k] = (int64_t)dim;
     }
-    if (tl__json_kind_of(off) != TL__JSON_ARRAY || tl__json_count(off) != 2) return TL_ERR_PARSE;
+    if (tl__json_kind_of(off) != TL__JSON_ARRAY || tl__json_count(off) != 2)
+        return tl__fail(TL_ERR_PARSE, TL__T "data_offsets must be [begin, end]", TL__TN);
     int huge_b, huge_e;
     if (!tl__header_uint(tl__json_item(off, 0), &t->begin, &huge_b) ||
         !tl__header_uint(tl__json_item(off, 1), &t->end, &huge_e) || huge_b || huge_e)
-        return TL_ERR_PARSE;
-    if (t->begin > t->end || t->end > data_len) return TL_ERR_PARSE;
+        return tl__fail(TL_ERR_PARSE, TL__T "data_offsets must be two non-negative integers", TL__TN);
+    if (t->begin > t->end)
+        return tl__fail(TL_ERR_PARSE, TL__T "data_offsets [%llu, %llu] end before they begin", TL__TN,
+                        (unsigned long long)t->begin, (unsigned long long)t->end);
+    if (t->end > data_len)
+        return tl__fail(
+            TL_ERR_PARSE,
+            TL__T "data_offsets [%llu, %llu] run past the data, which has %llu bytes (file bytes %llu..%llu)",
+            TL__TN, (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)data_len,
+            (unsigned long long)data_at, (unsigned long long)(data_at + data_len));
     t->count = (size_t)count;
-    t->nbytes = (size_t)count * tl__dtype_size(t->dtype); /* <= 4 (2^30 - 1): fits 32 bits */
-    if (t->end - t->begin != t->nbytes) return TL_ERR_PARSE;
+    if (t->end - t->begin != (uint64_t)count * tl__dtype_size(t->dtype))
+        return tl__fail(
+            TL_ERR_PARSE,
+            TL__T "%s shape of %llu elements needs %llu bytes, but data_offsets [%llu, %llu] (file bytes "
+                  "%llu..%llu) hold %llu",
+            TL__TN, tl__dtype_name(t->dtype), (unsigned long long)count,
+            (unsigned long long)count * tl__dtype_size(t->dtype), (unsigned long long)t->begin,
+            (unsigned long long)t->end, (unsigned long long)(data_at + t->begin),
+            (unsigned long long)(data_at + t->end), (unsigned long long)(t->end - t->begin));
+    t->nbytes = (size_t)(t->end - t->begin); /* within the data, so within size_t */
     return TL_OK;
+#undef TL__T
+#undef TL__TN
 }
 
 static tl_status tl__metadata_entry(const tl__json *v) {
-    if (tl__json_kind_of(v) != TL__JSON_OBJECT) return TL_ERR_PARSE;
+    if (tl__json_kind_of(v) != TL__JSON_OBJECT)
+        return tl__fail(TL_ERR_PARSE, "__metadata__ must be an object of strings");
     for (size_t j = 0; j < tl__json_count(v); j++)
-        if (tl__json_kind_of(tl__json_item(v, j)) != TL__JSON_STRING) return TL_ERR_PARSE;
+        if (tl__json_kind_of(tl__json_item(v, j)) != TL__JSON_STRING) {
+            size_t n;
+            const char *k = tl__json_key(v, j, &n);
+            return tl__fail(TL_ERR_PARSE, "__metadata__ \"%.*s\" must be a string", TL__NAME(k, n));
+        }
     return TL_OK;
 }
 
@@ -169,14 +242,14 @@ static int tl__is_metadata_key(const tl__json *root, size_t i) {
 }
 
 /* Build the handle from a parsed header (root is an object). */
-static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t data_len,
+static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t data_len, uint64_t data_at,
                            tl_safetensors **out) {
     size_t members = tl__json_count(root), ntensors = 0, nmeta = 0, ndims = 0, nchars = 0;
     const tl__json *meta = NULL;
     for (size_t i = 0; i < members; i++) {
         const tl__json *v = tl__json_item(root, i);
         size_t key_len;
-        tl__json_key(root, i, &key_len);
+        const char *key = tl__json_key(root, i, &key_len);
         tl_status s;
         if (tl__is_metadata_key(root, i)) {
             if ((s = tl__metadata_entry(v))) return s;
@@ -191,7 +264,7 @@ static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t d
             continue;
         }
         tl__st_tensor t;
-        if ((s = tl__tensor_entry(v, data_len, &t, NULL))) return s;
+        if ((s = tl__tensor_entry(v, data_len, data_at, key, key_len, &t, NULL))) return s;
         ntensors++, ndims += t.ndim, nchars += key_len + 1;
     }
 
@@ -224,7 +297,8 @@ static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t d
         tl__st_tensor *t = &st->tensors[k];
         size_t key_len;
         const char *key = tl__json_key(root, i, &key_len);
-        tl__tensor_entry(tl__json_item(root, i), data_len, t, shapes); /* validated above */
+        tl__tensor_entry(tl__json_item(root, i), data_len, data_at, key, key_len, t,
+                         shapes); /* validated above */
         t->shape = shapes, shapes += t->ndim;
         t->name = tl__copy_str(&chars, key, key_len), t->name_len = key_len;
         t->data = data + t->begin;
@@ -242,14 +316,21 @@ static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t d
      * furthest end so far. */
     tl__heapsort(st->by_name, ntensors, sizeof *st->by_name, tl__cmp_offsets);
     uint64_t reach = 0;
+    const tl__st_tensor *last = NULL;
     for (size_t k = 0; k < ntensors; k++) {
         const tl__st_tensor *t = st->by_name[k];
         if (t->begin == t->end) continue;
         if (t->begin < reach) {
+            tl_status s = tl__fail(
+                TL_ERR_PARSE,
+                "tensor \"%.*s\" (data_offsets [%llu, %llu]) overlaps tensor \"%.*s\" ([%llu, %llu])",
+                TL__NAME(t->name, t->name_len), (unsigned long long)t->begin, (unsigned long long)t->end,
+                TL__NAME(last->name, last->name_len), (unsigned long long)last->begin,
+                (unsigned long long)last->end);
             tl__free(block);
-            return TL_ERR_PARSE;
+            return s;
         }
-        reach = t->end;
+        reach = t->end, last = t;
     }
     /* Then by name, for tl_safetensors_find (names are unique: the JSON object's keys are). */
     tl__heapsort(st->by_name, ntensors, sizeof *st->by_name, tl__cmp_names);
@@ -259,17 +340,32 @@ static tl_status tl__build(const tl__json *root, const uint8_t *data, uint64_t d
 
 tl_status tl_safetensors_open(const uint8_t *bytes, size_t len, tl_safetensors **out) {
     if (!out || (!bytes && len)) return TL_ERR_NULL;
-    if (len < 8) return TL_ERR_PARSE;
+    if (len < 8)
+        return tl__fail(TL_ERR_PARSE, "%zu bytes: a safetensors file starts with an 8-byte header length",
+                        len);
     uint64_t n = 0;
     for (int k = 7; k >= 0; k--) n = n << 8 | bytes[k];
-    if (n > len - 8 || n > TL__ST_MAX_HEADER) return TL_ERR_PARSE;
+    if (n > len - 8)
+        return tl__fail(
+            TL_ERR_PARSE, "byte 0: the header length %llu runs past the end of the %zu-byte file%s",
+            (unsigned long long)n, len,
+            len >= 4 && !memcmp(bytes, "TLM", 3) ? " (this looks like a packed model file, not a checkpoint)"
+                                                 : "");
+    if (n > TL__ST_MAX_HEADER)
+        return tl__fail(TL_ERR_PARSE, "byte 0: the header length %llu is past the limit of %llu bytes",
+                        (unsigned long long)n, (unsigned long long)TL__ST_MAX_HEADER);
     const char *header = (const char *)bytes + 8;
-    if (n == 0 || header[0] != '{') return TL_ERR_PARSE;
+    if (n == 0 || header[0] != '{')
+        return tl__fail(TL_ERR_PARSE, "byte 8: the header must be a JSON object starting with '{', found %s",
+                        n == 0 ? "an empty header" : "another byte");
     tl__json *root;
     tl_status s = tl__json_parse(header, (size_t)n, &root);
-    if (s) return s;
+    if (s)
+        return s == TL_ERR_PARSE
+                   ? tl__fail(s, "the header (bytes 8..%llu) is not valid JSON", (unsigned long long)(8 + n))
+                   : s;
     if (tl__json_kind_of(root) != TL__JSON_OBJECT) s = TL_ERR_PARSE; /* cannot be: it starts with '{' */
-    if (!s) s = tl__build(root, bytes + 8 + n, (uint64_t)(len - 8 - n), out);
+    if (!s) s = tl__build(root, bytes + 8 + n, (uint64_t)(len - 8 - n), 8 + n, out);
     tl__json_free(root);
     return s;
 }
@@ -328,39 +424,94 @@ static uint32_t tl__f16_bits(uint32_t h) {
     return sign | (top + 103) << 23 | ((mant << (23 - top)) & 0x7FFFFFu);
 }
 
+/* OCP F8 E4M3FN -> binary32 bits, exactly: bias 7, no infinities, S.1111.111 is NaN. */
+static uint32_t tl__e4m3_bits(uint32_t b) {
+    uint32_t sign = (b & 0x80u) << 24, exp = b >> 3 & 0xFu, mant = b & 7u;
+    if (exp == 0xF && mant == 7) return sign | TL__INF_BITS | 0x400000u;
+    if (exp) return sign | (exp + 120) << 23 | mant << 20; /* rebias 7 -> 127 */
+    if (!mant) return sign;
+    uint32_t top = 2; /* mant * 2^-9 = 1.f * 2^(top - 9) */
+    while (!(mant >> top)) top--;
+    return sign | (top + 118) << 23 | ((mant << (23 - top)) & 0x7FFFFFu);
+}
+
+static uint64_t tl__le(const uint8_t *p, int bytes) {
+    uint64_t v = 0;
+    for (int k = bytes - 1; k >= 0; k--) v = v << 8 | p[k];
+    return v;
+}
+
 tl_status tl_safetensors_read_f32(const tl_safetensors *st, size_t i, float *out, size_t n) {
     if (!st || (!out && n)) return TL_ERR_NULL;
     if (i >= st->ntensors) return TL_ERR_ARGUMENT;
     const tl__st_tensor *t = &st->tensors[i];
-    if (n != t->count) return TL_ERR_SIZE;
+    if (n != t->count)
+        return tl__fail(TL_ERR_SIZE, "tensor \"%.*s\" has %zu elements, not %zu",
+                        TL__NAME(t->name, t->name_len), t->count, n);
     const uint8_t *p = t->data;
     /* Bits go out through memcpy so that NaN payloads survive on every host. */
     uint32_t u;
-    switch (t->dtype) {
-    case TL_DTYPE_F32:
-        for (size_t k = 0; k < n; k++, p += 4) {
-            u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-            memcpy(out + k, &u, 4);
+    size_t sz = tl__dtype_size(t->dtype);
+    for (size_t k = 0; k < n; k++, p += sz) {
+        switch (t->dtype) {
+        case TL_DTYPE_F32:
+            u = (uint32_t)tl__le(p, 4);
+            break;
+        case TL_DTYPE_F16:
+            u = tl__f16_bits((uint32_t)tl__le(p, 2));
+            break;
+        case TL_DTYPE_BF16:
+            u = (uint32_t)tl__le(p, 2) << 16;
+            break;
+        case TL_DTYPE_F8_E5M2: /* the top byte of a binary16 */
+            u = tl__f16_bits((uint32_t)p[0] << 8);
+            break;
+        case TL_DTYPE_F8_E4M3:
+            u = tl__e4m3_bits(p[0]);
+            break;
+        case TL_DTYPE_F8_E8M0: /* 2^(e - 127); e = 0 is 2^-127, a binary32 subnormal */
+            u = p[0] == 0xFF ? TL__INF_BITS | 0x400000u : p[0] ? (uint32_t)p[0] << 23 : 0x00400000u;
+            break;
+        case TL_DTYPE_F64: {
+            uint64_t b = tl__le(p, 8);
+            double d;
+            memcpy(&d, &b, 8);
+            out[k] = isnan(d) ? NAN : tl__to_float_sat(d);
+            continue;
         }
-        break;
-    case TL_DTYPE_F16:
-        for (size_t k = 0; k < n; k++, p += 2) {
-            u = tl__f16_bits((uint32_t)p[0] | (uint32_t)p[1] << 8);
-            memcpy(out + k, &u, 4);
+        case TL_DTYPE_I8:
+            out[k] = (float)(int8_t)p[0];
+            continue;
+        case TL_DTYPE_U8:
+            out[k] = (float)p[0];
+            continue;
+        case TL_DTYPE_BOOL:
+            out[k] = p[0] ? 1.0f : 0.0f;
+            continue;
+        case TL_DTYPE_I16:
+            out[k] = (float)(int16_t)(uint16_t)tl__le(p, 2);
+            continue;
+        case TL_DTYPE_U16:
+            out[k] = (float)(uint16_t)tl__le(p, 2);
+            continue;
+        case TL_DTYPE_I32:
+            out[k] = (float)(int32_t)(uint32_t)tl__le(p, 4);
+            continue;
+        case TL_DTYPE_U32:
+            out[k] = (float)(uint32_t)tl__le(p, 4);
+            continue;
+        case TL_DTYPE_I64:
+            out[k] = (float)(int64_t)tl__le(
+                p, 8); /* implementation-defined before C23: two's complement on every target we build */
+            continue;
+        case TL_DTYPE_U64:
+            out[k] = (float)tl__le(p, 8);
+            continue;
+        default: /* C64: two floats per element, not one */
+            return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" is %s: it has no float32 value per element",
+                            TL__NAME(t->name, t->name_len), tl__dtype_name(t->dtype));
         }
-        break;
-    case TL_DTYPE_BF16:
-        for (size_t k = 0; k < n; k++, p += 2) {
-            u = ((uint32_t)p[0] | (uint32_t)p[1] << 8) << 16;
-            memcpy(out + k, &u, 4);
-        }
-        break;
-    case TL_DTYPE_I8:
-        for (size_t k = 0; k < n; k++) out[k] = (float)((int)p[k] - (p[k] >> 7) * 256);
-        break;
-    case TL_DTYPE_U8:
-        for (size_t k = 0; k < n; k++) out[k] = (float)p[k];
-        break;
+        memcpy(out + k, &u, 4);
     }
     return TL_OK;
 }

@@ -34,6 +34,26 @@ static tl_status jparse(const char *s, tl__json **root) { return jparse_n(s, str
 
 static int bits_equal(float a, float b) { return tl__f2u(a) == tl__f2u(b); }
 
+/* Every dtype of the safetensors spec this reader opens, with its size (from the spec). */
+static const struct {
+    const char *name;
+    tl_dtype dtype;
+    size_t size;
+} spec_dtypes[] = {
+    {"F64", TL_DTYPE_F64, 8},         {"F32", TL_DTYPE_F32, 4},         {"F16", TL_DTYPE_F16, 2},
+    {"BF16", TL_DTYPE_BF16, 2},       {"I64", TL_DTYPE_I64, 8},         {"I32", TL_DTYPE_I32, 4},
+    {"I16", TL_DTYPE_I16, 2},         {"I8", TL_DTYPE_I8, 1},           {"U64", TL_DTYPE_U64, 8},
+    {"U32", TL_DTYPE_U32, 4},         {"U16", TL_DTYPE_U16, 2},         {"U8", TL_DTYPE_U8, 1},
+    {"BOOL", TL_DTYPE_BOOL, 1},       {"F8_E4M3", TL_DTYPE_F8_E4M3, 1}, {"F8_E5M2", TL_DTYPE_F8_E5M2, 1},
+    {"F8_E8M0", TL_DTYPE_F8_E8M0, 1}, {"C64", TL_DTYPE_C64, 8}};
+#define N_SPEC_DTYPES (sizeof spec_dtypes / sizeof *spec_dtypes)
+
+static size_t dtype_bytes(tl_dtype d) {
+    for (size_t k = 0; k < N_SPEC_DTYPES; k++)
+        if (spec_dtypes[k].dtype == d) return spec_dtypes[k].size;
+    return 0;
+}
+
 /* A safetensors file: 8-byte LE header length, header (+ pad spaces), data. */
 typedef struct {
     uint8_t *bytes;
@@ -812,15 +832,17 @@ static void test_hostile(void) {
     header_case(T("\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[-1,0]"), 1, TL_ERR_PARSE);
     header_case(T("\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[-0,0]"), 1, TL_ERR_PARSE);
 
-    /* dtypes: safetensors' other dtypes and unknown strings */
-    static const char *dtypes[] = {"F64", "I16",  "I32",  "I64",     "U16",
-                                   "U32", "U64",  "BOOL", "F8_E4M3", "F8_E5M2",
-                                   "f32", "F32 ", "",     "float32", "\\u0046\\u0033\\u0032x"};
+    /* dtypes: strings outside the spec's byte-sized dtypes are TL_ERR_DTYPE, and the detail names
+     * the tensor and the dtype */
+    static const char *dtypes[] = {"F4", "F6_E2M3", "f32", "F32 ", "", "float32", "\\u0046\\u0033\\u0032x"};
     for (size_t k = 0; k < sizeof dtypes / sizeof *dtypes; k++) {
         char h[160];
         sprintf(h, T("\"dtype\":\"%s\",\"shape\":[1],\"data_offsets\":[0,8]"), dtypes[k]);
         header_case(h, 8, TL_ERR_DTYPE);
     }
+    header_case("{\"buf.num\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, TL_ERR_DTYPE);
+    CHECK(strstr(tl_error_detail(), "tensor \"buf.num\"") && strstr(tl_error_detail(), "dtype \"Q4\""),
+          "an unknown dtype's detail names the tensor and the dtype: %s", tl_error_detail());
     /* escaped spelling of a known dtype is that dtype */
     header_case(T("\"dtype\":\"\\u0046\\u00332\",\"shape\":[2],\"data_offsets\":[0,8]"), 8, TL_OK);
 
@@ -935,12 +957,11 @@ static int walk_ok(const tl_safetensors *st, const uint8_t *region, size_t regio
         ok &= tl_safetensors_tensor(st, i, &name, &name_len, &dt, &ndim, &shape, &d, &nbytes) == TL_OK;
         size_t count = 1;
         for (size_t k = 0; k < ndim; k++) count *= (size_t)shape[k];
-        size_t esize = dt == TL_DTYPE_F32 ? 4 : dt == TL_DTYPE_F16 || dt == TL_DTYPE_BF16 ? 2 : 1;
-        ok &= nbytes == count * esize;
+        ok &= nbytes == count * dtype_bytes(dt);
         ok &= (size_t)(d - region) <= region_len && region_len - (size_t)(d - region) >= nbytes;
         ok &= tl_safetensors_find(st, name, name_len, &at) == TL_OK && at == i;
         float *out = malloc(count ? count * sizeof *out : 1);
-        ok &= tl_safetensors_read_f32(st, i, out, count) == TL_OK;
+        ok &= tl_safetensors_read_f32(st, i, out, count) == (dt == TL_DTYPE_C64 ? TL_ERR_DTYPE : TL_OK);
         free(out);
     }
     return ok;
@@ -1040,6 +1061,173 @@ static void test_out_of_memory(void) {
     free(g.bytes);
 }
 
+/* ---------------------------------------------------------------------------
+ * Checkpoints as PyTorch writes them: every dtype opens, reads as float32, errors say where
+ * ------------------------------------------------------------------------- */
+
+static void test_all_dtypes(void) {
+    /* each dtype with the right byte count opens, and has that dtype */
+    for (size_t k = 0; k < N_SPEC_DTYPES; k++) {
+        char h[200];
+        size_t sz = spec_dtypes[k].size;
+        sprintf(h, "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[0,%zu]}}", spec_dtypes[k].name,
+                3 * sz);
+        uint8_t data[24] = {0};
+        file f = st_file(h, 0, data, 3 * sz);
+        tl_safetensors *st = open_expect(&f, TL_OK, h);
+        tl_dtype dt = 0;
+        size_t nbytes = 0;
+        if (st) {
+            tl_safetensors_tensor(st, 0, NULL, NULL, &dt, NULL, NULL, NULL, &nbytes);
+            CHECK(dt == spec_dtypes[k].dtype && nbytes == 3 * sz, "%s: dtype and %zu bytes",
+                  spec_dtypes[k].name, 3 * sz);
+        }
+        tl_safetensors_free(st);
+        free(f.bytes);
+        /* one byte short: PARSE, and the detail names the tensor, dtype, bytes needed and found */
+        sprintf(h, "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[0,%zu]}}", spec_dtypes[k].name,
+                3 * sz - 1);
+        header_case(h, 3 * sz, TL_ERR_PARSE);
+        char want[120];
+        sprintf(want, "%s shape of 3 elements needs %zu bytes", spec_dtypes[k].name, 3 * sz);
+        CHECK(strstr(tl_error_detail(), "tensor \"t\"") && strstr(tl_error_detail(), want),
+              "%s: the size mismatch's detail says what it expected: %s", spec_dtypes[k].name,
+              tl_error_detail());
+    }
+
+    /* values: a state_dict's buffers read as float32 */
+    uint8_t d[128];
+    size_t at = 0;
+    const double f64[2] = {-2.5, 1e300};
+    memcpy(d + at, f64, 16), at += 16; /* little-endian hosts only: the C tests run on x86 and wasm */
+    const int64_t i64[2] = {-3, 1000000};
+    memcpy(d + at, i64, 16), at += 16;
+    const int32_t i32[2] = {-7, 123456};
+    memcpy(d + at, i32, 8), at += 8;
+    const int16_t i16[2] = {-300, 300};
+    memcpy(d + at, i16, 4), at += 4;
+    const uint64_t u64[2] = {0, 18446744073709551615ull};
+    memcpy(d + at, u64, 16), at += 16;
+    const uint32_t u32[2] = {4000000000u, 1};
+    memcpy(d + at, u32, 8), at += 8;
+    const uint16_t u16[2] = {65535, 2};
+    memcpy(d + at, u16, 4), at += 4;
+    const uint8_t bools[2] = {1, 0}, e4m3[2] = {0x38 /* 1.0 */, 0x81 /* a subnormal: -2^-9 */},
+                  e5m2[2] = {0x3C /* 1.0 */, 0x7C /* inf */}, e8m0[2] = {127, 0xFF};
+    memcpy(d + at, bools, 2), at += 2;
+    memcpy(d + at, e4m3, 2), at += 2;
+    memcpy(d + at, e5m2, 2), at += 2;
+    memcpy(d + at, e8m0, 2), at += 2;
+    const char *h = "{\"f64\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]},"
+                    "\"bn.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[16,32]},"
+                    "\"i32\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[32,40]},"
+                    "\"i16\":{\"dtype\":\"I16\",\"shape\":[2],\"data_offsets\":[40,44]},"
+                    "\"u64\":{\"dtype\":\"U64\",\"shape\":[2],\"data_offsets\":[44,60]},"
+                    "\"u32\":{\"dtype\":\"U32\",\"shape\":[2],\"data_offsets\":[60,68]},"
+                    "\"u16\":{\"dtype\":\"U16\",\"shape\":[2],\"data_offsets\":[68,72]},"
+                    "\"mask\":{\"dtype\":\"BOOL\",\"shape\":[2],\"data_offsets\":[72,74]},"
+                    "\"e4m3\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[74,76]},"
+                    "\"e5m2\":{\"dtype\":\"F8_E5M2\",\"shape\":[2],\"data_offsets\":[76,78]},"
+                    "\"e8m0\":{\"dtype\":\"F8_E8M0\",\"shape\":[2],\"data_offsets\":[78,80]},"
+                    "\"c\":{\"dtype\":\"C64\",\"shape\":[1],\"data_offsets\":[80,88]}}";
+    at += 8;
+    file f = st_file(h, 0, d, at);
+    tl_safetensors *st = open_expect(&f, TL_OK, "a state_dict with every kind of buffer");
+    static const struct {
+        const char *name;
+        float a, b;
+    } want[] = {{"f64", -2.5f, INFINITY},
+                {"bn.num_batches_tracked", -3.0f, 1000000.0f},
+                {"i32", -7.0f, 123456.0f},
+                {"i16", -300.0f, 300.0f},
+                {"u64", 0.0f, 18446744073709551615.0f},
+                {"u32", 4000000000.0f, 1.0f},
+                {"u16", 65535.0f, 2.0f},
+                {"mask", 1.0f, 0.0f},
+                {"e4m3", 1.0f, -0.001953125f},
+                {"e5m2", 1.0f, INFINITY},
+                {"e8m0", 1.0f, NAN}};
+    for (size_t k = 0; st && k < sizeof want / sizeof *want; k++) {
+        size_t i;
+        float out[2] = {0, 0};
+        CHECK(tl_safetensors_find(st, want[k].name, strlen(want[k].name), &i) == TL_OK, "%s found",
+              want[k].name);
+        CHECK(tl_safetensors_read_f32(st, i, out, 2) == TL_OK, "%s reads as float32", want[k].name);
+        CHECK(out[0] == want[k].a && (isnan(want[k].b) ? isnan(out[1]) : out[1] == want[k].b),
+              "%s: %g %g, expected %g %g", want[k].name, out[0], out[1], want[k].a, want[k].b);
+    }
+    if (st) {
+        size_t i;
+        float out[2];
+        tl_safetensors_find(st, "c", 1, &i);
+        CHECK(tl_safetensors_read_f32(st, i, out, 1) == TL_ERR_DTYPE &&
+                  strstr(tl_error_detail(), "tensor \"c\" is C64"),
+              "complex64 is listed, not read as float32: %s", tl_error_detail());
+    }
+    tl_safetensors_free(st);
+    free(f.bytes);
+
+    /* all 256 F8 E4M3 bytes against the field formula */
+    int ok = 1;
+    for (unsigned b = 0; b < 256; b++) {
+        char hh[100];
+        sprintf(hh, "{\"x\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}");
+        uint8_t byte = (uint8_t)b;
+        file g = st_file(hh, 0, &byte, 1);
+        tl_safetensors *s8 = NULL;
+        float v = 0;
+        ok &= tl_safetensors_open(g.bytes, g.len, &s8) == TL_OK &&
+              tl_safetensors_read_f32(s8, 0, &v, 1) == TL_OK;
+        unsigned e = b >> 3 & 15, m = b & 7;
+        double ref = e ? ldexp(8.0 + m, (int)e - 10) : ldexp((double)m, -9);
+        if (b & 0x80) ref = -ref;
+        ok &= (b & 0x7F) == 0x7F ? isnan(v) : (double)v == ref && !!signbit(v) == !!(b & 0x80);
+        tl_safetensors_free(s8);
+        free(g.bytes);
+    }
+    CHECK(ok, "F8_E4M3: all 256 bytes widen exactly (NaN at S.1111.111)");
+}
+
+static void test_error_details(void) {
+    static const struct {
+        const char *header; /* NULL: the bytes below */
+        size_t data_len;
+        tl_status status;
+        const char *detail;
+    } cases[] = {
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}", 12, TL_ERR_PARSE,
+         "tensor \"a\": F32 shape of 4 elements needs 16 bytes, but data_offsets [0, 12]"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,8]}}", 4, TL_ERR_PARSE,
+         "run past the data, which has 4 bytes"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]},\"b\":{\"dtype\":\"U8\",\"shape\":["
+         "2],"
+         "\"data_offsets\":[1,3]}}",
+         3, TL_ERR_PARSE, "overlaps tensor"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1.5],\"data_offsets\":[0,1]}}", 1, TL_ERR_PARSE,
+         "tensor \"a\": shape[0] is not a non-negative integer"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1]}}", 1, TL_ERR_PARSE, "(no data_offsets)"},
+        {"{\"a\":[1,2", 0, TL_ERR_PARSE, "is not valid JSON"},
+        {"[1]", 0, TL_ERR_PARSE, "byte 8: the header must be a JSON object"},
+        {"{\"__metadata__\":{\"k\":1}}", 0, TL_ERR_PARSE, "__metadata__ \"k\" must be a string"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        header_case(cases[k].header, cases[k].data_len, cases[k].status);
+        CHECK(strstr(tl_error_detail(), cases[k].detail), "%s: detail \"%s\" says \"%s\"", cases[k].header,
+              tl_error_detail(), cases[k].detail);
+    }
+    /* empty, short, a header length past the end */
+    uint8_t short_file[5] = {1, 2, 3, 4, 5};
+    tl_safetensors *st = NULL;
+    CHECK(tl_safetensors_open(short_file, 0, &st) == TL_ERR_PARSE && strstr(tl_error_detail(), "0 bytes"),
+          "an empty file: %s", tl_error_detail());
+    CHECK(tl_safetensors_open(short_file, 5, &st) == TL_ERR_PARSE && strstr(tl_error_detail(), "5 bytes"),
+          "5 bytes: %s", tl_error_detail());
+    uint8_t garbage[16] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 'x', 'y'};
+    CHECK(tl_safetensors_open(garbage, 16, &st) == TL_ERR_PARSE &&
+              strstr(tl_error_detail(), "header length 4294967295 runs past the end of the 16-byte file"),
+          "garbage: %s", tl_error_detail());
+}
+
 int main(void) {
     test_json_valid();
     test_json_invalid();
@@ -1055,6 +1243,8 @@ int main(void) {
     test_hostile();
     test_mutations();
     test_out_of_memory();
+    test_all_dtypes();
+    test_error_details();
     CHECK(tl_mem_live_bytes() == 0 && tl_mem_live_blocks() == 0, "nothing held at exit");
     return check_report("safetensors");
 }

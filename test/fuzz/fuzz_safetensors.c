@@ -9,6 +9,7 @@
  * index, read_f32 reproducing the bytes (F32 and BF16 bit for bit), metadata readable, indexes
  * past the counts refused. Then the open is repeated with one allocation failing (which one
  * depends on the input): NO_MEMORY or the first status, nothing held. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,20 +17,47 @@
 
 #include "fuzz_common.h"
 
-
 static size_t dtype_size(tl_dtype d) {
     switch (d) {
+    case TL_DTYPE_F64:
+    case TL_DTYPE_I64:
+    case TL_DTYPE_U64:
+    case TL_DTYPE_C64:
+        return 8;
     case TL_DTYPE_F32:
+    case TL_DTYPE_I32:
+    case TL_DTYPE_U32:
         return 4;
     case TL_DTYPE_F16:
     case TL_DTYPE_BF16:
+    case TL_DTYPE_I16:
+    case TL_DTYPE_U16:
         return 2;
     case TL_DTYPE_I8:
     case TL_DTYPE_U8:
+    case TL_DTYPE_BOOL:
+    case TL_DTYPE_F8_E4M3:
+    case TL_DTYPE_F8_E5M2:
+    case TL_DTYPE_F8_E8M0:
         return 1;
     }
     REQUIRE(0);
     return 0;
+}
+
+static uint64_t le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int k = n - 1; k >= 0; k--) v = v << 8 | p[k];
+    return v;
+}
+
+/* An F8 byte's value from its fields (independent of the library's bit manipulation). */
+static double f8_value(unsigned b, int ebits, int bias) {
+    int mbits = 7 - ebits;
+    unsigned e = b >> mbits & ((1u << ebits) - 1), m = b & ((1u << mbits) - 1);
+    double v =
+        e ? ldexp((double)((1u << mbits) + m), (int)e - bias - mbits) : ldexp((double)m, 1 - bias - mbits);
+    return b & 0x80 ? -v : v;
 }
 
 static void check_open(const tl_safetensors *st, const uint8_t *file, size_t len) {
@@ -60,10 +88,16 @@ static void check_open(const tl_safetensors *st, const uint8_t *file, size_t len
         begin[i] = d, bytes[i] = nbytes;
 
         float *out = malloc((count ? count : 1) * sizeof *out);
+        if (dt == TL_DTYPE_C64) {
+            REQUIRE(tl_safetensors_read_f32(st, i, out, count) == TL_ERR_DTYPE);
+            free(out);
+            continue;
+        }
         REQUIRE(tl_safetensors_read_f32(st, i, out, count) == TL_OK);
         REQUIRE(tl_safetensors_read_f32(st, i, out, count + 1) == TL_ERR_SIZE);
         for (size_t k = 0; k < count; k++) {
             uint32_t u = tl__f2u(out[k]), want;
+            const uint8_t *e = d + k * dtype_size(dt);
             switch (dt) {
             case TL_DTYPE_F32:
                 want = (uint32_t)d[4 * k] | (uint32_t)d[4 * k + 1] << 8 | (uint32_t)d[4 * k + 2] << 16 |
@@ -76,12 +110,42 @@ static void check_open(const tl_safetensors *st, const uint8_t *file, size_t len
                 break;
             case TL_DTYPE_F16: {
                 /* finite halves widen to the same value; inf/NaN stay inf/NaN */
-                unsigned h = d[2 * k] | d[2 * k + 1] << 8, e = h >> 10 & 31, m = h & 1023;
-                if (e == 31)
+                unsigned h = d[2 * k] | d[2 * k + 1] << 8, ex = h >> 10 & 31, m = h & 1023;
+                if (ex == 31)
                     REQUIRE(m ? isnan(out[k]) : isinf(out[k]));
                 else
                     REQUIRE((double)out[k] ==
-                            (h >> 15 ? -1 : 1) * (e ? ldexp(1024 + m, (int)e - 25) : ldexp(m, -24)));
+                            (h >> 15 ? -1 : 1) * (ex ? ldexp(1024 + m, (int)ex - 25) : ldexp(m, -24)));
+                break;
+            }
+            case TL_DTYPE_F8_E5M2:
+                if ((e[0] & 0x7C) == 0x7C)
+                    REQUIRE(e[0] & 3 ? isnan(out[k]) : isinf(out[k]));
+                else
+                    REQUIRE((double)out[k] == f8_value(e[0], 5, 15));
+                break;
+            case TL_DTYPE_F8_E4M3:
+                if ((e[0] & 0x7F) == 0x7F)
+                    REQUIRE(isnan(out[k]));
+                else
+                    REQUIRE((double)out[k] == f8_value(e[0], 4, 7));
+                break;
+            case TL_DTYPE_F8_E8M0:
+                if (e[0] == 0xFF)
+                    REQUIRE(isnan(out[k]));
+                else
+                    REQUIRE((double)out[k] == ldexp(1.0, (int)e[0] - 127));
+                break;
+            case TL_DTYPE_F64: {
+                uint64_t b = le(e, 8);
+                double v;
+                memcpy(&v, &b, 8);
+                if (isnan(v))
+                    REQUIRE(isnan(out[k]));
+                else if (fabs(v) <= FLT_MAX)
+                    REQUIRE(out[k] == (float)v);
+                else
+                    REQUIRE(fabs((double)out[k]) >= FLT_MAX && !!signbit(out[k]) == !!signbit(v));
                 break;
             }
             case TL_DTYPE_I8:
@@ -89,6 +153,30 @@ static void check_open(const tl_safetensors *st, const uint8_t *file, size_t len
                 break;
             case TL_DTYPE_U8:
                 REQUIRE(out[k] == (float)d[k]);
+                break;
+            case TL_DTYPE_BOOL:
+                REQUIRE(out[k] == (d[k] ? 1.0f : 0.0f));
+                break;
+            case TL_DTYPE_I16:
+                REQUIRE(out[k] == (float)(int16_t)(uint16_t)le(e, 2));
+                break;
+            case TL_DTYPE_U16:
+                REQUIRE(out[k] == (float)le(e, 2));
+                break;
+            case TL_DTYPE_I32:
+                REQUIRE(out[k] == (float)(int32_t)(uint32_t)le(e, 4));
+                break;
+            case TL_DTYPE_U32:
+                REQUIRE(out[k] == (float)le(e, 4));
+                break;
+            case TL_DTYPE_I64:
+                REQUIRE(out[k] == (float)(int64_t)le(e, 8));
+                break;
+            case TL_DTYPE_U64:
+                REQUIRE(out[k] == (float)le(e, 8));
+                break;
+            case TL_DTYPE_C64:
+                REQUIRE(0);
                 break;
             }
         }

@@ -226,4 +226,6 @@ test('the typed example compiled by tsc runs and returns what its declared types
   assert.ok(summary.rowSigns.alphas instanceof Float32Array && summary.rowSigns.alphas.length === 4);
   assert.equal(summary.code, 'EMPTY');
   assert.equal(typeof summary.stats.fracZeroInner, 'number');
+  // Network.fromCheckpoint keeps the checkpoint's floats as the shadow weights
+  assert.deepEqual(summary.tunedShadow, Array.from(Float32Array.from([1, -1, 0.2, 0.9, -0.7, 0.1, 0.5, -2])));
 });

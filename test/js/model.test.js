@@ -335,7 +335,7 @@ test('hostile checkpoints are typed errors; dtypes F32, F16, BF16, I8, U8 read a
     ['header longer than the file', (() => { const c = file.slice(); new DataView(c.buffer).setBigUint64(0, 1n << 33n, true); return c; })(), 'PARSE'],
     ['truncated data', file.subarray(0, file.length - 3), 'PARSE'],
     ['not JSON', header('{"a": nope}'), 'PARSE'],
-    ['an unknown dtype', header('{"a":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}}'), 'INVALID_DTYPE'],
+    ['an unknown dtype', header('{"a":{"dtype":"F4","shape":[2],"data_offsets":[0,16]}}'), 'INVALID_DTYPE'],
     ['shape and bytes disagree', header('{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}'), 'PARSE'],
     ['offsets out of range', header('{"a":{"dtype":"U8","shape":[40],"data_offsets":[0,40]}}'), 'PARSE'],
     ['overlapping tensors', header('{"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}}'), 'PARSE'],

@@ -6,6 +6,7 @@ import type {
   DeadzoneStats, InitOptions, Tilelli, TilelliErrorCode, Weights, MatrixFormat, MatrixShape, PackedMatrix,
   QuantizedActivations, Safetensors, TensorInfo, Architecture, Model, ModelSpec,
   StartTrainingOptions, TrainingJob, TrainingProgress, TrainingResult, TrainingWeights, TrainingEvaluation,
+  Network, TrainingCheckpointSpec,
 } from 'tilelli';
 import * as tilelli from 'tilelli';
 
@@ -112,6 +113,8 @@ export function misuse(): void {
   startTraining({ network: { widths: [2, 2] }, data: { x: new Float32Array(2), labels: ['cat'] } });
   // @ts-expect-error: a network is widths or a model, not both missing
   startTraining({ network: {}, data: { x: new Float32Array(2), labels: new Uint8Array(1) } });
+  // @ts-expect-error: the classes are on the API object (tl.Model), not module exports
+  void tilelli.Model;
   // @ts-expect-error: accuracy is known after done, not on the job
   void job.accuracy;
   // @ts-expect-error: pack returns bytes, not trits
@@ -138,6 +141,16 @@ const probabilities: Float32Array = model.run([0.5, 0.25, -1, 2]);
 const predicted: Int32Array = model.predict([0.5, 0.25, -1, 2, 1, 1, 1, 1]);
 const layerTypes: string[] = model.layers.map((L) => L.type);
 model.free();
+// Fine-tuning from the checkpoint's float weights (the worker takes the same checkpoint and architecture).
+const tunable: Network = tl.Network.fromCheckpoint(file, { input: 4, layers: [{ type: 'linear', weight: 'w' }] }, { quantizer: 'per_tensor', seed: 1 });
+const tunedShadow: Float32Array = tunable.getLayer(0).weight;
+tunable.free();
+const checkpointSpec: TrainingCheckpointSpec = { checkpoint: file, architecture: { input: 4, layers: [{ type: 'linear', weight: 'w' }] } };
+void checkpointSpec;
+const fromUrl: Promise<Model> | undefined = 0 > 1 ? tl.Model.fromURL('m.tlm', { onProgress: ({ loaded, total }) => void (loaded + (total ?? 0)), signal: AbortSignal.timeout(1) }) : undefined;
+void fromUrl;
+const wideDtype: TensorInfo['dtype'] = 'I64';
+void wideDtype;
 const direct = tl.PackedMatrix.fromWeights(wValues, [2, 4]);
 const spec: ModelSpec = { input: 4, layers: [{ type: 'rmsnorm' }, { type: 'bitlinear', matrix: direct, eps: 1e-5 }, { type: 'gelu' }] };
 const specBytes: Uint8Array = tl.packModel(spec);
@@ -174,7 +187,7 @@ const training = {
 
 export const summary = {
   training,
-  memory, tensor: info, probabilities, predicted, layerTypes, modelBytes: specBytes.length,
+  memory, tensor: info, tunedShadow: Array.from(tunedShadow), probabilities, predicted, layerTypes, modelBytes: specBytes.length,
   simd: tl.simd, version: tl.version, url: url.href, alpha, rowAlphas, values, rowValues, signs, rowSigns, lsq,
   stats, stats2, code,
   matrices: {
