@@ -1,12 +1,16 @@
-// ort-models.mjs — build the small ONNX models that bench/baselines.mjs runs in onnxruntime-web,
-// as serialized ModelProto bytes, with no dependency: a minimal protobuf writer for the few ONNX
-// messages a one-node graph needs (field numbers from onnx/onnx.proto, noted beside each field).
+// ort-models.mjs — build the ONNX models that bench/baselines.mjs and bench/models.mjs run in
+// onnxruntime-web, as serialized ModelProto bytes, with no dependency: a minimal protobuf writer for
+// the few ONNX messages these graphs need (field numbers from onnx/onnx.proto, noted beside each field).
 //
 //   matmulF32Model({ rows, cols, weights })          Y[batch, rows] = X[batch, cols] @ W[cols, rows]
 //   matmulNBitsModel({ rows, cols, bits, blockSize, packed, scales, accuracyLevel })
 //                                                     Y[batch, rows] = X[batch, cols] @ dequant(B)^T
 //   packNBits(codes, rows, cols, bits, blockSize)    codes (one per byte, row-major [rows, cols]) to
 //                                                     MatMulNBits' B layout [N, n_blocks, blob_size]
+//   mlpF32Model({ input, layers })                   an MLP: MatMul + Add per linear layer, Relu between
+//   mlpDynamicInt8Model({ input, layers })           the same MLP as onnxruntime's quantize_dynamic
+//                                                     writes it: DynamicQuantizeLinear + MatMulInteger +
+//                                                     Cast + Mul (+ Add) per linear layer
 //
 // The batch dimension of X and Y is symbolic ("batch"), so one session serves every batch size.
 // Large initializers go in TensorProto.raw_data and are copied exactly once, into the final buffer.
@@ -86,7 +90,7 @@ function concatSmall(a, b) {
 // --- ONNX messages ------------------------------------------------------------------------------
 
 /** TensorProto.DataType values used here. */
-export const DataType = Object.freeze({ FLOAT: 1, UINT8: 2 });
+export const DataType = Object.freeze({ FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6 });
 
 /** AttributeProto.AttributeType values used here. */
 const AttrType = Object.freeze({ FLOAT: 1, INT: 2 });
@@ -246,5 +250,121 @@ export function matmulNBitsModel({ rows, cols, bits, blockSize, packed, scales, 
     inputs: [{ name: 'X', elemType: DataType.FLOAT, dims: ['batch', cols] }],
     outputs: [{ name: 'Y', elemType: DataType.FLOAT, dims: ['batch', rows] }],
     opsets: { '': 17, 'com.microsoft': 1 },
+  });
+}
+
+// --- multi-layer perceptrons (bench/models.mjs) ---------------------------------------------------
+//
+// A layer list: { type: 'linear', rows, cols, weights, bias? } | { type: 'relu' }. weights is
+// row-major [rows = out, cols = in] as a PyTorch nn.Linear stores it, either float32 (mlpF32Model)
+// or, for mlpDynamicInt8Model, int8 codes with one float32 scale for the tensor (w = code * scale,
+// zero point 0: quantize_dynamic's symmetric int8 weights, per tensor). The graphs transpose it into
+// MatMul's right-hand side [in, out] once, here. The input is "X" [batch, input], the output "Y".
+
+function checkMlp(input, layers, fn) {
+  if (!Number.isSafeInteger(input) || input < 1) throw new RangeError(`${fn}: input must be a positive integer`);
+  let width = input;
+  for (const [i, L] of layers.entries()) {
+    if (L.type === 'relu') continue;
+    if (L.type !== 'linear') throw new RangeError(`${fn}: layers[${i}].type must be linear or relu, got ${L.type}`);
+    if (L.cols !== width) throw new RangeError(`${fn}: layers[${i}] takes ${L.cols} inputs, the layer before gives ${width}`);
+    if (L.weights.length !== L.rows * L.cols) throw new RangeError(`${fn}: layers[${i}].weights must hold rows * cols values`);
+    if (L.bias && L.bias.length !== L.rows) throw new RangeError(`${fn}: layers[${i}].bias must hold rows values`);
+    width = L.rows;
+  }
+  return width;
+}
+
+/** [rows, cols] row-major to [cols, rows] row-major, in an array of the same type. */
+function transpose(w, rows, cols) {
+  const t = new w.constructor(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const src = r * cols;
+    for (let c = 0; c < cols; c++) t[c * rows + r] = w[src + c];
+  }
+  return t;
+}
+
+/** Graph pieces shared by both MLPs: the linear layers call linear(i, L, x) -> output name. */
+function mlpGraph({ input, layers, output, linear, opsets }) {
+  const nodes = [];
+  const initializers = [];
+  let x = 'X';
+  const last = layers.length - 1;
+  for (const [i, L] of layers.entries()) {
+    const y = i === last ? 'Y' : `h${i}`;
+    if (L.type === 'relu') {
+      nodes.push({ opType: 'Relu', inputs: [x], outputs: [y], name: `relu${i}` });
+    } else {
+      linear({ i, L, x, y, nodes, initializers });
+    }
+    x = y;
+  }
+  return encodeModel({
+    nodes,
+    initializers,
+    inputs: [{ name: 'X', elemType: DataType.FLOAT, dims: ['batch', input] }],
+    outputs: [{ name: 'Y', elemType: DataType.FLOAT, dims: ['batch', output] }],
+    opsets,
+  });
+}
+
+/** A float32 MLP: per linear layer MatMul(x, W^T) then Add(bias) when there is one. */
+export function mlpF32Model({ input, layers }) {
+  const output = checkMlp(input, layers, 'mlpF32Model');
+  return mlpGraph({
+    input,
+    layers,
+    output,
+    opsets: { '': 17 },
+    linear({ i, L, x, y, nodes, initializers }) {
+      const w = `W${i}`;
+      initializers.push({ name: w, dataType: DataType.FLOAT, dims: [L.cols, L.rows], data: transpose(L.weights, L.rows, L.cols) });
+      const mm = L.bias ? `mm${i}` : y;
+      nodes.push({ opType: 'MatMul', inputs: [x, w], outputs: [mm], name: `matmul${i}` });
+      if (L.bias) {
+        initializers.push({ name: `B${i}`, dataType: DataType.FLOAT, dims: [L.rows], data: L.bias });
+        nodes.push({ opType: 'Add', inputs: [mm, `B${i}`], outputs: [y], name: `add${i}` });
+      }
+    },
+  });
+}
+
+/**
+ * The MLP as onnxruntime.quantization.quantize_dynamic (QInt8 weights, per tensor) writes it, per
+ * linear layer:
+ *   DynamicQuantizeLinear(x) -> x_q (uint8), x_scale, x_zero_point     (per tensor, asymmetric)
+ *   MatMulInteger(x_q, W_q, x_zero_point, W_zero_point) -> int32        (W_q int8 [in, out], W_zp 0)
+ *   Mul(x_scale, W_scale) -> s;  Cast(int32 -> float);  Mul(., s);  Add(bias)
+ * layers[i].weights are int8 codes, layers[i].scale the float32 scale of the tensor.
+ */
+export function mlpDynamicInt8Model({ input, layers }) {
+  const output = checkMlp(input, layers, 'mlpDynamicInt8Model');
+  return mlpGraph({
+    input,
+    layers,
+    output,
+    opsets: { '': 17 },
+    linear({ i, L, x, y, nodes, initializers }) {
+      if (!(L.weights instanceof Int8Array)) throw new RangeError(`mlpDynamicInt8Model: layers[${i}].weights must be an Int8Array`);
+      const n = (s) => `${s}${i}`;
+      initializers.push(
+        { name: n('W_q'), dataType: DataType.INT8, dims: [L.cols, L.rows], data: transpose(L.weights, L.rows, L.cols) },
+        { name: n('W_scale'), dataType: DataType.FLOAT, dims: [], data: Float32Array.of(L.scale) },
+        { name: n('W_zp'), dataType: DataType.INT8, dims: [], data: Int8Array.of(0) },
+      );
+      nodes.push(
+        { opType: 'DynamicQuantizeLinear', inputs: [x], outputs: [n('x_q'), n('x_scale'), n('x_zp')], name: n('quant') },
+        { opType: 'MatMulInteger', inputs: [n('x_q'), n('W_q'), n('x_zp'), n('W_zp')], outputs: [n('acc')], name: n('matmul') },
+        { opType: 'Mul', inputs: [n('x_scale'), n('W_scale')], outputs: [n('scale')], name: n('scales') },
+        { opType: 'Cast', inputs: [n('acc')], outputs: [n('acc_f')], attributes: { to: DataType.FLOAT }, name: n('cast') },
+      );
+      const mul = L.bias ? n('mul') : y;
+      nodes.push({ opType: 'Mul', inputs: [n('acc_f'), n('scale')], outputs: [mul], name: n('rescale') });
+      if (L.bias) {
+        initializers.push({ name: n('B'), dataType: DataType.FLOAT, dims: [L.rows], data: L.bias });
+        nodes.push({ opType: 'Add', inputs: [mul, n('B')], outputs: [y], name: n('add') });
+      }
+    },
   });
 }

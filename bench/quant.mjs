@@ -16,34 +16,21 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
 import { init, wasmUrl } from '../js/index.js';
+import { benchArgs } from './args.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const USAGE = 'usage: node bench/quant.mjs [--rows 4096] [--cols 4096] [--reps 10] [--warmup 2] [--python /usr/bin/python3]';
 
-let opts;
-try {
-  ({ values: opts } = parseArgs({
-    options: {
-      rows: { type: 'string', default: '4096' },
-      cols: { type: 'string', default: '4096' },
-      reps: { type: 'string', default: '10' },
-      warmup: { type: 'string', default: '2' },
-      python: { type: 'string', default: '/usr/bin/python3' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
-} catch (e) {
-  console.error(`quant.mjs: ${e.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const opts = benchArgs('quant.mjs', USAGE, {
+  rows: { type: 'string', default: '4096' },
+  cols: { type: 'string', default: '4096' },
+  reps: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '2' },
+  python: { type: 'string', default: '/usr/bin/python3' },
+});
 const rows = intOption('rows', 1);
 const cols = intOption('cols', 1);
 const reps = intOption('reps', 1);

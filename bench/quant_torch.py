@@ -1,10 +1,11 @@
-"""quant_torch.py — the PyTorch baseline for bench/quant.mjs: the reference's own quantizers, one thread.
+"""quant_torch.py — the PyTorch baseline for bench/quant.mjs: the quantizers in PyTorch, one thread.
 
-Times, on a rows x cols float32 tensor:
-  per-tensor  ternary.ternary_signs(w), the reference function as is;
-  per-row     ternary.absmean_scale_per_row(w), then round(w / alpha).clamp_(-1, 1).to(int8): the
-              reference has no per-row signs function, so this is its ternary_signs with the per-row
-              scale it does define.
+Times, on a rows x cols float32 tensor, the project's Python package (python/tilelli/quant.py: the
+reference semantics written over PyTorch, checked bit for bit against the reference module by
+python/tests/test_reference.py):
+  per-tensor  quant.ternary_signs(w);
+  per-row     quant.absmean_scale_per_row(w), then round(w / alpha).clamp_(-1, 1).to(int8) (what
+              quant.ternary_signs_per_row does, keeping the scales it computed for the comparison).
 Prints one JSON line per mode, like build/bench_quant_native.
 
 The input is the raw little-endian float32 file given with --input (quant.mjs passes the exact tensor
@@ -25,7 +26,7 @@ import time
 
 import torch
 
-REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'reference')
+PYTHON_PACKAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'python')
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,7 +37,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--warmup', type=int, default=2, help='untimed repetitions first')
     p.add_argument('--input', help='raw float32 file of rows*cols elements (default: random uniform)')
     p.add_argument('--dump', help='directory to write the results into')
-    p.add_argument('--reference', default=REFERENCE, help='directory holding ternary.py')
     return p.parse_args()
 
 
@@ -68,8 +68,8 @@ def time_it(fn, w: torch.Tensor, warmup: int, reps: int):
 
 def main() -> None:
     args = parse_args()
-    sys.path.insert(0, os.path.abspath(args.reference))
-    import ternary  # the reference module: imported from --reference, never copied
+    sys.path.insert(0, os.path.abspath(PYTHON_PACKAGE))
+    from tilelli import quant  # the project's package (python/tilelli), never copied
 
     torch.set_num_threads(1)
     w = load_input(args)
@@ -77,17 +77,17 @@ def main() -> None:
     def per_tensor(x: torch.Tensor):
         # ternary_signs computes alpha internally and returns only the trits; the alpha is
         # recomputed once, outside the timing, for the comparison with the other implementations.
-        return ternary.ternary_signs(x)
+        return quant.ternary_signs(x)
 
     def per_row(x: torch.Tensor):
         with torch.no_grad():
-            alpha = ternary.absmean_scale_per_row(x)
+            alpha = quant.absmean_scale_per_row(x)
             return torch.round(x / alpha).clamp_(-1.0, 1.0).to(torch.int8), alpha
 
     modes = [
-        ('per-tensor', per_tensor, 'ternary.ternary_signs(w)', None),
-        ('per-row', per_row, 'ternary.absmean_scale_per_row(w); torch.round(w / alpha).clamp_(-1, 1).to(torch.int8)',
-         'the reference has no per-row signs function: this is ternary_signs with absmean_scale_per_row'),
+        ('per-tensor', per_tensor, 'tilelli.quant.ternary_signs(w)', None),
+        ('per-row', per_row, 'tilelli.quant.absmean_scale_per_row(w); torch.round(w / alpha).clamp_(-1, 1).to(torch.int8)',
+         'ternary_signs_per_row, keeping the scales it computes'),
     ]
     for mode, fn, what, note in modes:
         times, out = time_it(fn, w, args.warmup, args.reps)
@@ -102,7 +102,7 @@ def main() -> None:
         print(json.dumps(line), flush=True)
         if args.dump:
             if mode == 'per-tensor':
-                trits, alpha = out, ternary.absmean_scale(w).reshape(1)
+                trits, alpha = out, quant.absmean_scale(w).reshape(1)
             else:
                 trits, alpha = out[0], out[1].reshape(-1)
             with open(os.path.join(args.dump, f'{mode}.trits'), 'wb') as f:

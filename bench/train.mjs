@@ -19,9 +19,9 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
 import { init } from '../js/node.js';
+import { benchArgs } from './args.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const QUANTIZERS = ['per_tensor', 'per_row', 'lsq', 'none'];
@@ -36,26 +36,13 @@ const SPEED_TARGET = 1.5; // wasm s/epoch / PyTorch s/epoch, per tensor
 const USAGE = 'usage: node bench/train.mjs [--epochs 10] [--quick] [--quantizers per_tensor,per_row,lsq,none] ' +
   '[--seed 20240611] [--python /usr/bin/python3]';
 
-let opts;
-try {
-  ({ values: opts } = parseArgs({
-    options: {
-      epochs: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      quantizers: { type: 'string' },
-      seed: { type: 'string', default: '20240611' },
-      python: { type: 'string', default: '/usr/bin/python3' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
-} catch (e) {
-  console.error(`train.mjs: ${e.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const opts = benchArgs('train.mjs', USAGE, {
+  epochs: { type: 'string' },
+  quick: { type: 'boolean', default: false },
+  quantizers: { type: 'string' },
+  seed: { type: 'string', default: '20240611' },
+  python: { type: 'string', default: '/usr/bin/python3' },
+});
 const epochs = intOption('epochs', opts.epochs ?? (opts.quick ? '2' : '10'), 1);
 const seed = intOption('seed', opts.seed, 0);
 const quantizers = (opts.quantizers ?? (opts.quick ? 'per_tensor' : QUANTIZERS.join(','))).split(',').map((q) => q.trim()).filter(Boolean);

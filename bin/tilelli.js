@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { init, TilelliError } from '../js/node.js';
+import { MAX_ELEMENTS } from '../js/constants.js';
 
 const EXIT = { ok: 0, data: 1, usage: 2, io: 3 };
 
@@ -37,13 +38,16 @@ or the layers of a packed model file (.tlm), with sizes.`,
 Deadzone statistics of every weight tensor (2 or more dimensions; --all: every tensor): alpha,
 fractions of trits -1 / 0 / +1, the fraction within --band of the 0.5 rounding boundary, and the
 fraction deeply zero. The same numbers as the reference's deadzone_stats(w, band).`,
-  pack: `Usage: tilelli pack <checkpoint> --arch <architecture.json> [--format i2|tq1|bitplane] [-o out.tlm]
+  pack: `Usage: tilelli pack <checkpoint> --arch <architecture.json> [--format i2|tq1|bitplane]
+       [--activations float|int8] [-o out.tlm]
 
 Quantizes each linear layer's weight as the architecture says (per_tensor or per_row, the
 reference's rule), packs it in the format (default i2), and writes the packed model file
-(default: the checkpoint's name with .<format>.tlm). The architecture:
+(default: the checkpoint's name with .<format>.tlm). --activations int8 runs every linear layer
+with BitNet's per-token int8 activations (default: as each layer says, float unless "int8").
+The architecture:
   { "input": 784, "layers": [ { "type": "linear", "weight": "fc1.weight", "bias": "fc1.bias",
-    "quantizer": "per_tensor" }, { "type": "relu" }, ... ] }
+    "quantizer": "per_tensor", "activations": "float" }, { "type": "relu" }, ... ] }
 Layer types: linear, bitlinear, relu, gelu, silu, rmsnorm, binarize, softmax (docs/FORMATS.md).`,
   run: `Usage: tilelli run <model.tlm> <input> [--tensor name] [--outputs] [--json] [-o file]
 
@@ -77,10 +81,6 @@ async function write(path, data) {
   }
 }
 
-function isModel(bytes) {
-  return bytes.length >= 4 && bytes[0] === 0x54 && bytes[1] === 0x4c && bytes[2] === 0x4d && bytes[3] === 0x4c;
-}
-
 /** A progress bar on stderr when it is a terminal; silent otherwise (pipes, CI logs). */
 function progress(label, total) {
   const tty = process.stderr.isTTY;
@@ -100,7 +100,8 @@ function progress(label, total) {
 
 const fmtBytes = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 const pad = (rows) => {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  // a loop, not Math.max(...column): a spread of 200k values overflows the call stack
+  const w = rows[0].map((_, i) => rows.reduce((m, r) => Math.max(m, String(r[i]).length), 0));
   return rows.map((r) => r.map((c, i) => (typeof c === 'number' ? String(c).padStart(w[i]) : String(c).padEnd(w[i]))).join('  ')).join('\n');
 };
 
@@ -108,14 +109,14 @@ const commands = {
   async inspect(tl, args, opts) {
     if (args.length !== 1) fail('usage', 'inspect takes one file');
     const bytes = await read(args[0]);
-    if (isModel(bytes)) {
+    if (tl.Model.isModelFile(bytes)) {
       const model = tl.Model.load(bytes);
       try {
         const info = { file: args[0], bytes: bytes.length, input: model.inputSize, output: model.outputSize, layers: model.layers, metadata: model.metadata };
         if (opts.json) return console.log(JSON.stringify(info, null, 2));
         console.log(`${basename(args[0])}: packed model, ${fmtBytes(bytes.length)}, input ${model.inputSize}, output ${model.outputSize}`);
-        console.log(pad([['#', 'layer', 'shape', 'weights'], ...model.layers.map((L, i) => [
-          i, L.type, L.in ? `${L.out} x ${L.in}` : '', L.weights ?? ''])]));
+        console.log(pad([['#', 'layer', 'name', 'shape', 'weights', 'activations'], ...model.layers.map((L, i) => [
+          i, L.type, L.name ?? '', L.weights ? `${L.out} x ${L.in}` : `${L.out}`, L.weights ?? '', L.activations ?? ''])]));
         for (const [k, v] of Object.entries(model.metadata)) console.log(`metadata ${k}: ${v}`);
       } finally {
         model.free();
@@ -156,18 +157,21 @@ const commands = {
     if (args.length !== 1) fail('usage', 'pack takes one checkpoint');
     if (!opts.arch) fail('usage', 'pack needs --arch <architecture.json>');
     const format = opts.format ?? 'i2';
-    if (!['i2', 'tq1', 'bitplane'].includes(format)) fail('usage', `--format must be i2, tq1 or bitplane, got ${format}`);
-    let arch;
-    try {
-      arch = JSON.parse(new TextDecoder().decode(await read(opts.arch)));
-    } catch (e) {
-      if (e instanceof IoError) throw e;
-      fail('usage', `${opts.arch} is not JSON: ${e.message}`);
+    if (!tl.formats.includes(format)) fail('usage', `--format must be ${tl.formats.join(', ')}; got ${format}`);
+    if (opts.activations !== undefined && !['float', 'int8'].includes(opts.activations)) {
+      fail('usage', `--activations must be float or int8, got ${opts.activations}`);
     }
+    const arch = parseJson(await read(opts.arch), opts.arch);
+    if (!arch || typeof arch !== 'object' || Array.isArray(arch)) {
+      throw new TilelliError('PARSE', `pack: ${opts.arch} must hold an object { "input", "layers": [...] }, not ${arch === null ? 'null' : Array.isArray(arch) ? 'an array' : typeof arch}`);
+    }
+    if (!Array.isArray(arch.layers)) throw new TilelliError('PARSE', `pack: ${opts.arch}: "layers" must be an array of layer objects`);
+    const bad = arch.layers.findIndex((L) => !L || typeof L !== 'object' || Array.isArray(L));
+    if (bad >= 0) throw new TilelliError('PARSE', `pack: ${opts.arch}: layers[${bad}] must be an object { "type", ... }, not ${JSON.stringify(arch.layers[bad])}`);
     const checkpoint = await read(args[0]);
-    const bar = progress('packing', arch.layers?.length ?? 1);
+    const bar = progress('packing', arch.layers.length);
     const file = tl.packCheckpoint(checkpoint, { ...arch, metadata: { ...(arch.metadata ?? {}), source: basename(args[0]) } },
-      { format, onProgress: ({ layer }) => bar.update(layer + 1) });
+      { format, activations: opts.activations, onProgress: ({ layer }) => bar.update(layer + 1) });
     bar.done();
     const out = opts.output ?? args[0].replace(/\.safetensors$/, '') + `.${format}.tlm`;
     await write(out, file);
@@ -215,6 +219,10 @@ const commands = {
     const bytes = await read(args[0]);
     const model = tl.Model.load(bytes);
     try {
+      // the library's limit on one tensor (2^30 - 1 values), before allocating anything
+      if (batch * Math.max(model.inputSize, model.outputSize) > MAX_ELEMENTS) {
+        fail('usage', `--batch ${batch} x the model's width ${Math.max(model.inputSize, model.outputSize)} is past the limit of ${MAX_ELEMENTS} values per tensor`);
+      }
       const x = new Float32Array(batch * model.inputSize).map((_, i) => ((i * 2654435761) % 1000) / 1000);
       model.run(x);
       const times = [], bar = progress('timing', seconds * 1000);
@@ -228,7 +236,7 @@ const commands = {
       bar.done();
       times.sort((a, b) => a - b);
       const med = times[times.length >> 1];
-      const weights = model.layers.filter((L) => L.in).reduce((a, L) => a + L.in * L.out, 0);
+      const weights = model.layers.filter((L) => L.weights).reduce((a, L) => a + L.in * L.out, 0);
       console.log(`${basename(args[0])}: ${model.layers.length} layers, ${weights} ternary weights, ${tl.simd ? 'wasm SIMD128' : 'wasm scalar'}`);
       console.log(`size: ${fmtBytes(bytes.length)} packed, ${fmtBytes(weights * 4)} as float32 (${((weights * 4) / bytes.length).toFixed(1)}x smaller)`);
       console.log(`latency: ${(med * 1000).toFixed(1)} us per call of batch ${batch} (median of ${times.length}), ${((med * 1000) / batch).toFixed(2)} us per sample`);
@@ -238,6 +246,22 @@ const commands = {
     return undefined;
   },
 };
+
+/** JSON text of a file, or a data error (exit 1) with the line and column of the mistake. */
+function parseJson(bytes, path) {
+  const text = new TextDecoder().decode(bytes);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const at = Number(/position (\d+)/.exec(e.message)?.[1]);
+    let where = '';
+    if (Number.isFinite(at)) {
+      const before = text.slice(0, at).split('\n');
+      where = ` at line ${before.length}, column ${before.at(-1).length + 1}`;
+    }
+    throw new TilelliError('PARSE', `${path} is not valid JSON${where}: ${e.message}`);
+  }
+}
 
 /** Input vectors from a safetensors, JSON or raw float32 file. */
 async function readInput(tl, path, tensor, width) {
@@ -250,7 +274,11 @@ async function readInput(tl, path, tensor, width) {
     } catch (e) {
       throw new TilelliError('PARSE', `run: ${path} is not JSON: ${e.message}`);
     }
-    v = Float32Array.from(Array.isArray(data[0]) ? data.flat() : data);
+    if (!Array.isArray(data)) throw new TilelliError('PARSE', `run: ${path} must hold an array of vectors or of numbers`);
+    const flat = Array.isArray(data[0]) ? data.flat() : data;
+    const bad = flat.findIndex((e) => typeof e !== 'number');
+    if (bad >= 0) throw new TilelliError('PARSE', `run: ${path}: value ${bad} is ${JSON.stringify(flat[bad])}, not a number`);
+    v = Float32Array.from(flat);
   } else if (path.endsWith('.f32') || path.endsWith('.bin')) {
     if (bytes.length % 4) throw new TilelliError('SIZE_MISMATCH', `run: ${path} has ${bytes.length} bytes, not whole float32 values`);
     v = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
@@ -287,6 +315,7 @@ async function main(argv) {
         help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, all: { type: 'boolean' },
         outputs: { type: 'boolean' }, band: { type: 'string' }, arch: { type: 'string' },
         format: { type: 'string' }, output: { type: 'string', short: 'o' }, tensor: { type: 'string' },
+        activations: { type: 'string' },
         batch: { type: 'string' }, seconds: { type: 'string' },
       },
     });
@@ -315,7 +344,11 @@ async function main(argv) {
       console.error(`tilelli ${command}: ${e.message} [${e.code}]`);
       return EXIT.data;
     }
-    throw e;
+    // Anything else (a JS engine limit such as "Invalid array length", an allocation the
+    // engine refused): still one line and exit 1, never a stack trace.
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    console.error(`tilelli ${command}: the input could not be processed (${what}) [INTERNAL]`);
+    return EXIT.data;
   }
 }
 

@@ -4,7 +4,6 @@
 // activations through PackedMatrix.matmulInt8 (int32 sums). Top three classes and latencies.
 // A test digit can be loaded onto the pad (the browser test does that).
 import { sample } from './digits.js';
-import { argmax } from './tlm.js';
 import { enlarge, SIDE, toModelInput } from './preprocess.js';
 
 const $ = (id) => document.getElementById(id);
@@ -85,9 +84,9 @@ export function drawPanel(app) {
     ui.top3.innerHTML = order.slice(0, 3).map((c) => `<li><span class="digit">${c}</span>` +
       `<span class="bar"><div style="width:${(probs[c] * 100).toFixed(1)}%"></div></span><span class="pct">${(probs[c] * 100).toFixed(1)}%</span></li>`).join('') +
       (state.loaded ? `<li class="empty small">test digit #${state.loaded.index}, labelled ${state.loaded.label}</li>` : '');
-    const int8Class = argmax(int8.result, 10)[0];
+    const int8Class = int8.result.indexOf(Math.max(...int8.result));
     ui.latency.innerHTML = `<b>${fmtUs(run.us)}</b> per digit with <code>tl.Model.run</code> (float activations × packed trits: adds and subtracts), mean of ${run.reps} runs`;
-    ui.int8.innerHTML = `int8 activations × trits (<code>matmulInt8</code>, int32 sums): <b>${int8Class}</b> in ${fmtUs(int8.us)}` +
+    ui.int8.innerHTML = `int8 activations × trits (<code>Model.load(bytes, { activations: 'int8' })</code>, int32 sums): <b>${int8Class}</b> in ${fmtUs(int8.us)}` +
       `${int8Class === order[0] ? ' — the same answer' : ' — a different answer'}`;
     state.classifications++;
     state.last = {

@@ -15,7 +15,6 @@ import { decodeDigits, inputs } from './digits.js';
 import { drawPanel } from './draw-panel.js';
 import { kernelsPanel } from './kernels-panel.js';
 import { packPanel } from './pack-panel.js';
-import { argmax, Int8Runner, parseModel } from './tlm.js';
 import { trainPanel } from './train-panel.js';
 
 const QUANTIZER_NAMES = {
@@ -56,17 +55,18 @@ async function main() {
     quantizerName: (q) => QUANTIZER_NAMES[q] ?? q,
     onModel(fn) { listeners.push(fn); if (app.current) fn(app.current); },
     /**
-     * Make `bytes` (a packed model file) the current model: loaded with tl.Model, an int8
-     * runner over its matrices, its test accuracy both ways. `about` says where it came from.
+     * Make `bytes` (a packed model file) the current model: loaded with tl.Model twice, with
+     * float and with int8 activations, and its test accuracy both ways. `about(model)` says where
+     * it came from.
      */
     setModel(bytes, about) {
       const model = tl.Model.load(bytes);
-      const parsed = parseModel(bytes);
-      const int8 = new Int8Runner(tl, parsed);
+      const int8 = tl.Model.load(bytes, { activations: 'int8' });
       const accuracy = accuracyOf(model.predict(testX));
-      const int8Accuracy = accuracyOf(argmax(int8.run(testX), 10));
+      const int8Accuracy = accuracyOf(int8.predict(testX));
       const previous = app.current;
-      app.current = { bytes, model, parsed, int8, accuracy, int8Accuracy, serial: (previous?.serial ?? 0) + 1, ...about };
+      about = about(model);
+      app.current = { bytes, model, int8, accuracy, int8Accuracy, serial: (previous?.serial ?? 0) + 1, ...about };
       previous?.model.free();
       previous?.int8.free();
       demo.model = { source: about.source, quantizer: about.quantizer, step: about.step, accuracy, int8Accuracy, bytes: bytes.length, serial: app.current.serial };
@@ -79,13 +79,12 @@ async function main() {
     `Running tilelli ${tl.version}, WebAssembly ${tl.simd ? 'SIMD128' : 'scalar'} build${crossOriginIsolated ? '' : ' (timers coarse: the page is not cross-origin isolated)'}; ` +
     `${data.train.count.toLocaleString('en-US')} training and ${data.test.count.toLocaleString('en-US')} test digits loaded. Nothing leaves this tab.`;
 
-  const meta = parseModel(defaultModel).metadata;
-  app.setModel(defaultModel, {
+  app.setModel(defaultModel, ({ metadata: meta }) => ({
     source: 'built-in',
     quantizer: meta.quantizer ?? 'per_tensor',
     step: Number(meta.steps),
     label: `built-in: trained by <code>npm run demo</code> in Node (${app.quantizerName(meta.quantizer ?? 'per_tensor')}, ${meta.epochs ?? '?'} epochs)`,
-  });
+  }));
 
   demo.train = trainPanel(app);
   demo.draw = drawPanel(app);
@@ -98,7 +97,7 @@ async function main() {
     return {
       labels: Array.from(data.test.labels.subarray(from, to)),
       model: Array.from(app.current.model.predict(x)),
-      int8: Array.from(argmax(app.current.int8.run(x), 10)),
+      int8: Array.from(app.current.int8.predict(x)),
     };
   };
   demo.testCount = data.test.count;

@@ -1,13 +1,9 @@
 // pack-panel.js — panel 3: the current model's size as float32 and as a packed model file in each
-// format (the same trits and scales, repacked: tlm.js), and a button that downloads the file.
-import { parameterCount, repack } from './tlm.js';
+// format (the same trits and scales, repacked by Model.convert), and a button that downloads the file.
 
 const $ = (id) => document.getElementById(id);
-const FORMATS = [
-  { id: 'i2', note: '2 bits: 4 trits a byte' },
-  { id: 'tq1', note: '5 trits a byte in base 3' },
-  { id: 'bitplane', note: 'a +1 and a −1 bit plane' },
-];
+// What the page says of each format the library has (tl.formats, from the core's table).
+const NOTES = { i2: '2 bits: 4 trits a byte', tq1: '5 trits a byte in base 3', bitplane: 'a +1 and a −1 bit plane' };
 
 function bytesText(n) {
   if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(2)} MiB`;
@@ -18,19 +14,30 @@ function bytesText(n) {
 export function packPanel(app) {
   const { tl } = app;
   const ui = { body: $('sizes').tBodies[0], format: $('pack-format'), download: $('pack-download'), model: $('pack-model') };
+  const FORMATS = tl.formats.map((id) => ({ id, note: NOTES[id] ?? '' }));
+  // a format the page has no option for yet still gets one
+  for (const { id } of FORMATS) {
+    if (![...ui.format.options].some((o) => o.value === id)) ui.format.add(new Option(id, id));
+  }
   const state = { sizes: null, downloads: 0, files: {} };
 
   function update(m) {
-    const { weights, biases } = parameterCount(m.parsed);
+    const linear = m.model.layers.filter((L) => L.weights);
+    const weights = linear.reduce((n, L) => n + L.in * L.out, 0), biases = linear.reduce((n, L) => n + (L.bias ? L.out : 0), 0);
     const float32 = (weights + biases) * 4;
     const files = {};
     const rows = [];
-    const own = m.parsed.layers.filter((L) => L.type === 'linear').map((L) => L.weights);
     for (const f of FORMATS) {
       // the file the Draw panel runs when it is in this format, else the same trits repacked
-      files[f.id] = own.every((w) => w === f.id) ? m.bytes : repack(tl, m.parsed, f.id);
+      if (linear.every((L) => L.weights === f.id)) {
+        files[f.id] = m.bytes;
+      } else {
+        const other = m.model.convert(f.id);
+        files[f.id] = other.save();
+        other.free();
+      }
       let packed = 0;
-      for (const L of m.parsed.layers) if (L.type === 'linear') packed += tl.packedSize([L.out, L.in], f.id);
+      for (const L of linear) packed += tl.packedSize([L.out, L.in], f.id);
       rows.push({ ...f, bytes: files[f.id].length, bits: (packed * 8) / weights });
     }
     state.files = files;

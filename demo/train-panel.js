@@ -7,7 +7,6 @@ import { startTraining } from 'tilelli';
 
 import { histogram, lineChart } from './charts.js';
 import { inputs } from './digits.js';
-import { matrices, parseModel } from './tlm.js';
 
 const WIDTHS = [784, 256, 256, 10];
 const HIST_HI = 2.5;
@@ -18,63 +17,36 @@ const WEIGHTS_EVERY_MS = 400;
 const $ = (id) => document.getElementById(id);
 
 /**
- * Trit counts, band occupancy and the |w/alpha| histogram of one layer's shadow weights, with
- * alpha as the quantizer has it: AbsMean of the tensor (per_tensor; for float32 what per-tensor
- * ternarization would use), of each row (per_row), or the learned LSQ scale.
+ * What one layer's card shows: the fractions of its trits, and the histogram of |w / scale| of
+ * its shadow weights with the band around 0.5, the trits and per-row scales being the ones the
+ * worker's network uses (job.weights(): C's quantizer, never recomputed here).
  */
-function layerStats(tl, L, quantizer) {
-  const { weight: w, shape: [rows, cols] } = L;
-  let alphas;
-  if (quantizer === 'per_row') alphas = tl.absmeanScalePerRow(w, [rows, cols]);
-  else if (quantizer === 'lsq' || quantizer === 'lsq_paper') alphas = new Float32Array(rows).fill(Math.max(L.alpha, 1e-5));
-  else alphas = new Float32Array(rows).fill(tl.absmeanScale(w));
+function layerStats(L) {
+  const { weight: w, trits, scales, shape: [rows, cols] } = L;
   const counts = new Float64Array(HIST_BINS);
-  let neg = 0, zero = 0, pos = 0, band = 0;
+  let neg = 0, pos = 0, band = 0;
   for (let r = 0; r < rows; r++) {
-    const a = alphas[r];
     for (let c = r * cols, end = c + cols; c < end; c++) {
-      const q = Math.fround(w[c] / a), u = Math.abs(q);
-      // round half to even, clamped: |q| = 0.5 exactly rounds to 0
-      if (u > 0.5) (q > 0 ? pos++ : neg++);
-      else zero++;
+      const u = Math.abs(w[c] / scales[r]);
       if (Math.abs(u - 0.5) < BAND) band++;
       counts[Math.min(HIST_BINS - 1, Math.floor((u / HIST_HI) * HIST_BINS))]++;
+      if (trits[c] > 0) pos++;
+      else if (trits[c] < 0) neg++;
     }
   }
   const n = rows * cols;
-  return { counts, neg: neg / n, zero: zero / n, pos: pos / n, band: band / n, alpha: rows === 1 ? alphas[0] : alphas.reduce((s, a) => s + a, 0) / rows };
+  return { counts, neg: neg / n, zero: (n - neg - pos) / n, pos: pos / n, band: band / n, alpha: scales.reduce((s, a) => s + a, 0) / rows };
 }
 
 /** Trit fractions of a packed model's matrices (before any training: no shadow weights). */
-function modelTrits(tl, parsed) {
-  const ms = matrices(tl, parsed);
-  try {
-    return ms.map((m) => {
-      const t = m.trits();
-      let neg = 0, pos = 0;
-      for (const v of t) (v > 0 ? pos++ : v < 0 ? neg++ : 0);
-      return { neg: neg / t.length, pos: pos / t.length, zero: (t.length - neg - pos) / t.length };
-    });
-  } finally {
-    for (const m of ms) m.free();
-  }
-}
-
-/** A float32 network's weights as a packed model: each layer ternarized per tensor after training. */
-function ptqModel(tl, weights) {
-  const made = [];
-  try {
-    const layers = [];
-    weights.forEach((L, k) => {
-      const m = tl.PackedMatrix.fromWeights(L.weight, L.shape, { format: 'i2' });
-      made.push(m);
-      layers.push({ type: 'linear', matrix: m, bias: L.bias });
-      if (k + 1 < weights.length) layers.push({ type: 'relu' });
-    });
-    return tl.packModel({ input: WIDTHS[0], layers, metadata: { quantizer: 'per_tensor', trained: 'none', steps: String(weights.step) } });
-  } finally {
-    for (const m of made) m.free();
-  }
+function modelTrits(model) {
+  return model.layers.flatMap((L, i) => {
+    if (!L.weights) return [];
+    const { trits: t } = model.trits(i);
+    let neg = 0, pos = 0;
+    for (const v of t) (v > 0 ? pos++ : v < 0 ? neg++ : 0);
+    return [{ neg: neg / t.length, pos: pos / t.length, zero: (t.length - neg - pos) / t.length }];
+  });
 }
 
 export function trainPanel(app) {
@@ -140,7 +112,7 @@ export function trainPanel(app) {
   function showWeights(weights) {
     const t0 = performance.now();
     weights.forEach((L, k) => {
-      const s = layerStats(tl, L, quantizer);
+      const s = layerStats(L);
       setTritBar(cards[k], s, quantizer === 'none' ? 'would round to' : 'trits');
       histogram(cards[k].hist, { id: `hist${k}`, counts: s.counts, hi: HIST_HI, band: BAND });
       const f = flipped[k];
@@ -172,7 +144,7 @@ export function trainPanel(app) {
 
   function showModelTrits(model) {
     if (job) return;
-    modelTrits(tl, model.parsed).forEach((t, k) => {
+    modelTrits(model.model).forEach((t, k) => {
       setTritBar(cards[k], t, 'trits of the current model');
       cards[k].nums.textContent = `trits of the current model (${model.source}); the shadow weights appear when training starts`;
     });
@@ -209,17 +181,10 @@ export function trainPanel(app) {
         source: 'trained here', quantizer,
         label: `trained in this page: ${app.quantizerName(quantizer)}, ${final ? 'final weights' : `taken at the end of epoch ${e.epoch + 1}`}`,
       };
-      let bytes;
-      if (quantizer === 'none') {
-        const w = await current.weights({ timeout: 5000 });
-        bytes = ptqModel(tl, w);
-        about.step = w.step;
-        about.label += ' (float32 weights ternarized per tensor after training)';
-      } else {
-        bytes = await current.export({ format: 'i2', metadata: { source: 'tilelli demo page', trainedEpochs: String(e.epoch + 1) } });
-        about.step = Number(parseModel(bytes).metadata.steps);
-      }
-      app.setModel(bytes, about);
+      // a float32 network is exported ternarized per tensor (post-training quantization)
+      if (quantizer === 'none') about.label += ' (float32 weights ternarized per tensor after training)';
+      const bytes = await current.export({ format: 'i2', metadata: { source: 'tilelli demo page', trainedEpochs: String(e.epoch + 1) } });
+      app.setModel(bytes, (model) => ({ ...about, step: Number(model.metadata.steps) }));
       state.exports++;
     }).catch((err) => {
       if (err?.name !== 'AbortError' && err?.code !== 'FREED') console.error('could not take the trained model:', err);

@@ -78,7 +78,7 @@ console.log(`weights within 0.1 of the rounding boundary (deadzone stats) per la
 // Pack in every format; run the chosen one on the test split.
 const sizes = {};
 let packed;
-for (const format of ['i2', 'tq1', 'bitplane']) {
+for (const format of tl.formats) {
   const bytes = await job.export({ format });
   sizes[format] = bytes.length;
   if (format === opts.format) packed = bytes;
@@ -88,24 +88,53 @@ const weights = 784 * 256 + 256 * 256 + 256 * 10, biases = 256 + 256 + 10;
 const float32 = 4 * (weights + biases);
 console.log(`model sizes: float32 ${kib(float32)}; packed ${Object.entries(sizes).map(([f, n]) => `${f} ${kib(n)} (${(float32 / n).toFixed(1)}x smaller)`).join(', ')}`);
 
-const model = tl.Model.load(packed);
-const predictions = model.predict(testCopy.x);
-let correct = 0;
-for (let i = 0; i < predictions.length; i++) correct += predictions[i] === testCopy.labels[i];
-console.log(`packed ${opts.format} model on the ${predictions.length} test digits: accuracy ${(100 * correct / predictions.length).toFixed(2)}%`);
+// Both activation precisions: float (the float kernel, adds and subtracts) and int8 (each linear
+// layer's input quantized per vector, the int8 x ternary kernel), from the same packed bytes.
+const models = { float: tl.Model.load(packed) };
+const int8 = tl.Model.load(packed, { activations: 'int8' });
+if (int8.layers?.every((L) => L.type !== 'linear' || L.activations === 'int8')) models.int8 = int8;
+else int8.free(); // a tilelli without int8 linear layers ignores the option
 
-// Latency: one digit at a time, and batches of 64.
-const time = (fn, reps) => {
-  const t = [];
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    fn();
-    t.push(performance.now() - t0);
-  }
-  return t.sort((a, b) => a - b)[t.length >> 1];
+const accuracy = (predictions) => {
+  let correct = 0;
+  for (let i = 0; i < predictions.length; i++) correct += predictions[i] === testCopy.labels[i];
+  return correct / predictions.length;
 };
-model.run(testCopy.x.subarray(0, 784));
-const one = time(() => model.run(testCopy.x.subarray(0, 784)), 300);
-const batch = time(() => model.run(testCopy.x.subarray(0, 64 * 784)), 50);
-console.log(`inference latency (median): ${(one * 1000).toFixed(0)} us per digit one at a time; ${((batch * 1000) / 64).toFixed(1)} us per digit in batches of 64`);
-model.free();
+const floatPredictions = models.float.predict(testCopy.x);
+console.log(`packed ${opts.format} model on the ${floatPredictions.length} test digits: accuracy ${(100 * accuracy(floatPredictions)).toFixed(2)}%`);
+if (models.int8) {
+  const p = models.int8.predict(testCopy.x);
+  let same = 0;
+  for (let i = 0; i < p.length; i++) same += p[i] === floatPredictions[i];
+  console.log(`with int8 activations: accuracy ${(100 * accuracy(p)).toFixed(2)}%, same prediction as float activations for ${(100 * same / p.length).toFixed(2)}% of the digits`);
+} else {
+  console.log('int8 activations: this tilelli build has no int8 linear layers (Model.load(bytes, { activations: "int8" })); float only');
+}
+
+// Latency: one digit at a time, and batches of 64; the median of interleaved samples (float, int8,
+// float, ...), each sample a few calls. run(x, { out }) writes into a buffer made once.
+const runner = (model, batch) => {
+  const x = testCopy.x.subarray(0, batch * 784);
+  const out = new Float32Array(batch * 10);
+  return model.run(x, { out }) === out ? () => model.run(x, { out }) : () => model.run(x);
+};
+const latency = (batch, calls, samples) => {
+  const runs = Object.entries(models).map(([k, m]) => [k, runner(m, batch), []]);
+  for (let s = 0; s < samples; s++) {
+    for (const [, run, t] of runs) {
+      const t0 = performance.now();
+      for (let i = 0; i < calls; i++) run();
+      t.push((performance.now() - t0) / calls);
+    }
+  }
+  return Object.fromEntries(runs.map(([k, , t]) => [k, t.sort((a, b) => a - b)[t.length >> 1]]));
+};
+latency(1, 10, 3); // warm up
+const one = latency(1, 20, 40);
+const batch = latency(64, 1, 40);
+const us = (ms) => `${(ms * 1000).toFixed(1)} us`;
+for (const k of Object.keys(models)) {
+  console.log(`inference latency, ${k} activations (median): ${us(one[k])} per digit one at a time; ` +
+    `${us(batch[k] / 64)} per digit in batches of 64 (${us(batch[k])} per batch)`);
+}
+for (const m of Object.values(models)) m.free();

@@ -13,7 +13,7 @@
  *     never hand such buffers to their callers.
  *   - Tensors are float32, row-major. "Per row" means the first axis is the row
  *     axis and everything after it is flattened into columns, as the reference
- *     (shared/reference/ternary.py) does with w.reshape(w.size(0), -1).
+ *     module (README.md, "Exactly the reference's numbers") does with w.reshape(w.size(0), -1).
  *   - Element counts are size_t and at most TL_MAX_ELEMENTS, so that every byte
  *     size the library computes fits a 32-bit wasm address space.
  *
@@ -43,6 +43,9 @@ extern "C" {
 
 /* Largest element count of any tensor (2^30 - 1): n * 4 bytes fits in 32 bits. */
 #define TL_MAX_ELEMENTS ((size_t)0x3FFFFFFF)
+
+/* Widest layer of a trainable network (tl_net_create): 2^20. */
+#define TL_MAX_WIDTH ((uint32_t)0x100000)
 
 /*
  * Status codes. Values are stable: they cross the wasm boundary and the JS
@@ -77,6 +80,15 @@ const char *tl_status_name(tl_status s);
 
 /* One-sentence description of the status, e.g. "the input holds a NaN or an infinity". */
 const char *tl_status_message(tl_status s);
+
+/*
+ * The detail of the last error a function reported with one: what and where, e.g.
+ * "layers[2]: unknown key \"activation\"" or "byte 24: the header length 900 runs past the end
+ * of the 60-byte file". Empty when the failing function gave none. tl_error_clear() empties it;
+ * call it before a call whose detail you want (a detail stays until the next one is recorded).
+ */
+const char *tl_error_detail(void);
+void tl_error_clear(void);
 
 /* Library version as MAJOR * 10000 + MINOR * 100 + PATCH. */
 uint32_t tl_version(void);
@@ -349,10 +361,22 @@ tl_status tl_safetensors_metadata(const tl_safetensors *st, size_t j, const char
 
 /* ---------------------------------------------------------------------------
  * Packed models (src/model.c; the file layout: docs/FORMATS.md, "The packed model file")
+ *
+ * model.c owns the file: its reader (tl_model_load), its writer (tl_model_save) and the ways a
+ * model is made (a builder, an architecture over a checkpoint, a network, another model). Every
+ * layer type is one row of a table in model.c. Errors of the readers and builders come with a
+ * detail naming what and where (tl_error_detail).
  * ------------------------------------------------------------------------- */
 
-/* The model file version this library writes and reads (it refuses larger ones). */
-#define TL_MODEL_VERSION 1
+/* The model file version this library writes; it reads 1 and 2. */
+#define TL_MODEL_VERSION 2
+
+/* Activation precision of a linear layer. */
+typedef enum tl_precision {
+    TL_PRECISION_DEFAULT = 0, /* as the layer says (a file, an architecture): float unless "int8" */
+    TL_PRECISION_FLOAT = 1,   /* float32 activations: the float kernel, the reference's numbers */
+    TL_PRECISION_INT8 = 2     /* BitNet per-token absmax int8 activations (no norm), the int8 kernel */
+} tl_precision;
 
 typedef struct tl_model tl_model;
 
@@ -362,15 +386,72 @@ typedef struct tl_model tl_model;
  * TL_ERR_NON_FINITE for a NaN or infinite float parameter. */
 tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out);
 void tl_model_free(tl_model *m);
+/* Nonzero when bytes start like a model file (its magic), to tell it from other files. */
+int tl_model_is_file(const uint8_t *bytes, size_t len);
+
+/* Serialize m as a model file (version TL_MODEL_VERSION): *bytes is allocated with tl_alloc
+ * (free it with tl_free), *len bytes. tl_model_load of it gives the same model. */
+tl_status tl_model_save(const tl_model *m, uint8_t **bytes, size_t *len);
+
+/* A JSON description of m: {"input", "output", "layers": [{"type", "in", "out", ...fields, no
+ * data}], "metadata"}; allocated with tl_alloc, *len bytes, not NUL-terminated. */
+tl_status tl_model_describe(const tl_model *m, char **json, size_t *len);
 
 size_t tl_model_input_size(const tl_model *m);
 size_t tl_model_output_size(const tl_model *m);
 size_t tl_model_layer_count(const tl_model *m);
 
+/* What layer i is. Strings are owned by the model (NUL-terminated); absent ones are NULL. */
+typedef struct tl_layer_info {
+    const char *type;        /* "linear", "bitlinear", "relu", ... */
+    const char *name;        /* the layer's name, or NULL */
+    size_t in, out;          /* widths */
+    tl_format format;        /* linear, bitlinear: the packed format; else 0 */
+    const char *quantizer;   /* linear, bitlinear: "per_tensor", "per_row", "lsq", or NULL (unknown) */
+    tl_precision precision;  /* linear, bitlinear: FLOAT or INT8; else DEFAULT */
+    const tl_matrix *matrix; /* linear, bitlinear: the weights (owned by the model); else NULL */
+    const float *bias;       /* out values, or NULL */
+    const float *norm;       /* bitlinear's norm_weight / rmsnorm's weight (in values), or NULL */
+} tl_layer_info;
+tl_status tl_model_layer_info(const tl_model *m, size_t i, tl_layer_info *out);
+
+/* Add (or replace) metadata entries: json is an object of strings. */
+tl_status tl_model_set_metadata(tl_model *m, const char *json, size_t json_len);
+
+/* Layer i's matrix (owned by the model), or NULL when the layer has none. */
+const tl_matrix *tl_model_matrix(const tl_model *m, size_t i);
+
+/* Set every linear layer's activation precision (FLOAT or INT8; bitlinear stays INT8). */
+tl_status tl_model_set_precision(tl_model *m, tl_precision p);
+
+/* A copy of m with every matrix repacked in format f (trits and scales unchanged). */
+tl_status tl_model_convert(const tl_model *m, tl_format f, tl_model **out);
+
 /* Run a batch: x holds batch x input floats, out receives batch x output floats.
  * TL_ERR_NON_FINITE when x holds a NaN or infinity, or when a layer's output overflows to one
- * (possible only with absurd weights); out then holds nothing valid. */
-tl_status tl_model_run(const tl_model *m, const float *x, size_t x_len, size_t batch, float *out, size_t out_len);
+ * (possible only with absurd weights); out then holds nothing valid. The model keeps a workspace
+ * sized for the largest batch it has run (no allocation per call once warm): one model must not
+ * run on two threads at once. */
+tl_status tl_model_run(tl_model *m, const float *x, size_t x_len, size_t batch, float *out, size_t out_len);
+
+/* Build a model layer by layer. Layer descriptions are JSON objects as in an architecture (a
+ * "type" and its scalar fields: "name", "activations", "quantizer", "eps", "threshold", "k");
+ * a linear or bitlinear layer takes its matrix (copied), and float parameters are staged by
+ * name before the layer they belong to is added ("bias", "norm_weight"; rmsnorm's "weight"). */
+typedef struct tl_model_builder tl_model_builder;
+tl_status tl_model_builder_new(size_t input, tl_model_builder **out);
+void tl_model_builder_free(tl_model_builder *b);
+tl_status tl_model_builder_stage(tl_model_builder *b, const char *name, size_t name_len, const float *v, size_t n);
+tl_status tl_model_builder_add(tl_model_builder *b, const char *json, size_t json_len, const tl_matrix *m);
+/* The model (b is left empty, still to be freed). */
+tl_status tl_model_builder_finish(tl_model_builder *b, tl_model **out);
+
+/* An architecture over a checkpoint: arch is the JSON {"input", "layers": [...], "metadata"}
+ * whose linear/bitlinear layers name their tensors ("weight", "bias", "norm_weight") and say how
+ * to quantize ("quantizer": "per_tensor" | "per_row") and pack ("format", default f);
+ * precision, when not DEFAULT, is set on every linear layer. Unknown keys are errors. */
+tl_status tl_model_from_checkpoint(const tl_safetensors *st, const char *arch, size_t arch_len, tl_format f,
+                                   tl_precision precision, tl_model **out);
 
 /* ---------------------------------------------------------------------------
  * Training: multilayer perceptrons of ternary linear layers with the straight-through
@@ -430,6 +511,46 @@ tl_status tl_net_forward(tl_net *net, const float *x, size_t batch, float *out);
 /* Steps taken so far, and the learning rate of the next one. */
 uint32_t tl_net_steps(const tl_net *net);
 float tl_net_lr(const tl_net *net);
+uint32_t tl_net_layer_count(const tl_net *net);
+/* widths[0 .. layers] of the network (layers + 1 values). */
+tl_status tl_net_widths(const tl_net *net, uint32_t *widths, size_t n);
+
+/* The trits (out x in) and per-row scales (out) of layer k as the forward uses them: the
+ * network's quantizer on its shadow weights (a float32 network: ternarized per tensor). */
+tl_status tl_net_layer_trits(const tl_net *net, uint32_t k, int8_t *trits, float *scales);
+/* The reference's deadzone_stats of layer k's shadow weights. */
+tl_status tl_net_deadzone_stats(const tl_net *net, uint32_t k, double band, tl_deadzone_stats *out);
+/* Accuracy and mean cross-entropy of the ternarized network on n labelled inputs. */
+tl_status tl_net_evaluate(tl_net *net, const float *x, size_t n, const uint32_t *labels, double *accuracy,
+                          double *loss);
+
+/* The packed model of the network: its linear layers (the forward's trits and scales, packed in
+ * format f, and the biases) with the activation between them. A float32 network (quantizer none)
+ * is ternarized per tensor (post-training quantization). */
+tl_status tl_net_to_model(const tl_net *net, tl_format f, tl_model **out);
+/* A network that computes what model m computes (linear layers with one activation between
+ * them): shadow weights trit x s, chosen so that quantizer q (TL_QUANT_NONE: the quantizer the
+ * model records, else per_tensor) gives back the same trits, and the same scales bit for bit when
+ * they are AbsMean scales of the layer (as the quantizers make them); any other scale comes back
+ * within an ulp or two. */
+tl_status tl_net_from_model(const tl_model *m, tl_quantizer q, uint64_t seed, tl_net **out);
+
+/* Training in epochs of seeded, shuffled mini-batches: the one loop that every binding drives.
+ * x (n x inputs), labels (n classes, cross-entropy) or targets (n x outputs, MSE) are checked once
+ * and must outlive the object. Each epoch shuffles the sample order with a xorshift32 stream
+ * seeded once (seed's low 32 bits, 0 -> 0x9E3779B9), Fisher-Yates from the last index down. */
+typedef struct tl_fit tl_fit;
+tl_status tl_fit_new(tl_net *net, const float *x, size_t n, const uint32_t *labels, const float *targets,
+                     size_t batch, uint64_t seed, tl_fit **out);
+void tl_fit_free(tl_fit *f);
+/* One optimizer step on the next mini-batch (the last one of an epoch may be smaller). */
+tl_status tl_fit_step(tl_fit *f, float *loss);
+/* Epochs completed, and the samples taken so far in the current epoch. */
+uint32_t tl_fit_epoch(const tl_fit *f);
+size_t tl_fit_position(const tl_fit *f);
+/* Accuracy and loss of the current weights on the last mini-batch (whole = 0) or on the whole
+ * data set (whole = 1); labelled data only. */
+tl_status tl_fit_evaluate(tl_fit *f, int whole, double *accuracy, double *loss);
 
 /* ---------------------------------------------------------------------------
  * Memory (for bindings: the wasm module exports these so JS can place buffers)

@@ -6,10 +6,11 @@
 // in error messages (which element is NaN, which dimension is wrong).
 
 import { TilelliError } from './errors.js';
-import { Runtime, toF32, toShape, toNumber, explainer } from './runtime.js';
-import { packedMatrixClass, packingApi } from './matrix.js';
-import { modelApi } from './model.js';
-import { trainApi } from './train.js';
+import { DEADZONE_FIELDS, MAX_ELEMENTS, STATUS } from './constants.js';
+import { Runtime, bindClass, toF32, toShape, toNumber, explainer } from './runtime.js';
+import { PackedMatrix, packingApi } from './matrix.js';
+import { Model, Safetensors, packCheckpoint, packModel } from './model.js';
+import { Fit, Network } from './train.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
@@ -30,7 +31,16 @@ export async function instantiate(module, options = {}) {
       emscripten_notify_memory_growth() {},
     },
   };
-  const instance = await WebAssembly.instantiate(module, imports);
+  let instance;
+  try {
+    instance = await WebAssembly.instantiate(module, imports);
+  } catch (e) {
+    // a module that is not a tilelli build (other imports): name it instead of a raw LinkError
+    throw new TilelliError('INVALID_ARGUMENT', `init: the module is not a tilelli build (${e.message})`);
+  }
+  if (typeof instance.exports._initialize !== 'function' || typeof instance.exports.tl_version !== 'function') {
+    throw new TilelliError('INVALID_ARGUMENT', 'init: the module is not a tilelli build (it exports no tl_version)');
+  }
   instance.exports._initialize();
   return createApi(new Runtime(instance.exports, memory, maxPages));
 }
@@ -49,7 +59,7 @@ function createApi(rt) {
 
   /** Reject lengths past the core's limit before trying to allocate for them. */
   function checkLength(w, fn) {
-    if (w.length > rt.maxElements) rt.check(-6, fn, explainer(w));
+    if (w.length > MAX_ELEMENTS) rt.check(STATUS.OVERFLOW, fn, explainer(w));
   }
 
   /**
@@ -82,7 +92,7 @@ function createApi(rt) {
       new Float32Array(rt.memory.buffer, wp, w.length).set(w);
       new BigInt64Array(rt.memory.buffer, sp, shape.length).set(shape.map(BigInt));
       rt.check(x.tl_shape_rows_cols(sp, shape.length, w.length, rcp, rcp + 4), fn, explain);
-      const rows = new Uint32Array(rt.memory.buffer, rcp, 1)[0];
+      const rows = rt.u32(rcp);
       const out = rt.allocBlock(fn, [w.length * outBytesPerElement, rows * 4]);
       try {
         rt.check(call(wp, sp, out.ptrs), fn, explain);
@@ -99,30 +109,33 @@ function createApi(rt) {
   const i8 = (ptr, n) => new Int8Array(rt.memory.buffer, ptr, n).slice();
   const scalarF32 = (ptr) => new Float32Array(rt.memory.buffer, ptr, 1)[0];
 
-  const PackedMatrix = packedMatrixClass(rt);
-  const models = modelApi(rt, PackedMatrix);
-  const training = trainApi(rt, PackedMatrix, models.packModel);
+  // The module-level classes, bound to this instance (their statics and instances use rt).
+  const classes = rt.classes;
+  for (const C of [PackedMatrix, Model, Safetensors, Network, Fit]) classes[C.label] = bindClass(C, rt); // labels survive minifiers
   const api = {
     ...packingApi(rt),
     /** Checkpoints, the packed model file and the model runtime (see js/model.js). */
-    ...models,
+    Safetensors: classes.Safetensors,
+    Model: classes.Model,
+    packModel: (spec) => packModel(rt, spec),
+    packCheckpoint: (checkpoint, arch, opts) => packCheckpoint(rt, checkpoint, arch, opts),
     /** STE training of ternary MLPs (see js/train.js). */
-    Network: training.Network,
+    Network: classes.Network,
     /**
      * What the instance holds: liveBytes / liveBlocks allocated by the library (matrices, and
      * nothing else between calls), and wasmBytes, the size of its wasm memory (which never shrinks).
      */
     memoryStats() {
       return {
-        liveBytes: x.tl_mem_live_bytes() >>> 0,
-        liveBlocks: x.tl_mem_live_blocks() >>> 0,
+        liveBytes: x.tl_mem_live_bytes(),
+        liveBlocks: x.tl_mem_live_blocks(),
         wasmBytes: rt.memory.buffer.byteLength,
       };
     },
     /** The error class, here too for callers that loaded tilelli through require(). */
     TilelliError,
     /** Packed ternary matrices owning wasm memory (see js/matrix.js). */
-    PackedMatrix,
+    PackedMatrix: classes.PackedMatrix,
     /** True when the SIMD128 build is running. */
     simd: rt.simd,
     /** Library version, "MAJOR.MINOR.PATCH". */
@@ -181,7 +194,7 @@ function createApi(rt) {
       return perTensor(fn, w, [w.length * 4],
         ([wp, op]) => {
           const s = x.tl_ternarize_lsq(wp, w.length, a32, op, 0);
-          if (s === -8) {
+          if (s === STATUS.ALPHA) {
             rt.check(s, fn, () => (a32 !== alpha && Number.isFinite(alpha)
               ? `alpha ${alpha} is ${a32} in float32` : `alpha is ${alpha}`));
           }
@@ -197,17 +210,14 @@ function createApi(rt) {
       return perTensor(fn, w, [96],
         ([wp, sp]) => {
           const s = x.tl_deadzone_stats_compute(wp, w.length, band, sp);
-          if (s === -7) rt.check(s, fn, () => `band is ${band}`);
+          if (s === STATUS.BAND) rt.check(s, fn, () => `band is ${band}`);
           return s;
         },
         ([, sp]) => {
-          const d = new Float64Array(rt.memory.buffer, sp, 6);
-          return {
-            alpha: d[0], fracNeg: d[1], fracZero: d[2], fracPos: d[3], fracBoundary: d[4], fracZeroInner: d[5],
-          };
+          const d = rt.view(Float64Array, sp, DEADZONE_FIELDS.length);
+          return Object.fromEntries(DEADZONE_FIELDS.map((name, i) => [name, d[i]]));
         });
     },
   };
-  training.bind(api);
   return api;
 }

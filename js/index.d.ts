@@ -302,12 +302,19 @@ export interface Tilelli {
   readonly Safetensors: typeof Safetensors;
   /** Packed model files: load, run, predict. */
   readonly Model: typeof Model;
-  /** The packed model file (docs/FORMATS.md) of a layer list; validated by loading it back. */
+  /** The packed model file (docs/FORMATS.md) of a layer list, built and written by the C core. */
   packModel(spec: ModelSpec): Uint8Array;
   /** A checkpoint plus an architecture description -> the packed model file. */
   packCheckpoint(checkpoint: Uint8Array | ArrayBuffer | Safetensors, arch: Architecture,
-    options?: { format?: MatrixFormat; onProgress?: (p: { layer: number; of: number; name: string }) => void }): Uint8Array;
+    options?: { format?: MatrixFormat; activations?: Activations; onProgress?: (p: { layer: number; of: number }) => void }): Uint8Array;
+  /** STE training of ternary MLPs on the main thread (see startTraining for a worker). */
+  readonly Network: typeof Network;
+  /** The packed format names, from the core's format table. */
+  readonly formats: readonly MatrixFormat[];
 }
+
+/** Activation precision of a linear layer: float32 (the reference's numbers) or BitNet's per-token int8. */
+export type Activations = 'float' | 'int8';
 
 /** One tensor of a checkpoint. */
 export interface TensorInfo {
@@ -333,12 +340,16 @@ export declare class Safetensors {
 }
 
 /** A layer of a ModelSpec (see docs/FORMATS.md for what each computes). */
-export type ModelLayer =
-  | { type: 'linear' | 'bitlinear'; matrix: PackedMatrix; bias?: Weights; normWeight?: Weights; eps?: number }
+export type ModelLayer = { name?: string } & (
+  | { type: 'linear'; matrix: PackedMatrix; bias?: Weights; activations?: Activations; quantizer?: RecordedQuantizer }
+  | { type: 'bitlinear'; matrix: PackedMatrix; bias?: Weights; normWeight?: Weights; eps?: number; quantizer?: RecordedQuantizer }
   | { type: 'relu' | 'gelu' | 'silu' | 'softmax' }
   | { type: 'rmsnorm'; weight?: Weights; eps?: number }
   | { type: 'binarize'; threshold: number }
-  | { type: 'binarize'; k: number };
+  | { type: 'binarize'; k: number });
+
+/** How a layer's trits and scales were made (recorded in the file, informational). */
+export type RecordedQuantizer = 'per_tensor' | 'per_row' | 'lsq' | 'lsq_paper';
 
 export interface ModelSpec {
   /** Width of an input vector. */
@@ -351,29 +362,130 @@ export interface ModelSpec {
 export interface Architecture {
   input: number;
   layers: Array<
-    | { type: 'linear' | 'bitlinear'; weight: string; bias?: string; normWeight?: string; eps?: number; quantizer?: 'per_tensor' | 'per_row' }
-    | { type: 'relu' | 'gelu' | 'silu' | 'softmax' }
-    | { type: 'rmsnorm'; eps?: number }
-    | { type: 'binarize'; threshold: number }
-    | { type: 'binarize'; k: number }>;
+    | { type: 'linear'; name?: string; weight: string; bias?: string; quantizer?: 'per_tensor' | 'per_row'; activations?: Activations; format?: MatrixFormat }
+    | { type: 'bitlinear'; name?: string; weight: string; bias?: string; norm_weight?: string; eps?: number; quantizer?: 'per_tensor' | 'per_row'; format?: MatrixFormat }
+    | { type: 'relu' | 'gelu' | 'silu' | 'softmax'; name?: string }
+    | { type: 'rmsnorm'; name?: string; weight?: string; eps?: number }
+    | { type: 'binarize'; name?: string; threshold: number }
+    | { type: 'binarize'; name?: string; k: number }>;
   metadata?: Record<string, string>;
+}
+
+/** A layer of a loaded model, as the core describes it (tl_model_describe). */
+export interface ModelLayerInfo {
+  readonly type: 'linear' | 'bitlinear' | 'relu' | 'gelu' | 'silu' | 'rmsnorm' | 'binarize' | 'softmax';
+  readonly name?: string;
+  readonly in: number;
+  readonly out: number;
+  /** linear, bitlinear: the packed format of the weights. */
+  readonly weights?: MatrixFormat;
+  /** linear, bitlinear: how the trits were made, when the file records it. */
+  readonly quantizer?: RecordedQuantizer;
+  /** linear, bitlinear: the activation precision it runs with. */
+  readonly activations?: Activations;
+  /** Byte counts of the layer's data (packed weights, scales, bias, norm weights), when present. */
+  readonly packed?: number;
+  readonly scales?: number;
+  readonly bias?: number;
+  readonly norm_weight?: number;
+  readonly eps?: number;
+  readonly k?: number;
+  readonly threshold?: number;
 }
 
 /** A packed model in wasm memory. */
 export declare class Model {
   private constructor();
-  /** Load a packed model file: validated, nothing re-quantized. @throws TilelliError PARSE, UNSUPPORTED_VERSION, INVALID_FORMAT, NON_FINITE */
-  static load(bytes: Uint8Array | ArrayBuffer): Model;
+  /**
+   * Load a packed model file: validated, nothing re-quantized. options.activations sets every linear
+   * layer's activation precision whatever the file says.
+   * @throws TilelliError PARSE, UNSUPPORTED_VERSION, INVALID_FORMAT, NON_FINITE (with what and where)
+   */
+  static load(bytes: Uint8Array | ArrayBuffer, options?: { activations?: Activations }): Model;
+  /** True when the bytes start like a packed model file. */
+  static isModelFile(bytes: Uint8Array | ArrayBuffer): boolean;
   readonly inputSize: number;
   readonly outputSize: number;
-  /** The layers as the file describes them (without blob offsets). */
-  readonly layers: ReadonlyArray<{ type: string; in?: number; out?: number; weights?: MatrixFormat; [key: string]: unknown }>;
+  readonly layers: readonly ModelLayerInfo[];
   readonly metadata: Readonly<Record<string, string>>;
   readonly freed: boolean;
-  /** batch x outputSize outputs for batch x inputSize inputs. @throws TilelliError SIZE_MISMATCH, NON_FINITE, FREED */
-  run(input: Weights): Float32Array;
+  /**
+   * batch x outputSize outputs for batch x inputSize inputs; options.out receives them (no
+   * allocation per call). @throws TilelliError SIZE_MISMATCH, NON_FINITE, FREED
+   */
+  run(input: Weights, options?: { out?: Float32Array }): Float32Array;
   /** The argmax of each output vector. */
   predict(input: Weights): Int32Array;
+  /** Layer i's trits (out x in) and per-row scales. */
+  trits(i: number): { trits: Int8Array; scales: Float32Array };
+  /** The packed model file of this model (the core's writer). */
+  save(): Uint8Array;
+  /** The same model with every matrix repacked in another format. */
+  convert(format: MatrixFormat): Model;
+  /** Set every linear layer's activation precision. */
+  setActivations(activations: Activations): void;
+  /** Add or replace metadata entries (numbers and booleans are written as text). */
+  addMetadata(metadata: Record<string, string | number | boolean>): void;
+  free(): void;
+  [Symbol.dispose](): void;
+}
+
+/** The quantizer of a trainable network's layers. */
+export type NetworkQuantizer = 'per_tensor' | 'per_row' | 'lsq' | 'lsq_paper' | 'none';
+
+/** A labelled set: n vectors of widths[0] values, and n class indices (cross-entropy) or n x outputs targets (MSE). */
+export interface LabelledSet {
+  x: Weights;
+  labels?: ArrayLike<number>;
+  targets?: Weights;
+}
+
+/** The training loop over one data set (C's tl_fit): what fit() and the training worker step. */
+export declare class Fit {
+  private constructor();
+  readonly count: number;
+  /** Epochs completed. */
+  readonly epoch: number;
+  /** Samples taken so far in the current epoch. */
+  readonly position: number;
+  /** One optimizer step on the next mini-batch; its loss. */
+  step(): number;
+  /** Accuracy and loss on the last mini-batch, or on the whole set. */
+  evaluate(options?: { whole?: boolean }): { accuracy: number; loss: number; count?: number };
+  free(): void;
+  [Symbol.dispose](): void;
+}
+
+/** An MLP of ternary linear layers trained with the straight-through estimator (src/train.c). */
+export declare class Network {
+  private constructor();
+  static create(options: { widths: number[]; activation?: TrainingActivation; quantizer?: NetworkQuantizer; seed?: number }): Network;
+  /** A network that computes what a packed model computes, to fine-tune it. */
+  static fromModel(bytes: Uint8Array | ArrayBuffer, options?: { quantizer?: NetworkQuantizer; seed?: number }): Network;
+  readonly widths: readonly number[];
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly layerCount: number;
+  readonly steps: number;
+  /** The learning rate of the next step. */
+  readonly lr: number;
+  readonly freed: boolean;
+  setLoss(loss: 'cross_entropy' | 'mse'): void;
+  setOptimizer(options: { type?: 'adam' | 'adamw' | 'sgd'; lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; momentum?: number }): void;
+  setSchedule(options: { type?: 'constant' | 'cosine'; warmupSteps?: number; totalSteps?: number }): void;
+  setTequila(lambda: number): void;
+  getLayer(k: number): { weight: Float32Array; bias: Float32Array; alpha: number };
+  getGrads(k: number): { weight: Float32Array; bias: Float32Array; alpha: number };
+  setLayer(k: number, layer: { weight: Weights; bias: Weights; alpha?: number }): void;
+  gradients(x: Weights, targets: { labels?: ArrayLike<number>; targets?: Weights }): number;
+  trainStep(x: Weights, targets: { labels?: ArrayLike<number>; targets?: Weights }): number;
+  forward(x: Weights): Float32Array;
+  evaluate(set: { x: Weights; labels: ArrayLike<number> }): { accuracy: number; loss: number; count: number };
+  trits(k: number): { trits: Int8Array; scales: Float32Array };
+  deadzoneStats(band?: number): DeadzoneStats[];
+  loop(set: LabelledSet, options?: { batchSize?: number; seed?: number }): Fit;
+  fit(set: LabelledSet, options?: { epochs?: number; batchSize?: number; seed?: number; onStep?: (s: { epoch: number; step: number; loss: number }) => boolean | void }): number[];
+  /** The packed model file (a float32 network: ternarized per tensor). */
+  toModel(options?: { format?: MatrixFormat; metadata?: Record<string, string | number | boolean> }): Uint8Array;
   free(): void;
   [Symbol.dispose](): void;
 }
@@ -550,6 +662,9 @@ export interface TrainingLayerWeights {
   bias: Float32Array;
   /** The LSQ scale (other quantizers ignore it). */
   alpha: number;
+  /** The trits and per-row scales the forward uses (the network's quantizer; float32: per tensor). */
+  trits: Int8Array;
+  scales: Float32Array;
   shape: [out: number, inputs: number];
 }
 

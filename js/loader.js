@@ -67,7 +67,14 @@ export function makeInit(loadBuild, loadUrl = compileFetched) {
       }
       mod = module;
     } else if (bytes !== undefined) {
-      mod = await WebAssembly.compile(bytes);
+      if (!(bytes instanceof ArrayBuffer || ArrayBuffer.isView(bytes))) {
+        throw new TilelliError('INVALID_ARGUMENT', `init: bytes must be the wasm file (a Uint8Array or ArrayBuffer), got ${bytes === null ? 'null' : typeof bytes}`);
+      }
+      try {
+        mod = await WebAssembly.compile(bytes);
+      } catch (e) {
+        throw new TilelliError('INVALID_ARGUMENT', `init: bytes is not a WebAssembly module (${e.message})`);
+      }
     } else if (url !== undefined) {
       const where = new URL(url, globalThis.location?.href ?? import.meta.url);
       mod = await cached(where.href, () => loadUrl(where));

@@ -1,353 +1,344 @@
-// model.js — checkpoints in, packed models out, and the model runtime.
+// model.js — checkpoints in, packed models out, and the model runtime. All of it is C's
+// (src/safetensors.c, src/model.c): the file layouts are read and written there; this module
+// marshals.
 //
 //   Safetensors.open(bytes)        a safetensors checkpoint, validated by the C parser
-//   packModel({ input, layers })   the packed model file (docs/FORMATS.md) from PackedMatrix objects
+//   packModel({ input, layers })   the packed model file from PackedMatrix objects (C builder)
 //   packCheckpoint(bytes, arch)    checkpoint + architecture description -> packed model file
 //   Model.load(bytes)              a packed model file, validated by the C loader; run(), predict()
-//
-// The packed model file is written here and read by src/model.c; docs/FORMATS.md is the one
-// description both follow.
 
 import { TilelliError } from './errors.js';
-import { describe, toF32 } from './runtime.js';
+import { DTYPE, PRECISION, STATUS } from './constants.js';
+import { formatCode } from './matrix.js';
+import { Owned, bytesOf, describe, invalid, options, pick, toF32, toJson } from './runtime.js';
 
-const MAGIC = [0x54, 0x4c, 0x4d, 0x4c]; // "TLML"
-const MODEL_VERSION = 1;
-const DTYPES = { 1: 'F32', 2: 'F16', 3: 'BF16', 4: 'I8', 5: 'U8' };
-const disposeSymbol = Symbol.dispose ?? Symbol.for('Symbol.dispose');
-const utf8 = new TextDecoder('utf-8', { fatal: false });
+// ---------------------------------------------------------------------------------------------
+// Safetensors
+// ---------------------------------------------------------------------------------------------
 
-function bytesOf(x, fn, name = 'bytes') {
-  if (x instanceof ArrayBuffer) return new Uint8Array(x);
-  if (ArrayBuffer.isView(x) && !(x instanceof DataView)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  throw new TilelliError('INVALID_ARGUMENT', `${fn}: ${name} must be a Uint8Array, ArrayBuffer or Buffer, got ${describe(x)}`);
-}
+export class Safetensors extends Owned {
+  static label = 'Safetensors';
+  static noun = 'checkpoint';
+  static release(rt, [st, data]) { rt.x.tl_safetensors_free(st); rt.free(data); }
+  #byName = new Map();
 
-/** Copy bytes into wasm memory for the object's lifetime; returns the pointer. */
-function place(rt, fn, bytes) {
-  const { base } = rt.allocBlock(fn, [bytes.length]);
-  rt.view(Uint8Array, base, bytes.length).set(bytes);
-  return base;
-}
-
-/** An owner of one C object: free() once, FREED after, a FinalizationRegistry as a safety net. */
-function makeOwner(freeFn) {
-  const registry = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((ptrs) => freeFn(...ptrs)) : undefined;
-  return {
-    register(obj, ptrs) { registry?.register(obj, ptrs, obj); },
-    release(obj, ptrs) { registry?.unregister(obj); freeFn(...ptrs); },
-  };
-}
-
-export function modelApi(rt, PackedMatrix) {
-  const x = rt.x;
-
-  // ---------------------------------------------------------------------------------------------
-  // Safetensors
-  // ---------------------------------------------------------------------------------------------
-
-  const stOwner = makeOwner((st, data) => { x.tl_safetensors_free(st); x.tl_free(data); });
-
-  class Safetensors {
-    #st; #data;
-
-    /** @internal use Safetensors.open */
-    constructor(st, data) {
-      this.#st = st;
-      this.#data = data;
-      const tensors = [];
-      rt.withBlock('Safetensors', [4 * 8 + 8], ([p]) => {
-        const n = x.tl_safetensors_count(st) >>> 0;
-        for (let i = 0; i < n; i++) {
-          rt.check(x.tl_safetensors_tensor(st, i, p, p + 4, p + 8, p + 12, p + 16, p + 20, p + 24), 'Safetensors');
-          const u32 = rt.view(Uint32Array, p, 7);
-          const [namePtr, nameLen, dtype, ndim, shapePtr, , nbytes] = u32;
-          const shape = Array.from(rt.view(BigInt64Array, shapePtr, ndim), Number);
-          tensors.push({
-            name: utf8.decode(rt.view(Uint8Array, namePtr, nameLen)),
-            dtype: DTYPES[dtype], shape, byteLength: nbytes, index: i,
-          });
-        }
-        const meta = {};
-        const m = x.tl_safetensors_metadata_count(st) >>> 0;
-        for (let j = 0; j < m; j++) {
-          rt.check(x.tl_safetensors_metadata(st, j, p, p + 4, p + 8, p + 12), 'Safetensors');
-          const [kp, kl, vp, vl] = rt.view(Uint32Array, p, 4);
-          meta[utf8.decode(rt.view(Uint8Array, kp, kl))] = utf8.decode(rt.view(Uint8Array, vp, vl));
-        }
-        this.metadata = meta;
-      });
-      this.tensors = tensors;
-      stOwner.register(this, [st, data]);
-    }
-
-    /** Parse and validate a checkpoint (a Uint8Array of the whole file). */
-    static open(bytes) {
-      const fn = 'Safetensors.open';
-      const b = bytesOf(bytes, fn);
-      const data = place(rt, fn, b);
-      try {
-        const st = rt.withBlock(fn, [4], ([pp]) => {
-          rt.check(x.tl_safetensors_open(data, b.length, pp), fn);
-          return rt.view(Uint32Array, pp, 1)[0];
-        });
-        return new Safetensors(st, data);
-      } catch (e) {
-        x.tl_free(data);
-        throw e;
+  /** @internal use Safetensors.open */
+  constructor(st, data) {
+    super(st, data);
+    const rt = this.rt, x = rt.x;
+    const tensors = [];
+    rt.withBlock('Safetensors', [4 * 8 + 8], ([p]) => {
+      const n = x.tl_safetensors_count(st);
+      for (let i = 0; i < n; i++) {
+        rt.check(x.tl_safetensors_tensor(st, i, p, p + 4, p + 8, p + 12, p + 16, p + 20, p + 24), 'Safetensors');
+        const [namePtr, nameLen, dtype, ndim, shapePtr, , nbytes] = rt.view(Uint32Array, p, 7);
+        const shape = Array.from(rt.view(BigInt64Array, shapePtr, ndim), Number);
+        const t = { name: rt.string(namePtr, nameLen), dtype: DTYPE[dtype], shape, byteLength: nbytes, index: i };
+        tensors.push(t);
+        this.#byName.set(t.name, t);
       }
-    }
-
-    #live(fn) {
-      if (this.#st === 0) throw new TilelliError('FREED', `Safetensors.${fn}: the checkpoint was freed`, { status: -14 });
-      return this.#st;
-    }
-
-    /** The tensor's description, by name. */
-    tensor(name) {
-      this.#live('tensor');
-      const t = this.tensors.find((e) => e.name === name);
-      if (!t) {
-        throw new TilelliError('INVALID_ARGUMENT',
-          `Safetensors.tensor: no tensor named ${JSON.stringify(name)} (have ${this.tensors.map((e) => e.name).join(', ')})`);
+      const meta = {};
+      for (let j = 0, m = x.tl_safetensors_metadata_count(st); j < m; j++) {
+        rt.check(x.tl_safetensors_metadata(st, j, p, p + 4, p + 8, p + 12), 'Safetensors');
+        const [kp, kl, vp, vl] = rt.view(Uint32Array, p, 4);
+        meta[rt.string(kp, kl)] = rt.string(vp, vl);
       }
-      return t;
-    }
-
-    /** A tensor's values as float32 (F16 and BF16 widened exactly, I8 and U8 converted). */
-    read(name) {
-      const st = this.#live('read');
-      const t = this.tensor(name);
-      const n = t.shape.reduce((a, d) => a * d, 1);
-      return rt.withBlock('Safetensors.read', [n * 4], ([op]) => {
-        rt.check(x.tl_safetensors_read_f32(st, t.index, op, n), 'Safetensors.read');
-        return rt.view(Float32Array, op, n).slice();
-      });
-    }
-
-    free() {
-      if (this.#st === 0) return;
-      stOwner.release(this, [this.#st, this.#data]);
-      this.#st = 0;
-    }
-
-    [disposeSymbol]() { this.free(); }
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Writing the packed model file
-  // ---------------------------------------------------------------------------------------------
-
-  /**
-   * The packed model file of a layer list. Layers: { type: 'linear' | 'bitlinear', matrix:
-   * PackedMatrix, bias?, normWeight?, eps? } | { type: 'relu' | 'gelu' | 'silu' | 'softmax' } |
-   * { type: 'rmsnorm', weight?, eps? } | { type: 'binarize', threshold } | { type: 'binarize', k }.
-   */
-  function packModel(spec) {
-    const fn = 'packModel';
-    if (!spec || typeof spec !== 'object' || !Array.isArray(spec.layers) || spec.layers.length === 0) {
-      throw new TilelliError('INVALID_ARGUMENT', `${fn}: give { input, layers: [...] } with at least one layer`);
-    }
-    const { input, layers, metadata } = spec;
-    if (!Number.isSafeInteger(input) || input <= 0) {
-      throw new TilelliError('INVALID_ARGUMENT', `${fn}: input must be a positive integer, got ${input}`);
-    }
-    const blobs = [];
-    let offset = 0;
-    const blob = (bytes) => {
-      const at = offset;
-      blobs.push({ at, bytes });
-      offset += Math.ceil(bytes.length / 16) * 16;
-      return [at, bytes.length];
-    };
-    const f32 = (v, n, what) => {
-      const a = toF32(v, fn, what);
-      if (a.length !== n) throw new TilelliError('SIZE_MISMATCH', `${fn}: ${what} has ${a.length} values, needs ${n}`);
-      return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
-    };
-    let width = input;
-    const out = layers.map((L, i) => {
-      const where = `layers[${i}]`;
-      if (!L || typeof L !== 'object') throw new TilelliError('INVALID_ARGUMENT', `${fn}: ${where} must be an object`);
-      switch (L.type) {
-        case 'linear':
-        case 'bitlinear': {
-          const m = L.matrix;
-          if (!(m instanceof PackedMatrix)) throw new TilelliError('INVALID_ARGUMENT', `${fn}: ${where}.matrix must be a PackedMatrix`);
-          if (m.cols !== width) {
-            throw new TilelliError('SIZE_MISMATCH', `${fn}: ${where} takes ${m.cols} inputs but the layer before gives ${width}`);
-          }
-          const h = { type: L.type, in: m.cols, out: m.rows, weights: m.format, packed: blob(m.bytes()) };
-          h.scales = blob(f32(m.scales(), m.rows, `${where} scales`));
-          if (L.bias !== undefined) h.bias = blob(f32(L.bias, m.rows, `${where}.bias`));
-          if (L.type === 'bitlinear') {
-            if (L.normWeight !== undefined) h.norm_weight = blob(f32(L.normWeight, m.cols, `${where}.normWeight`));
-            if (L.eps !== undefined) h.eps = L.eps;
-          }
-          width = m.rows;
-          return h;
-        }
-        case 'rmsnorm': {
-          const h = { type: 'rmsnorm', dim: width };
-          if (L.weight !== undefined) h.weight = blob(f32(L.weight, width, `${where}.weight`));
-          if (L.eps !== undefined) h.eps = L.eps;
-          return h;
-        }
-        case 'binarize':
-          return L.k !== undefined ? { type: 'binarize', k: L.k } : { type: 'binarize', threshold: L.threshold ?? 0 };
-        case 'relu': case 'gelu': case 'silu': case 'softmax':
-          return { type: L.type };
-        default:
-          throw new TilelliError('INVALID_ARGUMENT', `${fn}: ${where}.type ${JSON.stringify(L.type)} is not a layer type`);
-      }
+      this.metadata = meta;
     });
-    const header = { format: 'tilelli-model', version: MODEL_VERSION, input, layers: out };
-    if (metadata !== undefined) header.metadata = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, String(v)]));
-    const json = new TextEncoder().encode(JSON.stringify(header));
-    const padded = Math.ceil((16 + json.length) / 16) * 16 - 16;
-    // The data section ends with the last blob (no padding after it).
-    const end = blobs.reduce((e, b) => Math.max(e, b.at + b.bytes.length), 0);
-    const file = new Uint8Array(16 + padded + end);
-    file.set(MAGIC, 0);
-    const dv = new DataView(file.buffer);
-    dv.setUint32(4, MODEL_VERSION, true);
-    dv.setBigUint64(8, BigInt(padded), true);
-    file.fill(0x20, 16, 16 + padded);
-    file.set(json, 16);
-    for (const b of blobs) file.set(b.bytes, 16 + padded + b.at);
-    // Validate what was written with the reader, so a writer bug cannot produce a file that
-    // only fails later on a user's machine.
-    new Model(loadPtr('packModel', file)).free();
-    return file;
+    this.tensors = tensors;
   }
 
-  /**
-   * A checkpoint and an architecture description -> the packed model file. arch: { input,
-   * layers: [{ type: 'linear' | 'bitlinear', weight: name, bias?: name, quantizer?: 'per_tensor'
-   * | 'per_row' }, { type: 'relu' }, ...] }; options.format picks the packing.
-   */
-  function packCheckpoint(checkpoint, arch, opts = {}) {
-    const fn = 'packCheckpoint';
-    const { format = 'i2', onProgress } = opts;
-    if (!arch || typeof arch !== 'object' || !Array.isArray(arch.layers)) {
-      throw new TilelliError('INVALID_ARGUMENT', `${fn}: the architecture must be { input, layers: [...] }`);
-    }
-    const st = checkpoint instanceof Safetensors ? checkpoint : Safetensors.open(checkpoint);
-    const made = [];
+  /** Parse and validate a checkpoint (a Uint8Array of the whole file). */
+  static open(bytes) {
+    const fn = 'Safetensors.open', rt = this.rt;
+    const b = bytesOf(bytes, fn);
+    const { base: data } = rt.allocBlock(fn, [b.length]);
+    rt.view(Uint8Array, data, b.length).set(b);
     try {
-      const layers = arch.layers.map((L, i) => {
-        if (L.type !== 'linear' && L.type !== 'bitlinear') return L;
-        const t = st.tensor(L.weight);
-        if (t.shape.length !== 2) throw new TilelliError('SHAPE', `${fn}: ${L.weight} has shape [${t.shape}], not [out, in]`);
-        const quantizer = L.quantizer ?? 'per_tensor';
-        if (quantizer !== 'per_tensor' && quantizer !== 'per_row') {
-          throw new TilelliError('INVALID_ARGUMENT', `${fn}: layers[${i}].quantizer must be per_tensor or per_row`);
-        }
-        const m = PackedMatrix.fromWeights(st.read(L.weight), t.shape, { format, perRow: quantizer === 'per_row' });
-        made.push(m);
-        onProgress?.({ layer: i, of: arch.layers.length, name: L.weight });
-        return {
-          type: L.type, matrix: m, bias: L.bias === undefined ? undefined : st.read(L.bias),
-          normWeight: L.normWeight === undefined ? undefined : st.read(L.normWeight), eps: L.eps,
-        };
-      });
-      return packModel({ input: arch.input, layers, metadata: { ...(arch.metadata ?? {}), weights: format } });
-    } finally {
-      for (const m of made) m.free();
-      if (st !== checkpoint) st.free();
+      return new this(rt.make(fn, (pp) => rt.x.tl_safetensors_open(data, b.length, pp)), data);
+    } catch (e) {
+      rt.free(data);
+      throw e;
     }
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // The runtime
-  // ---------------------------------------------------------------------------------------------
+  /** The tensor's description, by name. */
+  tensor(name) {
+    this.live('tensor');
+    const t = this.#byName.get(name);
+    if (!t) {
+      const some = this.tensors.slice(0, 8).map((e) => e.name).join(', ');
+      throw invalid(`Safetensors.tensor: no tensor named ${JSON.stringify(name)} (have ${some}${this.tensors.length > 8 ? ', ...' : ''})`);
+    }
+    return t;
+  }
 
-  const modelOwner = makeOwner((m) => x.tl_model_free(m));
+  /** A tensor's values as float32 (F16 and BF16 widened exactly, I8 and U8 converted). */
+  read(name) {
+    const st = this.live('read'), rt = this.rt;
+    const t = this.tensor(name);
+    const n = t.shape.reduce((a, d) => a * d, 1);
+    return rt.withBlock('Safetensors.read', [n * 4], ([op]) => {
+      rt.check(rt.x.tl_safetensors_read_f32(st, t.index, op, n), 'Safetensors.read');
+      return rt.view(Float32Array, op, n).slice();
+    });
+  }
+}
 
-  function loadPtr(fn, b) {
-    return rt.withBlock(fn, [b.length, 4], ([bp, pp]) => {
-      rt.view(Uint8Array, bp, b.length).set(b);
-      rt.check(x.tl_model_load(bp, b.length, pp), fn);
-      return rt.view(Uint32Array, pp, 1)[0];
+// ---------------------------------------------------------------------------------------------
+// The runtime
+// ---------------------------------------------------------------------------------------------
+
+function precisionOf(activations, fn) {
+  return activations === undefined ? PRECISION.default : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations');
+}
+
+export class Model extends Owned {
+  static label = 'Model';
+  static noun = 'model';
+  static release(rt, [m, io]) {
+    rt.x.tl_model_free(m);
+    if (io.ptr) rt.free(io.ptr);
+  }
+  #io; // wasm buffers for run(): { ptr, batch } sized for the largest batch so far
+
+  /** @internal use Model.load */
+  constructor(ptr) {
+    const io = { ptr: 0, batch: 0 };
+    super(ptr, io);
+    this.#io = io;
+    this.#describe();
+  }
+
+  #describe() {
+    const rt = this.rt, p = this.live('describe');
+    const info = JSON.parse(rt.withBlock('Model', [8], ([pp]) => {
+      rt.check(rt.x.tl_model_describe(p, pp, pp + 4), 'Model');
+      return new TextDecoder().decode(rt.takeBytes(pp));
+    }));
+    this.inputSize = info.input;
+    this.outputSize = info.output;
+    this.layers = info.layers;
+    this.metadata = info.metadata;
+  }
+
+  /**
+   * Load a packed model file: validated, nothing re-quantized. options.activations ('float' |
+   * 'int8') sets every linear layer's activation precision, whatever the file says.
+   */
+  static load(bytes, opts) {
+    const fn = 'Model.load', rt = this.rt;
+    const { activations } = options(opts, fn);
+    const precision = precisionOf(activations, fn);
+    const b = bytesOf(bytes, fn);
+    const ptr = rt.withBytes(fn, b, (bp, n) => rt.make(fn, (pp) => rt.x.tl_model_load(bp, n, pp)));
+    if (precision !== PRECISION.default) {
+      const s = rt.x.tl_model_set_precision(ptr, precision);
+      if (s < 0) rt.x.tl_model_free(ptr);
+      rt.check(s, fn);
+    }
+    return new this(ptr);
+  }
+
+  /** True when bytes start like a packed model file (to tell it from a checkpoint). */
+  static isModelFile(bytes) {
+    const b = bytesOf(bytes, 'Model.isModelFile').subarray(0, 16);
+    return this.rt.withBytes('Model.isModelFile', b, (p, n) => this.rt.x.tl_model_is_file(p, n) !== 0);
+  }
+
+  /**
+   * Outputs (batch x outputSize) for inputs (batch x inputSize floats). options.out: a
+   * Float32Array of batch x outputSize to write into (returned); otherwise a new one.
+   */
+  run(input, opts) {
+    const fn = 'Model.run', rt = this.rt;
+    const m = this.live('run');
+    const v = toF32(input, fn, 'input');
+    if (v.length === 0 || v.length % this.inputSize) {
+      throw new TilelliError('SIZE_MISMATCH', `${fn}: input has ${v.length} values, not a positive multiple of ${this.inputSize}`, { status: STATUS.SIZE });
+    }
+    const batch = v.length / this.inputSize, n = batch * this.outputSize;
+    let out = opts?.out;
+    if (out !== undefined && !(out instanceof Float32Array && out.length === n)) {
+      throw new TilelliError('SIZE_MISMATCH', `${fn}: options.out must be a Float32Array of ${n} values (batch ${batch} x ${this.outputSize}), got ${out instanceof Float32Array ? out.length : describe(out)}`, { status: STATUS.SIZE });
+    }
+    const io = this.#io;
+    if (batch > io.batch) {
+      const { base } = rt.allocBlock(fn, [batch * (this.inputSize + this.outputSize) * 4]);
+      if (io.ptr) rt.free(io.ptr);
+      io.ptr = base, io.batch = batch;
+    }
+    const ip = io.ptr, op = io.ptr + io.batch * this.inputSize * 4;
+    rt.view(Float32Array, ip, v.length).set(v);
+    rt.check(rt.x.tl_model_run(m, ip, v.length, batch, op, n), fn);
+    out ??= new Float32Array(n);
+    out.set(rt.view(Float32Array, op, n));
+    return out;
+  }
+
+  /** The index of the largest output of each vector. */
+  predict(input) {
+    const out = this.run(input);
+    const k = this.outputSize, pred = new Int32Array(out.length / k);
+    for (let b = 0; b < pred.length; b++) {
+      let best = 0;
+      for (let c = 1; c < k; c++) if (out[b * k + c] > out[b * k + best]) best = c;
+      pred[b] = best;
+    }
+    return pred;
+  }
+
+  /** The trits (Int8Array, out x in) and per-row scales of layer i's matrix (linear, bitlinear). */
+  trits(i) {
+    const fn = 'Model.trits', p = this.live('trits'), rt = this.rt;
+    const m = Number.isSafeInteger(i) && i >= 0 ? rt.x.tl_model_matrix(p, i) : 0;
+    if (!m) throw invalid(`${fn}: layer ${i} has no matrix (layers with one: ${this.layers.flatMap((L, k) => (L.weights ? [k] : [])).join(', ')})`);
+    const rows = rt.x.tl_matrix_rows(m), n = rows * rt.x.tl_matrix_cols(m);
+    return rt.withBlock(fn, [n], ([tp]) => {
+      rt.check(rt.x.tl_matrix_unpack(m, tp, n), fn);
+      return { trits: rt.view(Int8Array, tp, n).slice(), scales: rt.view(Float32Array, rt.x.tl_matrix_scales(m), rows).slice() };
     });
   }
 
-  function headerOf(b) {
-    const hlen = Number(new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(8, true));
-    return JSON.parse(utf8.decode(b.subarray(16, 16 + hlen)));
+  /** The packed model file of this model (C's writer). */
+  save() {
+    const p = this.live('save'), rt = this.rt;
+    return rt.withBlock('Model.save', [8], ([pp]) => {
+      rt.check(rt.x.tl_model_save(p, pp, pp + 4), 'Model.save');
+      return rt.takeBytes(pp);
+    });
   }
 
-  class Model {
-    #m;
-
-    /** @internal use Model.load */
-    constructor(ptr, header) {
-      this.#m = ptr;
-      this.inputSize = x.tl_model_input_size(ptr) >>> 0;
-      this.outputSize = x.tl_model_output_size(ptr) >>> 0;
-      if (header) {
-        this.layers = header.layers.map(({ packed, scales, bias, norm_weight: nw, weight, ...rest }) => rest);
-        this.metadata = header.metadata ?? {};
-      }
-      modelOwner.register(this, [ptr]);
-    }
-
-    /** Load a packed model file: validated, nothing re-quantized. */
-    static load(bytes) {
-      const fn = 'Model.load';
-      const b = bytesOf(bytes, fn);
-      const ptr = loadPtr(fn, b);
-      return new Model(ptr, headerOf(b)); // the header parsed and checked in C first
-    }
-
-    #live(fn) {
-      if (this.#m === 0) throw new TilelliError('FREED', `Model.${fn}: the model was freed`, { status: -14 });
-      return this.#m;
-    }
-
-    /** Outputs (batch x outputSize) for inputs (batch x inputSize floats). */
-    run(input) {
-      const fn = 'Model.run';
-      const m = this.#live('run');
-      const v = toF32(input, fn, 'input');
-      if (v.length === 0 || v.length % this.inputSize) {
-        throw new TilelliError('SIZE_MISMATCH', `${fn}: input has ${v.length} values, not a positive multiple of ${this.inputSize}`);
-      }
-      const batch = v.length / this.inputSize, n = batch * this.outputSize;
-      return rt.withBlock(fn, [v.length * 4, n * 4], ([ip, op]) => {
-        rt.view(Float32Array, ip, v.length).set(v);
-        rt.check(x.tl_model_run(m, ip, v.length, batch, op, n), fn, (code) => {
-          if (code !== 'NON_FINITE') return undefined;
-          const i = v.findIndex((e) => !Number.isFinite(e));
-          return i >= 0 ? `input[${i}] is ${v[i]}` : undefined;
-        });
-        return rt.view(Float32Array, op, n).slice();
-      });
-    }
-
-    /** The index of the largest output of each vector. */
-    predict(input) {
-      const out = this.run(input);
-      const batch = out.length / this.outputSize, pred = new Int32Array(batch);
-      for (let b = 0; b < batch; b++) {
-        let best = 0;
-        for (let c = 1; c < this.outputSize; c++) if (out[b * this.outputSize + c] > out[b * this.outputSize + best]) best = c;
-        pred[b] = best;
-      }
-      return pred;
-    }
-
-    get freed() { return this.#m === 0; }
-
-    free() {
-      if (this.#m === 0) return;
-      modelOwner.release(this, [this.#m]);
-      this.#m = 0;
-    }
-
-    [disposeSymbol]() { this.free(); }
+  /** The same model with every matrix repacked in `format` (trits and scales unchanged). */
+  convert(format) {
+    const fn = 'Model.convert', p = this.live('convert'), rt = this.rt;
+    const f = formatCode(rt, format, fn);
+    return new this.constructor(rt.make(fn, (pp) => rt.x.tl_model_convert(p, f, pp)));
   }
 
-  return { Safetensors, Model, packModel, packCheckpoint };
+  /** Add (or replace) metadata entries (an object of strings). */
+  addMetadata(metadata) {
+    const fn = 'Model.addMetadata', p = this.live('addMetadata'), rt = this.rt;
+    if (!metadata || typeof metadata !== 'object' || Array.isArray(metadata)) throw invalid(`${fn}: metadata must be an object of strings, got ${describe(metadata)}`);
+    // numbers and booleans are written as their text; anything else is refused by name
+    const strings = Object.fromEntries(Object.entries(metadata).map(([k, v]) => {
+      if (typeof v === 'string') return [k, v];
+      if (typeof v === 'number' || typeof v === 'boolean') return [k, String(v)];
+      throw invalid(`${fn}: metadata.${k} must be a string, got ${describe(v)}`);
+    }));
+    rt.withString(fn, JSON.stringify(strings), (jp, jl) => {
+      rt.x.tl_error_clear();
+      rt.check(rt.x.tl_model_set_metadata(p, jp, jl), fn);
+    });
+    this.#describe();
+  }
+
+  /** Set every linear layer's activation precision ('float' | 'int8'). */
+  setActivations(activations) {
+    const fn = 'Model.setActivations', p = this.live('setActivations');
+    this.rt.check(this.rt.x.tl_model_set_precision(p, pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations')), fn);
+    this.#describe();
+  }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Building models (C's builder and writer)
+// ---------------------------------------------------------------------------------------------
+
+/** A tl_model pointer -> the file's bytes; the model is freed. */
+function saveAndFree(rt, m, fn) {
+  try {
+    return rt.withBlock(fn, [8], ([pp]) => {
+      rt.check(rt.x.tl_model_save(m, pp, pp + 4), fn);
+      return rt.takeBytes(pp);
+    });
+  } finally {
+    rt.x.tl_model_free(m);
+  }
+}
+
+// JS names of the float parameters a layer may carry -> the names C stages them under.
+const PARAMS = { bias: 'bias', normWeight: 'norm_weight', weight: 'weight' };
+
+/**
+ * C's builder reads a layer description with the file reader's rules, so it calls a bad field
+ * PARSE; here the caller gave the field: INVALID_ARGUMENT, with C's detail (which field, why).
+ */
+const argumentStatus = (s) => (s === STATUS.PARSE ? STATUS.ARGUMENT : s);
+
+/**
+ * The packed model file of a layer list. Layers: { type: 'linear' | 'bitlinear', matrix:
+ * PackedMatrix, bias?, normWeight?, eps?, activations?, quantizer?, name? } | { type: 'relu' |
+ * 'gelu' | 'silu' | 'softmax' } | { type: 'rmsnorm', weight?, eps? } | { type: 'binarize',
+ * threshold } | { type: 'binarize', k }. C validates every field and names what it refuses.
+ */
+export function packModel(rt, spec) {
+  const fn = 'packModel';
+  if (!spec || typeof spec !== 'object' || !Array.isArray(spec.layers)) {
+    throw invalid(`${fn}: give { input, layers: [...] }`);
+  }
+  const { input, layers, metadata } = spec;
+  if (!Number.isSafeInteger(input) || input <= 0) throw invalid(`${fn}: input must be a positive integer, got ${input}`);
+  const b = rt.make(fn, (pp) => rt.x.tl_model_builder_new(input, pp));
+  try {
+    layers.forEach((L, i) => {
+      const where = `${fn}: layers[${i}]`;
+      if (!L || typeof L !== 'object') throw invalid(`${where} must be an object, got ${describe(L)}`);
+      const { matrix, ...fields } = L;
+      for (const [js, c] of Object.entries(PARAMS)) {
+        if (fields[js] === undefined) continue;
+        const v = toF32(fields[js], where, js);
+        delete fields[js];
+        rt.withString(fn, c, (np, nl) => rt.withBlock(fn, [v.length * 4], ([vp]) => {
+          rt.view(Float32Array, vp, v.length).set(v);
+          rt.check(rt.x.tl_model_builder_stage(b, np, nl, vp, v.length), fn);
+        }));
+      }
+      let mp = 0;
+      if (matrix !== undefined) {
+        if (!(matrix instanceof Owned) || matrix.rt !== rt || matrix.constructor.label !== 'PackedMatrix') {
+          throw invalid(`${where}.matrix must be a PackedMatrix of this instance`);
+        }
+        mp = matrix.live('packModel');
+      }
+      rt.withString(fn, toJson(fields, fn, `layers[${i}]`), (jp, jl) => {
+        rt.x.tl_error_clear();
+        rt.check(argumentStatus(rt.x.tl_model_builder_add(b, jp, jl, mp)), fn);
+      });
+    });
+    const model = new rt.classes.Model(rt.make(fn, (pp) => argumentStatus(rt.x.tl_model_builder_finish(b, pp))));
+    try {
+      if (metadata !== undefined) model.addMetadata(metadata);
+      return model.save();
+    } finally {
+      model.free();
+    }
+  } finally {
+    rt.x.tl_model_builder_free(b);
+  }
+}
+
+/**
+ * A checkpoint and an architecture description -> the packed model file. arch: { input,
+ * layers: [{ type: 'linear' | 'bitlinear', weight: name, bias?: name, quantizer?: 'per_tensor'
+ * | 'per_row', activations?: 'float' | 'int8' }, { type: 'relu' }, ...], metadata? };
+ * options.format picks the packing, options.activations overrides every linear layer's.
+ */
+export function packCheckpoint(rt, checkpoint, arch, opts) {
+  const fn = 'packCheckpoint';
+  const { format = 'i2', activations, onProgress } = options(opts, fn);
+  if (!arch || typeof arch !== 'object') throw invalid(`${fn}: the architecture must be { input, layers: [...] }`);
+  const f = formatCode(rt, format, fn);
+  const precision = precisionOf(activations, fn);
+  const json = toJson({ ...arch, metadata: { ...(arch.metadata ?? {}), weights: format } }, fn, 'the architecture');
+  const st = checkpoint instanceof Owned && checkpoint.constructor.label === 'Safetensors' && checkpoint.rt === rt
+    ? checkpoint : rt.classes.Safetensors.open(checkpoint);
+  try {
+    const m = rt.withString(fn, json, (jp, jl) => rt.make(fn, (pp) => rt.x.tl_model_from_checkpoint(st.live(fn), jp, jl, f, precision, pp)));
+    const bytes = saveAndFree(rt, m, fn);
+    onProgress?.({ layer: (arch.layers?.length ?? 1) - 1, of: arch.layers?.length ?? 1 });
+    return bytes;
+  } finally {
+    if (st !== checkpoint) st.free();
+  }
+}

@@ -16,6 +16,9 @@
 // accept this file.
 
 import { TilelliError } from './errors.js';
+import { STATUS } from './constants.js';
+import { MSG, abortError, checkSet, reviveError } from './protocol.js';
+import { options } from './runtime.js';
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
 const noop = () => {};
@@ -53,40 +56,11 @@ function createWorker(spec) {
   return typeof wt.then === 'function' ? wt.then((m) => new m.Worker(url)) : new wt.Worker(url);
 }
 
-function abortError(message, cause) {
-  const e = new DOMException(message, 'AbortError');
-  if (cause !== undefined) Object.defineProperty(e, 'cause', { value: cause, configurable: true, writable: true });
-  return e;
-}
-
-/** The error the worker described, as the same class where we know it. */
-function reviveError(d) {
-  if (d?.name === 'TilelliError' && typeof d.code === 'string') return new TilelliError(d.code, d.message, { status: d.status });
-  if (d?.name === 'AbortError') return abortError(d.message);
-  const Ctor = { TypeError, RangeError, SyntaxError }[d?.name] ?? Error;
-  const e = new Ctor(`${d?.message ?? 'the training worker failed'}`);
-  if (d?.name && e.name !== d.name) e.name = d.name;
-  if (d?.stack) Object.defineProperty(e, 'workerStack', { value: d.stack, configurable: true });
-  return e;
-}
-
 /** Integer checks of the options, before anything is transferred. */
 function positiveInteger(v, name, fallback) {
   if (v === undefined) return fallback;
   if (!Number.isSafeInteger(v) || v <= 0) throw new TilelliError('INVALID_ARGUMENT', `startTraining: ${name} must be a positive integer, got ${v}`);
   return v;
-}
-
-function checkSet(set, inputs, what) {
-  if (!set || typeof set !== 'object') throw new TilelliError('INVALID_ARGUMENT', `startTraining: ${what} must be { x, labels }`);
-  const { x, labels } = set;
-  if (!(ArrayBuffer.isView(x) || Array.isArray(x))) throw new TilelliError('INVALID_ARGUMENT', `startTraining: ${what}.x must be a Float32Array`);
-  if (!(ArrayBuffer.isView(labels) || Array.isArray(labels))) {
-    throw new TilelliError('INVALID_ARGUMENT', `startTraining: ${what}.labels must be a Uint8Array or Uint32Array`);
-  }
-  if (labels.length === 0 || (inputs !== undefined && x.length !== labels.length * inputs)) {
-    throw new TilelliError('SIZE_MISMATCH', `startTraining: ${what}.x has ${x.length} values for ${labels.length} labels${inputs ? ` of ${inputs} inputs each` : ''}`);
-  }
 }
 
 /** The buffers to transfer: each once (a repeated buffer is a DataCloneError), never a shared one. */
@@ -149,7 +123,7 @@ class TrainingJob {
     const sets = take({ data: payload.data, test: payload.test }, transfer);
     this.#startId = this.#nextId++;
     this.#pending.set(this.#startId, {
-      type: 'start',
+      type: MSG.START,
       resolve: (r) => {
         this.#state = 'done';
         this.#refresh();
@@ -161,7 +135,7 @@ class TrainingJob {
         this.#doneSettle.reject(e);
       },
     });
-    this.#post({ id: this.#startId, type: 'start', data: { ...payload, ...sets } },
+    this.#post({ id: this.#startId, type: MSG.START, data: { ...payload, ...sets } },
       transferables([sets.data.x, sets.data.labels, sets.test?.x, sets.test?.labels]));
     if (signal) {
       // Kept until the worker is gone: an abort after done still frees the worker.
@@ -224,14 +198,14 @@ class TrainingJob {
 
   #receive(message) {
     const { id, type, data } = message ?? {};
-    if (type === 'progress') {
+    if (type === MSG.PROGRESS) {
       if (this.#state !== 'training' && this.#state !== 'paused') return;
       this.#step = data.step;
       this.#totalSteps = data.totalSteps;
       this.#report(data);
       return;
     }
-    if (type === 'snapshot') {
+    if (type === MSG.SNAPSHOT) {
       this.#snapshot = data;
       this.#step = Math.max(this.#step, data.step);
       return;
@@ -239,7 +213,7 @@ class TrainingJob {
     const p = this.#pending.get(id);
     if (!p) return; // answered after a timeout or its own signal
     this.#pending.delete(id);
-    if (type === 'result') p.resolve(data);
+    if (type === MSG.RESULT) p.resolve(data);
     else p.reject(reviveError(data));
     this.#refresh();
   }
@@ -261,7 +235,7 @@ class TrainingJob {
 
   /** One request; rejects on the call's signal, on timeout, or when the job closes. */
   #request(type, data, { signal, timeout, transfer } = {}) {
-    if (this.#closed) return Promise.reject(new TilelliError('FREED', `TrainingJob.${type}: the training worker was terminated`, { status: -14 }));
+    if (this.#closed) return Promise.reject(new TilelliError('FREED', `TrainingJob.${type}: the training worker was terminated`, { status: STATUS.FREED }));
     if (signal?.aborted) return Promise.reject(abortError(`TrainingJob.${type}: aborted`, signal.reason));
     const id = this.#nextId++;
     let entry;
@@ -303,16 +277,18 @@ class TrainingJob {
    * Stop between two steps until resume(). Resolves { step } once the worker has stopped: no step
    * runs until resume() (evaluate, export and weights still answer).
    */
-  async pause({ signal } = {}) {
-    const r = await this.#request('pause', undefined, { signal });
+  async pause(opts) {
+    const { signal } = options(opts, 'TrainingJob.pause');
+    const r = await this.#request(MSG.PAUSE, undefined, { signal });
     if (this.#state === 'training') this.#state = 'paused';
     this.#step = r.step;
     return r;
   }
 
   /** Continue after pause(). Resolves { step } once the worker has taken it. */
-  async resume({ signal } = {}) {
-    const r = await this.#request('resume', undefined, { signal });
+  async resume(opts) {
+    const { signal } = options(opts, 'TrainingJob.resume');
+    const r = await this.#request(MSG.RESUME, undefined, { signal });
     if (this.#state === 'paused') this.#state = 'training';
     return r;
   }
@@ -321,13 +297,15 @@ class TrainingJob {
    * { accuracy, loss, count, step } of the current weights on data ({ x, labels }, copied, not
    * transferred), or on the test set (the training data when there is none).
    */
-  evaluate(data, { signal } = {}) {
-    return this.#request('evaluate', data, { signal });
+  async evaluate(data, opts) {
+    const { signal } = options(opts, 'TrainingJob.evaluate');
+    return this.#request(MSG.EVALUATE, data, { signal });
   }
 
   /** The packed model file of the current weights (Network.toModel). */
-  export({ format = 'i2', metadata, signal } = {}) {
-    return this.#request('export', { format, metadata }, { signal });
+  async export(opts) {
+    const { format = 'i2', metadata, signal } = options(opts, 'TrainingJob.export');
+    return this.#request(MSG.EXPORT, { format, metadata }, { signal });
   }
 
   /**
@@ -335,19 +313,20 @@ class TrainingJob {
    * completed step; the array's `step` says which. Asked of the worker (waiting at most `timeout`
    * ms); otherwise, and after the worker is gone (cancel, terminate), the latest snapshot it sent.
    */
-  async weights({ timeout = 1000, signal } = {}) {
+  async weights(opts) {
+    const { timeout = 1000, signal } = options(opts, 'TrainingJob.weights');
     let snap;
     if (!this.#closed) {
       try {
-        snap = await this.#request('weights', undefined, { timeout, signal });
+        snap = await this.#request(MSG.WEIGHTS, undefined, { timeout, signal });
         this.#snapshot = snap;
       } catch (e) {
         if (e?.name === 'AbortError' && signal?.aborted) throw e;
       }
     }
     snap ??= this.#snapshot;
-    if (!snap?.layers) throw new TilelliError('FREED', 'TrainingJob.weights: the worker is gone and sent no weights', { status: -14 });
-    const layers = snap.layers.map((L) => ({ weight: L.weight.slice(), bias: L.bias.slice(), alpha: L.alpha, shape: L.shape.slice() }));
+    if (!snap?.layers) throw new TilelliError('FREED', 'TrainingJob.weights: the worker is gone and sent no weights', { status: STATUS.FREED });
+    const layers = snap.layers.map((L) => ({ weight: L.weight.slice(), bias: L.bias.slice(), alpha: L.alpha, trits: L.trits.slice(), scales: L.scales.slice(), shape: L.shape.slice() }));
     return Object.assign(layers, { step: snap.step });
   }
 
@@ -361,7 +340,7 @@ class TrainingJob {
     this.#state = 'cancelling';
     this.#pending.delete(this.#startId); // the worker's own answer to 'start' no longer counts
     try {
-      const snap = await this.#request('cancel', undefined, { timeout: this.#cancelTimeout });
+      const snap = await this.#request(MSG.CANCEL, undefined, { timeout: this.#cancelTimeout });
       if (snap?.layers) this.#snapshot = snap;
     } catch {} // no answer in time: the latest snapshot stands
     await this.#close(abortError('startTraining: training was cancelled', reason), 'cancelled', true);
@@ -396,7 +375,7 @@ class TrainingJob {
       const r = worker.terminate();
       if (this.#node) await Promise.all([r, this.#exited]);
     }
-    for (const p of pending) if (p.type !== 'start') p.reject(error);
+    for (const p of pending) if (p.type !== MSG.START) p.reject(error);
     this.#doneSettle.reject(error);
   }
 

@@ -17,6 +17,11 @@ command -v clang-14 >/dev/null 2>&1 || missing+=(clang-14)
 ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
 # Debian's Chromium, driven by playwright-core in the browser tests (no browser download here).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Python: the tilelli package (python/) runs its tests, the fixture generators and the PyTorch
+# benchmarks on Debian's PyTorch (PyPI is not needed); python3-venv for the pip-install test.
+for pkg in python3-torch python3-numpy python3-pytest python3-venv libopenblas0-pthread; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: C (native, ASan+UBSan, wasm SIMD128 and scalar under WASI), the TypeScript
-# declarations against a typed example, and the Node tests of the JS API on both wasm builds.
+# declarations against a typed example, the Node tests of the JS API on both wasm builds, and the
+# Python package's tests (python/tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +24,9 @@ npx tsc -p test/types
 echo "== JS tests (node --test): the API in Node, then the same sample in every runtime"
 # --expose-gc: the leak tests force garbage collection before they measure the JS heap
 node --expose-gc --test test/js/ test/runtimes/
+
+echo "== Model bench checks: every network and contender of bench/models.mjs computes what it should (no timing)"
+node bench/models.mjs --check
+
+echo "== Python tests (pytest): the tilelli package against the fixtures and the reference, export run by the CLI and Node"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests

@@ -22,10 +22,20 @@ static inline float tl__u2f(uint32_t u) {
 #define TL__SIGN_MASK 0x80000000u
 #define TL__INF_BITS 0x7F800000u
 
+/* Record the detail of an error (printf-style: what and where) for tl_error_detail, and return s. */
+tl_status tl__fail(tl_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* The core's allocator (mem.c): 16-byte aligned, counted. Use these, never malloc/free. */
 void *tl__malloc(size_t size);
 void *tl__calloc(size_t count, size_t size);
 void tl__free(void *p);
+/* Room for one more element in a growable array (n used of *cap, each `size` bytes): doubles the
+ * capacity, starting at `first`, when it is full. 0 when out of memory (the array is unchanged). */
+int tl__array_grow(void **items, size_t n, size_t *cap, size_t size, size_t first);
 
 /* Sum of |w[i]| in the documented fixed order (8 double lanes); NaN/inf propagate. */
 double tl__abs_sum(const float *w, size_t n);

@@ -4,6 +4,8 @@
  * while their container is open, and copied into the arena as one contiguous array when it
  * closes, so children are indexable in O(1) and the stack never holds pointers that a growth
  * would invalidate. Every read is checked against len. */
+#include <stdarg.h>
+#include <stdio.h>
 #include "json.h"
 
 #include <math.h>
@@ -399,15 +401,7 @@ static tl_status tl__parse_number(tl__parser *p, tl__json *v) {
  * ------------------------------------------------------------------------- */
 
 static tl_status tl__push(tl__parser *p, const tl__json *v) {
-    if (p->sp == p->scap) {
-        size_t cap = p->scap ? p->scap * 2 : 16;
-        if (cap > SIZE_MAX / sizeof *p->stack) return TL_ERR_NO_MEMORY;
-        tl__json *ns = tl__malloc(cap * sizeof *ns);
-        if (!ns) return TL_ERR_NO_MEMORY;
-        if (p->sp) memcpy(ns, p->stack, p->sp * sizeof *ns);
-        tl__free(p->stack);
-        p->stack = ns, p->scap = cap;
-    }
+    if (!tl__array_grow((void **)&p->stack, p->sp, &p->scap, sizeof *p->stack, 16)) return TL_ERR_NO_MEMORY;
     p->stack[p->sp++] = *v;
     return TL_OK;
 }
@@ -592,4 +586,83 @@ int tl__json_int64(const tl__json *v, int64_t *out) {
     if (!v || v->kind != TL__JSON_NUMBER || v->int_kind != TL__INT_EXACT) return 0;
     if (out) *out = v->u.num.i;
     return 1;
+}
+
+/* ---------------------------------------------------------------------------
+ * Writing
+ * ------------------------------------------------------------------------- */
+
+static int tl__buf_reserve(tl__buf *b, size_t n) {
+    if (b->oom) return 0;
+    if (n <= b->cap - b->len) return 1;
+    if (n > SIZE_MAX / 2 - b->len) {
+        b->oom = 1;
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n) cap *= 2;
+    uint8_t *p = tl__malloc(cap);
+    if (!p) {
+        b->oom = 1;
+        return 0;
+    }
+    if (b->len) memcpy(p, b->p, b->len);
+    tl__free(b->p);
+    b->p = p, b->cap = cap;
+    return 1;
+}
+
+void tl__buf_put(tl__buf *b, const void *data, size_t n) {
+    if (!n || !tl__buf_reserve(b, n)) return;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+void tl__buf_zeros(tl__buf *b, size_t n) {
+    if (!n || !tl__buf_reserve(b, n)) return;
+    memset(b->p + b->len, 0, n);
+    b->len += n;
+}
+
+void tl__buf_printf(tl__buf *b, const char *fmt, ...) {
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) { /* only short fields are written this way */
+        b->oom = 1;
+        return;
+    }
+    tl__buf_put(b, tmp, (size_t)n);
+}
+
+void tl__buf_json_string(tl__buf *b, const char *s, size_t n) {
+    tl__buf_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            tl__buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            tl__buf_printf(b, "\\u%04x", c);
+        else
+            tl__buf_put(b, &s[i], 1);
+    }
+    tl__buf_put(b, "\"", 1);
+}
+
+void tl__buf_json_number(tl__buf *b, double v) {
+    char tmp[40];
+    for (int prec = 9; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    tl__buf_put(b, tmp, strlen(tmp));
+}
+
+tl_status tl__buf_status(const tl__buf *b) { return b->oom ? TL_ERR_NO_MEMORY : TL_OK; }
+
+void tl__buf_free(tl__buf *b) {
+    tl__free(b->p);
+    memset(b, 0, sizeof *b);
 }

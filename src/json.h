@@ -98,4 +98,29 @@ int tl__json_int64(const tl__json *v, int64_t *out);
  * in the worst case; not stable). Shared by the readers that need to sort what they parsed. */
 void tl__heapsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 
+/* ---------------------------------------------------------------------------
+ * Writing: a growable byte buffer with JSON helpers. Errors are sticky: after a failed
+ * allocation every append is a no-op and tl__buf_status says TL_ERR_NO_MEMORY.
+ * ------------------------------------------------------------------------- */
+
+typedef struct tl__buf {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+} tl__buf;
+
+void tl__buf_put(tl__buf *b, const void *data, size_t n);
+void tl__buf_zeros(tl__buf *b, size_t n);
+void tl__buf_printf(tl__buf *b, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* s[0..n) as a JSON string (quoted, escaped; s is UTF-8). */
+void tl__buf_json_string(tl__buf *b, const char *s, size_t n);
+/* A finite double, shortest text that reads back to the same value ("%.17g" at worst). */
+void tl__buf_json_number(tl__buf *b, double v);
+tl_status tl__buf_status(const tl__buf *b);
+void tl__buf_free(tl__buf *b);
+
 #endif

@@ -1,5 +1,9 @@
-/* status.c — the one table of status codes: names (the JS error codes) and messages. */
-#include "tilelli.h"
+/* status.c — the one table of status codes: names (the JS error codes) and messages, and the
+ * detail of the last error (what and where), which bindings append to the message. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
 
 static const struct {
     tl_status code;
@@ -50,4 +54,20 @@ uint32_t tl_build_flags(void) {
 #else
     return 0;
 #endif
+}
+
+/* One buffer: the core is single-threaded per instance (a wasm instance, or a native caller that
+ * serializes its calls). */
+static char tl__detail[512];
+
+const char *tl_error_detail(void) { return tl__detail; }
+
+void tl_error_clear(void) { tl__detail[0] = 0; }
+
+tl_status tl__fail(tl_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tl__detail, sizeof tl__detail, fmt, ap);
+    va_end(ap);
+    return s;
 }

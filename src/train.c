@@ -8,6 +8,7 @@
  * The products are dense float32 (three GEMM shapes below, SIMD128 where built with it). */
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 
 #include "internal.h"
 #include "simd.h"
@@ -208,10 +209,14 @@ tl_status tl_net_create(uint32_t nlayers, const uint32_t *widths, tl_activation 
                         uint64_t seed, tl_net **out) {
     if (!widths || !out) return TL_ERR_NULL;
     *out = NULL;
-    if (nlayers == 0 || nlayers > 64) return TL_ERR_ARGUMENT;
+    if (nlayers == 0 || nlayers > 64) return tl__fail(TL_ERR_ARGUMENT, "%u layers: give 1 to 64", nlayers);
     if (act > TL_ACT_SILU || quant > TL_QUANT_LSQ_PAPER) return TL_ERR_ARGUMENT;
     for (uint32_t k = 0; k <= nlayers; k++)
-        if (widths[k] == 0 || widths[k] > (1u << 20)) return TL_ERR_ARGUMENT;
+        if (widths[k] == 0 || widths[k] > TL_MAX_WIDTH)
+            return tl__fail(TL_ERR_ARGUMENT, "widths[%u] is %u: give 1 to %u", k, widths[k], (unsigned)TL_MAX_WIDTH);
+    for (uint32_t k = 0; k < nlayers; k++) /* in 64 bits: the product may not fit size_t on wasm32 */
+        if ((uint64_t)widths[k] * widths[k + 1] > TL_MAX_ELEMENTS)
+            return tl__fail(TL_ERR_OVERFLOW, "layer %u has %u x %u weights, past 2^30 - 1", k, widths[k + 1], widths[k]);
     tl_net *net = tl__calloc(1, sizeof *net);
     if (!net) return TL_ERR_NO_MEMORY;
     net->nlayers = nlayers, net->act = act, net->quant = quant;
@@ -228,10 +233,6 @@ tl_status tl_net_create(uint32_t nlayers, const uint32_t *widths, tl_activation 
         L->in = widths[k], L->out = widths[k + 1];
         if (L->out > net->max_width) net->max_width = L->out;
         size_t n = TL__PARAMS(L);
-        if (n > TL_MAX_ELEMENTS) {
-            tl_net_free(net);
-            return TL_ERR_OVERFLOW;
-        }
         L->w = tl__malloc(n * 4), L->gw = tl__calloc(n, 4), L->mw = tl__calloc(n, 4),
         L->vw = tl__calloc(n, 4);
         L->weff = tl__malloc(n * 4), L->q = tl__malloc(n);
@@ -379,33 +380,43 @@ static float tl__act_grad(tl_activation a, float x) {
     }
 }
 
-/* weff and trits of layer L from its shadow weights, as the quantizer says. */
-static tl_status tl__quantize_layer(const tl_net *net, tl__dense *L) {
+/* The forward's weights of layer L from its shadow weights, as the quantizer says: weff (may be
+ * NULL), trits q and per-row scales (not for TL_QUANT_NONE). */
+static tl_status tl__quantize_into(const tl_net *net, const tl__dense *L, float *weff, int8_t *q, float *scale) {
     size_t n = TL__PARAMS(L);
     tl_status s = TL_OK;
-    switch (net->quant) {
-    case TL_QUANT_NONE:
-        memcpy(L->weff, L->w, n * 4);
-        return TL_OK;
+    tl_quantizer quant = net->quant;
+    if (quant == TL_QUANT_NONE) {
+        if (!q) { /* the float32 forward */
+            if (weff) memcpy(weff, L->w, n * 4);
+            return TL_OK;
+        }
+        quant = TL_QUANT_PER_TENSOR; /* trits of a float32 network: ternarized per tensor after training */
+    }
+    switch (quant) {
     case TL_QUANT_PER_TENSOR: {
         float a;
         if ((s = tl_absmean_scale(L->w, n, &a))) return s;
-        for (size_t r = 0; r < L->out; r++) L->scale[r] = a;
-        return tl_ternarize_lsq(L->w, n, a, L->weff, L->q);
+        for (size_t r = 0; r < L->out; r++) scale[r] = a;
+        return tl_ternarize_lsq(L->w, n, a, weff, q);
     }
     case TL_QUANT_PER_ROW: {
         int64_t shape[2] = {(int64_t)L->out, (int64_t)L->in};
-        if ((s = tl_absmean_scale_per_row(L->w, n, shape, 2, L->scale))) return s;
+        if ((s = tl_absmean_scale_per_row(L->w, n, shape, 2, scale))) return s;
         for (size_t r = 0; r < L->out && !s; r++)
-            s = tl_ternarize_lsq(L->w + r * L->in, L->in, L->scale[r], L->weff + r * L->in, L->q + r * L->in);
+            s = tl_ternarize_lsq(L->w + r * L->in, L->in, scale[r], weff ? weff + r * L->in : NULL, q + r * L->in);
         return s;
     }
     default: { /* LSQ: LearnableScale.value() = max(alpha, EPS) */
         float a = L->alpha > TL_EPS ? L->alpha : TL_EPS;
-        for (size_t r = 0; r < L->out; r++) L->scale[r] = a;
-        return tl_ternarize_lsq(L->w, n, a, L->weff, L->q);
+        for (size_t r = 0; r < L->out; r++) scale[r] = a;
+        return tl_ternarize_lsq(L->w, n, a, weff, q);
     }
     }
+}
+
+static tl_status tl__quantize_layer(const tl_net *net, tl__dense *L) {
+    return tl__quantize_into(net, L, L->weff, net->quant == TL_QUANT_NONE ? NULL : L->q, L->scale);
 }
 
 static tl_status tl__ensure_batch(tl_net *net, size_t batch) {
@@ -461,9 +472,10 @@ static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, con
     const float *y = net->a[net->nlayers];
     double total = 0;
     if (net->loss == TL_LOSS_CROSS_ENTROPY) {
-        if (!labels) return TL_ERR_NULL;
+        if (!labels) return tl__fail(TL_ERR_ARGUMENT, "the loss is cross_entropy: give labels, not targets");
         for (size_t t = 0; t < batch; t++)
-            if (labels[t] >= O) return TL_ERR_ARGUMENT;
+            if (labels[t] >= O)
+                return tl__fail(TL_ERR_ARGUMENT, "labels[%zu] is %u, not a class in 0..%zu", t, labels[t], O - 1);
         for (size_t t = 0; t < batch; t++) {
             const float *row = y + t * O;
             float mx = row[0];
@@ -479,9 +491,10 @@ static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, con
         }
         *loss = (float)(total / (double)batch);
     } else {
-        if (!targets) return TL_ERR_NULL;
+        if (!targets) return tl__fail(TL_ERR_ARGUMENT, "the loss is mse: give targets, not labels");
         size_t n = batch * O;
-        if (tl__first_non_finite(targets, n) != n) return TL_ERR_NON_FINITE;
+        if (tl__first_non_finite(targets, n) != n)
+            return tl__fail(TL_ERR_NON_FINITE, "targets[%zu] is not finite", tl__first_non_finite(targets, n));
         for (size_t i = 0; i < n; i++) {
             float d = y[i] - targets[i];
             total += (double)d * d;
@@ -559,7 +572,7 @@ tl_status tl_net_gradients(tl_net *net, const float *x, size_t batch, const uint
                            const float *targets, float *loss) {
     tl_status s = tl__check_batch(net, x, batch);
     if (s) return s;
-    float l;
+    float l = 0;
     if ((s = tl__forward(net, x, batch)) || (s = tl__loss(net, batch, labels, targets, &l)) ||
         (s = tl__backward(net, batch)))
         return s;
@@ -685,4 +698,344 @@ tl_status tl_net_train_step(tl_net *net, const float *x, size_t batch, const uin
     tl__free(scratch);
     net->steps++;
     return TL_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * What the network holds, and conversions to and from packed models
+ * ------------------------------------------------------------------------- */
+
+uint32_t tl_net_layer_count(const tl_net *net) { return net ? net->nlayers : 0; }
+
+tl_status tl_net_widths(const tl_net *net, uint32_t *widths, size_t n) {
+    if (!net || !widths) return TL_ERR_NULL;
+    if (n != (size_t)net->nlayers + 1) return TL_ERR_SIZE;
+    widths[0] = (uint32_t)net->L[0].in;
+    for (uint32_t k = 0; k < net->nlayers; k++) widths[k + 1] = (uint32_t)net->L[k].out;
+    return TL_OK;
+}
+
+static tl_status tl__layer_of(const tl_net *net, uint32_t k, const tl__dense **L) {
+    if (!net) return TL_ERR_NULL;
+    if (k >= net->nlayers) return tl__fail(TL_ERR_ARGUMENT, "layer %u of a %u-layer network", k, net->nlayers);
+    *L = &net->L[k];
+    return TL_OK;
+}
+
+tl_status tl_net_layer_trits(const tl_net *net, uint32_t k, int8_t *trits, float *scales) {
+    const tl__dense *L = NULL;
+    tl_status s = tl__layer_of(net, k, &L);
+    if (s) return s;
+    if (!trits || !scales) return TL_ERR_NULL;
+    return tl__quantize_into(net, L, NULL, trits, scales);
+}
+
+tl_status tl_net_deadzone_stats(const tl_net *net, uint32_t k, double band, tl_deadzone_stats *out) {
+    const tl__dense *L = NULL;
+    tl_status s = tl__layer_of(net, k, &L);
+    return s ? s : tl_deadzone_stats_compute(L->w, TL__PARAMS(L), band, out);
+}
+
+tl_status tl_net_evaluate(tl_net *net, const float *x, size_t n, const uint32_t *labels, double *accuracy,
+                          double *loss) {
+    if (!net || !x || !labels) return TL_ERR_NULL;
+    if (n == 0) return TL_ERR_EMPTY;
+    size_t in = net->L[0].in, O = net->L[net->nlayers - 1].out;
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] >= O) return tl__fail(TL_ERR_ARGUMENT, "labels[%zu] is %u, not a class in 0..%zu", i, labels[i], O - 1);
+    size_t correct = 0;
+    double total = 0;
+    for (size_t s0 = 0; s0 < n; s0 += 256) {
+        size_t m = n - s0 < 256 ? n - s0 : 256;
+        tl_status s = tl__check_batch(net, x + s0 * in, m);
+        if (!s) s = tl__forward(net, x + s0 * in, m);
+        if (s) return s;
+        const float *y = net->a[net->nlayers];
+        for (size_t t = 0; t < m; t++) {
+            const float *row = y + t * O;
+            size_t best = 0;
+            for (size_t c = 1; c < O; c++)
+                if (row[c] > row[best]) best = c;
+            double mx = row[best], sum = 0;
+            for (size_t c = 0; c < O; c++) sum += exp((double)row[c] - mx);
+            total += mx + log(sum) - row[labels[s0 + t]];
+            correct += best == labels[s0 + t];
+        }
+    }
+    if (accuracy) *accuracy = (double)correct / (double)n;
+    if (loss) *loss = total / (double)n;
+    return TL_OK;
+}
+
+static const char *const tl__act_names[] = {NULL, "relu", "gelu", "silu"};
+static const char *const tl__quant_json[] = {NULL, "per_tensor", "per_row", "lsq", "lsq_paper"};
+
+tl_status tl_net_to_model(const tl_net *net, tl_format f, tl_model **out) {
+    if (!net || !out) return TL_ERR_NULL;
+    *out = NULL;
+    tl_model_builder *b;
+    tl_status s = tl_model_builder_new(net->L[0].in, &b);
+    if (s) return s;
+    char json[96];
+    for (uint32_t k = 0; k < net->nlayers && !s; k++) {
+        const tl__dense *L = &net->L[k];
+        int8_t *q = tl__malloc(TL__PARAMS(L));
+        float *scale = tl__malloc(L->out * sizeof *scale);
+        tl_matrix *m = NULL;
+        s = q && scale ? TL_OK : TL_ERR_NO_MEMORY;
+        if (!s) s = tl__quantize_into(net, L, NULL, q, scale);
+        if (!s) s = tl_matrix_from_trits(f, q, L->out, L->in, scale, L->out, &m);
+        if (!s) s = tl_model_builder_stage(b, "bias", 4, L->b, L->out);
+        if (!s) {
+            tl_quantizer lq = net->quant == TL_QUANT_NONE ? TL_QUANT_PER_TENSOR : net->quant;
+            int n = snprintf(json, sizeof json, "{\"type\":\"linear\",\"quantizer\":\"%s\"}", tl__quant_json[lq]);
+            s = tl_model_builder_add(b, json, (size_t)n, m);
+        }
+        if (!s && k + 1 < net->nlayers && net->act != TL_ACT_NONE) {
+            int n = snprintf(json, sizeof json, "{\"type\":\"%s\"}", tl__act_names[net->act]);
+            s = tl_model_builder_add(b, json, (size_t)n, NULL);
+        }
+        tl_matrix_free(m), tl__free(q), tl__free(scale);
+    }
+    if (!s) {
+        int n = snprintf(json, sizeof json, "{\"quantizer\":\"%s\",\"steps\":\"%u\"}",
+                         net->quant == TL_QUANT_NONE ? "none" : tl__quant_json[net->quant], net->steps);
+        if (!(s = tl_model_builder_finish(b, out)) && (s = tl_model_set_metadata(*out, json, (size_t)n))) {
+            tl_model_free(*out);
+            *out = NULL;
+        }
+    }
+    tl_model_builder_free(b);
+    return s;
+}
+
+/* Shadow weights w[i] = trit[i] x magnitude whose AbsMean (tl_absmean_scale, as the quantizers
+ * take it) is s exactly: the magnitudes sum to a float32 P with fl(P / fl(n)) == s (P near s * n),
+ * nz - 1 of them P / nz and the last one what is left of P. Every nonzero |w| / s is then about
+ * n / nz >= 1: the same trit again. When no P gives s (a scale that is no AbsMean of n floats),
+ * the nearest: s * n / nz. */
+static void tl__fill_absmean(float *w, const int8_t *t, size_t n, float s) {
+    size_t nz = 0, last = 0;
+    for (size_t i = 0; i < n; i++)
+        if (t[i]) nz++, last = i;
+    if (!nz) {
+        memset(w, 0, n * sizeof *w);
+        return;
+    }
+    float fn = (float)n, p0 = s * fn;
+    for (int k = 0; k < 9; k++) { /* P = p0, then one ulp up, one down, two up, ... */
+        float p = p0;
+        for (int j = 0; j < (k + 1) / 2; j++) p = nextafterf(p, k % 2 ? INFINITY : 0.0f);
+        float m = (float)((double)p / (double)nz), ml = (float)((double)p - (double)m * (double)(nz - 1)), a;
+        for (size_t i = 0; i < n; i++) w[i] = (float)t[i] * m;
+        w[last] = (float)t[last] * ml;
+        if (tl_absmean_scale(w, n, &a) == TL_OK && a == s) return;
+    }
+    double f = (double)s * (double)n / (double)nz;
+    for (size_t i = 0; i < n; i++) w[i] = (float)(t[i] * f);
+}
+
+/* A model's linear layers and the one activation between them, as network widths. */
+static tl_status tl__model_shape(const tl_model *m, uint32_t *widths, uint32_t *nlin, tl_activation *act,
+                                 tl_quantizer *recorded) {
+    size_t n = tl_model_layer_count(m);
+    int act_seen = -1, prev_linear = 0;
+    *nlin = 0, *recorded = TL_QUANT_NONE;
+    widths[0] = (uint32_t)tl_model_input_size(m);
+    for (size_t i = 0; i < n; i++) {
+        tl_layer_info L;
+        tl_model_layer_info(m, i, &L);
+        if (!strcmp(L.type, "linear")) {
+            if (prev_linear) {
+                if (act_seen > 0) goto mixed;
+                act_seen = TL_ACT_NONE;
+            }
+            if (*nlin == 64) return tl__fail(TL_ERR_ARGUMENT, "a trainable model has at most 64 linear layers");
+            if (L.out > TL_MAX_WIDTH || L.in > TL_MAX_WIDTH)
+                return tl__fail(TL_ERR_ARGUMENT, "layers[%zu] is wider than %u", i, (unsigned)TL_MAX_WIDTH);
+            widths[++*nlin] = (uint32_t)L.out;
+            if (*recorded == TL_QUANT_NONE && L.quantizer)
+                for (int q = 1; q < 5; q++)
+                    if (!strcmp(L.quantizer, tl__quant_json[q])) *recorded = (tl_quantizer)q;
+            prev_linear = 1;
+            continue;
+        }
+        int a = 0;
+        for (int k = 1; k < 4; k++)
+            if (!strcmp(L.type, tl__act_names[k])) a = k;
+        if (!a || !prev_linear)
+            return tl__fail(TL_ERR_ARGUMENT,
+                            "layers[%zu] (%s) cannot be trained: a trainable model is linear layers with one "
+                            "activation (relu, gelu or silu) between them",
+                            i, L.type);
+        if (act_seen >= 0 && act_seen != a) goto mixed;
+        act_seen = a, prev_linear = 0;
+    }
+    if (!prev_linear)
+        return tl__fail(TL_ERR_ARGUMENT, "a trainable model ends with a linear layer");
+    *act = act_seen < 0 ? TL_ACT_NONE : (tl_activation)act_seen;
+    return TL_OK;
+mixed:
+    return tl__fail(TL_ERR_ARGUMENT, "a trainable model has the same activation between all its linear layers");
+}
+
+tl_status tl_net_from_model(const tl_model *m, tl_quantizer q, uint64_t seed, tl_net **out) {
+    if (!m || !out) return TL_ERR_NULL;
+    *out = NULL;
+    if (q > TL_QUANT_LSQ_PAPER) return TL_ERR_ARGUMENT;
+    uint32_t widths[65], nlin;
+    tl_activation act = TL_ACT_NONE;
+    tl_quantizer recorded;
+    tl_status s = tl__model_shape(m, widths, &nlin, &act, &recorded);
+    if (s) return s;
+    if (q == TL_QUANT_NONE) q = recorded != TL_QUANT_NONE ? recorded : TL_QUANT_PER_TENSOR;
+    tl_net *net;
+    if ((s = tl_net_create(nlin, widths, act, q, seed, &net))) return s;
+    for (size_t i = 0, k = 0; i < tl_model_layer_count(m) && !s; i++) {
+        tl_layer_info L;
+        tl_model_layer_info(m, i, &L);
+        if (strcmp(L.type, "linear")) continue;
+        tl__dense *D = &net->L[k];
+        size_t rows = L.out, cols = L.in;
+        const float *sc = tl_matrix_scales(L.matrix);
+        int8_t *t = tl__malloc(rows * cols);
+        if (!t) {
+            s = TL_ERR_NO_MEMORY;
+            break;
+        }
+        s = tl_matrix_unpack(L.matrix, t, rows * cols);
+        int same = 1;
+        for (size_t r = 1; r < rows; r++) same &= sc[r] == sc[0];
+        if (!s && q == TL_QUANT_PER_TENSOR && same) {
+            tl__fill_absmean(D->w, t, rows * cols, sc[0]);
+        } else if (!s && q == TL_QUANT_PER_ROW) {
+            for (size_t r = 0; r < rows; r++) tl__fill_absmean(D->w + r * cols, t + r * cols, cols, sc[r]);
+        } else if (!s) {
+            /* per_tensor over differing row scales: trit x s / p (p the nonzero fraction) keeps the
+             * trits; LSQ: trit x alpha, the learned scale itself */
+            size_t nz = 0;
+            for (size_t i2 = 0; i2 < rows * cols; i2++) nz += t[i2] != 0;
+            double p_tensor = nz ? (double)nz / (double)(rows * cols) : 1.0;
+            for (size_t r = 0; r < rows; r++) {
+                double f = q == TL_QUANT_PER_TENSOR ? sc[r] / p_tensor : sc[0];
+                for (size_t c = 0; c < cols; c++) D->w[r * cols + c] = (float)(t[r * cols + c] * f);
+            }
+        }
+        if (L.bias)
+            memcpy(D->b, L.bias, rows * sizeof *D->b);
+        else
+            memset(D->b, 0, rows * sizeof *D->b);
+        D->alpha = sc[0] > 0 ? sc[0] : 1.0f;
+        tl__free(t);
+        k++;
+    }
+    if (s) {
+        tl_net_free(net);
+        return s;
+    }
+    *out = net;
+    return TL_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * The training loop
+ * ------------------------------------------------------------------------- */
+
+struct tl_fit {
+    tl_net *net;
+    const float *x, *targets;
+    const uint32_t *labels;
+    size_t n, batch, pos, last;
+    uint32_t epoch, rng;
+    uint32_t *order;
+    float *bx, *bt;
+    uint32_t *bl;
+};
+
+void tl_fit_free(tl_fit *f) {
+    if (!f) return;
+    tl__free(f->order), tl__free(f->bx), tl__free(f->bt), tl__free(f->bl);
+    tl__free(f);
+}
+
+tl_status tl_fit_new(tl_net *net, const float *x, size_t n, const uint32_t *labels, const float *targets,
+                     size_t batch, uint64_t seed, tl_fit **out) {
+    if (!net || !x || !out) return TL_ERR_NULL;
+    *out = NULL;
+    if (!labels == !targets) return tl__fail(TL_ERR_ARGUMENT, "give labels (cross-entropy) or targets (MSE), not both");
+    if (labels && net->loss != TL_LOSS_CROSS_ENTROPY)
+        return tl__fail(TL_ERR_ARGUMENT, "labels need the cross-entropy loss");
+    if (targets && net->loss != TL_LOSS_MSE) return tl__fail(TL_ERR_ARGUMENT, "targets need the MSE loss");
+    if (n == 0 || batch == 0) return tl__fail(TL_ERR_EMPTY, "%zu samples in batches of %zu", n, batch);
+    size_t in = net->L[0].in, O = net->L[net->nlayers - 1].out;
+    if (n > TL_MAX_ELEMENTS / in || n > TL_MAX_ELEMENTS / O || batch > TL_MAX_ELEMENTS / net->max_width)
+        return tl__fail(TL_ERR_OVERFLOW, "%zu samples of %zu inputs", n, in);
+    if (batch > n) batch = n;
+    size_t bad = tl__first_non_finite(x, n * in);
+    if (bad != n * in)
+        return tl__fail(TL_ERR_NON_FINITE, "x[%zu] (sample %zu) is not finite", bad, bad / in);
+    if (labels) {
+        for (size_t i = 0; i < n; i++)
+            if (labels[i] >= O)
+                return tl__fail(TL_ERR_ARGUMENT, "labels[%zu] is %u, not a class in 0..%zu", i, labels[i], O - 1);
+    } else if ((bad = tl__first_non_finite(targets, n * O)) != n * O) {
+        return tl__fail(TL_ERR_NON_FINITE, "targets[%zu] is not finite", bad);
+    }
+    tl_fit *f = tl__calloc(1, sizeof *f);
+    if (!f) return TL_ERR_NO_MEMORY;
+    f->net = net, f->x = x, f->labels = labels, f->targets = targets, f->n = n, f->batch = batch;
+    f->rng = (uint32_t)seed ? (uint32_t)seed : 0x9E3779B9u;
+    f->order = tl__malloc(n * sizeof *f->order);
+    f->bx = tl__malloc(batch * in * sizeof *f->bx);
+    f->bl = labels ? tl__malloc(batch * sizeof *f->bl) : NULL;
+    f->bt = targets ? tl__malloc(batch * O * sizeof *f->bt) : NULL;
+    if (!f->order || !f->bx || (labels && !f->bl) || (targets && !f->bt)) {
+        tl_fit_free(f);
+        return TL_ERR_NO_MEMORY;
+    }
+    *out = f;
+    return TL_OK;
+}
+
+static uint32_t tl__xorshift32(uint32_t *s) {
+    uint32_t v = *s;
+    v ^= v << 13, v ^= v >> 17, v ^= v << 5;
+    return *s = v;
+}
+
+tl_status tl_fit_step(tl_fit *f, float *loss) {
+    if (!f) return TL_ERR_NULL;
+    const tl_net *net = f->net;
+    size_t in = net->L[0].in, O = net->L[net->nlayers - 1].out;
+    if (f->pos == 0) {
+        for (size_t i = 0; i < f->n; i++) f->order[i] = (uint32_t)i;
+        for (size_t i = f->n - 1; i > 0; i--) {
+            size_t j = tl__xorshift32(&f->rng) % (i + 1);
+            uint32_t t = f->order[i];
+            f->order[i] = f->order[j], f->order[j] = t;
+        }
+    }
+    size_t m = f->n - f->pos < f->batch ? f->n - f->pos : f->batch;
+    for (size_t i = 0; i < m; i++) {
+        size_t j = f->order[f->pos + i];
+        memcpy(f->bx + i * in, f->x + j * in, in * sizeof *f->bx);
+        if (f->bl) f->bl[i] = f->labels[j];
+        if (f->bt) memcpy(f->bt + i * O, f->targets + j * O, O * sizeof *f->bt);
+    }
+    f->last = m;
+    tl_status s = tl_net_train_step(f->net, f->bx, m, f->bl, f->bt, loss);
+    if (s) return s;
+    f->pos += m;
+    if (f->pos == f->n) f->pos = 0, f->epoch++;
+    return TL_OK;
+}
+
+uint32_t tl_fit_epoch(const tl_fit *f) { return f ? f->epoch : 0; }
+size_t tl_fit_position(const tl_fit *f) { return f ? f->pos : 0; }
+
+tl_status tl_fit_evaluate(tl_fit *f, int whole, double *accuracy, double *loss) {
+    if (!f) return TL_ERR_NULL;
+    if (!f->bl) return tl__fail(TL_ERR_ARGUMENT, "accuracy needs labels");
+    if (whole) return tl_net_evaluate(f->net, f->x, f->n, f->labels, accuracy, loss);
+    if (!f->last) return tl__fail(TL_ERR_ARGUMENT, "no mini-batch has run yet");
+    return tl_net_evaluate(f->net, f->bx, f->last, f->bl, accuracy, loss);
 }

@@ -1,7 +1,7 @@
 /* test_fixtures.c — the public quantization API against golden outputs of the PyTorch reference
  * (test/fixtures/quant/, made by test/fixtures/gen_quant.py). Usage: test_fixtures <fixture dir>.
  *
- * Tolerances (shared/reference/README.md; test/js/fixtures.test.js applies the same rules):
+ * Tolerances (README.md, "Exactly the reference's numbers"; test/js/fixtures.test.js applies the same rules):
  *   alpha   relative difference to torch <= 1e-6 (bit-identical ones are counted and printed);
  *   trits   exactly torch's when our alpha is bit-identical to torch's; otherwise they may differ
  *           only where |w| / alpha_torch (in double) is within 4 float32 ulps (relative 4 * 2^-24)

@@ -17,18 +17,6 @@
  * Helpers
  * ------------------------------------------------------------------------- */
 
-static uint32_t rng = 0x2545F491u;
-static uint32_t rnd(void) {
-    rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
-    return rng;
-}
-
-/* A heap copy of exactly len bytes (no NUL after it). */
-static char *exact(const void *s, size_t len) {
-    char *p = malloc(len ? len : 1);
-    if (len) memcpy(p, s, len);
-    return p;
-}
 
 /* Parse s[0..len) from an exact copy; frees the tree unless root is given. */
 static tl_status jparse_n(const char *s, size_t len, tl__json **root) {
@@ -432,7 +420,7 @@ static void test_heapsort(void) {
     int ok = 1;
     for (size_t n = 0; n < 200; n++) {
         int v[200], hist[50] = {0}, after[50] = {0};
-        for (size_t i = 0; i < n; i++) v[i] = (int)(rnd() % 50), hist[v[i]]++;
+        for (size_t i = 0; i < n; i++) v[i] = (int)(check_rnd() % 50), hist[v[i]]++;
         tl__heapsort(v, n, sizeof *v, int_cmp);
         for (size_t i = 0; i < n; i++) after[v[i]]++;
         for (size_t i = 1; i < n; i++) ok &= v[i - 1] <= v[i];

@@ -1,7 +1,7 @@
 // fixtures.test.js — the JS API, in both wasm builds (SIMD128 and scalar), against golden outputs
 // of the PyTorch reference (test/fixtures/quant/, made by test/fixtures/gen_quant.py).
 //
-// The tolerances are those of test/c/test_fixtures.c (from shared/reference/README.md):
+// The tolerances are those of test/c/test_fixtures.c (from README.md, "Exactly the reference's numbers"):
 //   alpha     relative difference to torch <= 1e-6 (bit-identical ones are counted and reported);
 //   trits     exactly torch's when our alpha is bit-identical to torch's; otherwise they may differ
 //             only where |w| / alpha_torch is within 4 float32 ulps (relative 4 * 2^-24) of 0.5 or 1.5;

@@ -264,7 +264,7 @@ test('hostile model files are typed errors, never a crash, and leak nothing', ()
     ['truncated to 10 bytes', good.subarray(0, 10), 'PARSE'],
     ['truncated data', good.subarray(0, good.length - 8), 'PARSE'],
     ['bad magic', Uint8Array.from(good, (b, i) => (i === 0 ? 0x58 : b)), 'PARSE'],
-    ['a future version', (() => { const c = good.slice(); new DataView(c.buffer).setUint32(4, 2, true); return c; })(), 'UNSUPPORTED_VERSION'],
+    ['a future version', (() => { const c = good.slice(); new DataView(c.buffer).setUint32(4, 3, true); return c; })(), 'UNSUPPORTED_VERSION'],
     ['header length past the end', (() => { const c = good.slice(); new DataView(c.buffer).setBigUint64(8, 1n << 40n, true); return c; })(), 'PARSE'],
     ['a header that is not JSON', (() => { const c = good.slice(); c[16] = 0x7b; c[17] = 0x7b; return c; })(), 'PARSE'],
     ['an unknown layer', withHeader(good, (h) => h.layers.push({ type: 'conv2d' })), 'PARSE'],

@@ -132,7 +132,13 @@ test('bad configuration is a typed error', async () => {
   net.free();
   const float = tl.Network.create({ widths: [4, 2], quantizer: 'none' });
   bad(() => float.setTequila(1e-3), 'INVALID_ARGUMENT');
-  bad(() => float.toModel(), 'INVALID_ARGUMENT');
+  // a float32 network packs as its post-training ternarization per tensor
+  const fm = tl.Model.load(float.toModel());
+  const { weight } = float.getLayer(0);
+  assert.deepEqual(fm.trits(0).trits, tl.ternarySigns(weight).trits);
+  assert.equal(fm.layers[0].quantizer, 'per_tensor');
+  assert.equal(fm.metadata.quantizer, 'none');
+  fm.free();
   float.free();
 });
 

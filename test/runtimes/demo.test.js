@@ -33,7 +33,6 @@ import { init } from 'tilelli';
 
 import { decodeDigits, inputs, sample } from '../../demo/digits.js';
 import { enlarge, toModelInput } from '../../demo/preprocess.js';
-import { argmax, Int8Runner, parseModel } from '../../demo/tlm.js';
 import { buildDemo, serveDemo } from '../../scripts/demo.mjs';
 import { CHROMIUM, launchChromium, watchPage } from './harness.js';
 
@@ -46,12 +45,12 @@ const padInput = (testSet, i) => toModelInput(enlarge(sample(testSet, i), PAD, P
 
 /** The first test digit of `label` that the model classifies right from the canvas, both ways. */
 function pickDigit(tl, bytes, testSet, label) {
-  const model = tl.Model.load(bytes), int8 = new Int8Runner(tl, parseModel(bytes));
+  const model = tl.Model.load(bytes), int8 = tl.Model.load(bytes, { activations: 'int8' });
   try {
     for (let i = 0; i < testSet.count; i++) {
       if (testSet.labels[i] !== label) continue;
       const x = padInput(testSet, i);
-      if (model.predict(x)[0] === label && argmax(int8.run(x), 10)[0] === label) {
+      if (model.predict(x)[0] === label && int8.predict(x)[0] === label) {
         return { index: i, label, input: x, logits: Array.from(model.run(x)) };
       }
     }
@@ -196,10 +195,10 @@ test('the demo page: train in a worker, draw, download the packed model, benchma
       const testX = inputs(testSet);
       for (const file of [i2, tq1]) {
         const model = tl.Model.load(file.bytes);
-        const int8 = new Int8Runner(tl, parseModel(file.bytes));
+        const int8 = tl.Model.load(file.bytes, { activations: 'int8' });
         assert.equal(model.layers.find((L) => L.type === 'linear').weights, file === i2 ? 'i2' : 'tq1');
         assert.deepEqual(Array.from(model.predict(testX)), pagePredictions.model, `${file.name}: Node's tl.Model predicts as the page`);
-        assert.deepEqual(Array.from(argmax(int8.run(testX), 10)), pagePredictions.int8, `${file.name}: Node's int8 path predicts as the page's`);
+        assert.deepEqual(Array.from(int8.predict(testX)), pagePredictions.int8, `${file.name}: Node's int8 path predicts as the page's`);
         model.free();
         int8.free();
       }
