@@ -131,8 +131,11 @@ void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out);
  * (keeping its contents; TL_ERR_NO_MEMORY leaves it as it was) and never shrinks it;
  * tl__ws_free releases it (a zeroed tl__ws is empty; freeing twice is harmless). A kernel
  * reserves what it needs itself, so after the first call of a shape nothing is allocated.
- * Memory held: at most ~340 KB of tables plus, per call, the larger of the activations' copies
- * (batch x cols bytes, twice that for int16) and, for tq1/bitplane, a band of 256 rows in i2.
+ * What a call reserves (src/kernels.c): float/int8 tables of one 128-column tile (32 KB at batch 1,
+ * 83 KB float or 41 KB int8 batched), batched accumulators (min(rows, 4096) x 32 bytes), the int16
+ * copy of x for int8 batches under 4 (2 x batch x row weights), the quantized or 0/1 copy of x
+ * (fused and binary: batch x cols), and for tq1/bitplane 256 rows re-encoded to i2 (64 x cols
+ * bytes: 256 KB at 4096 columns).
  *
  * The tl__matmul_*_ws functions do what their public twins do, with the same outputs (see the
  * public docs), but skip the checks: the caller guarantees m and pointers valid, batch >= 1,

@@ -1,20 +1,21 @@
 /* kernels.c — products of packed ternary matrices with binary, sparse, int8 and float activations.
  *
- * Paths, fastest first:
- *   - bitplane x binary: popcount(x & pos) - popcount(x & neg), 64 bits at a time;
- *   - i2 x int8 (and x binary, as 0/1 int8): the i2 layout puts the codes of 8 consecutive
- *     weights in the 16-bit lanes of a vector after one shift and one mask, so the product is
- *     i32x4.dot_i16x8_s(codes, x) per 8 weights; codes are trit + 1, so sum(x * trit) =
- *     sum(x * code) - sum(x), with sum(x) taken once per vector;
+ * Paths (each format's fast paths are entries of its row in src/formats.c):
+ *   - bitplane x binary: popcount(x & pos) - popcount(x & neg), 64 bits at a time (dot_bits);
+ *   - int8, batch 1..3 (or under 64 rows): i2 puts the codes of 8 consecutive weights in the
+ *     16-bit lanes of a vector after one shift and one mask, so the product is
+ *     i32x4.dot_i16x8_s(codes, x) per 8 weights (dot_x16); codes are trit + 1, so sum(x * trit) =
+ *     sum(x * code) - sum(x). Other formats: a decoded row, reused by every vector;
+ *   - float (every batch) and int8 from batch 4: tables of x over each i2 byte's 4 weights, shared
+ *     by all rows ("Table kernels" below): one lookup per 4 weights, and in batches one weight
+ *     byte feeds 8 vectors. tq1 and bitplane rows are re-encoded to i2 a band at a time;
+ *   - binary on i2/tq1: the int8 paths on 0/1 activations; fused float -> int8
+ *     (tl_matmul_f32_i8): the activation quantizer, then the int8 paths;
  *   - sparse index lists: a column-major copy of the trits (built on first use, i2 codes along
- *     the rows) lets each active column add its codes to 64 row accumulators at a time;
- *   - float GEMV: per 8 columns a table of the sums of x over all 256 subsets, then two
- *     lookups per 8 weights (the +1 and -1 masks); float GEMM: the batch across SIMD lanes,
- *     adding and subtracting the columns each row lists;
- *   - everything else: decode a row to int8 trits (SIMD per format) and run the int8 dot
- *     product on it. The decoded row lives in L1 and is reused for every batch vector.
+ *     the rows; the only derived copy a matrix keeps, counted by tl_mem_live_bytes) lets each
+ *     active column add its codes to 64 row accumulators at a time.
  * Every path has the plain reference in kernels_ref.c, checked bit for bit in every build
- * (the float paths to a tolerance: they add in another order).
+ * (the float paths to a tolerance: they add in another order, docs/FORMATS.md).
  */
 #include <math.h>
 #include <stdlib.h>
