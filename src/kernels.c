@@ -639,6 +639,15 @@ tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batc
 
 size_t tl_binary_row_bytes(size_t cols) { return (cols + 7) / 8; }
 
+/* A product of finite inputs whose float output overflowed (an absurd scale) is NON_FINITE,
+ * never a silent infinity or NaN. */
+static tl_status tl__finite_out(tl_status s, const tl_matrix *m, const float *out, size_t n) {
+    size_t bad = s || !out ? n : tl__first_non_finite(out, n);
+    if (bad == n) return s;
+    return tl__fail(TL_ERR_NON_FINITE, "output[%zu] overflowed float32 (row %zu, scale %g)", bad, bad % m->rows,
+                    (double)m->scales[bad % m->rows]);
+}
+
 tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes, size_t batch, int32_t *acc,
                            float *out, size_t out_len) {
     tl_status s = tl__check_kernel(m, x, batch, acc, out, out_len);
@@ -647,7 +656,7 @@ tl_status tl_matmul_binary(const tl_matrix *m, const uint8_t *x, size_t x_bytes,
     tl__ws ws = {NULL, 0};
     s = tl__matmul_binary_ws(m, x, batch, acc, out, &ws);
     tl__ws_free(&ws);
-    return s;
+    return tl__finite_out(s, m, out, batch * m->rows);
 }
 
 tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t batch, const float *x_scales,
@@ -663,7 +672,7 @@ tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t
     tl__ws ws = {NULL, 0};
     s = tl__matmul_i8_ws(m, x, batch, x_scales, acc, out, &ws);
     tl__ws_free(&ws);
-    return s;
+    return tl__finite_out(s, m, out, batch * m->rows);
 }
 
 tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out,
@@ -677,7 +686,7 @@ tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t
     tl__ws ws = {NULL, 0};
     s = tl__matmul_f32_ws(m, x, batch, out, &ws);
     tl__ws_free(&ws);
-    return s;
+    return tl__finite_out(s, m, out, batch * m->rows);
 }
 
 tl_status tl_matmul_f32_i8(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out,
@@ -692,7 +701,7 @@ tl_status tl_matmul_f32_i8(const tl_matrix *m, const float *x, size_t x_len, siz
     tl__ws ws = {NULL, 0};
     s = tl__matmul_f32_i8_ws(m, x, batch, out, &ws);
     tl__ws_free(&ws);
-    return s;
+    return tl__finite_out(s, m, out, batch * m->rows);
 }
 
 /* The column-major copy for sparse products: for each tile of 64 rows and each column,
@@ -778,7 +787,7 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
                 tl__emit(m, b, tile * 64 + w, rowacc[w] - (int32_t)k, 1.0f, acc, out);
         }
     }
-    return TL_OK;
+    return tl__finite_out(TL_OK, m, out, batch * m->rows);
 }
 
 tl_status tl_quantize_activations_i8(const float *x, size_t x_len, size_t batch, int8_t *xq, float *scales) {

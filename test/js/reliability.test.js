@@ -133,6 +133,12 @@ test('D4: a float overflow in a model run is NON_FINITE, never an Inf, NaN or a 
   const big = tl.Model.load(tl.packModel({ input: 2, layers: [{ type: 'rmsnorm', weight: [3e38, 3e38] }] }));
   refuses(() => big.run([1, 3]), 'NON_FINITE', /rmsnorm/);
   big.free();
+  // the products of a matrix: finite inputs whose float outputs overflow are NON_FINITE too
+  refuses(() => m.matmulFloat([3e38, 3e38]), 'NON_FINITE', /output\[0\] overflowed float32/);
+  refuses(() => m.matmulInt8([127, 127], { scales: [1e-30] }), 'NON_FINITE', /overflowed/);
+  refuses(() => m.matmulBinary([3]), 'NON_FINITE', /overflowed/);
+  refuses(() => m.matmulSparse([0, 1]), 'NON_FINITE', /overflowed/);
+  assert.deepEqual(Array.from(m.matmulInt8([1, 1], { raw: true })), [2, 2], 'the raw accumulators stay available');
   m.free();
 });
 
