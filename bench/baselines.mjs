@@ -43,9 +43,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
 import { matmulF32Model, matmulNBitsModel, nbitsLayout, packNBits } from './ort-models.mjs';
+import { benchArgs } from './args.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
@@ -464,26 +464,13 @@ function printTable(header, rows) {
 }
 
 async function main() {
-  let opts;
-  try {
-    ({ values: opts } = parseArgs({
-      options: {
-        shapes: { type: 'string', default: '1024x1024,4096x4096,11008x4096' },
-        batches: { type: 'string', default: '1,8,64' },
-        budget: { type: 'string', default: String(DEFAULT_TIMING.budgetMs) },
-        bits: { type: 'string', default: '2' },
-        only: { type: 'string', default: 'ort-f32,ort-nbits,own-f32,bandwidth' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`baselines.mjs: ${e.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (opts.help) {
-    console.log(USAGE);
-    return;
-  }
+  const opts = benchArgs('baselines.mjs', USAGE, {
+    shapes: { type: 'string', default: '1024x1024,4096x4096,11008x4096' },
+    batches: { type: 'string', default: '1,8,64' },
+    budget: { type: 'string', default: String(DEFAULT_TIMING.budgetMs) },
+    bits: { type: 'string', default: '2' },
+    only: { type: 'string', default: 'ort-f32,ort-nbits,own-f32,bandwidth' },
+  });
   let shapes, batches, budgetMs, bits, only;
   try {
     shapes = parseList('shapes', opts.shapes, (s) => {

@@ -34,9 +34,9 @@ import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
 import { wasmUrl } from '../js/index.js';
+import { benchArgs } from './args.mjs';
 import {
   loadOrt,
   ortMatMulF32,
@@ -71,25 +71,13 @@ function usageError(msg) {
   process.exit(2);
 }
 
-let opts;
-try {
-  ({ values: opts } = parseArgs({
-    options: {
-      shapes: { type: 'string', default: '1024x1024,4096x4096,11008x4096,256x784,10x256' },
-      batches: { type: 'string', default: '1,8,16,64' },
-      budget: { type: 'string', default: '250' },
-      quick: { type: 'boolean', default: false },
-      'no-baselines': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
-} catch (e) {
-  usageError(e.message);
-}
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const opts = benchArgs('kernels.mjs', USAGE, {
+  shapes: { type: 'string', default: '1024x1024,4096x4096,11008x4096,256x784,10x256' },
+  batches: { type: 'string', default: '1,8,16,64' },
+  budget: { type: 'string', default: '250' },
+  quick: { type: 'boolean', default: false },
+  'no-baselines': { type: 'boolean', default: false },
+});
 if (opts.quick) {
   opts.shapes = '4096x4096';
   opts.batches = '1';
