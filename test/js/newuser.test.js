@@ -18,22 +18,13 @@ import * as esm from 'tilelli';
 import { init, startTraining, TilelliError } from 'tilelli';
 
 import { writeSafetensors } from './safetensors.js';
+import { mnist, tilelli } from './util.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixtures = join(root, 'test', 'fixtures', 'mnist');
-const cli = join(root, 'bin', 'tilelli.js');
 const require = createRequire(import.meta.url);
 const tl = await init();
 
-async function tilelli(...args) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args], { cwd: root, maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    if (typeof e.code !== 'number') throw e;
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 async function tempDir(body) {
   const dir = await mkdtemp(join(tmpdir(), 'tilelli-newuser-'));
@@ -55,23 +46,6 @@ function smallModel() {
   }
 }
 
-function mnist() {
-  const train = { images: [], labels: [] }, testSet = { images: [], labels: [] };
-  for (let d = 0; d < 10; d++) {
-    const data = require(`mnist/src/digits/${d}.json`).data;
-    for (let i = 0; i * 784 < data.length; i++) {
-      const set = i % 5 === 0 ? testSet : train;
-      set.images.push(data.slice(i * 784, (i + 1) * 784));
-      set.labels.push(d);
-    }
-  }
-  const pack = ({ images, labels }) => {
-    const x = new Float32Array(images.length * 784);
-    images.forEach((im, i) => x.set(im, i * 784));
-    return { x, labels: Uint8Array.from(labels) };
-  };
-  return { train: pack(train), test: pack(testSet) };
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. tilelli run checks every input against the model

