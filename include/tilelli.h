@@ -325,23 +325,14 @@ tl_status tl_matmul_f32_i8(const tl_matrix *m, const float *x, size_t x_len, siz
  * ------------------------------------------------------------------------- */
 
 typedef enum tl_dtype {
-    TL_DTYPE_F32 = 1,
-    TL_DTYPE_F16 = 2,
-    TL_DTYPE_BF16 = 3,
-    TL_DTYPE_I8 = 4,
-    TL_DTYPE_U8 = 5,
-    TL_DTYPE_F64 = 6,
-    TL_DTYPE_I64 = 7,
-    TL_DTYPE_I32 = 8,
-    TL_DTYPE_I16 = 9,
-    TL_DTYPE_U64 = 10,
-    TL_DTYPE_U32 = 11,
-    TL_DTYPE_U16 = 12,
-    TL_DTYPE_BOOL = 13,
-    TL_DTYPE_F8_E4M3 = 14, /* OCP E4M3FN: no infinities, S.1111.111 is NaN */
-    TL_DTYPE_F8_E5M2 = 15,
-    TL_DTYPE_F8_E8M0 = 16, /* a power of two 2^(e - 127); 0xFF is NaN */
-    TL_DTYPE_C64 = 17      /* complex64: listed, not read as float32 */
+    /* floats (F8_E4M3: OCP E4M3FN, no infinities, S.1111.111 is NaN; F8_E8M0: 2^(e - 127), 0xFF NaN) */
+    TL_DTYPE_F32 = 1, TL_DTYPE_F16 = 2, TL_DTYPE_BF16 = 3, TL_DTYPE_F64 = 6,
+    TL_DTYPE_F8_E4M3 = 14, TL_DTYPE_F8_E5M2 = 15, TL_DTYPE_F8_E8M0 = 16,
+    /* integers and booleans (read as float32 values) */
+    TL_DTYPE_I8 = 4, TL_DTYPE_U8 = 5, TL_DTYPE_I64 = 7, TL_DTYPE_I32 = 8, TL_DTYPE_I16 = 9,
+    TL_DTYPE_U64 = 10, TL_DTYPE_U32 = 11, TL_DTYPE_U16 = 12, TL_DTYPE_BOOL = 13,
+    /* complex64: listed, not read as float32 */
+    TL_DTYPE_C64 = 17
 } tl_dtype;
 
 typedef struct tl_safetensors tl_safetensors;

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { bundleForBrowser, CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
+import { bundleForBrowser, CHROMIUM, launchChromium, openIndex, serveStatic } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const artifacts = join(root, 'test-artifacts', 'browser');
@@ -97,13 +97,7 @@ test('Chromium trains the MNIST MLP in a module worker: progress, pause/resume, 
     try {
       browser = await launchChromium();
       time.launched = performance.now();
-      const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
-      page.setDefaultTimeout(60_000);
-      watchPage(page, problems, `${server.origin}/`);
-      const workers = [];
-      page.on('worker', (w) => workers.push(w.url()));
-
-      await page.goto(`${server.origin}/index.html`, { waitUntil: 'load' });
+      const { page, workers } = await openIndex(browser, server, problems, { viewport: { width: 1100, height: 800 } });
       await page.waitForFunction(() => window.trainReport !== undefined);
       report = await page.evaluate(() => window.trainReport);
       time.ran = performance.now();

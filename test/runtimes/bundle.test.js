@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { CHROMIUM, launchChromium, serveStatic, watchPage } from './harness.js';
+import { CHROMIUM, launchChromium, openIndex, serveStatic } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const site = join(root, 'test-artifacts', 'browser', 'bundle-site');
@@ -40,12 +40,7 @@ test('a bundled app trains in a worker with the README\'s two esbuild entry poin
   let browser;
   try {
     browser = await launchChromium();
-    const page = await browser.newPage();
-    page.setDefaultTimeout(60_000);
-    watchPage(page, problems, `${server.origin}/`);
-    const workers = [];
-    page.on('worker', (w) => workers.push(w.url()));
-    await page.goto(`${server.origin}/index.html`, { waitUntil: 'load' });
+    const { page, workers } = await openIndex(browser, server, problems);
     await page.waitForFunction(() => window.bundleReport !== undefined);
     const report = await page.evaluate(() => window.bundleReport);
     assert.ok(report.ok, report.error);

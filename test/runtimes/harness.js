@@ -85,3 +85,14 @@ export function watchPage(page, problems, origin) {
     if (!url.startsWith(origin) && !url.startsWith('data:') && !url.startsWith('blob:')) problems.push(`off-site request: ${url}`);
   });
 }
+
+/** A new page of browser on server's index.html, watched for problems; the workers it starts are listed. */
+export async function openIndex(browser, server, problems, options = {}) {
+  const page = await browser.newPage(options);
+  page.setDefaultTimeout(60_000);
+  watchPage(page, problems, `${server.origin}/`);
+  const workers = [];
+  page.on('worker', (w) => workers.push(w.url()));
+  await page.goto(`${server.origin}/index.html`, { waitUntil: 'load' });
+  return { page, workers };
+}
