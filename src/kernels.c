@@ -54,46 +54,75 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 #endif
 }
 
-/* sum trit[i] * x[i] over an i2 row (blocks of 64) as sum code[i] * x[i] - sum(x). */
-int32_t tl__i2_dot_x16(const uint8_t *row, size_t row_bytes, const int16_t *x, int32_t x_sum) {
+/* x in the layout tl__i2_dot_x16 takes: int16, zero-padded to whole blocks, column c of block q
+ * (group g = c / 8 of its 8 groups of 8 columns) times 4^(3 - g % 4). */
+static void tl__i2_x16(const int8_t *x, size_t cols, size_t padded, int16_t *xs) {
+    for (size_t c = 0; c < padded; c++)
+        xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
+}
+
+/* sum trit[i] * x[i] over n (1..4) consecutive i2 rows (blocks of 64), xs in tl__i2_x16's layout,
+ * x_sum = sum x: out[i] for row i. */
+void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *xs, int32_t x_sum,
+                    int32_t *out) {
     size_t blocks = row_bytes / 16;
 #if TL_SIMD
-    /* Field k of a lane masked in place is code_k << 2k: its dot with x comes out scaled by
-     * 4^k, exactly, and is shifted back once at the end. The high byte's fields (4..7),
-     * brought down by one shift, share the low fields' masks and accumulators. So 8 weights
-     * cost an and, a dot and an add, with 4 masks and 4 accumulators live (V8 has 16 xmm
-     * registers). Lanes stay in range: |x * (2 << 6)| and 256 products per lane per 64
-     * blocks fit int32; the accumulators are flushed every 64 blocks. */
+    /* Field k of a lane masked in place is code_k << 2k; its x comes scaled by 4^(3 - k), so every
+     * product is code * x * 64 and one accumulator per row takes all 8 fields (the high byte's
+     * fields 4..7 are brought down by one shift and share the masks). Four rows share each load of
+     * x: 8 weights of a row cost an and, a dot and an add. Lanes stay in range: a block adds 16
+     * products of at most 128 * 127 * 64 to a lane, 64 blocks at most 2^30; the accumulators are
+     * flushed every 64 blocks. Rows past n repeat row 0 (computed, not stored). */
     const v128_t m0 = wasm_i16x8_splat(3), m1 = wasm_i16x8_splat(3 << 2), m2 = wasm_i16x8_splat(3 << 4),
                  m3 = wasm_i16x8_splat(3 << 6);
-    int32_t total = 0;
+    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + row_bytes : rows, *r2 = n > 2 ? rows + 2 * row_bytes : rows,
+                  *r3 = n > 3 ? rows + 3 * row_bytes : rows;
+    v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
     for (size_t b0 = 0; b0 < blocks; b0 += 64) {
         size_t b1 = blocks - b0 > 64 ? b0 + 64 : blocks;
         v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
         for (size_t b = b0; b < b1; b++) {
-            v128_t v = wasm_v128_load(row + 16 * b), h = wasm_u16x8_shr(v, 8);
-            const int16_t *xb = x + 64 * b;
-            a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m0), wasm_v128_load(xb)));
-            a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m1), wasm_v128_load(xb + 8)));
-            a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m2), wasm_v128_load(xb + 16)));
-            a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v, m3), wasm_v128_load(xb + 24)));
-            a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(h, m0), wasm_v128_load(xb + 32)));
-            a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(h, m1), wasm_v128_load(xb + 40)));
-            a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(h, m2), wasm_v128_load(xb + 48)));
-            a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(h, m3), wasm_v128_load(xb + 56)));
+            const int16_t *xb = xs + 64 * b;
+            v128_t v0 = wasm_v128_load(r0 + 16 * b), v1 = wasm_v128_load(r1 + 16 * b),
+                   v2 = wasm_v128_load(r2 + 16 * b), v3 = wasm_v128_load(r3 + 16 * b), x;
+#define TL__DOT4(m)                                                                                          \
+    a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v0, m), x)),                                  \
+    a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m), x)),                                  \
+    a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v2, m), x)),                                  \
+    a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v3, m), x))
+            x = wasm_v128_load(xb), TL__DOT4(m0);
+            x = wasm_v128_load(xb + 8), TL__DOT4(m1);
+            x = wasm_v128_load(xb + 16), TL__DOT4(m2);
+            x = wasm_v128_load(xb + 24), TL__DOT4(m3);
+            v0 = wasm_u16x8_shr(v0, 8), v1 = wasm_u16x8_shr(v1, 8), v2 = wasm_u16x8_shr(v2, 8),
+            v3 = wasm_u16x8_shr(v3, 8);
+            x = wasm_v128_load(xb + 32), TL__DOT4(m0);
+            x = wasm_v128_load(xb + 40), TL__DOT4(m1);
+            x = wasm_v128_load(xb + 48), TL__DOT4(m2);
+            x = wasm_v128_load(xb + 56), TL__DOT4(m3);
+#undef TL__DOT4
         }
-        v128_t s = wasm_i32x4_add(wasm_i32x4_add(a0, wasm_i32x4_shr(a1, 2)),
-                                  wasm_i32x4_add(wasm_i32x4_shr(a2, 4), wasm_i32x4_shr(a3, 6)));
-        total += wasm_i32x4_extract_lane(s, 0) + wasm_i32x4_extract_lane(s, 1) +
-                 wasm_i32x4_extract_lane(s, 2) + wasm_i32x4_extract_lane(s, 3);
+        t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, 6)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, 6));
+        t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(a2, 6)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(a3, 6));
     }
-    return total - x_sum;
+    /* transpose-add: lane i of s = sum of t_i's lanes */
+    v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
+    v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
+    v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5), wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+    s = wasm_i32x4_sub(s, wasm_i32x4_splat(x_sum));
+    int32_t r[4];
+    wasm_v128_store(r, s);
+    for (size_t i = 0; i < n; i++) out[i] = r[i];
 #else
-    int32_t acc = 0;
-    for (size_t b = 0; b < blocks; b++)
-        for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
-            acc += (int32_t)tl__i2_code(row + 16 * b, w) * x[TL__I2_BLOCK_WEIGHTS * b + w];
-    return acc - x_sum;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *row = rows + i * row_bytes;
+        int32_t acc = 0;
+        for (size_t b = 0; b < blocks; b++)
+            for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
+                acc += (int32_t)tl__i2_code(row + 16 * b, w) *
+                       (xs[TL__I2_BLOCK_WEIGHTS * b + w] >> (2 * (3 - (w / 8) % 4)));
+        out[i] = acc - x_sum;
+    }
 #endif
 }
 
@@ -196,8 +225,10 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
  * Other formats are decoded and re-encoded to i2 a band of rows at a time.
  * ------------------------------------------------------------------------- */
 
-#define TL__TILE 2               /* i2 blocks (64 columns) per table tile */
-#define TL__L 8                  /* batch vectors per pass of the batched table kernels */
+#define TL__TILE 2               /* i2 blocks (64 columns) per table tile (float) */
+#define TL__TILE_I 1             /* the same for int8 (its tables are twice as wide) */
+#define TL__L 8                  /* float vectors per pass of the batched table kernels */
+#define TL__LI 16                /* int8 vectors per pass */
 #define TL__BAND_I2 4096         /* rows per band read as they are (bounds the batched accumulators) */
 #define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
 #define TL__I8_TABLE_MIN 4       /* int8 batches from this size go through the tables, */
@@ -383,54 +414,67 @@ static void tl__lut8_row(const uint8_t *p, const float *T, size_t nb, float *acc
 #endif
 }
 
-/* Batched int8: 16 tables of 81 x 8 int16 for block `blk` (vectors b0..b0 + 7 of x, past batch 0). */
-static void tl__tab8_i8_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, int16_t *T) {
+/* Batched int8: 16 tables of 81 x TL__LI int16 for block `blk` (vectors b0.. of x, past batch 0). */
+static void tl__tabi_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, int16_t *T) {
     for (unsigned j = 0; j < 16; j++) {
-        int16_t xi[4][TL__L], lo[9][TL__L], hi[9][TL__L];
+        int16_t xi[4][TL__LI], lo[9][TL__LI], hi[9][TL__LI];
         for (unsigned i = 0; i < 4; i++) {
             size_t c = 64 * blk + tl__col_of(j, i);
-            for (size_t l = 0; l < TL__L; l++)
+            for (size_t l = 0; l < TL__LI; l++)
                 xi[i][l] = c < cols && b0 + l < batch ? x[(b0 + l) * cols + c] : 0;
         }
         for (int c1 = 0; c1 < 3; c1++)
             for (int c0 = 0; c0 < 3; c0++)
-                for (size_t l = 0; l < TL__L; l++) {
+                for (size_t l = 0; l < TL__LI; l++) {
                     lo[c0 + 3 * c1][l] = (int16_t)((c0 - 1) * xi[0][l] + (c1 - 1) * xi[1][l]);
                     hi[c0 + 3 * c1][l] = (int16_t)((c0 - 1) * xi[2][l] + (c1 - 1) * xi[3][l]);
                 }
-        int16_t *Tj = T + 81 * TL__L * j;
+        int16_t *Tj = T + 81 * TL__LI * j;
         for (int h = 0; h < 9; h++)
-            for (int o = 0; o < 9; o++)
-                for (size_t l = 0; l < TL__L; l++)
-                    Tj[(o + 9 * h) * TL__L + l] = (int16_t)(lo[o][l] + hi[h][l]);
+            for (int o = 0; o < 9; o++) {
+                int16_t *e = Tj + (o + 9 * h) * TL__LI;
+#if TL_SIMD
+                for (int v = 0; v < TL__LI; v += 8)
+                    wasm_v128_store(e + v, wasm_i16x8_add(wasm_v128_load(lo[o] + v), wasm_v128_load(hi[h] + v)));
+#else
+                for (size_t l = 0; l < TL__LI; l++) e[l] = (int16_t)(lo[o][l] + hi[h][l]);
+#endif
+            }
     }
 }
 
-/* One row's part of a tile, 8 int8 vectors, into int32 acc[8]. int16 lanes are safe: an entry is
- * at most 4 * 128 = 512 in size, a chain adds 4 per block, TL__TILE * 4 * 512 = 16384 < 32768. */
-static void tl__lut8_i8_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t *acc) {
+#undef TL__E
+#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * TL__LI)
+
+/* One row's part of a tile, TL__LI int8 vectors, into int32 acc[TL__LI]. int16 lanes are safe: an
+ * entry is at most 4 * 128 = 512 in size, a chain adds 4 per block: TL__TILE_I * 4 * 512 <= 4096, and
+ * two chains added before widening 8192 < 32768. */
+static void tl__luti_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t *acc) {
 #if TL_SIMD
-    v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L) {
-#define TL__ADD(j, a) a = wasm_i16x8_add(a, wasm_v128_load(TL__E(j)))
-        TL__ADD(0, a0), TL__ADD(1, a1), TL__ADD(2, a2), TL__ADD(3, a3);
-        TL__ADD(4, a0), TL__ADD(5, a1), TL__ADD(6, a2), TL__ADD(7, a3);
-        TL__ADD(8, a0), TL__ADD(9, a1), TL__ADD(10, a2), TL__ADD(11, a3);
-        TL__ADD(12, a0), TL__ADD(13, a1), TL__ADD(14, a2), TL__ADD(15, a3);
+    v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__LI) {
+#define TL__ADD(j, a, c)                                                                                     \
+    a = wasm_i16x8_add(a, wasm_v128_load(TL__E(j))), c = wasm_i16x8_add(c, wasm_v128_load(TL__E(j) + 8))
+        TL__ADD(0, a0, c0), TL__ADD(1, a1, c1), TL__ADD(2, a2, c2), TL__ADD(3, a3, c3);
+        TL__ADD(4, a0, c0), TL__ADD(5, a1, c1), TL__ADD(6, a2, c2), TL__ADD(7, a3, c3);
+        TL__ADD(8, a0, c0), TL__ADD(9, a1, c1), TL__ADD(10, a2, c2), TL__ADD(11, a3, c3);
+        TL__ADD(12, a0, c0), TL__ADD(13, a1, c1), TL__ADD(14, a2, c2), TL__ADD(15, a3, c3);
 #undef TL__ADD
     }
-    v128_t lo =
-        wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_extend_low_i16x8(a0), wasm_i32x4_extend_low_i16x8(a1)),
-                       wasm_i32x4_add(wasm_i32x4_extend_low_i16x8(a2), wasm_i32x4_extend_low_i16x8(a3)));
-    v128_t hi =
-        wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_extend_high_i16x8(a0), wasm_i32x4_extend_high_i16x8(a1)),
-                       wasm_i32x4_add(wasm_i32x4_extend_high_i16x8(a2), wasm_i32x4_extend_high_i16x8(a3)));
+        v128_t a = wasm_i16x8_add(a0, a1), b = wasm_i16x8_add(a2, a3), c = wasm_i16x8_add(c0, c1),
+           d = wasm_i16x8_add(c2, c3);
+    v128_t lo = wasm_i32x4_add(wasm_i32x4_extend_low_i16x8(a), wasm_i32x4_extend_low_i16x8(b));
+    v128_t hi = wasm_i32x4_add(wasm_i32x4_extend_high_i16x8(a), wasm_i32x4_extend_high_i16x8(b));
+    v128_t lo2 = wasm_i32x4_add(wasm_i32x4_extend_low_i16x8(c), wasm_i32x4_extend_low_i16x8(d));
+    v128_t hi2 = wasm_i32x4_add(wasm_i32x4_extend_high_i16x8(c), wasm_i32x4_extend_high_i16x8(d));
     wasm_v128_store(acc, wasm_i32x4_add(wasm_v128_load(acc), lo));
     wasm_v128_store(acc + 4, wasm_i32x4_add(wasm_v128_load(acc + 4), hi));
+    wasm_v128_store(acc + 8, wasm_i32x4_add(wasm_v128_load(acc + 8), lo2));
+    wasm_v128_store(acc + 12, wasm_i32x4_add(wasm_v128_load(acc + 12), hi2));
 #else
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L)
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__LI)
         for (int j = 0; j < 16; j++)
-            for (size_t l = 0; l < TL__L; l++) acc[l] += TL__E(j)[l];
+            for (size_t l = 0; l < TL__LI; l++) acc[l] += TL__E(j)[l];
 #endif
 }
 #undef TL__E
@@ -438,7 +482,7 @@ static void tl__lut8_i8_row(const uint8_t *p, const int16_t *T, size_t nb, int32
 /* The table kernels' driver. x is float (xi8 NULL) or int8 (xf NULL); out (float) or acc (int32).
  * Batch 1 float uses the 256-entry tables; everything else 8 vectors per pass. */
 typedef struct {
-    size_t Q, band, nband;
+    size_t Q, band, nband, L, tile; /* L: vectors per pass, tile: blocks per table tile */
     int conv, one;
     uint64_t tab_bytes, acc_bytes, total;
 } tl__lut_plan;
@@ -448,9 +492,10 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, int is_float, size_t batc
     p.Q = (m->row_weights + 63) / 64;
     p.conv = !m->traits->rows_are_i2, p.one = is_float && batch == 1;
     p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
-    p.tab_bytes =
-        p.one ? (uint64_t)TL__TILE * 16 * 256 * 4 : (uint64_t)TL__TILE * 16 * 81 * TL__L * (is_float ? 4 : 2);
-    p.acc_bytes = p.one ? 0 : (uint64_t)p.nband * TL__L * 4;
+    p.L = is_float ? TL__L : TL__LI;
+    p.tile = is_float ? TL__TILE : TL__TILE_I;
+    p.tab_bytes = p.one ? (uint64_t)p.tile * 16 * 256 * 4 : (uint64_t)p.tile * 16 * 81 * p.L * (is_float ? 4 : 2);
+    p.acc_bytes = p.one ? 0 : (uint64_t)p.nband * p.L * 4;
     p.total = tl__rup16(p.tab_bytes) + tl__rup16(p.acc_bytes) +
               (p.conv ? tl__rup16((uint64_t)p.Q * 64) + tl__rup16((uint64_t)p.nband * p.Q * 16) : 0);
     return p;
@@ -460,7 +505,7 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, int is_float, size_t batc
 static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi8, size_t batch,
                            const float *x_scales, int32_t *acc, float *out, uint8_t *w) {
     const tl__lut_plan pl = tl__lut_layout(m, xf != NULL, batch);
-    const size_t rows = m->rows, cols = m->cols, Q = pl.Q, band = pl.band, nband = pl.nband;
+    const size_t rows = m->rows, cols = m->cols, Q = pl.Q, band = pl.band, nband = pl.nband, L = pl.L;
     const int conv = pl.conv, one = pl.one;
     const uint64_t tab_bytes = pl.tab_bytes, acc_bytes = pl.acc_bytes;
     uint8_t *cur = w;
@@ -473,20 +518,20 @@ static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi
     for (size_t r0 = 0; r0 < rows; r0 += band) {
         size_t nr = rows - r0 < band ? rows - r0 : band, stride;
         const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
-        for (size_t b0 = 0; b0 < batch; b0 += one ? 1 : TL__L) {
+        for (size_t b0 = 0; b0 < batch; b0 += one ? 1 : L) {
             if (one)
                 for (size_t r = 0; r < nr; r++) out[r0 + r] = 0.0f;
             else
-                memset(A, 0, nr * TL__L * 4);
-            for (size_t k0 = 0; k0 < Q; k0 += TL__TILE) {
-                size_t nb = Q - k0 < TL__TILE ? Q - k0 : TL__TILE;
+                memset(A, 0, nr * L * 4);
+            for (size_t k0 = 0; k0 < Q; k0 += pl.tile) {
+                size_t nb = Q - k0 < pl.tile ? Q - k0 : pl.tile;
                 for (size_t k = 0; k < nb; k++) {
                     if (one)
                         tl__tab1_block(xf, cols, k0 + k, (float *)T + k * 16 * 256);
                     else if (xf)
                         tl__tab8_block(xf, cols, batch, b0, k0 + k, (float *)T + k * 16 * 81 * TL__L);
                     else
-                        tl__tab8_i8_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * TL__L);
+                        tl__tabi_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * TL__LI);
                 }
                 const uint8_t *p = base + 16 * k0;
                 if (one) {
@@ -500,19 +545,19 @@ static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi
                         tl__lut8_row(p + r * stride, T, nb, (float *)A + r * TL__L);
                 else
                     for (size_t r = 0; r < nr; r++)
-                        tl__lut8_i8_row(p + r * stride, T, nb, (int32_t *)A + r * TL__L);
+                        tl__luti_row(p + r * stride, T, nb, (int32_t *)A + r * TL__LI);
             }
             if (one) {
                 for (size_t r = 0; r < nr; r++) out[r0 + r] *= m->scales[r0 + r];
                 continue;
             }
             for (size_t r = 0; r < nr; r++)
-                for (size_t l = 0; l < TL__L && b0 + l < batch; l++) {
+                for (size_t l = 0; l < L && b0 + l < batch; l++) {
                     size_t i = (b0 + l) * rows + r0 + r;
                     if (xf)
-                        out[i] = ((float *)A)[r * TL__L + l] * m->scales[r0 + r];
+                        out[i] = ((float *)A)[r * L + l] * m->scales[r0 + r];
                     else
-                        tl__emit(m, b0 + l, r0 + r, ((int32_t *)A)[r * TL__L + l],
+                        tl__emit(m, b0 + l, r0 + r, ((int32_t *)A)[r * L + l],
                                  x_scales ? x_scales[b0 + l] : 1.0f, acc, out);
                 }
         }
@@ -538,18 +583,30 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
     int8_t *t = tl__take(&cur, tb);
     for (size_t b = 0; b < batch; b++) {
         int32_t sum = 0;
-        for (size_t c = 0; c < cols; c++) sum += x16[b * P + c] = x[b * cols + c];
-        for (size_t c = cols; c < P; c++) x16[b * P + c] = 0;
+        for (size_t c = 0; c < cols; c++) sum += x[b * cols + c];
         sums[b] = sum;
+        if (m->traits->dot_x16)
+            tl__i2_x16(x + b * cols, cols, P, x16 + b * P);
+        else {
+            for (size_t c = 0; c < cols; c++) x16[b * P + c] = x[b * cols + c];
+            for (size_t c = cols; c < P; c++) x16[b * P + c] = 0;
+        }
+    }
+    if (m->traits->dot_x16) {
+        for (size_t r = 0; r < m->rows; r += 4) {
+            size_t n = m->rows - r < 4 ? m->rows - r : 4;
+            for (size_t b = 0; b < batch; b++) {
+                int32_t a[4];
+                m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, x16 + b * P, sums[b], a);
+                for (size_t i = 0; i < n; i++) tl__emit(m, b, r + i, a[i], x_scales ? x_scales[b] : 1.0f, acc, out);
+            }
+        }
+        return;
     }
     for (size_t r = 0; r < m->rows; r++) {
-        const uint8_t *row = m->data + r * m->row_bytes;
-        if (!m->traits->dot_x16) tl__decode_row(m, r, t);
-        for (size_t b = 0; b < batch; b++) {
-            int32_t a = m->traits->dot_x16 ? m->traits->dot_x16(row, m->row_bytes, x16 + b * P, sums[b])
-                                           : tl__dot_t8_x16(t, x16 + b * P, P);
-            tl__emit(m, b, r, a, x_scales ? x_scales[b] : 1.0f, acc, out);
-        }
+        tl__decode_row(m, r, t);
+        for (size_t b = 0; b < batch; b++)
+            tl__emit(m, b, r, tl__dot_t8_x16(t, x16 + b * P, P), x_scales ? x_scales[b] : 1.0f, acc, out);
     }
 }
 
