@@ -551,24 +551,29 @@ function readHuggingFace(root, cfg) {
   }
   const modelIds = new Map(ids); // BPE looks only at the model's own vocabulary
 
-  // merges: "a b" or ["a", "b"]; rank = position; key = left id * 2^31 + right id
-  const merges = new Map();
-  model.merges.forEach((merge, rank) => {
-    let pair;
+  // merges: "a b" or ["a", "b"]; rank = position in the list (a later duplicate wins, as in the Rust crate)
+  const merges = new PairTable(model.merges.length);
+  const list = model.merges;
+  for (let rank = 0; rank < list.length; rank++) {
+    const merge = list[rank];
+    let left, right;
     if (typeof merge === 'string') {
-      pair = merge.split(' ');
-      if (pair.length !== 2) throw parseError(`tokenizer.json: model.merges[${rank}] is ${show(merge)}, not two tokens separated by one space`);
+      const space = merge.indexOf(' ');
+      if (space < 0 || merge.indexOf(' ', space + 1) >= 0) throw parseError(`tokenizer.json: model.merges[${rank}] is ${show(merge)}, not two tokens separated by one space`);
+      left = merge.slice(0, space);
+      right = merge.slice(space + 1);
     } else if (Array.isArray(merge) && merge.length === 2 && typeof merge[0] === 'string' && typeof merge[1] === 'string') {
-      pair = merge;
+      [left, right] = merge;
     } else {
       throw parseError(`tokenizer.json: model.merges[${rank}] must be "a b" or ["a", "b"]`);
     }
-    const a = modelIds.get(pair[0]), b = modelIds.get(pair[1]), merged = modelIds.get(pair[0] + pair[1]);
-    for (const [part, id] of [[pair[0], a], [pair[1], b], [pair[0] + pair[1], merged]]) {
-      if (id === undefined) throw parseError(`tokenizer.json: model.merges[${rank}] (${show(pair.join(' '))}): ${show(part)} is not in model.vocab`);
+    const a = modelIds.get(left), b = modelIds.get(right), merged = modelIds.get(left + right);
+    if (a === undefined || b === undefined || merged === undefined) {
+      const missing = a === undefined ? left : b === undefined ? right : left + right;
+      throw parseError(`tokenizer.json: model.merges[${rank}] (${show(left + ' ' + right)}): ${show(missing)} is not in model.vocab`);
     }
-    merges.set(a * 0x80000000 + b, rank * 0x80000000 + merged);
-  });
+    merges.set(a, b, rank, merged);
+  }
 
   let unk;
   if (model.unk_token !== undefined && model.unk_token !== null) {
@@ -726,6 +731,36 @@ function readPostProcessor(config, where, ids) {
   return { prefix, suffix };
 }
 
+/** (left id, right id) -> (rank, merged id): open addressing in typed arrays (no per-merge objects). */
+class PairTable {
+  constructor(n) {
+    let size = 16;
+    while (size < n * 2) size *= 2;
+    this.mask = size - 1;
+    this.left = new Int32Array(size).fill(-1);
+    this.right = new Int32Array(size);
+    this.rank = new Int32Array(size);
+    this.merged = new Int32Array(size);
+  }
+
+  slot(a, b) {
+    let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca6b)) & this.mask;
+    while (this.left[h] !== -1 && (this.left[h] !== a || this.right[h] !== b)) h = (h + 1) & this.mask;
+    return h;
+  }
+
+  set(a, b, rank, merged) {
+    const h = this.slot(a, b);
+    this.left[h] = a; this.right[h] = b; this.rank[h] = rank; this.merged[h] = merged;
+  }
+
+  /** The slot of the pair, or -1 when it is no merge. */
+  find(a, b) {
+    const h = this.slot(a, b);
+    return this.left[h] === -1 ? -1 : h;
+  }
+}
+
 /**
  * BPE over one pre-token: symbols in a linked list, candidate merges in a binary heap ordered
  * by (rank, position), stale candidates dropped when popped — the lowest-ranked pair, leftmost
@@ -787,11 +822,12 @@ class BytePairEncoder {
       [heapPos[i], heapPos[j]] = [heapPos[j], heapPos[i]];
       [heapId[i], heapId[j]] = [heapId[j], heapId[i]];
     };
+    const table = this.merges;
     const push = (pos) => {
-      const m = this.merges.get(id[pos] * 0x80000000 + id[next[pos]]);
-      if (m === undefined) return;
+      const m = table.find(id[pos], id[next[pos]]);
+      if (m < 0) return;
       let i = heapRank.length;
-      heapRank.push(Math.floor(m / 0x80000000)); heapPos.push(pos); heapId.push(m % 0x80000000);
+      heapRank.push(table.rank[m]); heapPos.push(pos); heapId.push(table.merged[m]);
       while (i > 0) {
         const p = (i - 1) >> 1;
         if (!less(i, p)) break;
@@ -820,8 +856,8 @@ class BytePairEncoder {
       const [rank, pos, merged] = pop();
       if (!alive[pos] || next[pos] < 0) continue;
       const right = next[pos];
-      const m = this.merges.get(id[pos] * 0x80000000 + id[right]);
-      if (m === undefined || Math.floor(m / 0x80000000) !== rank || m % 0x80000000 !== merged) continue;
+      const m = table.find(id[pos], id[right]);
+      if (m < 0 || table.rank[m] !== rank || table.merged[m] !== merged) continue;
       id[pos] = merged;
       alive[right] = 0;
       next[pos] = next[right];
