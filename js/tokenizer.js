@@ -54,7 +54,10 @@ const GPT2_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Spa
 const CLASS_ESCAPES = { s: '\\p{White_Space}', S: '\\P{White_Space}', d: '\\p{Nd}', D: '\\P{Nd}', w: '\\p{L}\\p{M}\\p{Nd}\\p{Pc}' };
 const ESCAPES = { ...CLASS_ESCAPES, w: '[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]', W: '[^\\p{L}\\p{M}\\p{Nd}\\p{Pc}]', A: '(?<![\\s\\S])', z: '(?![\\s\\S])' };
 const isAsciiLetter = (c) => /^[A-Za-z]$/.test(c);
-const otherCase = (c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase());
+// Oniguruma folds case by Unicode's CaseFolding.txt: besides the other ASCII case, U+017F (long s)
+// folds to s and U+212A (Kelvin sign) to k; no other character folds to an ASCII letter.
+const FOLDS = { s: '\u017f', k: '\u212a' };
+const otherCase = (c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()) + (FOLDS[c.toLowerCase()] ?? '');
 
 function property(p, name, where) {
   for (const candidate of [name, `Script=${name}`]) {
@@ -116,9 +119,17 @@ export function translatePattern(src, where) {
           j = next;
           continue;
         }
-        if (ci && isAsciiLetter(d) && src[j + 1] === '-' && isAsciiLetter(src[j + 2] ?? '')) {
+        if (ci && isAsciiLetter(d) && src[j + 1] === '-' && isAsciiLetter(src[j + 2] ?? '') && (d <= 'Z') === (src[j + 2] <= 'Z')) {
           const a = d, b = src[j + 2];
-          body += `${a}-${b}${otherCase(a)}-${otherCase(b)}`;
+          const flip = (c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase());
+          body += `${a}-${b}${flip(a)}-${flip(b)}`;
+          for (const [letter, fold] of Object.entries(FOLDS)) if (letter >= a.toLowerCase() && letter <= b.toLowerCase()) body += fold;
+          j += 3;
+          continue;
+        }
+        if (ci && src[j + 1] === '-' && src[j + 2] !== undefined && src[j + 2] !== ']') {
+          if (isAsciiLetter(d) || isAsciiLetter(src[j + 2])) throw unsupported('a case-insensitive range between cases', j);
+          body += src.slice(j, j + 3);
           j += 3;
           continue;
         }
@@ -313,6 +324,11 @@ class Ids {
   result() { return this.a.slice(0, this.n); }
 }
 
+// The Rust crate's single_word test (its regex crate's Unicode \w next to the match) and
+// its lstrip / rstrip test (char::is_whitespace: White_Space)
+const W = '[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]';
+const WORD_BEFORE = new RegExp(`${W}$`, 'u'), WORD_AFTER = new RegExp(`^${W}`, 'u'), SPACE = /^\p{White_Space}$/u;
+
 /** Leftmost-longest matcher of literal strings (added tokens) with the Rust crate's strip rules. */
 class TokenSplitter {
   /** @param {{content: string, id: number, lstrip: boolean, rstrip: boolean, singleWord: boolean}[]} tokens */
@@ -333,12 +349,12 @@ class TokenSplitter {
     for (let m; (m = re.exec(text));) {
       const token = this.byContent.get(m[0]);
       let start = m.index, end = start + m[0].length;
-      if (token.singleWord) {
-        const before = text.slice(0, start).match(/[\p{L}\p{N}_]$/u), after = /^[\p{L}\p{N}_]/u.test(text.slice(end));
-        if (before || after) { re.lastIndex = start + 1; continue; }
+      if (token.singleWord && (WORD_BEFORE.test(text.slice(Math.max(0, start - 2), start)) || WORD_AFTER.test(text.slice(end, end + 2)))) {
+        continue; // a match inside a word is no match (the scan goes on after it, as the Rust crate's)
       }
-      if (token.lstrip) while (start > prev && /\s/.test(text[start - 1])) start--;
-      if (token.rstrip) while (end < text.length && /\s/.test(text[end])) end++;
+      // the Rust crate's lstrip / rstrip: the White_Space next to the token is part of it
+      if (token.lstrip) while (start > prev && SPACE.test(text[start - 1])) start--;
+      if (token.rstrip) while (end < text.length && SPACE.test(text[end])) end++;
       if (start > prev) out.push([text.slice(prev, start), null, prev]);
       out.push([m[0], token, m.index]);
       prev = end;

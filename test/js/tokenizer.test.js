@@ -221,6 +221,28 @@ test('added tokens with lstrip / rstrip take the spaces next to them; non-specia
   assert.equal(tok.decode(tok.encode('no ZZtop here'), { skipSpecialTokens: true }), 'no ZZtop here');
 });
 
+test('single_word added tokens match only outside words (no \\w character next to them), as the Rust crate', () => {
+  // @huggingface/tokenizers ignores single_word, so this pins the Rust crate's rule by hand
+  const json = gpt2Json(MERGES.gpt2, { extraAdded: [{ content: 'cat', special: false, single_word: true }] });
+  const tok = Tokenizer.fromJSON(json);
+  const cat = tok.idOf('cat');
+  const has = (text) => [...tok.encode(text)].includes(cat);
+  for (const text of ['cat', 'a cat', 'cat!', '(cat)', 'the cat sat', 'é cat é']) assert.ok(has(text), text);
+  for (const text of ['cats', 'concat', 'cat9', '9cat', 'écat', 'caté', 'bobcat nap', '_cat', 'cat_', 'cat\u0301']) assert.ok(!has(text), text);
+  for (const text of ['cats cat', 'concat, cat']) assert.equal(tok.decode(tok.encode(text)), text);
+});
+
+test("a case-insensitive Split group folds as Oniguruma does: (?i:'s) also matches U+017F, long s (CaseFolding.txt 017F; C; 0073)", () => {
+  // @huggingface/tokenizers folds ASCII only; the Rust crate's Oniguruma folds by Unicode
+  const json = llama3Json([], { extraVocab: ["'s", "'S", "'\u017f", 'a'].map(byteLevel) });
+  const tok = Tokenizer.fromJSON(json);
+  const pieces = (text) => [...tok.encode(text, { addSpecialTokens: false })].map((id) => tok.decode([id]));
+  assert.deepEqual(pieces("x'sa"), ['x', "'s", 'a']);
+  assert.deepEqual(pieces("x'Sa"), ['x', "'S", 'a']);
+  assert.deepEqual(pieces("x'\u017fa"), ['x', "'\u017f", 'a']);
+  throwsCode(() => Tokenizer.fromJSON(llama3Json([], { regex: '(?i:[A-z])' })), 'INVALID_FORMAT', /case-insensitive range/);
+});
+
 test("GPT-2's ByteLevel regex reads \\s as Oniguruma does (U+0085 is a space, U+FEFF is not), like a Split of the same regex", () => {
   // The reference's ByteLevel pre-tokenizer runs the regex with JS's \s (U+FEFF in, U+0085 out);
   // its Split translates the Oniguruma pattern to \p{White_Space}, which is what the Rust crate runs.
