@@ -395,7 +395,10 @@ class TokenDecoder {
 export class Tokenizer {
   /** @private use Tokenizer.fromJSON */
   constructor(spec) {
-    Object.assign(this, spec);
+    for (const [key, value] of Object.entries(spec)) {
+      // the tables stay out of console.log and JSON.stringify
+      Object.defineProperty(this, key, { value, enumerable: !key.startsWith('_'), writable: false });
+    }
     Object.freeze(this.specialIds);
   }
 
@@ -640,8 +643,11 @@ function readHuggingFace(root, cfg) {
   const specialFlags = new Uint8Array(vocabSize);
   for (const id of special) specialFlags[id] = 1;
 
-  const byName = (name) => (name === undefined ? undefined : ids.get(name));
-  const named = (key) => byName(tokenName(cfg[key], `Tokenizer.fromJSON: config.${key}`));
+  const named = (key) => {
+    const name = tokenName(cfg[key], `Tokenizer.fromJSON: config.${key}`);
+    if (name !== undefined && !ids.has(name)) throw parseError(`Tokenizer.fromJSON: config.${key} ${show(name)} is not in the vocabulary`);
+    return name === undefined ? undefined : ids.get(name);
+  };
   const firstSpecial = (names) => names.map((n) => ids.get(n)).find((id) => id !== undefined && special.has(id));
   const bpe = new BytePairEncoder({ modelIds, merges, unk, ignoreMerges: model.ignore_merges === true, byteFallback: model.byte_fallback === true, fuseUnk: model.fuse_unk === true });
 
@@ -697,8 +703,9 @@ function readPostProcessor(config, where, ids) {
     return id;
   };
   const pair = (value, at) => {
-    if (!Array.isArray(value) || typeof value[0] !== 'string') throw parseError(`${at} must be [token, id]`);
-    return idOf(value[0], at);
+    if (!Array.isArray(value) || typeof value[0] !== 'string' || !Number.isInteger(value[1])) throw parseError(`${at} must be [token, id]`);
+    if (ids.get(value[0]) !== value[1]) throw parseError(`${at}: ${show(value[0])} is not id ${value[1]} in the vocabulary`);
+    return value[1];
   };
   switch (config.type) {
     case 'ByteLevel':

@@ -165,6 +165,25 @@ test('llama3: addSpecialTokens (the default) puts <|begin_of_text|> first, from 
   assert.deepEqual([...ours.specialIds], LLAMA3_SPECIAL.map((t) => ours.idOf(t)));
 });
 
+test('RobertaProcessing, BertProcessing and a two-token template wrap the text as the reference does', () => {
+  const base = gpt2Json(MERGES.gpt2, { extraAdded: [{ content: '<s>', special: true }, { content: '</s>', special: true }] });
+  const id = (t) => base.added_tokens.find((a) => a.content === t).id;
+  const processors = [
+    { type: 'RobertaProcessing', sep: ['</s>', id('</s>')], cls: ['<s>', id('<s>')], trim_offsets: true, add_prefix_space: false },
+    { type: 'BertProcessing', sep: ['</s>', id('</s>')], cls: ['<s>', id('<s>')] },
+    { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [], special_tokens: { '<s>': { id: '<s>', ids: [id('<s>')], tokens: ['<s>'] }, '</s>': { id: '</s>', ids: [id('</s>')], tokens: ['</s>'] } } },
+  ];
+  for (const post_processor of processors) {
+    const json = { ...base, post_processor };
+    compareAll(json, ['Hello', 'a <s> b </s>', ...HAND.slice(0, 10)], { encode: { addSpecialTokens: true }, roundTrip: false });
+    compareAll(json, ['Hello', 'two words'], { encode: { addSpecialTokens: false } });
+    const tok = Tokenizer.fromJSON(json);
+    assert.equal(tok.encode('Hi')[0], id('<s>'));
+    assert.equal(tok.encode('Hi').at(-1), id('</s>'));
+  }
+});
+
 test('gpt2: BOS and EOS: <|endoftext|> is EOS without a config; tokenizer_config.json names them when given', () => {
   const json = gpt2Json(MERGES.gpt2);
   const plain = Tokenizer.fromJSON(json);
@@ -205,6 +224,14 @@ test('ByteLevel add_prefix_space (RoBERTa style) encodes as the reference', () =
   compareAll(json, [...HAND, ...randomTexts(200, 51)], { roundTrip: false });
   const tok = Tokenizer.fromJSON(json);
   assert.equal(tok.decode(tok.encode('Hello')), ' Hello');
+});
+
+test('normalizers (NFC, NFKC, Lowercase in a Sequence) apply before pre-tokenizing, and normalized added tokens match the normalized text', () => {
+  for (const normalizer of [{ type: 'NFC' }, { type: 'NFKD' }, { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Lowercase' }] }]) {
+    const json = gpt2Json(MERGES.gpt2, { extraAdded: [{ content: 'ZZtop', special: false }] });
+    json.normalizer = normalizer;
+    compareAll(json, [...HAND, 'ZZtop zztop ZZTOP', 'ﬁve ＡＢＣ e\u0301', ...randomTexts(200, 65, ['ZZtop', 'zztop', '<|endoftext|>'])], { roundTrip: false });
+  }
 });
 
 test('added tokens with lstrip / rstrip take the spaces next to them; non-special added tokens are not skipped', () => {
@@ -412,6 +439,8 @@ test('bad tokenizer files throw PARSE (malformed) or INVALID_FORMAT (a kind not 
   throwsCode(() => Tokenizer.fromJSON(edit((j) => { j.added_tokens.push({ id: 3, content: 'xyz' }); })), 'PARSE', /added_tokens\[1\]: id 3 is "xyz" here/);
   throwsCode(() => Tokenizer.fromJSON(edit((j) => { j.added_tokens.push({ id: 'x', content: 'xyz' }); })), 'PARSE', /added_tokens\[1\] must be/);
   throwsCode(() => Tokenizer.fromJSON(good(), '{"bos_token": 5}'), 'PARSE', /config\.bos_token/);
+  throwsCode(() => Tokenizer.fromJSON(good(), { eos_token: '</s>' }), 'PARSE', /config\.eos_token "<\/s>" is not in the vocabulary/);
+  throwsCode(() => Tokenizer.fromJSON(edit((j) => { j.post_processor = { type: 'RobertaProcessing', cls: ['a', 97], sep: ['b', 99] }; })), 'PARSE', /sep: "b" is not id 99/);
 });
 
 test('bad arguments throw INVALID_ARGUMENT: ids out of range or not integers, text not a string, bad options', () => {
