@@ -378,6 +378,7 @@ class TokenDecoder {
   /** Feed one id (or several); returns the text they complete (maybe ''). */
   push(ids) {
     const list = typeof ids === 'number' ? [ids] : ids;
+    if (!isIdList(list)) throw argError('TokenDecoder.push: ids must be a token id, an array or a typed array of them');
     const bytes = this.tokenizer._bytes(list, this.skip, this.first, 'TokenDecoder.push');
     if (bytes.length) this.first = false;
     return this.text.decode(bytes, { stream: true });

@@ -454,6 +454,8 @@ test('bad arguments throw INVALID_ARGUMENT: ids out of range or not integers, te
   throwsCode(() => tok.decode('abc'), 'INVALID_ARGUMENT', /array/);
   throwsCode(() => tok.decode([1], { skipSpecialTokens: 'yes' }), 'INVALID_ARGUMENT', /skipSpecialTokens must be a boolean/);
   throwsCode(() => tok.decoder().push([2, n + 5]), 'INVALID_ARGUMENT', /TokenDecoder\.push: token id/);
+  throwsCode(() => tok.decoder().push(null), 'INVALID_ARGUMENT', /TokenDecoder\.push: ids must be/);
+  throwsCode(() => tok.decoder({ skipSpecialTokens: 1 }), 'INVALID_ARGUMENT', /skipSpecialTokens/);
   throwsCode(() => tok.tokenOf(n), 'INVALID_ARGUMENT', /tokenOf/);
   throwsCode(() => tok.isSpecial(-3), 'INVALID_ARGUMENT', /isSpecial/);
   throwsCode(() => tok.idOf(3), 'INVALID_ARGUMENT', /idOf/);
