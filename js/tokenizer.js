@@ -28,13 +28,13 @@ const utf8 = new TextEncoder();
 // ---- GPT-2's byte <-> character table (bytes_to_unicode): printable Latin-1 bytes stand for
 // themselves, the 68 others for U+0100.. in byte order.
 const BYTE_CHAR = new Array(256);
-const CHAR_BYTE = new Map();
+const CHAR_BYTE = new Array(0x144); // char code -> byte (undefined: no byte)
 {
   let n = 0;
   for (let b = 0; b < 256; b++) {
     const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
     BYTE_CHAR[b] = String.fromCharCode(printable ? b : 256 + n++);
-    CHAR_BYTE.set(BYTE_CHAR[b], b);
+    CHAR_BYTE[BYTE_CHAR[b].charCodeAt(0)] = b;
   }
 }
 
@@ -518,21 +518,20 @@ function readOptions(options, fn, types) {
 
 const isIdList = (ids) => Array.isArray(ids) || (ArrayBuffer.isView(ids) && !(ids instanceof DataView) && typeof ids[0] !== 'bigint');
 
-/** offsets + pool of every id's bytes; tokens[id] undefined for holes. */
-function bytePool(tokens, bytesOf) {
-  const chunks = new Array(tokens.length);
-  let total = 0;
+/** offsets + pool of every id's bytes (tokens[id] undefined for holes): write(token, pool, at) -> bytes written. */
+function bytePool(tokens, write) {
+  let bound = 0;
+  for (let id = 0; id < tokens.length; id++) if (tokens[id] !== undefined) bound += tokens[id].length * 3;
+  const pool = new Uint8Array(bound), offsets = new Uint32Array(tokens.length + 1);
+  let at = 0;
   for (let id = 0; id < tokens.length; id++) {
-    chunks[id] = tokens[id] === undefined ? new Uint8Array(0) : bytesOf(id, tokens[id]);
-    total += chunks[id].length;
+    if (tokens[id] !== undefined) at += write(id, tokens[id], pool, at);
+    offsets[id + 1] = at;
   }
-  const pool = new Uint8Array(total), offsets = new Uint32Array(tokens.length + 1);
-  for (let id = 0; id < tokens.length; id++) {
-    pool.set(chunks[id], offsets[id]);
-    offsets[id + 1] = offsets[id] + chunks[id].length;
-  }
-  return { _pool: pool, _offsets: offsets };
+  return { _pool: pool.slice(0, at), _offsets: offsets };
 }
+
+const writeUtf8 = (id, token, pool, at) => utf8.encodeInto(token, pool.subarray(at)).written;
 
 function tokenName(value, where) {
   // tokenizer_config.json writes a token as a string or as { "content": string, ... }
@@ -561,15 +560,27 @@ function readHuggingFace(root, cfg) {
   if (!isObject(model.vocab)) throw parseError('tokenizer.json: model.vocab must be an object of token -> id');
   if (!Array.isArray(model.merges)) throw parseError('tokenizer.json: model.merges must be an array');
 
-  const ids = new Map();
-  const tokens = [];
-  for (const [token, id] of Object.entries(model.vocab)) {
-    if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw parseError(`tokenizer.json: model.vocab[${show(token)}] is ${show(id)}, not a token id`);
+  // BPE looks only at the model's own vocabulary (modelIds); idOf at the added tokens first
+  const modelIds = new Map();
+  const keys = Object.keys(model.vocab);
+  let maxId = -1;
+  for (let k = 0; k < keys.length; k++) {
+    const id = model.vocab[keys[k]];
+    if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw parseError(`tokenizer.json: model.vocab[${show(keys[k])}] is ${show(id)}, not a token id`);
+    if (id > maxId) maxId = id;
+  }
+  const tokens = new Array(maxId + 1);
+  for (let k = 0; k < keys.length; k++) {
+    const token = keys[k], id = model.vocab[token];
     if (tokens[id] !== undefined) throw parseError(`tokenizer.json: model.vocab gives id ${id} to both ${show(tokens[id])} and ${show(token)}`);
     tokens[id] = token;
-    ids.set(token, id);
+    modelIds.set(token, id);
   }
-  const modelIds = new Map(ids); // BPE looks only at the model's own vocabulary
+  const addedIdOf = new Map();
+  const ids = {
+    get: (token) => addedIdOf.get(token) ?? modelIds.get(token),
+    has: (token) => addedIdOf.has(token) || modelIds.has(token),
+  };
 
   // merges: "a b" or ["a", "b"]; rank = position in the list (a later duplicate wins, as in the Rust crate)
   const merges = new PairTable(model.merges.length);
@@ -614,7 +625,7 @@ function readHuggingFace(root, cfg) {
       throw parseError(`${where}: id ${t.id} is ${show(t.content)} here and ${show(tokens[t.id])} in the vocabulary`);
     }
     tokens[t.id] = t.content;
-    ids.set(t.content, t.id);
+    addedIdOf.set(t.content, t.id);
     if (t.special === true) special.add(t.id);
     return { content: t.content, id: t.id, lstrip: t.lstrip === true, rstrip: t.rstrip === true, singleWord: t.single_word === true, normalized: t.normalized ?? !t.special };
   });
@@ -623,7 +634,7 @@ function readHuggingFace(root, cfg) {
   const state = { byteLevel: false };
   const preTokenizer = makePreTokenizer(root.pre_tokenizer, 'tokenizer.json: pre_tokenizer', state);
   const decoderKind = readDecoder(root.decoder, 'tokenizer.json: decoder');
-  const { prefix, suffix } = readPostProcessor(root.post_processor, 'tokenizer.json: post_processor', ids);
+  const { prefix, suffix } = readPostProcessor(root.post_processor, 'tokenizer.json: post_processor', ids, tokens);
 
   // Added tokens are matched in the raw text; those flagged "normalized" also in the normalized text.
   const rawSplitter = new TokenSplitter(normalizer ? addedTokens.filter((t) => !t.normalized) : addedTokens);
@@ -631,15 +642,14 @@ function readHuggingFace(root, cfg) {
 
   const vocabSize = tokens.length;
   const addedIds = new Set(addedTokens.map((t) => t.id));
-  const pool = bytePool(tokens, (id, token) => {
-    if (decoderKind !== 'ByteLevel' || addedIds.has(id)) return utf8.encode(token);
-    const out = new Uint8Array(token.length);
+  const pool = bytePool(tokens, decoderKind !== 'ByteLevel' ? writeUtf8 : (id, token, out, at) => {
+    if (addedIds.has(id)) return writeUtf8(id, token, out, at);
     for (let k = 0; k < token.length; k++) {
-      const b = CHAR_BYTE.get(token[k]);
-      if (b === undefined) return utf8.encode(token); // as the Rust decoder: a token it cannot map stays as text
-      out[k] = b;
+      const b = CHAR_BYTE[token.charCodeAt(k)];
+      if (b === undefined) return writeUtf8(id, token, out, at); // as the Rust decoder: a token it cannot map stays as text
+      out[at + k] = b;
     }
-    return out;
+    return token.length;
   });
   const specialFlags = new Uint8Array(vocabSize);
   for (const id of special) specialFlags[id] = 1;
@@ -694,7 +704,7 @@ function readDecoder(config, where) {
   throw formatError(`${where}.type is ${show(config.type)}: this tokenizer reads the ByteLevel and Fuse decoders`);
 }
 
-function readPostProcessor(config, where, ids) {
+function readPostProcessor(config, where, ids, tokens) {
   const prefix = [], suffix = [];
   if (config === null || config === undefined) return { prefix, suffix };
   if (!isObject(config)) throw parseError(`${where} must be an object or null`);
@@ -725,7 +735,7 @@ function readPostProcessor(config, where, ids) {
           const entry = specials[name];
           const list = isObject(entry) && Array.isArray(entry.ids) ? entry.ids : [idOf(name, at)];
           for (const id of list) {
-            if (![...ids.values()].includes(id)) throw parseError(`${at}: the ids of ${show(name)} (${show(list)}) are not all in the vocabulary`);
+            if (!Number.isInteger(id) || tokens[id] === undefined) throw parseError(`${at}: the ids of ${show(name)} (${show(list)}) are not all in the vocabulary`);
             (seen ? suffix : prefix).push(id);
           }
         } else {
@@ -743,7 +753,7 @@ function readPostProcessor(config, where, ids) {
     case 'Sequence': {
       if (!Array.isArray(config.processors)) throw parseError(`${where}.processors must be an array`);
       config.processors.forEach((p, k) => {
-        const r = readPostProcessor(p, `${where}.processors[${k}]`, ids);
+        const r = readPostProcessor(p, `${where}.processors[${k}]`, ids, tokens);
         prefix.unshift(...r.prefix);
         suffix.push(...r.suffix);
       });
@@ -940,7 +950,7 @@ function readChar(root) {
     _tokens: tokens,
     _ids: ids,
     _special: special,
-    ...bytePool(tokens, (id, t) => utf8.encode(t)),
+    ...bytePool(tokens, writeUtf8),
     _separator: 0,
     _prefix: root.add_bos ? [bosId] : [],
     _suffix: root.add_eos ? [eosId] : [],
