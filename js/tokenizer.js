@@ -246,15 +246,14 @@ function splitPieces(text, regex, behavior, invert) {
 
 const BEHAVIORS = ['Removed', 'Isolated', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous'];
 
-/** Build a pre-tokenizer step (pieces => pieces) from its JSON; `state.byteLevel` set when bytes are mapped. */
-function makePreTokenizer(config, where, state) {
+/** Build a pre-tokenizer step (pieces => pieces) from its JSON. */
+function makePreTokenizer(config, where) {
   if (config === null || config === undefined) return null;
   if (!isObject(config)) throw parseError(`${where} must be an object or null`);
   switch (config.type) {
     case 'ByteLevel': {
       const addPrefixSpace = config.add_prefix_space === true;
       const useRegex = config.use_regex !== false;
-      state.byteLevel = true;
       return (pieces) => {
         const out = [];
         for (let piece of pieces) {
@@ -283,7 +282,7 @@ function makePreTokenizer(config, where, state) {
     }
     case 'Sequence': {
       if (!Array.isArray(config.pretokenizers)) throw parseError(`${where}.pretokenizers must be an array`);
-      const steps = config.pretokenizers.map((c, k) => makePreTokenizer(c, `${where}.pretokenizers[${k}]`, state)).filter(Boolean);
+      const steps = config.pretokenizers.map((c, k) => makePreTokenizer(c, `${where}.pretokenizers[${k}]`)).filter(Boolean);
       return (pieces) => steps.reduce((acc, step) => step(acc), pieces);
     }
     default:
@@ -631,8 +630,7 @@ function readHuggingFace(root, cfg) {
   });
 
   const normalizer = makeNormalizer(root.normalizer, 'tokenizer.json: normalizer');
-  const state = { byteLevel: false };
-  const preTokenizer = makePreTokenizer(root.pre_tokenizer, 'tokenizer.json: pre_tokenizer', state);
+  const preTokenizer = makePreTokenizer(root.pre_tokenizer, 'tokenizer.json: pre_tokenizer');
   const decoderKind = readDecoder(root.decoder, 'tokenizer.json: decoder');
   const { prefix, suffix } = readPostProcessor(root.post_processor, 'tokenizer.json: post_processor', ids, tokens);
 
