@@ -3,5 +3,6 @@
 import { compileFetched, makeInit, wasmUrl } from './loader.js';
 
 export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export { Tokenizer } from './tokenizer.js';
 export const init = makeInit((simd) => compileFetched(wasmUrl(simd)));
 export { startTraining } from './worker.js';

@@ -11,9 +11,9 @@ if (process.features && process.features.require_module) {
   exports.init = (options) => import('./node.js').then((m) => m.init(options));
   const needs = (name) => () => {
     throw new Error(`tilelli: require('tilelli').${name} needs Node >= 20.19 (require of ES modules); ` +
-      `on this Node use (await import('tilelli')).${name}, or tl.${name === 'TilelliError' ? 'TilelliError' : name} after init()`);
+      `on this Node use (await import('tilelli')).${name}${name === 'Tokenizer' ? '' : `, or tl.${name} after init()`}`);
   };
-  for (const name of ['TilelliError', 'startTraining', 'simdSupported', 'wasmUrl']) {
+  for (const name of ['TilelliError', 'Tokenizer', 'startTraining', 'simdSupported', 'wasmUrl']) {
     Object.defineProperty(exports, name, { enumerable: true, get: needs(name) });
   }
 }

@@ -17,7 +17,8 @@ export type TilelliErrorCode =
   | 'OUT_OF_MEMORY'
   | 'INVALID_ARGUMENT'
   /** Packed bytes are not valid for their format: an i2 code 3, a tq1 byte that is no
-   *  encoding, a bitplane bit set in both planes, or padding that is not a zero trit. */
+   *  encoding, a bitplane bit set in both planes, or padding that is not a zero trit; or a
+   *  tokenizer file of a kind Tokenizer does not read. */
   | 'INVALID_FORMAT'
   /** A buffer's length does not match the shapes: packed bytes, activations, scales, an
    *  index list, or a sparse index that is not below cols. */
@@ -767,3 +768,111 @@ declare global {
  * options throw a TilelliError (INVALID_ARGUMENT, SIZE_MISMATCH) before anything is transferred.
  */
 export function startTraining(options: StartTrainingOptions): TrainingJob;
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizers (js/tokenizer.js): plain JS, usable without init()
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * tilelli's character-level tokenizer file: one id per character, for small models.
+ * `vocab[id]` is the token of that id: one character (one code point), or a special token
+ * listed in `special` (matched whole in text, like a tokenizer.json's added tokens).
+ *
+ *     { "type": "char", "version": 1, "vocab": ["<unk>", "<bos>", "<eos>", "\n", " ", "a", ...],
+ *       "special": ["<unk>", "<bos>", "<eos>"], "unk": "<unk>", "bos": "<bos>", "eos": "<eos>",
+ *       "add_bos": true, "add_eos": false }
+ *
+ * A character not in vocab encodes to `unk`, or throws INVALID_ARGUMENT when there is none.
+ * `add_bos` / `add_eos` (default false) say what encode adds when addSpecialTokens is on.
+ */
+export interface CharTokenizerJSON {
+  type: 'char';
+  version?: 1;
+  vocab: string[];
+  special?: string[];
+  unk?: string;
+  bos?: string;
+  eos?: string;
+  add_bos?: boolean;
+  add_eos?: boolean;
+}
+
+/** A token written in tokenizer_config.json: its text, or { content }. */
+export type ConfigToken = string | { content: string } | null;
+
+/** The fields of a Hugging Face tokenizer_config.json that Tokenizer.fromJSON reads. */
+export interface TokenizerConfig {
+  bos_token?: ConfigToken;
+  eos_token?: ConfigToken;
+  unk_token?: ConfigToken;
+  pad_token?: ConfigToken;
+  [key: string]: unknown;
+}
+
+/** JSON as text, UTF-8 bytes or the parsed value. */
+export type JSONSource<T> = string | Uint8Array | ArrayBuffer | T;
+
+export interface EncodeOptions {
+  /** Add what the file adds around a text: a tokenizer.json's post-processor (Llama 3: BOS
+   *  first), a character file's add_bos / add_eos. Default true, as in Hugging Face's tokenizers. */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out special tokens (added tokens marked "special", a character file's "special"). Default false. */
+  skipSpecialTokens?: boolean;
+}
+
+/** Streaming decode for generation: feed ids as they come, get text only when it is complete UTF-8. */
+export interface TokenDecoder {
+  /** The text completed by these ids ('' while a character is still cut in two). @throws TilelliError INVALID_ARGUMENT (an id) */
+  push(ids: number | ArrayLike<number>): string;
+  /** End of the stream: what is left (U+FFFD for an incomplete character); the decoder can then start again. */
+  end(): string;
+}
+
+/**
+ * A tokenizer: byte-level BPE from a Hugging Face tokenizer.json (model "BPE": vocab and merges
+ * as "a b" or ["a", "b"], ignore_merges, byte_fallback, unk_token; pre-tokenizers ByteLevel,
+ * Split (an Oniguruma regex, translated) and Sequence, as in the GPT-2 and Llama-3 families;
+ * normalizers NFC/NFD/NFKC/NFKD/Lowercase; added tokens matched in the text before BPE, with
+ * lstrip / rstrip / single_word; post-processors TemplateProcessing, ByteLevel, Roberta, Bert
+ * and Sequence; the ByteLevel or Fuse decoder), or tilelli's character-level form
+ * (CharTokenizerJSON). Encodings are those of Hugging Face's tokenizers; decoding does not
+ * "clean up tokenization spaces", so decode(encode(text)) gives text back.
+ */
+export class Tokenizer {
+  private constructor();
+  /**
+   * Read a tokenizer.json or a character tokenizer file. `config`: the model's
+   * tokenizer_config.json, which names BOS / EOS / UNK / PAD where the tokenizer.json does not.
+   * @throws TilelliError PARSE (not JSON, a missing or ill-typed field, a merge or token not in
+   * the vocabulary), INVALID_FORMAT (a model, pre-tokenizer, normalizer, decoder,
+   * post-processor or regex construct this library does not read), UNSUPPORTED_VERSION,
+   * INVALID_ARGUMENT (neither text, bytes nor an object)
+   */
+  static fromJSON(json: JSONSource<object | CharTokenizerJSON>, config?: JSONSource<TokenizerConfig>): Tokenizer;
+  readonly kind: 'bpe' | 'char';
+  /** One more than the largest id: the rows an embedding table needs. */
+  readonly vocabSize: number;
+  /** From tokenizer_config.json, else the token a TemplateProcessing post-processor puts first (Llama 3), else undefined. */
+  readonly bosId: number | undefined;
+  /** From tokenizer_config.json, else the first special token among </s>, <|end_of_text|>, <|endoftext|>, <eos>, <|eos|>. */
+  readonly eosId: number | undefined;
+  readonly unkId: number | undefined;
+  readonly padId: number | undefined;
+  /** The ids skipSpecialTokens leaves out, ascending. */
+  readonly specialIds: readonly number[];
+  /** Text to token ids. @throws TilelliError INVALID_ARGUMENT (not a string; a character tokenizer without unk meeting an unknown character) */
+  encode(text: string, options?: EncodeOptions): Uint32Array;
+  /** Token ids to text (bytes that are not UTF-8 become U+FFFD). @throws TilelliError INVALID_ARGUMENT (an id not an integer in [0, vocabSize) or with no token) */
+  decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
+  /** A streaming decoder (TokenDecoder) over this tokenizer. */
+  decoder(options?: DecodeOptions): TokenDecoder;
+  /** The id of a vocabulary string (byte-level form for BPE: ' the' is 'Ġthe'), or undefined. */
+  idOf(token: string): number | undefined;
+  /** The vocabulary string of an id; undefined for an unused id below vocabSize. @throws TilelliError INVALID_ARGUMENT (out of range) */
+  tokenOf(id: number): string | undefined;
+  /** Is the id a special token? @throws TilelliError INVALID_ARGUMENT (out of range) */
+  isSpecial(id: number): boolean;
+}

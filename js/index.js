@@ -14,5 +14,6 @@ async function load(url) {
 }
 
 export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export { Tokenizer } from './tokenizer.js';
 export const init = makeInit((simd) => load(wasmUrl(simd)), load);
 export { startTraining } from './worker.js';

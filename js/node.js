@@ -6,6 +6,7 @@ import { makeInit, wasmUrl } from './loader.js';
 const compileFile = async (url) => WebAssembly.compile(await readFile(url));
 
 export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export { Tokenizer } from './tokenizer.js';
 export const init = makeInit((simd) => compileFile(wasmUrl(simd)), (url) =>
   (url.protocol === 'file:' ? compileFile(url) : import('./loader.js').then((l) => l.compileFetched(url))));
 export { startTraining } from './worker.js';

@@ -7,4 +7,5 @@ import scalarModule from '../dist/tilelli-scalar.wasm';
 import { makeInit } from './loader.js';
 
 export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export { Tokenizer } from './tokenizer.js';
 export const init = makeInit(async (simd) => (simd ? simdModule : scalarModule));

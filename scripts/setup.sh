@@ -19,7 +19,8 @@ ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Python: the tilelli package (python/) runs its tests, the fixture generators and the PyTorch
 # benchmarks on Debian's PyTorch (PyPI is not needed); python3-venv for the pip-install test.
-for pkg in python3-torch python3-numpy python3-pytest python3-venv libopenblas0-pthread; do
+# Public-domain text read offline by the tokenizer tests (test/js/bpe-fixtures.js): the Jargon File, fortunes.
+for pkg in python3-torch python3-numpy python3-pytest python3-venv libopenblas0-pthread jargon-text fortunes; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,12 +1,13 @@
 // example.ts — uses every public function and type of tilelli through the package name, so
 // `tsc -p test/types` fails when js/index.d.ts drifts from the API. The test suite also runs the
 // compiled output (build/types/example.js) so the declared types are the ones returned at run time.
-import { init, simdSupported, wasmUrl, TilelliError } from 'tilelli';
+import { init, simdSupported, wasmUrl, TilelliError, Tokenizer } from 'tilelli';
 import type {
   DeadzoneStats, InitOptions, Tilelli, TilelliErrorCode, Weights, MatrixFormat, MatrixShape, PackedMatrix,
   QuantizedActivations, Safetensors, TensorInfo, Architecture, Model, ModelSpec,
   StartTrainingOptions, TrainingJob, TrainingProgress, TrainingResult, TrainingWeights, TrainingEvaluation,
   Network, TrainingCheckpointSpec,
+  CharTokenizerJSON, TokenizerConfig, TokenDecoder, EncodeOptions, DecodeOptions,
 } from 'tilelli';
 import * as tilelli from 'tilelli';
 
@@ -185,7 +186,31 @@ const training = {
   flipped: progress.map((p) => p.flipped), outputs: trainedOutputs, state: job.state,
 };
 
+// Tokenizers: the character form typed, a tokenizer.json as text with its config, streaming decode.
+const charFile: CharTokenizerJSON = {
+  type: 'char', version: 1, vocab: ['<unk>', '<bos>', '<eos>', ' ', 'a', 'b', '日'], special: ['<unk>', '<bos>', '<eos>'],
+  unk: '<unk>', bos: '<bos>', eos: '<eos>', add_bos: true,
+};
+const chars: Tokenizer = Tokenizer.fromJSON(charFile);
+const encodeOptions: EncodeOptions = { addSpecialTokens: false };
+const decodeOptions: DecodeOptions = { skipSpecialTokens: true };
+const charIds: Uint32Array = chars.encode('ab 日', encodeOptions);
+const bpeConfig: TokenizerConfig = { bos_token: { content: 'a' }, eos_token: 'b' };
+const bpe: Tokenizer = Tokenizer.fromJSON(JSON.stringify({
+  model: { type: 'BPE', vocab: { a: 0, b: 1, ab: 2 }, merges: [['a', 'b']] }, added_tokens: [], normalizer: null,
+  pre_tokenizer: null, post_processor: null, decoder: { type: 'Fuse' },
+}), new TextEncoder().encode(JSON.stringify(bpeConfig)));
+const stream: TokenDecoder = chars.decoder(decodeOptions);
+const streamed: string = [...chars.encode('日 ab')].map((id) => stream.push(id)).join('') + stream.end();
+const tokenizer = {
+  kind: chars.kind, vocabSize: chars.vocabSize, bos: chars.bosId, eos: chars.eosId, unk: chars.unkId, pad: chars.padId,
+  specialIds: chars.specialIds, charIds, decoded: chars.decode(charIds, decodeOptions), streamed,
+  idOf: chars.idOf('日'), tokenOf: chars.tokenOf(6), special: chars.isSpecial(0), bpe: Array.from(bpe.encode('abab')),
+  bpeBos: bpe.bosId, bpeKind: bpe.kind,
+};
+
 export const summary = {
+  tokenizer,
   training,
   memory, tensor: info, tunedShadow: Array.from(tunedShadow), probabilities, predicted, layerTypes, modelBytes: specBytes.length,
   simd: tl.simd, version: tl.version, url: url.href, alpha, rowAlphas, values, rowValues, signs, rowSigns, lsq,
