@@ -578,7 +578,9 @@ typedef enum tl_lm_act { TL_LM_ACT_RELU2 = 1, TL_LM_ACT_SILU = 2 } tl_lm_act;
 typedef struct tl_lm tl_lm;
 
 /* context: the KV cache's length in tokens (0: min(max_position_embeddings, 2048)). The model
- * keeps its own copies: config and st may be freed afterwards. */
+ * keeps its own copies: config and st may be freed afterwards. A packed file (tl_lm_save) keeps
+ * its weights' format (f is for float checkpoints) and its config: config may then be NULL
+ * (config_len 0). */
 tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
                      tl_lm **out);
 void tl_lm_free(tl_lm *lm);
@@ -590,6 +592,12 @@ void tl_lm_free(tl_lm *lm);
 tl_status tl_lm_forward(tl_lm *lm, const uint32_t *tokens, size_t n, int all, float *logits, size_t logits_len);
 /* Back to position 0 (an empty cache). */
 void tl_lm_reset(tl_lm *lm);
+/* The packed file of the model: a safetensors file (free it with tl_free) whose metadata say
+ * "format": "tilelli-lm", "tilelli.weights" (the packed format) and "config" (config.json), with
+ * each projection as "<name>.tilelli_packed" (U8, rows x row bytes) and "<name>.tilelli_scales"
+ * (F32, rows), the other tensors float32 under their Hugging Face names. tl_lm_load of it gives
+ * the same model (the same trits and scales). */
+tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len);
 size_t tl_lm_position(const tl_lm *lm);
 size_t tl_lm_vocab_size(const tl_lm *lm);
 size_t tl_lm_context(const tl_lm *lm);

@@ -34,6 +34,20 @@ tl_status tl__fail(tl_status s, const char *fmt, ...)
 const char *tl__dtype_name(tl_dtype d);
 int tl__dtype_is_float(tl_dtype d);
 
+/* The safetensors writer (safetensors.c): n tensors in this order, data packed one after the
+ * other, and nmeta __metadata__ entries (meta[2j] the key, meta[2j + 1] the value, NUL-terminated
+ * UTF-8). The file in *out (tl__malloc'ed), *len bytes; tl_safetensors_open reads it back. */
+typedef struct {
+    const char *name;
+    tl_dtype dtype;
+    size_t ndim;
+    uint64_t shape[2];
+    const void *data;
+    size_t nbytes;
+} tl__st_entry;
+tl_status tl__safetensors_write(const tl__st_entry *e, size_t n, const char *const *meta, size_t nmeta, uint8_t **out,
+                                size_t *len);
+
 /* The core's allocator (mem.c): 16-byte aligned, counted. Use these, never malloc/free. */
 void *tl__malloc(size_t size);
 void *tl__calloc(size_t count, size_t size);

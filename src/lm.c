@@ -186,12 +186,34 @@ static tl_status tl__lm_read(const tl_safetensors *st, const char *name, size_t 
     return TL_OK;
 }
 
-/* A projection: the float tensor quantized per tensor into format f (w: scratch of rows x cols). */
+/* A projection: in a packed file (pf != 0, format pf), "<name>.tilelli_packed" (U8 [rows,
+ * row_bytes]) and "<name>.tilelli_scales" (F32 [rows]), validated as tl_matrix_from_packed does;
+ * else the float tensor quantized per tensor into format f (w: scratch of rows x cols floats). */
+#define TL__PACKED ".tilelli_packed"
+#define TL__SCALES ".tilelli_scales"
 static tl_status tl__lm_proj(const tl_safetensors *st, const char *name, size_t rows, size_t cols, tl_format f,
-                             float *w, tl_matrix **out) {
+                             tl_format pf, float *w, tl_matrix **out) {
     size_t i;
-    tl_status s = tl__lm_find(st, name, rows, cols, &i);
-    if (s || (s = tl_safetensors_read_f32(st, i, w, rows * cols))) return s;
+    tl_status s;
+    if (pf) {
+        char pn[128], sn[128];
+        size_t rb, si, nbytes;
+        tl_dtype dt;
+        const uint8_t *data;
+        snprintf(pn, sizeof pn, "%s" TL__PACKED, name), snprintf(sn, sizeof sn, "%s" TL__SCALES, name);
+        if ((s = tl_format_row_bytes(pf, cols, &rb)) || (s = tl__lm_find(st, pn, rows, rb, &i)) ||
+            (s = tl__lm_find(st, sn, rows, 0, &si)))
+            return s;
+        tl_safetensors_tensor(st, i, NULL, NULL, &dt, NULL, NULL, &data, &nbytes);
+        if (dt != TL_DTYPE_U8) return tl__fail(TL_ERR_DTYPE, "weights: \"%s\" must be U8", pn);
+        if ((s = tl_safetensors_read_f32(st, si, w, rows))) return s;
+        if ((s = tl_matrix_from_packed(pf, data, nbytes, rows, cols, w, rows, out)))
+            return s == TL_ERR_ALPHA || s == TL_ERR_FORMAT
+                       ? tl__fail(s, "weights: \"%s\": %s", name, s == TL_ERR_ALPHA ? "a scale is not finite or not > 0" : "packed bytes not valid")
+                       : s;
+        return TL_OK;
+    }
+    if ((s = tl__lm_find(st, name, rows, cols, &i)) || (s = tl_safetensors_read_f32(st, i, w, rows * cols))) return s;
     size_t bad = tl__first_non_finite(w, rows * cols);
     if (bad != rows * cols)
         return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, bad);
@@ -222,7 +244,7 @@ void tl_lm_free(tl_lm *lm) {
 }
 
 /* Every tensor present with its shape, before anything big is allocated. */
-static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl_safetensors *st) {
+static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl_safetensors *st, tl_format pf) {
     char name[96];
     size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim, i;
     tl_status s;
@@ -248,12 +270,20 @@ static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl_safetensors *st)
     for (size_t l = 0; l < lm->nlayers; l++)
         for (size_t j = 0; j < sizeof t / sizeof *t; j++) {
             snprintf(name, sizeof name, t[j].fmt, l);
-            if ((s = tl__lm_find(st, name, dims[t[j].d0], t[j].d1 < 0 ? 0 : dims[t[j].d1], &i))) return s;
+            size_t d0 = dims[t[j].d0], d1 = t[j].d1 < 0 ? 0 : dims[t[j].d1], rb;
+            if (pf && d1) { /* packed: the codes and the scales */
+                char pn[128], sn[128];
+                snprintf(pn, sizeof pn, "%s" TL__PACKED, name), snprintf(sn, sizeof sn, "%s" TL__SCALES, name);
+                if ((s = tl_format_row_bytes(pf, d1, &rb)) || (s = tl__lm_find(st, pn, d0, rb, &i)) ||
+                    (s = tl__lm_find(st, sn, d0, 0, &i)))
+                    return s;
+            } else if ((s = tl__lm_find(st, name, d0, d1, &i)))
+                return s;
         }
     return TL_OK;
 }
 
-static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f) {
+static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f, tl_format pf) {
     size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim;
     tl_status s;
     if ((s = tl__lm_read(st, "model.embed_tokens.weight", lm->vocab, D, &lm->embed)) ||
@@ -264,7 +294,7 @@ static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f
     else if ((s = tl__lm_read(st, "lm_head.weight", lm->vocab, D, &lm->head)))
         return s;
     lm->layers = tl__calloc(lm->nlayers, sizeof *lm->layers);
-    size_t big = F * D > Q * D ? F * D : Q * D;
+    size_t big = pf ? (F > Q ? (F > D ? F : D) : (Q > D ? Q : D)) : F * D > Q * D ? F * D : Q * D;
     float *w = tl__malloc(big * sizeof(float));
     if (!lm->layers || !w) {
         tl__free(w);
@@ -275,16 +305,16 @@ static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f
     for (size_t l = 0; l < lm->nlayers && !s; l++) {
         tl__lm_layer *L = &lm->layers[l];
         if ((s = tl__lm_read(st, TL__NAME("input_layernorm.weight"), D, 0, &L->in_norm)) ||
-            (s = tl__lm_proj(st, TL__NAME("self_attn.q_proj.weight"), Q, D, f, w, &L->q)) ||
-            (s = tl__lm_proj(st, TL__NAME("self_attn.k_proj.weight"), KV, D, f, w, &L->k)) ||
-            (s = tl__lm_proj(st, TL__NAME("self_attn.v_proj.weight"), KV, D, f, w, &L->v)) ||
+            (s = tl__lm_proj(st, TL__NAME("self_attn.q_proj.weight"), Q, D, f, pf, w, &L->q)) ||
+            (s = tl__lm_proj(st, TL__NAME("self_attn.k_proj.weight"), KV, D, f, pf, w, &L->k)) ||
+            (s = tl__lm_proj(st, TL__NAME("self_attn.v_proj.weight"), KV, D, f, pf, w, &L->v)) ||
             (s = tl__lm_read(st, TL__NAME("self_attn.attn_sub_norm.weight"), Q, 0, &L->attn_norm)) ||
-            (s = tl__lm_proj(st, TL__NAME("self_attn.o_proj.weight"), D, Q, f, w, &L->o)) ||
+            (s = tl__lm_proj(st, TL__NAME("self_attn.o_proj.weight"), D, Q, f, pf, w, &L->o)) ||
             (s = tl__lm_read(st, TL__NAME("post_attention_layernorm.weight"), D, 0, &L->post_norm)) ||
-            (s = tl__lm_proj(st, TL__NAME("mlp.gate_proj.weight"), F, D, f, w, &L->gate)) ||
-            (s = tl__lm_proj(st, TL__NAME("mlp.up_proj.weight"), F, D, f, w, &L->up)) ||
+            (s = tl__lm_proj(st, TL__NAME("mlp.gate_proj.weight"), F, D, f, pf, w, &L->gate)) ||
+            (s = tl__lm_proj(st, TL__NAME("mlp.up_proj.weight"), F, D, f, pf, w, &L->up)) ||
             (s = tl__lm_read(st, TL__NAME("mlp.ffn_sub_norm.weight"), F, 0, &L->ffn_norm)) ||
-            (s = tl__lm_proj(st, TL__NAME("mlp.down_proj.weight"), D, F, f, w, &L->down)))
+            (s = tl__lm_proj(st, TL__NAME("mlp.down_proj.weight"), D, F, f, pf, w, &L->down)))
             break;
     }
 #undef TL__NAME
@@ -329,10 +359,33 @@ static tl_status tl__lm_buffers(tl_lm *lm) {
     return TL_OK;
 }
 
+/* The value of metadata key `key` of st, or NULL. */
+static const char *tl__lm_meta(const tl_safetensors *st, const char *key, size_t *len) {
+    for (size_t j = 0, n = tl_safetensors_metadata_count(st); j < n; j++) {
+        const char *k, *v;
+        size_t kl, vl;
+        tl_safetensors_metadata(st, j, &k, &kl, &v, &vl);
+        if (kl == strlen(key) && !memcmp(k, key, kl)) {
+            *len = vl;
+            return v;
+        }
+    }
+    return NULL;
+}
+
 tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
                      tl_lm **out) {
-    if (!config || !st || !out) return TL_ERR_NULL;
+    if (!st || !out || (!config && config_len)) return TL_ERR_NULL;
     if (!tl_format_name(f)) return tl__fail(TL_ERR_FORMAT, "format %d is no packed format", (int)f);
+    /* a packed file (tl_lm_save) names its weights' format and may carry its config */
+    tl_format pf = (tl_format)0;
+    size_t wl = 0, ml = 0;
+    const char *magic = tl__lm_meta(st, "format", &ml), *wf = tl__lm_meta(st, "tilelli.weights", &wl);
+    if (magic && ml == 10 && !memcmp(magic, "tilelli-lm", 10)) {
+        if (!wf || tl_format_from_name(wf, wl, &pf)) return tl__fail(TL_ERR_PARSE, "metadata: \"tilelli.weights\" names no format");
+        if (!config) config = tl__lm_meta(st, "config", &config_len);
+    }
+    if (!config) return tl__fail(TL_ERR_PARSE, "no config: give config.json (the file has none in its metadata)");
     tl__json *cfg = NULL;
     tl_status s = tl__json_parse(config, config_len, &cfg);
     if (s) return s == TL_ERR_PARSE ? tl__fail(s, "config: not valid JSON") : s;
@@ -347,8 +400,8 @@ tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors
         lm->context = context ? context : (lm->max_pos < 2048 ? lm->max_pos : 2048);
         if (lm->context > TL_MAX_ELEMENTS) s = tl__fail(TL_ERR_OVERFLOW, "context %zu is too large", context);
     }
-    if (!s) s = tl__lm_check_tensors(lm, st);
-    if (!s) s = tl__lm_weights(lm, st, f);
+    if (!s) s = tl__lm_check_tensors(lm, st, pf);
+    if (!s) s = tl__lm_weights(lm, st, f, pf);
     if (!s) s = tl__lm_buffers(lm);
     if (s) {
         tl_lm_free(lm);
@@ -356,6 +409,97 @@ tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors
     }
     *out = lm;
     return TL_OK;
+}
+
+/* The configuration (Hugging Face keys) as JSON; with_state adds the runtime's fields. */
+static void tl__lm_config_json(const tl_lm *lm, tl__buf *b, int with_state) {
+    const struct {
+        const char *key;
+        size_t v;
+    } sizes[] = {{"vocab_size", lm->vocab},
+                 {"hidden_size", lm->hidden},
+                 {"intermediate_size", lm->inter},
+                 {"num_hidden_layers", lm->nlayers},
+                 {"num_attention_heads", lm->heads},
+                 {"num_key_value_heads", lm->kv_heads},
+                 {"head_dim", lm->head_dim},
+                 {"max_position_embeddings", lm->max_pos}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        tl__buf_printf(b, "%s\"%s\":%zu", i ? "," : "{", sizes[i].key, sizes[i].v);
+    tl__buf_printf(b, ",\"hidden_act\":\"%s\"", lm->act == TL_LM_ACT_RELU2 ? "relu2" : "silu");
+    tl__buf_printf(b, ",\"tie_word_embeddings\":%s", lm->tied ? "true" : "false");
+    tl__buf_printf(b, ",\"rms_norm_eps\":");
+    tl__buf_json_number(b, lm->eps);
+    tl__buf_printf(b, ",\"rope_theta\":");
+    tl__buf_json_number(b, lm->theta);
+    if (lm->bos >= 0) tl__buf_printf(b, ",\"bos_token_id\":%lld", (long long)lm->bos);
+    if (lm->eos >= 0) tl__buf_printf(b, ",\"eos_token_id\":%lld", (long long)lm->eos);
+    tl__buf_printf(b, ",\"tilelli_activations\":\"%s\"", lm->prec == TL_PRECISION_INT8 ? "int8" : "float");
+    if (with_state) {
+        tl__buf_printf(b, ",\"context\":%zu,\"position\":%zu", lm->context, lm->pos);
+        tl__buf_printf(b, ",\"format\":\"%s\"", tl_format_name(lm->layers[0].q->format));
+    }
+    tl__buf_printf(b, "}");
+}
+
+tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
+    if (!lm || !bytes || !len) return TL_ERR_NULL;
+    size_t D = lm->hidden, nt = 3 + 18 * lm->nlayers;
+    tl__st_entry *e = tl__calloc(nt, sizeof *e);
+    char *names = tl__malloc(nt * 80);
+    tl__buf cfg = {0};
+    tl__lm_config_json(lm, &cfg, 0);
+    tl__buf_put(&cfg, "", 1); /* NUL */
+    tl_status s = tl__buf_status(&cfg);
+    if (!s && (!e || !names)) s = TL_ERR_NO_MEMORY;
+    if (s) {
+        tl__free(e), tl__free(names), tl__buf_free(&cfg);
+        return s;
+    }
+    size_t n = 0;
+#define TL__F32(nm, p, d0, d1)                                                                               \
+    (e[n] = (tl__st_entry){nm, TL_DTYPE_F32, (d1) ? 2 : 1, {(d0), (d1)}, (p), (d0) * ((d1) ? (d1) : 1) * 4}, n++)
+    TL__F32("model.embed_tokens.weight", lm->embed, lm->vocab, D);
+    TL__F32("model.norm.weight", lm->final_norm, D, 0);
+    if (!lm->tied) TL__F32("lm_head.weight", lm->head, lm->vocab, D);
+    char *at = names;
+    for (size_t l = 0; l < lm->nlayers; l++) {
+        const tl__lm_layer *L = &lm->layers[l];
+        const struct {
+            const char *nm;
+            const float *v;
+            size_t len;
+        } norms[] = {{"input_layernorm", L->in_norm, D},
+                     {"self_attn.attn_sub_norm", L->attn_norm, lm->heads * lm->head_dim},
+                     {"post_attention_layernorm", L->post_norm, D},
+                     {"mlp.ffn_sub_norm", L->ffn_norm, lm->inter}};
+        for (size_t k = 0; k < 4; k++) {
+            snprintf(at, 80, "model.layers.%zu.%s.weight", l, norms[k].nm);
+            TL__F32(at, norms[k].v, norms[k].len, 0);
+            at += 80;
+        }
+        const struct {
+            const char *nm;
+            const tl_matrix *m;
+        } proj[] = {{"self_attn.q_proj", L->q},  {"self_attn.k_proj", L->k}, {"self_attn.v_proj", L->v},
+                    {"self_attn.o_proj", L->o},  {"mlp.gate_proj", L->gate}, {"mlp.up_proj", L->up},
+                    {"mlp.down_proj", L->down}};
+        for (size_t k = 0; k < 7; k++) {
+            const tl_matrix *m = proj[k].m;
+            snprintf(at, 80, "model.layers.%zu.%s.weight" TL__PACKED, l, proj[k].nm);
+            e[n++] = (tl__st_entry){at, TL_DTYPE_U8, 2, {m->rows, m->row_bytes}, m->data, m->rows * m->row_bytes};
+            at += 80;
+            snprintf(at, 80, "model.layers.%zu.%s.weight" TL__SCALES, l, proj[k].nm);
+            TL__F32(at, m->scales, m->rows, 0);
+            at += 80;
+        }
+    }
+#undef TL__F32
+    const char *meta[] = {"format", "tilelli-lm", "tilelli.weights", tl_format_name(lm->layers[0].q->format),
+                          "config", (const char *)cfg.p};
+    s = tl__safetensors_write(e, n, meta, 3, bytes, len);
+    tl__free(e), tl__free(names), tl__buf_free(&cfg);
+    return s;
 }
 
 /* ---------------------------------------------------------------------------
@@ -508,32 +652,7 @@ tl_status tl_lm_forward(tl_lm *lm, const uint32_t *tokens, size_t n, int all, fl
 tl_status tl_lm_describe(const tl_lm *lm, char **json, size_t *len) {
     if (!lm || !json || !len) return TL_ERR_NULL;
     tl__buf b = {0};
-    const struct {
-        const char *key;
-        size_t v;
-    } sizes[] = {{"vocab_size", lm->vocab},
-                 {"hidden_size", lm->hidden},
-                 {"intermediate_size", lm->inter},
-                 {"num_hidden_layers", lm->nlayers},
-                 {"num_attention_heads", lm->heads},
-                 {"num_key_value_heads", lm->kv_heads},
-                 {"head_dim", lm->head_dim},
-                 {"max_position_embeddings", lm->max_pos},
-                 {"context", lm->context},
-                 {"position", lm->pos}};
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
-        tl__buf_printf(&b, "%s\"%s\":%zu", i ? "," : "{", sizes[i].key, sizes[i].v);
-    tl__buf_printf(&b, ",\"hidden_act\":\"%s\"", lm->act == TL_LM_ACT_RELU2 ? "relu2" : "silu");
-    tl__buf_printf(&b, ",\"tie_word_embeddings\":%s", lm->tied ? "true" : "false");
-    tl__buf_printf(&b, ",\"activations\":\"%s\"", lm->prec == TL_PRECISION_INT8 ? "int8" : "float");
-    tl__buf_printf(&b, ",\"format\":\"%s\"", tl_format_name(lm->layers[0].q->format));
-    tl__buf_printf(&b, ",\"rms_norm_eps\":");
-    tl__buf_json_number(&b, lm->eps);
-    tl__buf_printf(&b, ",\"rope_theta\":");
-    tl__buf_json_number(&b, lm->theta);
-    if (lm->bos >= 0) tl__buf_printf(&b, ",\"bos_token_id\":%lld", (long long)lm->bos);
-    if (lm->eos >= 0) tl__buf_printf(&b, ",\"eos_token_id\":%lld", (long long)lm->eos);
-    tl__buf_printf(&b, "}");
+    tl__lm_config_json(lm, &b, 1);
     tl_status s = tl__buf_status(&b);
     if (s) {
         tl__buf_free(&b);

@@ -529,3 +529,53 @@ tl_status tl_safetensors_metadata(const tl_safetensors *st, size_t j, const char
     if (value_len) *value_len = m->value_len;
     return TL_OK;
 }
+
+/* ---------------------------------------------------------------------------
+ * Writing (internal.h: tl__safetensors_write)
+ * ------------------------------------------------------------------------- */
+
+tl_status tl__safetensors_write(const tl__st_entry *e, size_t n, const char *const *meta, size_t nmeta, uint8_t **out,
+                                size_t *len) {
+    tl__buf h = {0};
+    uint64_t off = 0;
+    tl__buf_put(&h, "{", 1);
+    if (nmeta) {
+        tl__buf_put(&h, "\"__metadata__\":{", 16);
+        for (size_t j = 0; j < nmeta; j++) {
+            if (j) tl__buf_put(&h, ",", 1);
+            tl__buf_json_string(&h, meta[2 * j], strlen(meta[2 * j]));
+            tl__buf_put(&h, ":", 1);
+            tl__buf_json_string(&h, meta[2 * j + 1], strlen(meta[2 * j + 1]));
+        }
+        tl__buf_put(&h, "}", 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i || nmeta) tl__buf_put(&h, ",", 1);
+        tl__buf_json_string(&h, e[i].name, strlen(e[i].name));
+        tl__buf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", tl__dtype_name(e[i].dtype));
+        for (size_t d = 0; d < e[i].ndim; d++) tl__buf_printf(&h, "%s%llu", d ? "," : "", (unsigned long long)e[i].shape[d]);
+        tl__buf_printf(&h, "],\"data_offsets\":[%llu,", (unsigned long long)off);
+        off += e[i].nbytes;
+        tl__buf_printf(&h, "%llu]}", (unsigned long long)off);
+    }
+    tl__buf_put(&h, "}", 1);
+    tl_status s = tl__buf_status(&h);
+    while (!s && h.len % 8) tl__buf_put(&h, " ", 1), s = tl__buf_status(&h); /* the data starts 8-byte aligned */
+    if (!s && (uint64_t)h.len + 8 + off > SIZE_MAX) s = TL_ERR_OVERFLOW;
+    uint8_t *f = s ? NULL : tl__malloc((size_t)(8 + h.len + off));
+    if (!s && !f) s = TL_ERR_NO_MEMORY;
+    if (s) {
+        tl__buf_free(&h);
+        return s;
+    }
+    for (int i = 0; i < 8; i++) f[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    memcpy(f + 8, h.p, h.len);
+    size_t at = 8 + h.len;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].nbytes) memcpy(f + at, e[i].data, e[i].nbytes);
+        at += e[i].nbytes;
+    }
+    tl__buf_free(&h);
+    *out = f, *len = at;
+    return TL_OK;
+}

@@ -401,6 +401,71 @@ static void test_errors(void) {
     free_spec(&s);
 }
 
+/* tl_lm_save -> tl_lm_load(NULL config): the same logits bit for bit; a damaged file is refused */
+static void test_save(void) {
+    spec s;
+    make_spec(&s, 40, 32, 72, 4, 2, 8, 2, 0, 0);
+    tl_lm *lm = NULL, *back = NULL;
+    CHECK(load(&s, ",\"tilelli_activations\":\"float\"", NULL, NULL, 32, &lm) == TL_OK, "load: %s", tl_error_detail());
+    uint8_t *file = NULL;
+    size_t len = 0;
+    CHECK(tl_lm_save(lm, &file, &len) == TL_OK && file, "save");
+    /* out of memory while saving: an error, nothing held */
+    size_t live = tl_mem_live_blocks();
+    int oom_ok = 1;
+    for (size_t k = 1; k < 8; k++) {
+        uint8_t *f2 = NULL;
+        size_t l2;
+        tl_mem_fail_after(k);
+        tl_status r = tl_lm_save(lm, &f2, &l2);
+        tl_mem_fail_after(0);
+        if (r == TL_OK) tl_free(f2);
+        else oom_ok &= r == TL_ERR_NO_MEMORY && tl_mem_live_blocks() == live;
+    }
+    CHECK(oom_ok, "save out of memory");
+    tl_safetensors *st = NULL;
+    CHECK(tl_safetensors_open(file, len, &st) == TL_OK, "the packed file is a safetensors file: %s", tl_error_detail());
+    CHECK(tl_lm_load(NULL, 0, st, TL_FORMAT_TQ1, 32, &back) == TL_OK, "load the packed file: %s", tl_error_detail());
+    uint32_t tok[12] = {1, 5, 9, 2, 33, 39, 0, 7, 7, 7, 12, 13};
+    float a[12 * 40], b[12 * 40];
+    for (int int8 = 0; int8 < 2 && back; int8++) {
+        tl_lm_set_precision(lm, int8 ? TL_PRECISION_INT8 : TL_PRECISION_FLOAT);
+        tl_lm_set_precision(back, int8 ? TL_PRECISION_INT8 : TL_PRECISION_FLOAT);
+        tl_lm_reset(lm), tl_lm_reset(back);
+        CHECK(tl_lm_forward(lm, tok, 12, 1, a, 12 * 40) == TL_OK && tl_lm_forward(back, tok, 12, 1, b, 12 * 40) == TL_OK &&
+                  !memcmp(a, b, sizeof a),
+              "saved and loaded: the same logits (%s)", int8 ? "int8" : "float");
+    }
+    char *js = NULL;
+    size_t jl;
+    CHECK(back && tl_lm_describe(back, &js, &jl) == TL_OK && strstr(js, "\"format\":\"i2\"") &&
+              strstr(js, "\"tie_word_embeddings\":false"),
+          "the packed file keeps its format and config: %s", js ? js : "");
+    if (js) tl_free(js);
+    tl_lm_free(back), back = NULL;
+    /* a packed code that is no trit (i2 code 3) */
+    size_t i;
+    const uint8_t *data;
+    CHECK(tl_safetensors_find(st, "model.layers.1.mlp.up_proj.weight.tilelli_packed", 48, &i) == TL_OK, "find");
+    tl_safetensors_tensor(st, i, NULL, NULL, NULL, NULL, NULL, &data, NULL);
+    ((uint8_t *)file)[data - file] = 0xFF;
+    CHECK(tl_lm_load(NULL, 0, st, TL_FORMAT_I2, 32, &back) == TL_ERR_FORMAT && !back &&
+              strstr(tl_error_detail(), "up_proj"),
+          "damaged codes: %s", tl_error_detail());
+    tl_safetensors_free(st);
+    tl_free(file);
+    /* a float checkpoint without a config */
+    size_t fl;
+    uint8_t *f = write_st(&s, NULL, NULL, &fl);
+    CHECK(tl_safetensors_open(f, fl, &st) == TL_OK, "open");
+    CHECK(tl_lm_load(NULL, 0, st, TL_FORMAT_I2, 32, &back) == TL_ERR_PARSE && strstr(tl_error_detail(), "no config"),
+          "no config: %s", tl_error_detail());
+    tl_safetensors_free(st);
+    free(f);
+    tl_lm_free(lm);
+    free_spec(&s);
+}
+
 static void test_oom(void) {
     spec s;
     make_spec(&s, 30, 16, 24, 2, 1, 8, 2, 1, 1);
@@ -484,6 +549,7 @@ static void test_sample(void) {
 int main(void) {
     test_models();
     test_errors();
+    test_save();
     test_oom();
     test_sample();
     return check_report("test_lm");
