@@ -26,7 +26,7 @@ keeping the best draw when MAX_TRIES run out. Logits are float32 values, written
 shortest round-trip decimal form.
 
     /usr/bin/python3 scripts/gen_lm_fixtures.py [case ...]   # rewrites test/fixtures/lm/<case>/, and
-                                           # charlm/golden.json for the model scripts/train_lm.py wrote
+                                           # charlm/expected.json for the model scripts/train_lm.py wrote
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def run_case(model: BitNetLM, prompt: list, steps: list, activations: str, n_gre
     for t in steps:
         rows.append(model([t], cache)[-1])
     greedy, gap = None, None
-    if activations == "int8":
+    if n_greedy:
         cache = KVCache(model.config)
         logits = model(prompt, cache)[-1]
         greedy, gap = [], math.inf
@@ -178,21 +178,32 @@ def make(case: dict) -> None:
 
 
 def make_charlm() -> None:
-    """golden.json for the trained model (scripts/train_lm.py writes the model): a window of the
-    held-out Jargon File text as prompt and steps. With 4 layers of 128-352 values the margin reached
-    is smaller than the tiny cases' (it is recorded)."""
+    """charlm/expected.json for the trained model (scripts/train_lm.py writes the model) with float
+    activations only: with 4 layers of 128-352 values a prompt cannot be found whose int8
+    quantizations all sit well away from rounding boundaries (the best of 400 draws of 9 characters
+    reached 1.5e-4, about the 1.2e-4 between two float32 implementations), so int8 logits of this
+    model are not a golden; the tiny cases are."""
     import train_lm
     d = os.path.join(OUT, "charlm")
     model = load_lm(d).eval()
-    data = train_lm.encode(train_lm.read_text())
-    val = data[int(len(data) * 0.95):]
-
-    def draw(trial):
-        at = int(torch.randint(0, len(val) - 16, (1,), generator=torch.Generator().manual_seed(trial)))
-        w = val[at:at + 9].tolist()
-        return w[:6], w[6:]
-
-    write_golden(d, search("charlm", model, draw, 3, 400, 5e-5, 0.0))
+    ids = {t: i for i, t in enumerate(train_lm.VOCAB)}
+    prompt_text, steps_text = "hacker n. A person who ", "enjoys"
+    prompt, steps = [ids[c] for c in prompt_text], [ids[c] for c in steps_text]
+    with torch.no_grad():
+        rows, greedy, gap = run_case(model, prompt, steps, "float", 40)
+    model.set_mode("train")
+    assert gap > 1e-3, f"charlm: a near tie in greedy decoding ({gap})"
+    out = {"prompt_text": prompt_text, "prompt": prompt, "steps_text": steps_text, "steps": steps,
+           "logits_float": [f32(r) for r in rows], "greedy_float": greedy,
+           "greedy_float_text": train_lm.decode(greedy), "greedy_gap": gap,
+           "note": "float activations (tilelli_activations overridden to float); logits rows: the last "
+                   "prompt position, then one per step fed one at a time; greedy_float: after a reset, "
+                   "the prompt, then 40 argmax tokens fed back; compare within 1e-4 of each row's "
+                   "largest |logit|"}
+    print(f"charlm: greedy (float activations, gap {gap:.3f}) {prompt_text!r} -> {train_lm.decode(greedy)!r}")
+    with open(os.path.join(d, "expected.json"), "w", encoding="utf-8") as fh:
+        json.dump(out, fh, separators=(",", ":"))
+        fh.write("\n")
 
 
 def f32(t: torch.Tensor) -> list:
