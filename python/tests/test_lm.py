@@ -387,3 +387,53 @@ def test_charlm_expected_float_logits_and_greedy_reproduce():
         greedy = model.generate(e["prompt"], len(e["greedy_float"]))
     assert rel_err(torch.stack(rows).numpy(), np.array(e["logits_float"], dtype=np.float32)) < 1e-6
     assert greedy == e["greedy_float"] and e["greedy_gap"] > 1e-3
+
+
+NODE_LM = r"""
+import { init } from %s;
+import { readFileSync } from 'node:fs';
+const [root, names] = JSON.parse(process.argv[1]);
+const out = {};
+for (const simd of [true, false]) {
+  const tl = await init({ simd });
+  for (const name of names) {
+    const d = `${root}/${name}`;
+    const g = JSON.parse(readFileSync(`${d}/golden.json`, 'utf8'));
+    const files = { config: readFileSync(`${d}/config.json`, 'utf8'), weights: readFileSync(`${d}/model.safetensors`) };
+    const r = {};
+    for (const act of ['float', 'int8']) {
+      const lm = tl.LanguageModel.load(files, { activations: act });
+      const rows = [Array.from(lm.logits(g.prompt))];
+      for (const t of g.steps) rows.push(Array.from(lm.logits([t])));
+      lm.reset();
+      let l = lm.logits(g.prompt);
+      const greedy = [];
+      for (let i = 0; i < g.greedy.length; i++) {
+        let a = 0;
+        for (let j = 1; j < l.length; j++) if (l[j] > l[a]) a = j;
+        greedy.push(a);
+        if (i + 1 < g.greedy.length) l = lm.logits([a]);
+      }
+      r[act] = { rows, greedy };
+      lm.free();
+    }
+    out[`${simd ? 'simd' : 'scalar'}/${name}`] = r;
+  }
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_the_runtime_in_node_reproduces_the_goldens_in_both_wasm_builds():
+    import subprocess
+    entry = json.dumps("file://" + os.path.join(REPO, "js", "node.js"))
+    p = subprocess.run([NODE, "--input-type=module", "-e", NODE_LM % entry, json.dumps([LM, CASES])],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert len(out) == 2 * len(CASES)
+    for key, r in out.items():
+        g = golden(key.split("/")[1])
+        assert rel_err(r["float"]["rows"], g["logits_float"]) < 1e-4, key
+        assert rel_err(r["int8"]["rows"], g["logits_int8"]) < 1e-3, key
+        assert r["int8"]["greedy"] == g["greedy"], key
