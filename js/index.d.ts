@@ -937,7 +937,7 @@ declare class LanguageModel {
    * @throws TilelliError PARSE (config or weights malformed, a tensor missing: the message names it),
    *   SHAPE, NON_FINITE, OUT_OF_MEMORY, INVALID_ARGUMENT
    */
-  static load(files: { config: JSONSource<object>; weights: Uint8Array | ArrayBuffer; tokenizer?: Tokenizer | JSONSource<object> },
+  static load(files: { config?: JSONSource<object>; weights: Uint8Array | ArrayBuffer; tokenizer?: Tokenizer | JSONSource<object> },
     options?: { context?: number; activations?: Activations; format?: MatrixFormat }): LanguageModel;
   readonly config: LanguageModelConfig;
   readonly vocabSize: number;
@@ -948,6 +948,8 @@ declare class LanguageModel {
   readonly freed: boolean;
   /** Feed tokens; the logits of the last one, or of every one with { all: true }. */
   logits(tokens: ArrayLike<number>, options?: { all?: boolean }): Float32Array;
+  /** The packed file (safetensors: packed projections, the config in its metadata); load({ weights }) reads it. */
+  save(): Uint8Array;
   /** Generate after the tokens fed so far (reset() first for a fresh start). */
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<Generation>;
   reset(): void;

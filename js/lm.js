@@ -89,7 +89,8 @@ export class LanguageModel extends Owned {
   /**
    * A model from a Hugging Face config.json (text, bytes or object) and a safetensors file of the
    * same tensor names (bytes); projections are quantized on load (per tensor, the reference's rule)
-   * into options.format ('i2' by default). options.context: the KV cache length in tokens (default
+   * into options.format ('i2' by default). A packed file (save()) needs no config and keeps its
+   * format. options.context: the KV cache length in tokens (default
    * min(max_position_embeddings, 2048)); options.activations 'int8' (BitNet, the default) or
    * 'float'. tokenizer: a Tokenizer or a tokenizer file (tokenizer.json, or tilelli's character
    * form), needed for text prompts.
@@ -100,11 +101,11 @@ export class LanguageModel extends Owned {
     const { context = 0, activations, format = 'i2' } = options(opts, fn);
     const ctx = nonNegInt(context, fn, 'context', 0);
     const prec = activations === undefined ? undefined : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations');
-    const text = configText(files.config, fn);
+    const text = files.config === undefined || files.config === null ? undefined : configText(files.config, fn);
     const weights = bytesOf(files.weights, fn, 'weights');
     const tokenizer = tokenizerOf(files.tokenizer, fn);
     const f = formatCode(rt, format, fn);
-    const cfg = new TextEncoder().encode(text);
+    const cfg = text === undefined ? new Uint8Array(0) : new TextEncoder().encode(text);
     const { base, ptrs: [cp, wp, pp] } = rt.allocBlock(fn, [cfg.length, weights.length, 8]);
     let ptr;
     try {
@@ -114,7 +115,7 @@ export class LanguageModel extends Owned {
       rt.check(rt.x.tl_safetensors_open(wp, weights.length, pp), `${fn}: weights`);
       const st = rt.u32(pp);
       try {
-        rt.check(rt.x.tl_lm_load(cp, cfg.length, st, f, ctx, pp + 4), fn);
+        rt.check(rt.x.tl_lm_load(text === undefined ? 0 : cp, cfg.length, st, f, ctx, pp + 4), fn);
         ptr = rt.u32(pp + 4);
       } finally {
         rt.x.tl_safetensors_free(st);
@@ -128,6 +129,18 @@ export class LanguageModel extends Owned {
       rt.check(s, fn);
     }
     return new this(ptr, tokenizer);
+  }
+
+  /**
+   * The packed file of this model (a safetensors file: packed projections, float embeddings and
+   * norms, the config in its metadata); load({ weights }) reads it back, no config needed.
+   */
+  save() {
+    const p = this.live('save'), rt = this.rt;
+    return rt.withBlock('LanguageModel.save', [8], ([pp]) => {
+      rt.check(rt.x.tl_lm_save(p, pp, pp + 4), 'LanguageModel.save');
+      return rt.takeBytes(pp);
+    });
   }
 
   /** Tokens fed so far (the KV cache's length). */
