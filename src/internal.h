@@ -76,6 +76,7 @@ int tl__rms_norm(float *x, size_t n, float eps, const float *w);
 float tl__silu(float x);
 void tl__softmax(float *x, size_t n);
 float tl__dot_f32(const float *a, const float *b, size_t n);
+void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, float *out);
 void tl__axpy_f32(float *y, float a, const float *x, size_t n);
 
 /*

@@ -615,7 +615,7 @@ static tl_status tl__lm_chunk(tl_lm *lm, const uint32_t *tokens, size_t n) {
 static tl_status tl__lm_logits(tl_lm *lm, float *h, float *logits) {
     if (tl__rms_norm(h, lm->hidden, lm->eps, lm->final_norm))
         return tl__fail(TL_ERR_NON_FINITE, "final norm: an output is not finite");
-    for (size_t v = 0; v < lm->vocab; v++) logits[v] = tl__dot_f32(lm->head + v * lm->hidden, h, lm->hidden);
+    tl__gemv_f32(lm->head, lm->vocab, lm->hidden, h, logits);
     size_t bad = tl__first_non_finite(logits, lm->vocab);
     if (bad != lm->vocab) return tl__fail(TL_ERR_NON_FINITE, "logits[%zu] is not finite", bad);
     return TL_OK;

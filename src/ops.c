@@ -50,6 +50,34 @@ float tl__dot_f32(const float *a, const float *b, size_t n) {
     return (l[0] + l[1]) + (l[2] + l[3]);
 }
 
+/* out[r] = tl__dot_f32(w + r * cols, x, cols) for r < rows, bit for bit, four rows at a time (four
+ * independent chains instead of one: the adds' latency no longer bounds the loop). */
+void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, float *out) {
+    size_t r = 0;
+#if TL_SIMD
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+        size_t i = 0;
+        for (; i + 4 <= cols; i += 4) {
+            v128_t xv = wasm_v128_load(x + i);
+            s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(w0 + i), xv));
+            s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(w1 + i), xv));
+            s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_v128_load(w2 + i), xv));
+            s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_v128_load(w3 + i), xv));
+        }
+        float l[4][4];
+        wasm_v128_store(l[0], s0), wasm_v128_store(l[1], s1), wasm_v128_store(l[2], s2), wasm_v128_store(l[3], s3);
+        const float *ws[4] = {w0, w1, w2, w3};
+        for (int k = 0; k < 4; k++) {
+            for (size_t j = i, q = 0; j < cols; j++, q++) l[k][q] = l[k][q] + ws[k][j] * x[j];
+            out[r + k] = (l[k][0] + l[k][1]) + (l[k][2] + l[k][3]);
+        }
+    }
+#endif
+    for (; r < rows; r++) out[r] = tl__dot_f32(w + r * cols, x, cols);
+}
+
 /* y[i] += a * x[i] */
 void tl__axpy_f32(float *y, float a, const float *x, size_t n) {
     size_t i = 0;
