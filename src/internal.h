@@ -128,6 +128,9 @@ tl_status tl__validate_packed(tl_format f, const uint8_t *in, size_t rows, size_
  * `scales` (rows finite values from tl__malloc) on success; on failure the caller keeps them. */
 tl_status tl__matrix_borrow(tl_format f, const uint8_t *data, size_t bytes, size_t rows, size_t cols,
                             float *scales, tl_matrix **out);
+/* Give a borrowing matrix its own copy of its packed bytes (a no-op for one that owns them);
+ * TL_ERR_NO_MEMORY leaves it borrowing. */
+tl_status tl__matrix_own(tl_matrix *m);
 void tl__pack_rows(tl_format f, const int8_t *trits, size_t rows, size_t cols, uint8_t *out);
 
 /* Decode packed row r of m into m->row_weights trits (padding decodes to 0). */

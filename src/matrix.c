@@ -91,6 +91,16 @@ tl_status tl__matrix_borrow(tl_format f, const uint8_t *data, size_t bytes, size
     return TL_OK;
 }
 
+tl_status tl__matrix_own(tl_matrix *m) {
+    if (!m->borrowed) return TL_OK;
+    size_t bytes = m->rows * m->row_bytes;
+    uint8_t *d = tl__malloc(bytes);
+    if (!d) return TL_ERR_NO_MEMORY;
+    memcpy(d, m->data, bytes);
+    m->data = d, m->borrowed = 0;
+    return TL_OK;
+}
+
 tl_status tl_matrix_quantize(tl_format f, const float *w, size_t rows, size_t cols, int per_row,
                              tl_matrix **out) {
     if (!w || !out) return TL_ERR_NULL;

@@ -1020,14 +1020,36 @@ static tl_status tl__load(const uint8_t *bytes, size_t len, int borrow, tl_model
 
 tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out) { return tl__load(bytes, len, 0, out); }
 
+/* tl_model_load_owned keeps the file when what the model does not use of it is at most this or a
+ * quarter of it (the header and float parameters: little beside the weights). */
+#define TL__OWNED_SLACK ((size_t)1 << 20)
+
 tl_status tl_model_load_owned(uint8_t *bytes, size_t len, tl_model **out) {
     if (!bytes || !out) return TL_ERR_NULL;
     *out = NULL;
     if ((uintptr_t)bytes % 16)
         return tl__fail(TL_ERR_ARGUMENT, "the file's buffer is not 16-byte aligned (allocate it with tl_alloc)");
     tl_status s = tl__load(bytes, len, 1, out);
-    if (!s) (*out)->file = bytes;
-    return s;
+    if (s) return s;
+    tl_model *m = *out;
+    /* A file that carries much the model does not use (data no layer names) is not kept: the
+     * matrices get copies of their bytes and the file is freed, so a model never holds more than
+     * its own bytes plus a little. */
+    size_t used = 0;
+    for (size_t i = 0; i < m->nlayers; i++)
+        if (m->layers[i].m) used += m->layers[i].m->rows * m->layers[i].m->row_bytes;
+    if (len - used <= len / 4 || len - used <= TL__OWNED_SLACK) {
+        m->file = bytes;
+        return TL_OK;
+    }
+    for (size_t i = 0; i < m->nlayers; i++)
+        if (m->layers[i].m && (s = tl__matrix_own(m->layers[i].m))) {
+            tl_model_free(m); /* the file is not its yet: it stays the caller's */
+            *out = NULL;
+            return s;
+        }
+    tl__free(bytes);
+    return TL_OK;
 }
 
 /* The header's layers and metadata (save: with blobs into data; describe: data NULL). */

@@ -1065,6 +1065,21 @@ static void test_load_owned_errors(void) {
           tl_status_name(s), tl_error_detail());
     CHECK(memcmp(own, want, n) == 0 && tl_mem_live_blocks() == blocks, "a refused buffer is left as it was");
     tl_free(own), free(want);
+    /* 2 MiB that no layer names after the data: the weights are copied out and the file freed */
+    float x[5 * IN];
+    fill_inputs(x, 5, 0);
+    runs_equal_bits(m, m, x, 5); /* m's workspace, grown now, not counted below */
+    size_t pad = (size_t)2 << 20, before = tl_mem_live_bytes();
+    own = tl_alloc(n + pad);
+    memcpy(own, b, n);
+    memset(own + n, 0, pad);
+    s = tl_model_load_owned(own, n + pad, &p);
+    CHECK(s == TL_OK && tl_mem_live_bytes() - before < n + 4096,
+          "load_owned of a file mostly unused keeps only the model's bytes: %s, %zu bytes held for a %zu-byte model",
+          tl_status_name(s), tl_mem_live_bytes() - before, n);
+    CHECK(s == TL_OK && runs_equal_bits(m, p, x, 5), "and runs as the model");
+    tl_model_free(p);
+    CHECK(tl_mem_live_bytes() == before, "all of it released");
     tl_free(b), tl_model_free(m);
     spec_free(BIG, NBIG);
     CHECK(tl_mem_live_blocks() == live, "load_owned errors hold nothing");
@@ -1690,6 +1705,15 @@ static void test_oom(void) {
     o.net = make_net(TL_QUANT_PER_ROW, 9);
     oom_sweep("tl_model_load", oom_load, &o);
     oom_sweep("tl_model_load_owned and a run", oom_load_owned, &o);
+    {
+        /* the path that copies the weights out of a mostly unused file */
+        oom_ctx padded = o;
+        padded.len = o.len + ((size_t)2 << 20);
+        padded.file = calloc(padded.len, 1);
+        memcpy(padded.file, o.file, o.len);
+        oom_sweep("tl_model_load_owned of a mostly unused file", oom_load_owned, &padded);
+        free(padded.file);
+    }
     oom_sweep("tl_model_save and describe", oom_save, &o);
     oom_sweep("the builder and set_metadata", oom_builder, &o);
     make_ctx mk[] = {{&o, MAKE_CONVERT}, {&o, MAKE_RUN}, {&o, MAKE_CKPT}, {&o, MAKE_TO_MODEL}};
