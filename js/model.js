@@ -131,7 +131,14 @@ async function loadResponse(cls, response, opts, fn, where) {
     onProgress?.({ loaded: bytes.length, total: bytes.length });
     return cls.load(bytes, { activations });
   }
-  const reader = response.body.getReader();
+  let reader, byob = false;
+  if (total !== undefined) {
+    try {
+      reader = response.body.getReader({ mode: 'byob' });
+      byob = true;
+    } catch {} // not a byte stream here: chunks
+  }
+  reader ??= response.body.getReader();
   if (total === undefined) {
     // No length to trust: the chunks, then one file.
     const chunks = [];
@@ -152,13 +159,17 @@ async function loadResponse(cls, response, opts, fn, where) {
   }
   // The declared length: one block of wasm memory, written as the chunks come, and kept by the
   // model (Model.load's in-place load). A lying length fails when the body ends or overflows.
+  // A byte stream is read into one reused buffer (a BYOB reader), so the download leaves no
+  // chunks behind for the garbage collector either.
   const { base } = rt.allocBlock(fn, [total]);
   let owned = true;
   try {
     let loaded = 0;
+    let scratch = byob ? new Uint8Array(Math.min(total, 1 << 16)) : null;
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = byob ? await reader.read(scratch) : await reader.read();
       if (done) break;
+      if (byob) scratch = new Uint8Array(value.buffer); // the same memory, handed back
       if (value.length > total - loaded) {
         await reader.cancel().catch(() => {});
         throw new TilelliError('INVALID_ARGUMENT', `${fn}: ${where} sent more than its Content-Length of ${total} bytes`, { status: STATUS.ARGUMENT });
