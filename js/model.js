@@ -161,7 +161,13 @@ async function loadResponse(cls, response, opts, fn, where) {
   // model (Model.load's in-place load). A lying length fails when the body ends or overflows.
   // A byte stream is read into one reused buffer (a BYOB reader), so the download leaves no
   // chunks behind for the garbage collector either.
-  const { base } = rt.allocBlock(fn, [total]);
+  let base;
+  try {
+    ({ base } = rt.allocBlock(fn, [total]));
+  } catch (e) {
+    await reader.cancel().catch(() => {}); // no room: the body is not read at all
+    throw e;
+  }
   let owned = true;
   try {
     let loaded = 0;

@@ -432,4 +432,11 @@ test('a loaded model keeps the file once in wasm memory; fromResponse streams a 
   await assert.rejects(tl.Model.fromResponse(withLength(file, file.length), { activations: 'int4' }), (e) => e.code === 'INVALID_ARGUMENT');
   assert.equal(tl.memoryStats().liveBlocks, blocks, 'refused downloads hold nothing');
   ref.free();
+  // a Content-Length past the instance's memory: OUT_OF_MEMORY before reading, and still usable
+  const small = await init({ maxMemory: 2 << 20 });
+  await assert.rejects(small.Model.fromResponse(withLength(file, 3 << 20)), (e) => e.code === 'OUT_OF_MEMORY');
+  assert.equal(small.memoryStats().liveBlocks, 0);
+  const again = await small.Model.fromResponse(withLength(file, file.length));
+  assert.deepEqual(again.run(x), want);
+  again.free();
 });
