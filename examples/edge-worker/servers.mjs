@@ -71,7 +71,7 @@ function track(child, name) {
  * and hands over as fd 3: a request can be sent the moment workerd is spawned, and waits in the
  * socket's backlog until workerd accepts it, so the first response times the whole start.
  */
-export async function startWorkerd({ cwd, config = 'config.capnp', socket = 'http', binary = false }) {
+export async function startWorkerd({ cwd, config = 'config.capnp', socket = 'http' }) {
   const server = createServer();
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -81,7 +81,7 @@ export async function startWorkerd({ cwd, config = 'config.capnp', socket = 'htt
   const fd = server._handle?.fd; // Node's listening socket; the child gets its own copy as fd 3
   if (!Number.isInteger(fd) || fd < 0) throw new Error('startWorkerd: this Node does not expose the listening socket\'s descriptor');
   const startedAt = performance.now();
-  const child = spawn(bins.workerd, ['serve', ...(binary ? ['--binary'] : []), config, `--socket-fd=${socket}=3`], {
+  const child = spawn(bins.workerd, ['serve', config, `--socket-fd=${socket}=3`], {
     cwd, stdio: ['ignore', 'pipe', 'pipe', fd],
   });
   server.close(); // synchronously drops this process's descriptor before its event loop accepts anything
