@@ -22,7 +22,9 @@
 //   loaded, before traffic leaves garbage; median over the starts), and after the warm traffic with
 //   its peak (VmHWM). workerd runs one isolate here, so the difference from the no-op worker is what
 //   the isolate holds for the model (wasm memory, compiled code, bundle, model bytes, JS heap).
-//   GET /model adds the wasm memory the library reports (memoryStats().wasmBytes).
+//   GET /model adds the wasm memory the library reports (memoryStats().wasmBytes). A no-op worker
+//   that imports the wide model as a data module and does nothing with it shows what workerd itself
+//   holds for a bundled model, before any library code runs.
 // onnxruntime-web 1.30 (wasm backend, 1 thread) is bundled the way workerd needs (its .wasm imported
 // as a compiled module): first as is, which fails to create a session (the error is printed); then
 // with a shim (env.wasm.wasmBinary set to a placeholder so that it uses its bundled glue, and
@@ -277,6 +279,14 @@ if (ONLY.has('workerd') || ONLY.has('ort')) {
   if (ONLY.has('workerd')) {
     servers.push({ ...(await workerdServer('workerd-tilelli-mnist', { entry: join(example, 'worker.js'), model: m.mnist.tlm })), width: 784, model: 'mnist', lib: 'tilelli' });
     servers.push({ ...(await workerdServer('workerd-tilelli-wide', { entry: join(example, 'worker.js'), model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'tilelli' });
+    // What bundling costs before any library code runs: the no-op worker importing the wide
+    // model as a data module (workerd's own copies of it).
+    const dataOnly = `import model from './model.tlm';
+const body = '{"predictions":[' + (model.byteLength > 0 ? 0 : 1) + ']}';
+const headers = { 'content-type': 'application/json; charset=utf-8' };
+export default { fetch() { return new Response(body, { headers }); } };
+`;
+    servers.push({ ...(await workerdServer('workerd-noop-data-wide', { source: dataOnly, model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'no-op + data module', dataOnly: true });
     // int8 activations (packed model file version 2): the same handler, createHandler({ activations }).
     const int8Entry = `import model from './model.tlm';
 import { createHandler } from ${JSON.stringify(join(example, 'handler.js'))};
@@ -383,7 +393,7 @@ for (const fam of families) {
     // A time for a wrong answer is worthless: each server's predictions on the 16 inputs must be
     // Node's (Model.load with the same activations; the float32 ONNX network may differ on a tie).
     for (const { s, server, agent } of up) {
-      if (s.base) continue;
+      if (s.base || s.dataOnly) continue;
       const model = tl.Model.load(await readFile(m[s.model].tlm), s.lib.includes('int8') ? { activations: 'int8' } : undefined);
       const want = Array.from(model.predict(new Float32Array(bodies.get(s.name)[16].buffer)));
       model.free();
@@ -487,5 +497,6 @@ if (deltas['workerd-tilelli-mnist']) {
 }
 if (deltas['workerd-tilelli-wide']) {
   target('workerd isolate memory with the wide MLP loaded, bundled (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
+  console.log(`        of which workerd's data module itself (the no-op worker importing the same model file): ${sign(deltas['workerd-noop-data-wide'].rss, 1)} MiB`);
   target('workerd isolate memory with the wide MLP loaded, fetched (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide-url'].rss, TARGETS.wideMiB, 'MiB');
 }

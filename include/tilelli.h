@@ -392,6 +392,15 @@ typedef struct tl_model tl_model;
  * TL_ERR_VERSION for a file of a later version, TL_ERR_FORMAT for invalid packed weights,
  * TL_ERR_NON_FINITE for a NaN or infinite float parameter. */
 tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out);
+/* tl_model_load without copying the weights: bytes (allocated with tl_alloc, so 16-byte aligned;
+ * TL_ERR_ARGUMENT otherwise) becomes the model's on success, its matrices use their packed bytes
+ * where they lie in it, and tl_model_free frees it; the caller must not touch it again. On
+ * failure bytes stays the caller's, unchanged. The same validation and errors as tl_model_load;
+ * the model holds the file (header and float parameters included) instead of a copy of its
+ * packed weights, so loading needs no room beyond the file for them. A file of which the model
+ * uses little (more than 1 MiB and more than a quarter of it named by no layer) is not kept: the
+ * weights are copied out of it and it is freed before this returns. */
+tl_status tl_model_load_owned(uint8_t *bytes, size_t len, tl_model **out);
 void tl_model_free(tl_model *m);
 /* Nonzero when bytes start like a model file (its magic), to tell it from other files. */
 int tl_model_is_file(const uint8_t *bytes, size_t len);

@@ -415,6 +415,15 @@ declare class Model {
    */
   static fromURL(url: string | URL, options?: { onProgress?: (p: { loaded: number; total: number | undefined }) => void;
     signal?: AbortSignal; activations?: Activations }): Promise<Model>;
+  /**
+   * Load a packed model file from a fetch Response (what fromURL does after its fetch). With a
+   * Content-Length (and no Content-Encoding) the body is written straight into the wasm memory the
+   * model keeps, chunk by chunk: no whole copy of the file in JavaScript. A body longer or shorter
+   * than its Content-Length is INVALID_ARGUMENT.
+   * @throws TilelliError INVALID_ARGUMENT, OUT_OF_MEMORY, PARSE, UNSUPPORTED_VERSION
+   */
+  static fromResponse(response: Response, options?: { onProgress?: (p: { loaded: number; total: number | undefined }) => void;
+    activations?: Activations }): Promise<Model>;
   /** True when the bytes start like a packed model file. */
   static isModelFile(bytes: Uint8Array | ArrayBuffer): boolean;
   readonly inputSize: number;
@@ -427,8 +436,8 @@ declare class Model {
    * allocation per call). @throws TilelliError SIZE_MISMATCH, NON_FINITE, FREED
    */
   run(input: Weights, options?: { out?: Float32Array }): Float32Array;
-  /** The argmax of each output vector. */
-  predict(input: Weights): Int32Array;
+  /** The argmax of each output vector; options.out receives the outputs too (as for run()). */
+  predict(input: Weights, options?: { out?: Float32Array }): Int32Array;
   /** Layer i's trits (out x in) and per-row scales. */
   trits(i: number): { trits: Int8Array; scales: Float32Array };
   /** The packed model file of this model (the core's writer). */

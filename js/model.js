@@ -93,6 +93,105 @@ function precisionOf(activations, fn) {
   return activations === undefined ? PRECISION.default : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations');
 }
 
+/** The model of the file at base (a block of len bytes), which it takes over; freed if refused. */
+function loadOwned(cls, base, len, activations, fn) {
+  const rt = cls.rt;
+  let precision, ptr;
+  try {
+    precision = precisionOf(activations, fn);
+    ptr = rt.make(fn, (pp) => rt.x.tl_model_load_owned(base, len, pp));
+  } catch (e) {
+    rt.free(base); // refused: the file is still ours
+    throw e;
+  }
+  if (precision !== PRECISION.default) {
+    const s = rt.x.tl_model_set_precision(ptr, precision);
+    if (s < 0) rt.x.tl_model_free(ptr);
+    rt.check(s, fn);
+  }
+  return new cls(ptr);
+}
+
+/** options of fromURL and fromResponse, checked before anything is downloaded. */
+function downloadOptions(opts, fn) {
+  const o = options(opts, fn);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalid(`${fn}: onProgress must be a function, got ${describe(o.onProgress)}`);
+  precisionOf(o.activations, fn);
+  return o;
+}
+
+/** Read a Response's body into a model of cls (see Model.fromResponse). */
+async function loadResponse(cls, response, opts, fn, where) {
+  const rt = cls.rt;
+  const { onProgress, activations } = options(opts, fn);
+  const length = Number(response.headers.get('content-length'));
+  const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : undefined;
+  if (!response.body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    onProgress?.({ loaded: bytes.length, total: bytes.length });
+    return cls.load(bytes, { activations });
+  }
+  let reader, byob = false;
+  if (total !== undefined) {
+    try {
+      reader = response.body.getReader({ mode: 'byob' });
+      byob = true;
+    } catch {} // not a byte stream here: chunks
+  }
+  reader ??= response.body.getReader();
+  if (total === undefined) {
+    // No length to trust: the chunks, then one file.
+    const chunks = [];
+    let loaded = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.length;
+      onProgress?.({ loaded, total });
+    }
+    const bytes = chunks.length === 1 ? chunks[0] : new Uint8Array(loaded);
+    if (bytes !== chunks[0]) {
+      let at = 0;
+      for (const c of chunks) { bytes.set(c, at); at += c.length; }
+    }
+    return cls.load(bytes, { activations });
+  }
+  // The declared length: one block of wasm memory, written as the chunks come, and kept by the
+  // model (Model.load's in-place load). A lying length fails when the body ends or overflows.
+  // A byte stream is read into one reused buffer (a BYOB reader), so the download leaves no
+  // chunks behind for the garbage collector either.
+  let base;
+  try {
+    ({ base } = rt.allocBlock(fn, [total]));
+  } catch (e) {
+    await reader.cancel().catch(() => {}); // no room: the body is not read at all
+    throw e;
+  }
+  let owned = true;
+  try {
+    let loaded = 0;
+    let scratch = byob ? new Uint8Array(Math.min(total, 1 << 16)) : null;
+    for (;;) {
+      const { done, value } = byob ? await reader.read(scratch) : await reader.read();
+      if (done) break;
+      if (byob) scratch = new Uint8Array(value.buffer); // the same memory, handed back
+      if (value.length > total - loaded) {
+        await reader.cancel().catch(() => {});
+        throw new TilelliError('INVALID_ARGUMENT', `${fn}: ${where} sent more than its Content-Length of ${total} bytes`, { status: STATUS.ARGUMENT });
+      }
+      rt.view(Uint8Array, base + loaded, value.length).set(value);
+      loaded += value.length;
+      onProgress?.({ loaded, total });
+    }
+    if (loaded !== total) throw new TilelliError('INVALID_ARGUMENT', `${fn}: ${where} ended after ${loaded} of its ${total} bytes`, { status: STATUS.ARGUMENT });
+    owned = false;
+    return loadOwned(cls, base, total, activations, fn);
+  } finally {
+    if (owned) rt.free(base);
+  }
+}
+
 export class Model extends Owned {
   static label = 'Model';
   static noun = 'model';
@@ -101,25 +200,33 @@ export class Model extends Owned {
     if (io.ptr) rt.free(io.ptr);
   }
   #io; // wasm buffers for run(): { ptr, batch } sized for the largest batch so far
+  #info = null; // tl_model_describe's layers and metadata, read on first use
 
   /** @internal use Model.load */
   constructor(ptr) {
     const io = { ptr: 0, batch: 0 };
     super(ptr, io);
     this.#io = io;
-    this.#describe();
+    const x = this.rt.x;
+    this.inputSize = x.tl_model_input_size(ptr);
+    this.outputSize = x.tl_model_output_size(ptr);
   }
 
-  #describe() {
+  /** The layers, as C describes them (read on first use: loading does not write the JSON). */
+  get layers() { return this.#described().layers; }
+
+  /** The file's metadata (an object of strings). */
+  get metadata() { return this.#described().metadata; }
+
+  #described() {
+    if (this.#info) return this.#info;
     const rt = this.rt, p = this.live('describe');
     const info = JSON.parse(rt.withBlock('Model', [8], ([pp]) => {
       rt.check(rt.x.tl_model_describe(p, pp, pp + 4), 'Model');
       return new TextDecoder().decode(rt.takeBytes(pp));
     }));
-    this.inputSize = info.input;
-    this.outputSize = info.output;
-    this.layers = info.layers;
-    this.metadata = info.metadata;
+    this.#info = { layers: info.layers, metadata: info.metadata };
+    return this.#info;
   }
 
   /**
@@ -129,16 +236,16 @@ export class Model extends Owned {
   static load(bytes, opts) {
     const fn = 'Model.load', rt = this.rt;
     const { activations } = options(opts, fn);
-    const precision = precisionOf(activations, fn);
+    precisionOf(activations, fn); // before the copy
     const b = bytesOf(bytes, fn);
-    const ptr = rt.withBytes(fn, b, (bp, n) => rt.make(fn, (pp) => rt.x.tl_model_load(bp, n, pp)));
-    if (precision !== PRECISION.default) {
-      const s = rt.x.tl_model_set_precision(ptr, precision);
-      if (s < 0) rt.x.tl_model_free(ptr);
-      rt.check(s, fn);
-    }
-    return new this(ptr);
+    // The file is copied into wasm memory once and the model keeps that copy: its matrices use
+    // their packed bytes where they lie in it (tl_model_load_owned), nothing is copied again.
+    const { base } = rt.allocBlock(fn, [b.length]);
+    rt.view(Uint8Array, base, b.length).set(b);
+    return loadOwned(this, base, b.length, activations, fn);
   }
+
+
 
   /**
    * Download a packed model file and load it: streamed, options.onProgress({ loaded, total })
@@ -148,35 +255,26 @@ export class Model extends Owned {
    */
   static async fromURL(url, opts) {
     const fn = 'Model.fromURL';
-    const { onProgress, signal, activations } = options(opts, fn);
-    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${fn}: onProgress must be a function, got ${describe(onProgress)}`);
+    const { signal } = downloadOptions(opts, fn);
     const where = url instanceof URL ? url : new URL(String(url), globalThis.location?.href);
     const response = await fetch(where, { signal });
     if (!response.ok) throw new TilelliError('INVALID_ARGUMENT', `${fn}: fetching ${where} gave HTTP ${response.status}`, { status: STATUS.ARGUMENT });
-    const length = Number(response.headers.get('content-length'));
-    const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : undefined;
-    let bytes;
-    if (!response.body) {
-      bytes = new Uint8Array(await response.arrayBuffer());
-      onProgress?.({ loaded: bytes.length, total: bytes.length });
-    } else {
-      const chunks = [];
-      let loaded = 0;
-      const reader = response.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        chunks.push(value);
-        loaded += value.length;
-        onProgress?.({ loaded, total });
-      }
-      bytes = total === loaded && chunks.length === 1 ? chunks[0] : new Uint8Array(loaded);
-      if (bytes !== chunks[0]) {
-        let at = 0;
-        for (const c of chunks) { bytes.set(c, at); at += c.length; }
-      }
-    }
-    return this.load(bytes, { activations });
+    return loadResponse(this, response, opts, fn, where);
+  }
+
+  /**
+   * Load a packed model file from a fetch Response (its body is read here): what fromURL does
+   * once it has the response, for a caller that fetched it itself. With a Content-Length (and no
+   * Content-Encoding) the body is written chunk by chunk straight into the wasm memory the
+   * model keeps, so no whole copy of the file is ever made in JavaScript; a body longer or
+   * shorter than its Content-Length is refused. options as for fromURL (signal aside).
+   */
+  static async fromResponse(response, opts) {
+    const fn = 'Model.fromResponse';
+    if (typeof response?.arrayBuffer !== 'function' || !('body' in response)) throw invalid(`${fn}: give a fetch Response, got ${describe(response)}`);
+    if (response.bodyUsed) throw invalid(`${fn}: the response's body was already read`);
+    downloadOptions(opts, fn);
+    return loadResponse(this, response, opts, fn, response.url || 'the response');
   }
 
   /** True when bytes start like a packed model file (to tell it from a checkpoint). */
@@ -215,9 +313,12 @@ export class Model extends Owned {
     return out;
   }
 
-  /** The index of the largest output of each vector. */
-  predict(input) {
-    const out = this.run(input);
+  /**
+   * The index of the largest output of each vector. options.out: as for run(), receives the
+   * outputs too (one run gives both).
+   */
+  predict(input, opts) {
+    const out = this.run(input, opts);
     const k = this.outputSize, pred = new Int32Array(out.length / k);
     for (let b = 0; b < pred.length; b++) {
       let best = 0;
@@ -269,14 +370,14 @@ export class Model extends Owned {
       rt.x.tl_error_clear();
       rt.check(rt.x.tl_model_set_metadata(p, jp, jl), fn);
     });
-    this.#describe();
+    this.#info = null;
   }
 
   /** Set every linear layer's activation precision ('float' | 'int8'). */
   setActivations(activations) {
     const fn = 'Model.setActivations', p = this.live('setActivations');
     this.rt.check(this.rt.x.tl_model_set_precision(p, pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations')), fn);
-    this.#describe();
+    this.#info = null;
   }
 }
 

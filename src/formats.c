@@ -63,6 +63,41 @@ static int i2_unpack_row(const uint8_t *in, size_t cols, size_t rb, int8_t *t) {
     return bad;
 }
 
+/* Fast validation of rows x row_bytes bytes (what unpack_row accepts, nothing decoded): a code 3
+ * has both bits of its pair set, and the codes sit on even bit positions of every byte, so one
+ * AND of each 64-bit word with itself shifted finds any; the padding of a row (the weights of its
+ * last block past cols) must be code 1, compared under a mask. */
+static uint64_t tl__le64_at(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v; /* the formats are little-endian; so are wasm and the hosts the tests run on */
+}
+
+static int i2_check_rows(const uint8_t *in, size_t rows, size_t cols, size_t rb) {
+    uint64_t bad = 0;
+    const size_t n = rows * rb; /* a multiple of 16 */
+    for (size_t i = 0; i < n; i += 16) {
+        uint64_t a = tl__le64_at(in + i), b = tl__le64_at(in + i + 8);
+        bad |= (a & a >> 1) | (b & b >> 1);
+    }
+    if (bad & 0x5555555555555555u) return 1;
+    bad = 0;
+    unsigned used = (unsigned)(cols % TL__I2_BLOCK_WEIGHTS);
+    if (!used) return 0;
+    uint8_t mask[16] = {0}, want[16] = {0};
+    for (unsigned w = used; w < TL__I2_BLOCK_WEIGHTS; w++) {
+        mask[tl__i2_byte(w)] |= (uint8_t)(3u << tl__i2_shift(w));
+        want[tl__i2_byte(w)] |= (uint8_t)(1u << tl__i2_shift(w));
+    }
+    uint64_t m0 = tl__le64_at(mask), m1 = tl__le64_at(mask + 8), w0 = tl__le64_at(want),
+             w1 = tl__le64_at(want + 8);
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *last = in + r * rb + rb - 16;
+        bad |= ((tl__le64_at(last) & m0) ^ w0) | ((tl__le64_at(last + 8) & m1) ^ w1);
+    }
+    return bad != 0;
+}
+
 static void i2_decode_row(const uint8_t *row, size_t rb, int8_t *out) {
     for (size_t b = 0; b < rb / 16; b++) {
         const uint8_t *p = row + 16 * b;
@@ -135,6 +170,28 @@ static int tq1_unpack_row(const uint8_t *in, size_t cols, size_t rb, int8_t *t) 
     return bad;
 }
 
+/* Fast validation: a byte is valid when it is the encoding of v = floor(q * 243 / 256), the one
+ * value whose encoding could be q (tl__tq1_encode is increasing and moves each v by less than 2);
+ * the digits of the last block past cols must be 1 (zero trits). */
+static int tq1_check_rows(const uint8_t *in, size_t rows, size_t cols, size_t rb) {
+    unsigned bad = 0;
+    const size_t n = rows * rb;
+    for (size_t i = 0; i < n; i++) {
+        unsigned q = in[i], v = q * 243u >> 8;
+        bad |= ((v * 256u + 242u) / 243u) ^ q;
+    }
+    if (bad) return 1;
+    size_t used = cols % 80;
+    if (!used) return 0;
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *last = in + r * rb + rb - 16;
+        for (unsigned j = 0; j < 16; j++)
+            for (unsigned k = 0; k < 5; k++)
+                if (16 * k + j >= used) bad |= tl__tq1_digit(last[j], k) ^ 1u;
+    }
+    return bad != 0;
+}
+
 static void tq1_decode_row(const uint8_t *row, size_t rb, int8_t *out) {
     for (size_t b = 0; b < rb / 16; b++) {
         const uint8_t *p = row + 16 * b;
@@ -186,6 +243,21 @@ static int bitplane_unpack_row(const uint8_t *in, size_t cols, size_t rb, int8_t
     return bad;
 }
 
+/* Fast validation: no bit set in both planes, no bit set past cols in either. */
+static int bitplane_check_rows(const uint8_t *in, size_t rows, size_t cols, size_t rb) {
+    const size_t half = rb / 2; /* a multiple of 16 */
+    uint64_t bad = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *pos = in + r * rb, *neg = pos + half;
+        for (size_t i = 0; i < half; i += 8) bad |= tl__le64_at(pos + i) & tl__le64_at(neg + i);
+        /* the padding: bits cols % 8.. of byte cols / 8, then every byte after it */
+        size_t b = cols / 8;
+        if (cols % 8) bad |= (uint64_t)((pos[b] | neg[b]) >> (cols % 8)), b++;
+        for (; b < half; b++) bad |= (uint64_t)(pos[b] | neg[b]);
+    }
+    return bad != 0;
+}
+
 static void bitplane_decode_row(const uint8_t *row, size_t rb, int8_t *out) {
     const uint8_t *pos = row, *neg = row + rb / 2;
     size_t nbytes = rb / 2, i = 0;
@@ -209,10 +281,12 @@ static void bitplane_decode_row(const uint8_t *row, size_t rb, int8_t *out) {
  * ------------------------------------------------------------------------- */
 
 static const tl__format_traits tl__formats[] = {
-    {TL_FORMAT_I2, "i2", 64, 16, i2_pack_row, i2_unpack_row, i2_decode_row, tl__i2_dot_x16, NULL, 1},
-    {TL_FORMAT_TQ1, "tq1", 80, 16, tq1_pack_row, tq1_unpack_row, tq1_decode_row, NULL, NULL, 0},
+    {TL_FORMAT_I2, "i2", 64, 16, i2_pack_row, i2_unpack_row, i2_decode_row, tl__i2_dot_x16, NULL, 1,
+     i2_check_rows},
+    {TL_FORMAT_TQ1, "tq1", 80, 16, tq1_pack_row, tq1_unpack_row, tq1_decode_row, NULL, NULL, 0,
+     tq1_check_rows},
     {TL_FORMAT_BITPLANE, "bitplane", 128, 32, bitplane_pack_row, bitplane_unpack_row, bitplane_decode_row,
-     NULL, tl__bitplane_dot_bits, 0},
+     NULL, tl__bitplane_dot_bits, 0, bitplane_check_rows},
 };
 #define TL__NFORMATS (sizeof tl__formats / sizeof *tl__formats)
 

@@ -103,13 +103,14 @@ struct tl_matrix {
     size_t rows, cols;
     size_t row_bytes;   /* packed bytes per row */
     size_t row_weights; /* weights per row including padding (whole blocks) */
-    uint8_t *data;      /* rows * row_bytes, 16-byte aligned */
+    uint8_t *data;      /* rows * row_bytes, 16-byte aligned; owned unless borrowed */
     float *scales;      /* rows */
     /* Built on the first sparse product: the trits column by column in the i2 code layout
      * (column c holds the codes of all rows, rows padded to 64), for column-wise updates. */
     uint8_t *colmajor;
     size_t col_bytes;
     const tl__format_traits *traits; /* tl__format(format) */
+    int borrowed;                    /* data lies in a buffer the matrix does not own (a loaded file) */
 };
 
 /* One row per packed format (src/formats.c): everything the library knows about a format is
@@ -135,6 +136,9 @@ struct tl__format_traits {
     int32_t (*dot_bits)(const uint8_t *row, size_t row_bytes, const uint64_t *x);
     /* rows are i2 blocks as they are (the float kernel's tables index their bytes directly) */
     int rows_are_i2;
+    /* Fast validation of rows packed rows (rows x row_bytes bytes): nonzero exactly when some row
+     * is one unpack_row refuses; nothing is decoded (tl__validate_packed, at load). */
+    int (*check_rows)(const uint8_t *in, size_t rows, size_t cols, size_t row_bytes);
 };
 
 /* The row of format f, or NULL for a value that names no format. */
@@ -147,6 +151,14 @@ int32_t tl__bitplane_dot_bits(const uint8_t *row, size_t row_bytes, const uint64
 
 uint8_t tl__tq1_encode(const uint8_t c[5]);
 tl_status tl__validate_packed(tl_format f, const uint8_t *in, size_t rows, size_t cols);
+/* A matrix over packed bytes it does not copy (validated as tl_matrix_from_packed does): data must
+ * be 16-byte aligned and outlive the matrix (a model file that the model owns). It takes over
+ * `scales` (rows finite values from tl__malloc) on success; on failure the caller keeps them. */
+tl_status tl__matrix_borrow(tl_format f, const uint8_t *data, size_t bytes, size_t rows, size_t cols,
+                            float *scales, tl_matrix **out);
+/* Give a borrowing matrix its own copy of its packed bytes (a no-op for one that owns them);
+ * TL_ERR_NO_MEMORY leaves it borrowing. */
+tl_status tl__matrix_own(tl_matrix *m);
 void tl__pack_rows(tl_format f, const int8_t *trits, size_t rows, size_t cols, uint8_t *out);
 
 /* Decode packed row r of m into m->row_weights trits (padding decodes to 0). */

@@ -347,6 +347,13 @@ static tl_status tl__parse_number(tl__parser *p, tl__json *v) {
         v->int_kind = huge ? TL__INT_HUGE : TL__INT_EXACT;
         /* -2^63 is the one magnitude that does not negate in int64 */
         if (!huge) v->u.num.i = neg ? (mag == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
+        /* Up to 2^53 an integer is exactly its double: no strtod, whose code (and the long-double
+         * helpers it calls) a header of sizes and offsets then never runs: less to compile when a
+         * wasm runtime compiles functions on first use. */
+        if (!huge && mag <= (uint64_t)1 << 53) {
+            v->u.num.d = neg ? -(double)mag : (double)mag;
+            return TL_OK;
+        }
     }
 
     /* The digits of the integer and fraction parts as one integer D, value = D * 10^(exp10 - F). */

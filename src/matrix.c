@@ -4,18 +4,25 @@
 
 #include "internal.h"
 
+/* A matrix of a validated shape with no buffers yet. */
+static tl_matrix *tl__matrix_shell(tl_format f, size_t rows, size_t cols) {
+    tl_matrix *m = tl__calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->format = f, m->rows = rows, m->cols = cols;
+    tl_format_row_bytes(f, cols, &m->row_bytes);
+    m->traits = tl__format(f);
+    m->row_weights = m->row_bytes / m->traits->block_bytes * m->traits->block_weights;
+    return m;
+}
+
 /* An empty matrix with its buffers allocated (data zeroed), shapes validated. */
 static tl_status tl__matrix_new(tl_format f, size_t rows, size_t cols, tl_matrix **out) {
     if (!out) return TL_ERR_NULL;
     size_t bytes;
     tl_status s = tl_format_bytes(f, rows, cols, &bytes);
     if (s) return s;
-    tl_matrix *m = tl__calloc(1, sizeof *m);
+    tl_matrix *m = tl__matrix_shell(f, rows, cols);
     if (!m) return TL_ERR_NO_MEMORY;
-    m->format = f, m->rows = rows, m->cols = cols;
-    tl_format_row_bytes(f, cols, &m->row_bytes);
-    m->traits = tl__format(f);
-    m->row_weights = m->row_bytes / m->traits->block_bytes * m->traits->block_weights;
     m->data = tl__malloc(bytes);
     m->scales = tl__malloc(rows * sizeof *m->scales);
     if (!m->data || !m->scales) {
@@ -68,6 +75,32 @@ tl_status tl_matrix_from_packed(tl_format f, const uint8_t *data, size_t bytes, 
     return TL_OK;
 }
 
+tl_status tl__matrix_borrow(tl_format f, const uint8_t *data, size_t bytes, size_t rows, size_t cols,
+                            float *scales, tl_matrix **out) {
+    size_t want;
+    tl_status s = tl_format_bytes(f, rows, cols, &want);
+    if (s) return s;
+    if (bytes != want) return TL_ERR_SIZE;
+    if ((uintptr_t)data % 16) return TL_ERR_ARGUMENT;
+    if ((s = tl__validate_packed(f, data, rows, cols))) return s;
+    tl_matrix *m = tl__matrix_shell(f, rows, cols);
+    if (!m) return TL_ERR_NO_MEMORY;
+    m->data = (uint8_t *)data, m->borrowed = 1;
+    m->scales = scales;
+    *out = m;
+    return TL_OK;
+}
+
+tl_status tl__matrix_own(tl_matrix *m) {
+    if (!m->borrowed) return TL_OK;
+    size_t bytes = m->rows * m->row_bytes;
+    uint8_t *d = tl__malloc(bytes);
+    if (!d) return TL_ERR_NO_MEMORY;
+    memcpy(d, m->data, bytes);
+    m->data = d, m->borrowed = 0;
+    return TL_OK;
+}
+
 tl_status tl_matrix_quantize(tl_format f, const float *w, size_t rows, size_t cols, int per_row,
                              tl_matrix **out) {
     if (!w || !out) return TL_ERR_NULL;
@@ -107,7 +140,7 @@ fail:
 
 void tl_matrix_free(tl_matrix *m) {
     if (!m) return;
-    tl__free(m->data);
+    if (!m->borrowed) tl__free(m->data);
     tl__free(m->scales);
     tl__free(m->colmajor);
     tl__free(m);

@@ -51,7 +51,8 @@ struct tl_model {
     float *a, *b;
     uint8_t *bits;
     tl__ws kws;
-    void *sel; /* k-WTA selection: max_width (value, index) pairs, then max_width flags */
+    void *sel;     /* k-WTA selection: max_width (value, index) pairs, then max_width flags */
+    uint8_t *file; /* tl_model_load_owned's file: the matrices' packed bytes lie in it */
 };
 
 /* tl_quantizer values by name (TL_QUANT_NONE: not recorded). */
@@ -133,6 +134,7 @@ typedef struct {
     tl__src base;
     const uint8_t *data; /* the data section */
     size_t len;
+    int borrow;          /* the matrices use their packed bytes in place (tl_model_load_owned) */
     size_t (*ranges)[2]; /* every blob, checked for overlaps at the end */
     size_t nranges, cap;
 } tl__file_src;
@@ -201,8 +203,13 @@ static tl_status tl__file_matrix(tl__src *s, const tl__json *o, tl_quantizer *qu
     if ((st = tl__blob((tl__file_src *)s, o, "packed", bytes, 0, &packed)) ||
         (st = tl__file_floats(s, o, "scales", rows, 0, &sc)))
         return st;
-    st = tl_matrix_from_packed(f, packed, bytes, rows, in, sc, rows, out);
-    tl__free(sc);
+    if (((tl__file_src *)s)->borrow) {
+        st = tl__matrix_borrow(f, packed, bytes, rows, in, sc, out); /* takes sc on success */
+        if (st) tl__free(sc);
+    } else {
+        st = tl_matrix_from_packed(f, packed, bytes, rows, in, sc, rows, out);
+        tl__free(sc);
+    }
     if (st) return tl__fail(st, "layers[%zu].packed: %s", s->li, tl_status_message(st));
     return TL_OK;
 }
@@ -858,6 +865,7 @@ void tl_model_free(tl_model *m) {
     tl__meta_clear(m);
     tl__run_clear(m);
     tl__ws_free(&m->kws);
+    tl__free(m->file); /* after the matrices that borrow from it */
     tl__free(m);
 }
 
@@ -933,7 +941,7 @@ int tl_model_is_file(const uint8_t *bytes, size_t len) {
     return bytes && len >= 4 && memcmp(bytes, TL__MODEL_MAGIC, 4) == 0;
 }
 
-tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out) {
+static tl_status tl__load(const uint8_t *bytes, size_t len, int borrow, tl_model **out) {
     if (!bytes || !out) return TL_ERR_NULL;
     *out = NULL;
     if (len < 16 || memcmp(bytes, TL__MODEL_MAGIC, 4) != 0)
@@ -959,7 +967,7 @@ tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out) {
                                                (unsigned long long)(16 + hlen))
                                     : s;
     tl__file_src fs = {{tl__file_floats, tl__file_matrix, tl__file_matrix_keys, (int)version, 0},
-                       bytes + 16 + hlen, len - 16 - (size_t)hlen, NULL, 0, 0};
+                       bytes + 16 + hlen, len - 16 - (size_t)hlen, borrow, NULL, 0, 0};
     static const char *const top_keys[] = {"format", "version", "input", "layers", "metadata", NULL};
     tl_model *m = NULL;
     const char *bad;
@@ -988,6 +996,40 @@ tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out) {
         return s;
     }
     *out = m;
+    return TL_OK;
+}
+
+tl_status tl_model_load(const uint8_t *bytes, size_t len, tl_model **out) { return tl__load(bytes, len, 0, out); }
+
+/* tl_model_load_owned keeps the file when what the model does not use of it is at most this or a
+ * quarter of it (the header and float parameters: little beside the weights). */
+#define TL__OWNED_SLACK ((size_t)1 << 20)
+
+tl_status tl_model_load_owned(uint8_t *bytes, size_t len, tl_model **out) {
+    if (!bytes || !out) return TL_ERR_NULL;
+    *out = NULL;
+    if ((uintptr_t)bytes % 16)
+        return tl__fail(TL_ERR_ARGUMENT, "the file's buffer is not 16-byte aligned (allocate it with tl_alloc)");
+    tl_status s = tl__load(bytes, len, 1, out);
+    if (s) return s;
+    tl_model *m = *out;
+    /* A file that carries much the model does not use (data no layer names) is not kept: the
+     * matrices get copies of their bytes and the file is freed, so a model never holds more than
+     * its own bytes plus a little. */
+    size_t used = 0;
+    for (size_t i = 0; i < m->nlayers; i++)
+        if (m->layers[i].m) used += m->layers[i].m->rows * m->layers[i].m->row_bytes;
+    if (len - used <= len / 4 || len - used <= TL__OWNED_SLACK) {
+        m->file = bytes;
+        return TL_OK;
+    }
+    for (size_t i = 0; i < m->nlayers; i++)
+        if (m->layers[i].m && (s = tl__matrix_own(m->layers[i].m))) {
+            tl_model_free(m); /* the file is not its yet: it stays the caller's */
+            *out = NULL;
+            return s;
+        }
+    tl__free(bytes);
     return TL_OK;
 }
 

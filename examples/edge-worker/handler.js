@@ -109,9 +109,11 @@ function inputsFromJson(value, width, maxBatch, into) {
  * The handler: an object with fetch(request, env), the shape workerd, `deno serve` and the Node
  * adapter call.
  * @param {object} options
- * @param {ArrayBuffer | Uint8Array | ((env: object) => Promise<ArrayBuffer | Uint8Array>)} options.model
+ * @param {ArrayBuffer | Uint8Array | ((env: object) => Promise<ArrayBuffer | Uint8Array | Response>)} options.model
  *   the packed model file's bytes (loaded now, at module scope), or a function that gets them
- *   (called on the first request; a failure is answered with 503 and retried on the next request)
+ *   (called on the first request; a failure is answered with 503 and retried on the next request).
+ *   A Response (the function's fetch, unread) is streamed into the wasm memory the model keeps
+ *   (Model.fromResponse), so the isolate never holds the whole file in JavaScript
  * @param {string} [options.runtime] named in GET /model
  * @param {number} [options.maxBatch] inputs per request at most (default 64)
  * @param {'float' | 'int8'} [options.activations] the precision of every linear layer's input
@@ -122,16 +124,23 @@ export function createHandler({ model, runtime = 'unknown', maxBatch = 64, activ
   let loading = null; // Promise of the loaded state, kept for the isolate's life once it succeeds
   let loaded = null;
 
-  async function load(bytes, source) {
+  async function load(file, source) {
     const tl = await init();
-    const m = activations ? tl.Model.load(bytes, { activations }) : tl.Model.load(bytes);
+    const opts = activations ? { activations } : undefined;
+    let byteLength;
+    let m;
+    if (file instanceof Response) {
+      // Streamed into the wasm memory the model keeps: no whole copy of the file in JavaScript.
+      m = await tl.Model.fromResponse(file, { ...opts, onProgress: ({ loaded }) => { byteLength = loaded; } });
+    } else {
+      m = tl.Model.load(file, opts); // copied once into wasm memory, where the model keeps it
+      byteLength = file.byteLength;
+    }
     const width = m.inputSize;
-    m.predict(new Float32Array(width)); // compile the kernels' wasm functions now, not on a client's request
-    const byteLength = bytes.byteLength;
     loaded = {
       tl, model: m, width, source,
       jsonInputs: new Float32Array(maxBatch * width), // reused: JSON inputs are written here
-      outputs: new Float32Array(maxBatch * m.outputSize), // reused: ?outputs=1 is written here
+      outputs: new Float32Array(maxBatch * m.outputSize), // reused: every run writes its outputs here
       limits: { maxBatch, octetBytes: maxBatch * width * 4, jsonBytes: maxBatch * width * JSON_BYTES_PER_VALUE },
       describe: () => ({
         input: m.inputSize, output: m.outputSize, layers: m.layers, metadata: m.metadata, bytes: byteLength,
@@ -182,12 +191,12 @@ export function createHandler({ model, runtime = 'unknown', maxBatch = 64, activ
       throw new HttpError(415, 'UNSUPPORTED_TYPE', `Content-Type ${type ? JSON.stringify(type) : 'is missing'}; send application/octet-stream (float32) or application/json`);
     }
     const { model: m } = state;
-    // Model.run checks the rest (whole inputs, NaN and infinity: NON_FINITE names the index).
-    const predictions = m.predict(x);
+    // Model.run checks the rest (whole inputs, NaN and infinity: NON_FINITE names the index). One
+    // run gives the predictions and the outputs, written into a buffer kept for the isolate.
+    const out = state.outputs.subarray(0, Math.floor(x.length / state.width) * m.outputSize);
+    const predictions = m.predict(x, { out });
     let body = `{"predictions":[${predictions.join(',')}]`;
-    if (url.searchParams.get('outputs') === '1') {
-      // A second pass (predict() owns the argmax); written into a buffer kept for the isolate.
-      const out = m.run(x, { out: state.outputs.subarray(0, predictions.length * m.outputSize) });
+    if (url.search && url.searchParams.get('outputs') === '1') {
       const rows = [];
       for (let b = 0; b < predictions.length; b++) rows.push(`[${out.subarray(b * m.outputSize, (b + 1) * m.outputSize).join(',')}]`);
       body += `,"outputs":[${rows.join(',')}]`;

@@ -501,6 +501,48 @@ static void test_round_trip(void) {
             continue;
         }
         CHECK(runs_equal_bits(m, m2, x, 1) && runs_equal_bits(m, m2, x, 5), "load(save(m)) runs bit for bit as m");
+        {
+            /* in place: the model takes the buffer and copies no weights */
+            size_t before = tl_mem_live_bytes();
+            tl_model_free(m2);
+            size_t base = tl_mem_live_bytes();
+            m2 = NULL;
+            load_exact(b1, n1, &m2);
+            before = tl_mem_live_bytes();
+            uint8_t *own = tl_alloc(n1);
+            memcpy(own, b1, n1);
+            tl_model *m3 = NULL;
+            st = tl_model_load_owned(own, n1, &m3);
+            CHECK(st == TL_OK, "load_owned(save(m)) (%s): %s %s", fname, tl_status_name(st), tl_error_detail());
+            if (!st) {
+                const tl_matrix *w = tl_model_matrix(m3, 1);
+                CHECK(tl_matrix_data(w) >= own && tl_matrix_data(w) + tl_matrix_data_bytes(w) <= own + n1,
+                      "load_owned: the packed bytes are used where they lie in the file");
+                /* m2 (tl_model_load) holds a copy of every matrix's packed bytes; m3 the file instead */
+                size_t packed = 0;
+                for (size_t i = 0; i < tl_model_layer_count(m3); i++)
+                    packed += tl_matrix_data_bytes(tl_model_matrix(m3, i));
+                size_t own_bytes = tl_mem_live_bytes() - before, copy_bytes = before - base;
+                CHECK(own_bytes == copy_bytes - packed + n1,
+                      "load_owned holds the file instead of the packed weights: %zu bytes, load %zu - %zu + %zu",
+                      own_bytes, copy_bytes, packed, n1);
+                CHECK(runs_equal_bits(m, m3, x, 1) && runs_equal_bits(m, m3, x, 5),
+                      "load_owned(save(m)) runs bit for bit as m");
+                uint8_t *b3 = NULL;
+                size_t n3 = 0;
+                CHECK(tl_model_save(m3, &b3, &n3) == TL_OK && n3 == n1 && memcmp(b3, b1, n1) == 0,
+                      "save(load_owned(save(m))) == save(m)");
+                tl_free(b3);
+                tl_model *m4 = NULL;
+                CHECK(tl_model_convert(m3, TL_FORMAT_BITPLANE, &m4) == TL_OK, "convert of a model loaded in place");
+                tl_model_free(m3); /* frees own */
+                CHECK(m4 && runs_equal_bits(m, m4, x, 5), "its conversion outlives it and runs as m");
+                tl_model_free(m4);
+            } else {
+                tl_free(own);
+            }
+            CHECK(tl_mem_live_bytes() == before, "load_owned: tl_model_free released the file");
+        }
         char *d2 = describe(m2);
         CHECK(d1 && d2 && strcmp(d1, d2) == 0, "describe(load(save(m))) == describe(m)");
         CHECK(tl_model_save(m2, &b2, &n2) == TL_OK && n1 == n2 && memcmp(b1, b2, n1) == 0,
@@ -926,6 +968,123 @@ static void test_builder_errors(void) {
 }
 
 /* Every prefix of a full saved model fails cleanly; byte flips in its header never crash. */
+/* The fast validation at load (tl_matrix_from_packed, the loader) refuses exactly what the
+ * validating unpack (tl_unpack) refuses: valid packings with bits flipped, random bytes, bad
+ * padding, over widths around every block size. */
+static void test_fast_validation(void) {
+    static const size_t widths[] = {1, 5, 8, 9, 63, 64, 65, 79, 80, 81, 127, 128, 129, 200, 256, 300};
+    size_t live = tl_mem_live_blocks();
+    int disagree = 0, valid = 0, invalid = 0;
+    for (int fi = 0; fi < 3; fi++) {
+        for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+            size_t rows = 3, cols = widths[wi], bytes = 0;
+            tl_format_bytes(FORMATS[fi], rows, cols, &bytes);
+            int8_t *t = rand_trits(rows * cols), *back = malloc(rows * cols);
+            uint8_t *good = malloc(bytes), *p = tl_alloc(bytes);
+            float scale = 1;
+            tl_pack(FORMATS[fi], t, rows, cols, good, bytes);
+            for (int trial = 0; trial < 200; trial++) {
+                memcpy(p, good, bytes);
+                if (trial % 4 == 3) { /* random bytes */
+                    for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)check_rnd();
+                } else if (trial) { /* a few flipped bits, anywhere (padding included) */
+                    for (int k = 0; k <= trial % 3; k++) {
+                        size_t bit = check_rnd() % (bytes * 8);
+                        p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+                    }
+                }
+                tl_status u = tl_unpack(FORMATS[fi], p, bytes, rows, cols, back);
+                tl_matrix *m = NULL;
+                tl_status v = tl_matrix_from_packed(FORMATS[fi], p, bytes, rows, cols, &scale, 1, &m);
+                disagree += !((u == TL_OK && v == TL_OK) || (u == TL_ERR_FORMAT && v == TL_ERR_FORMAT));
+                valid += u == TL_OK, invalid += u != TL_OK;
+                tl_matrix_free(m);
+            }
+            free(t), free(back), free(good), tl_free(p);
+        }
+    }
+    CHECK(disagree == 0 && valid > 500 && invalid > 500,
+          "fast validation == validating unpack: %d disagreements (%d valid, %d invalid inputs)", disagree, valid,
+          invalid);
+    /* every tq1 byte value, alone in a row of 80 (no padding) */
+    int tq1_bad = 0;
+    for (unsigned q = 0; q < 256; q++) {
+        uint8_t row[16];
+        int8_t trits[80];
+        memset(row, 0, sizeof row);
+        tl_pack(TL_FORMAT_TQ1, (int8_t[80]){0}, 1, 80, row, 16);
+        row[q % 16] = (uint8_t)q;
+        float one = 1;
+        tl_matrix *m = NULL;
+        tl_status u = tl_unpack(TL_FORMAT_TQ1, row, 16, 1, 80, trits);
+        tq1_bad += u != tl_matrix_from_packed(TL_FORMAT_TQ1, row, 16, 1, 80, &one, 1, &m);
+        tl_matrix_free(m);
+    }
+    CHECK(tq1_bad == 0, "tq1: all 256 byte values judged as the unpack judges them (%d differ)", tq1_bad);
+    CHECK(tl_mem_live_blocks() == live, "fast validation holds nothing");
+}
+
+/* tl_model_load_owned's own refusals: no buffer, a misaligned one, a bad file (left as it was). */
+static void test_load_owned_errors(void) {
+    size_t live = tl_mem_live_blocks();
+    spec_fill(BIG, NBIG, IN);
+    tl_model *m = NULL;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    if (build_model(BIG, NBIG, IN, TL_FORMAT_I2, &m) || tl_model_save(m, &b, &n)) {
+        CHECK(0, "owned-errors model");
+        return;
+    }
+    tl_model *p = (tl_model *)1;
+    CHECK(tl_model_load_owned(NULL, n, &p) == TL_ERR_NULL, "load_owned(NULL)");
+    CHECK(tl_model_load_owned(b, n, NULL) == TL_ERR_NULL, "load_owned(.., NULL)");
+    uint8_t *shifted = tl_alloc(n + 16);
+    memcpy(shifted + 1, b, n);
+    CHECK(tl_model_load_owned(shifted + 1, n, &p) == TL_ERR_ARGUMENT && p == NULL && detail_has("aligned"),
+          "load_owned of a misaligned buffer: %s", tl_error_detail());
+    tl_free(shifted);
+    /* a packed byte made invalid: TL_ERR_FORMAT with where, the buffer unchanged and the caller's */
+    const tl_matrix *w = tl_model_matrix(m, 1);
+    uint8_t *own = tl_alloc(n);
+    memcpy(own, b, n);
+    /* the first packed blob of layer 1 starts where save put it: find it by its bytes */
+    const uint8_t *pk = tl_matrix_data(w);
+    size_t pb = tl_matrix_data_bytes(w), off = 0;
+    for (size_t i = 16; i + pb <= n; i += 16)
+        if (memcmp(own + i, pk, pb) == 0) {
+            off = i;
+            break;
+        }
+    CHECK(off != 0, "the packed bytes of layer 1 are in the file");
+    own[off] = 0xFF; /* four codes 3 */
+    uint8_t *want = malloc(n);
+    memcpy(want, own, n);
+    size_t blocks = tl_mem_live_blocks();
+    tl_status s = tl_model_load_owned(own, n, &p);
+    CHECK(s == TL_ERR_FORMAT && p == NULL && detail_has("layers[1].packed"), "load_owned of bad codes: %s %s",
+          tl_status_name(s), tl_error_detail());
+    CHECK(memcmp(own, want, n) == 0 && tl_mem_live_blocks() == blocks, "a refused buffer is left as it was");
+    tl_free(own), free(want);
+    /* 2 MiB that no layer names after the data: the weights are copied out and the file freed */
+    float x[5 * IN];
+    fill_inputs(x, 5, 0);
+    runs_equal_bits(m, m, x, 5); /* m's workspace, grown now, not counted below */
+    size_t pad = (size_t)2 << 20, before = tl_mem_live_bytes();
+    own = tl_alloc(n + pad);
+    memcpy(own, b, n);
+    memset(own + n, 0, pad);
+    s = tl_model_load_owned(own, n + pad, &p);
+    CHECK(s == TL_OK && tl_mem_live_bytes() - before < n + 4096,
+          "load_owned of a file mostly unused keeps only the model's bytes: %s, %zu bytes held for a %zu-byte model",
+          tl_status_name(s), tl_mem_live_bytes() - before, n);
+    CHECK(s == TL_OK && runs_equal_bits(m, p, x, 5), "and runs as the model");
+    tl_model_free(p);
+    CHECK(tl_mem_live_bytes() == before, "all of it released");
+    tl_free(b), tl_model_free(m);
+    spec_free(BIG, NBIG);
+    CHECK(tl_mem_live_blocks() == live, "load_owned errors hold nothing");
+}
+
 static void test_prefixes(void) {
     spec_fill(BIG, NBIG, IN);
     tl_model *m = NULL;
@@ -943,6 +1102,12 @@ static void test_prefixes(void) {
         bad += s == TL_OK || p != NULL || !tl_is_error(s) || tl_mem_live_blocks() != live ||
                tl_mem_live_bytes() != bytes;
         tl_model_free(p);
+        /* in place: the same refusal, and the buffer stays the caller's, unchanged */
+        uint8_t *own = tl_alloc(k ? k : 1);
+        if (k) memcpy(own, b, k);
+        tl_status s2 = tl_model_load_owned(own, k, &p);
+        bad += s2 != s || p != NULL || (k && memcmp(own, b, k) != 0);
+        tl_free(own);
     }
     CHECK(bad == 0, "every prefix of a %zu-byte file fails, holding nothing (%d did not)", n, bad);
     /* flips in the header: any status, no crash, no leak */
@@ -1450,6 +1615,20 @@ static tl_status oom_load(void *c) {
     tl_model_free(m);
     return s;
 }
+static tl_status oom_load_owned(void *c) {
+    oom_ctx *o = c;
+    uint8_t *b = tl_alloc(o->len);
+    if (!b) return TL_ERR_NO_MEMORY;
+    memcpy(b, o->file, o->len);
+    tl_model *m = NULL;
+    tl_status s = tl_model_load_owned(b, o->len, &m);
+    if (s) tl_free(b); /* refused: still ours */
+    float x[3 * IN], y[3 * 6];
+    for (int i = 0; i < 3 * IN; i++) x[i] = (float)(i % 5) - 2;
+    if (!s) s = tl_model_run(m, x, 3 * IN, 3, y, 18);
+    tl_model_free(m);
+    return s;
+}
 static tl_status oom_save(void *c) {
     oom_ctx *o = c;
     uint8_t *b = NULL;
@@ -1525,6 +1704,16 @@ static void test_oom(void) {
     tl_safetensors_open(f.bytes, f.len, &o.st);
     o.net = make_net(TL_QUANT_PER_ROW, 9);
     oom_sweep("tl_model_load", oom_load, &o);
+    oom_sweep("tl_model_load_owned and a run", oom_load_owned, &o);
+    {
+        /* the path that copies the weights out of a mostly unused file */
+        oom_ctx padded = o;
+        padded.len = o.len + ((size_t)2 << 20);
+        padded.file = calloc(padded.len, 1);
+        memcpy(padded.file, o.file, o.len);
+        oom_sweep("tl_model_load_owned of a mostly unused file", oom_load_owned, &padded);
+        free(padded.file);
+    }
     oom_sweep("tl_model_save and describe", oom_save, &o);
     oom_sweep("the builder and set_metadata", oom_builder, &o);
     make_ctx mk[] = {{&o, MAKE_CONVERT}, {&o, MAKE_RUN}, {&o, MAKE_CKPT}, {&o, MAKE_TO_MODEL}};
@@ -1558,6 +1747,8 @@ int main(void) {
     test_checkpoint();
     test_training();
     test_conversions();
+    test_fast_validation();
+    test_load_owned_errors();
     test_oom();
     CHECK(tl_mem_live_blocks() == blocks, "the whole test holds nothing at the end (%zu blocks)", tl_mem_live_blocks());
     return check_report("test_model");

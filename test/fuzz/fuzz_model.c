@@ -5,7 +5,8 @@
  * two fixed input vectors (OK; NO_MEMORY/OVERFLOW for absurd widths; NON_FINITE when huge
  * weights overflow an intermediate value to infinity), then freed: nothing
  * held. The load is repeated with one allocation failing (which one depends on the input):
- * NO_MEMORY or the first status, nothing held. The seeds (corpus/model) are files written by
+ * NO_MEMORY or the first status, nothing held. The in-place load (tl_model_load_owned) of a
+ * tl_alloc copy must give the same status and, when it loads, the same outputs. The seeds (corpus/model) are files written by
  * js/model.js's packModel, so mutations start from every layer type. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
             free(x), free(y);
         }
         tl_model_free(m);
+        REQUIRE(tl_mem_live_bytes() == held);
+    }
+    /* in place (tl_model_load_owned, what Model.load uses): the same status; a model that loads
+     * runs bit for bit as the copying load's; a refused buffer is left as it was */
+    {
+        uint8_t *own = tl_alloc(len ? len : 1);
+        REQUIRE(own != NULL);
+        if (len) memcpy(own, data, len);
+        tl_model *mo = NULL;
+        tl_status so = tl_model_load_owned(own, len, &mo);
+        REQUIRE(so == s || (so == TL_ERR_NO_MEMORY && s == TL_OK));
+        if (so) {
+            REQUIRE(!mo && (!len || memcmp(own, data, len) == 0));
+            tl_free(own);
+        } else {
+            tl_model *mc = NULL;
+            REQUIRE(tl_model_load(data, len, &mc) == TL_OK);
+            size_t in = tl_model_input_size(mo), out = tl_model_output_size(mo);
+            if (in <= (1u << 12) && out <= (1u << 12)) {
+                float *x = malloc(in * sizeof *x), *y1 = malloc(out * sizeof *y1), *y2 = malloc(out * sizeof *y2);
+                for (size_t i = 0; i < in; i++) x[i] = (float)((int)(i * 29 % 61) - 30) / 15.0f;
+                tl_status r1 = tl_model_run(mc, x, in, 1, y1, out), r2 = tl_model_run(mo, x, in, 1, y2, out);
+                REQUIRE(r1 == r2 || r1 == TL_ERR_NO_MEMORY || r2 == TL_ERR_NO_MEMORY);
+                if (!r1 && !r2) REQUIRE(memcmp(y1, y2, out * sizeof *y1) == 0);
+                free(x), free(y1), free(y2);
+            }
+            tl_model_free(mc);
+            tl_model_free(mo); /* frees own */
+        }
         REQUIRE(tl_mem_live_bytes() == held);
     }
     /* the same load with one allocation failing */

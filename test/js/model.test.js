@@ -386,3 +386,57 @@ test('the CLI: help, inspect, bench, and exit codes scripts can rely on', async 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a loaded model keeps the file once in wasm memory; fromResponse streams a body into it; predict gives the outputs of its run', async () => {
+  const mats = [tl.PackedMatrix.fromWeights(floats(64 * 300, 11), [64, 300], { format: 'i2' }),
+    tl.PackedMatrix.fromWeights(floats(10 * 64, 12), [10, 64], { format: 'tq1' })];
+  const file = tl.packModel({ input: 300, layers: [{ type: 'linear', matrix: mats[0], bias: floats(64, 13) }, { type: 'relu' }, { type: 'linear', matrix: mats[1] }] });
+  for (const m of mats) m.free();
+  const x = floats(3 * 300, 14);
+  const start = tl.memoryStats().liveBytes;
+  const ref = tl.Model.load(file);
+  const held = tl.memoryStats().liveBytes - start;
+  assert.ok(held >= file.length && held < file.length + 4096, `the model holds the file and little else (${held} bytes for ${file.length})`);
+  const want = ref.run(x);
+  const out = new Float32Array(30);
+  assert.deepEqual(Array.from(ref.predict(x, { out })), Array.from(ref.predict(x)));
+  assert.deepEqual(out, want, 'predict(x, { out }) writes the outputs of the same run');
+  assert.throws(() => ref.predict(x, { out: new Float32Array(29) }), (e) => e instanceof TilelliError && e.code === 'SIZE_MISMATCH');
+
+  const chunked = (bytes, step) => new ReadableStream({
+    start() { this.at = 0; },
+    pull(c) {
+      c.enqueue(bytes.slice(this.at, this.at + step));
+      this.at += step;
+      if (this.at >= bytes.length) c.close();
+    },
+  });
+  const withLength = (body, n) => new Response(body, { headers: { 'content-length': String(n) } });
+  const blocks = tl.memoryStats().liveBlocks;
+  // a byte stream (BYOB), plain chunks with and without a Content-Length: the same model
+  for (const response of [withLength(file, file.length), withLength(chunked(file, 1000), file.length), new Response(chunked(file, 777))]) {
+    const events = [];
+    const m = await tl.Model.fromResponse(response, { onProgress: (p) => events.push(p) });
+    assert.deepEqual(m.run(x), want);
+    assert.equal(events.at(-1).loaded, file.length);
+    m.free();
+  }
+  // lengths that lie, a used body, not a response: typed errors, nothing held
+  await assert.rejects(tl.Model.fromResponse(withLength(file.slice(0, 500), file.length)), (e) => e.code === 'INVALID_ARGUMENT' && /ended after 500 of its/.test(e.message));
+  await assert.rejects(tl.Model.fromResponse(withLength(chunked(file, 1000), 600)), (e) => e.code === 'INVALID_ARGUMENT' && /more than its Content-Length of 600/.test(e.message));
+  await assert.rejects(tl.Model.fromResponse(withLength(file.slice(0, 600), 600)), (e) => e.code === 'PARSE');
+  const used = withLength(file, file.length);
+  await used.arrayBuffer();
+  await assert.rejects(tl.Model.fromResponse(used), (e) => e.code === 'INVALID_ARGUMENT' && /already read/.test(e.message));
+  await assert.rejects(tl.Model.fromResponse(file), (e) => e.code === 'INVALID_ARGUMENT' && /a fetch Response/.test(e.message));
+  await assert.rejects(tl.Model.fromResponse(withLength(file, file.length), { activations: 'int4' }), (e) => e.code === 'INVALID_ARGUMENT');
+  assert.equal(tl.memoryStats().liveBlocks, blocks, 'refused downloads hold nothing');
+  ref.free();
+  // a Content-Length past the instance's memory: OUT_OF_MEMORY before reading, and still usable
+  const small = await init({ maxMemory: 2 << 20 });
+  await assert.rejects(small.Model.fromResponse(withLength(file, 3 << 20)), (e) => e.code === 'OUT_OF_MEMORY');
+  assert.equal(small.memoryStats().liveBlocks, 0);
+  const again = await small.Model.fromResponse(withLength(file, file.length));
+  assert.deepEqual(again.run(x), want);
+  again.free();
+});
