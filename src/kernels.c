@@ -34,6 +34,33 @@ void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out) {
  * Dot products (n is a multiple of 16: rows are whole blocks)
  * ------------------------------------------------------------------------- */
 
+#if TL_RELAXED
+/* sum t[i] * x[i] for decoded trits and int8 activations, x_sum = sum x: the codes t + 1 (0..2) as
+ * relaxed_dot's 7-bit operand, x as the signed one, then - x_sum. An int16 lane takes 2 products
+ * of at most 128 * 2 per dot; each of the two accumulators takes 32 dots per 1024 weights
+ * (32 * 512 = 16384), then they are widened. */
+static int32_t tl__dot_t8_x8(const int8_t *t, const int8_t *x, size_t n, int32_t x_sum) {
+    const v128_t one = wasm_i8x16_splat(1);
+    v128_t acc = wasm_i32x4_splat(0);
+    for (size_t i0 = 0; i0 < n; i0 += 1024) {
+        size_t i1 = n - i0 > 1024 ? i0 + 1024 : n, i = i0;
+        v128_t a0 = wasm_i16x8_splat(0), a1 = a0;
+        for (; i + 32 <= i1; i += 32) {
+            a0 = wasm_i16x8_add(a0, wasm_i16x8_relaxed_dot_i8x16_i7x16(
+                                        wasm_v128_load(x + i), wasm_i8x16_add(wasm_v128_load(t + i), one)));
+            a1 = wasm_i16x8_add(a1, wasm_i16x8_relaxed_dot_i8x16_i7x16(
+                                        wasm_v128_load(x + i + 16), wasm_i8x16_add(wasm_v128_load(t + i + 16), one)));
+        }
+        if (i < i1)
+            a0 = wasm_i16x8_add(a0, wasm_i16x8_relaxed_dot_i8x16_i7x16(
+                                        wasm_v128_load(x + i), wasm_i8x16_add(wasm_v128_load(t + i), one)));
+        acc = wasm_i32x4_add(acc, wasm_i32x4_add(wasm_i32x4_extadd_pairwise_i16x8(a0),
+                                                 wasm_i32x4_extadd_pairwise_i16x8(a1)));
+    }
+    return wasm_i32x4_extract_lane(acc, 0) + wasm_i32x4_extract_lane(acc, 1) + wasm_i32x4_extract_lane(acc, 2) +
+           wasm_i32x4_extract_lane(acc, 3) - x_sum;
+}
+#else
 /* sum t[i] * x[i] for decoded trits and int16 activations. */
 static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 #if TL_SIMD
@@ -53,6 +80,7 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
     return acc;
 #endif
 }
+#endif
 
 /* Column c of the block's 64 (byte j, field i) */
 static size_t tl__col_of(unsigned j, unsigned i) { return 8 * (4 * (j % 2) + i) + j / 2; }
@@ -642,8 +670,14 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
         if (m->traits->dot_x16)
             tl__i2_x16(x + b * cols, cols, P, x16 + b * P);
         else {
+#if TL_RELAXED
+            int8_t *x8 = (int8_t *)(x16 + b * P); /* int8 for tl__dot_t8_x8 */
+            memcpy(x8, x + b * cols, cols);
+            memset(x8 + cols, 0, P - cols);
+#else
             for (size_t c = 0; c < cols; c++) x16[b * P + c] = x[b * cols + c];
             for (size_t c = cols; c < P; c++) x16[b * P + c] = 0;
+#endif
         }
     }
     if (m->traits->dot_x16) {
@@ -659,8 +693,14 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
     }
     for (size_t r = 0; r < m->rows; r++) {
         tl__decode_row(m, r, t);
-        for (size_t b = 0; b < batch; b++)
-            tl__emit(m, b, r, tl__dot_t8_x16(t, x16 + b * P, P), x_scales ? x_scales[b] : 1.0f, acc, out);
+        for (size_t b = 0; b < batch; b++) {
+#if TL_RELAXED
+            int32_t a = tl__dot_t8_x8(t, (const int8_t *)(x16 + b * P), P, sums[b]);
+#else
+            int32_t a = tl__dot_t8_x16(t, x16 + b * P, P);
+#endif
+            tl__emit(m, b, r, a, x_scales ? x_scales[b] : 1.0f, acc, out);
+        }
     }
 }
 
