@@ -562,6 +562,52 @@ size_t tl_fit_position(const tl_fit *f);
 tl_status tl_fit_evaluate(tl_fit *f, int whole, double *accuracy, double *loss);
 
 /* ---------------------------------------------------------------------------
+ * Language models (src/lm.c): decoder-only transformers with ternary projections
+ *
+ * BitNet b1.58 (Hugging Face BitNetForCausalLM: squared ReLU, attn_sub_norm / ffn_sub_norm) and
+ * Llama-style (SiLU) models from a Hugging Face config.json and a safetensors file with the same
+ * tensor names; the numbers are docs/FORMATS.md's "Language models". Projections are quantized on
+ * load with the reference's per-tensor AbsMean rule into format f; embeddings and norms stay
+ * float32. Config keys read: vocab_size, hidden_size, intermediate_size, num_hidden_layers,
+ * num_attention_heads, num_key_value_heads, head_dim, max_position_embeddings, rms_norm_eps,
+ * rope_theta, hidden_act ("relu2" | "silu"), tie_word_embeddings, bos_token_id, eos_token_id,
+ * tilelli_activations ("int8", the default, | "float"); others are ignored. Errors name the key or
+ * the tensor (tl_error_detail).
+ * ------------------------------------------------------------------------- */
+
+typedef enum tl_lm_act { TL_LM_ACT_RELU2 = 1, TL_LM_ACT_SILU = 2 } tl_lm_act;
+
+typedef struct tl_lm tl_lm;
+
+/* context: the KV cache's length in tokens (0: min(max_position_embeddings, 2048)). The model
+ * keeps its own copies: config and st may be freed afterwards. */
+tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
+                     tl_lm **out);
+void tl_lm_free(tl_lm *lm);
+
+/* Feed n tokens at the current position (prefill or one decode step: the same numbers) and write
+ * the logits of the last one (all = 0: vocab values) or of every one (all != 0: n x vocab).
+ * TL_ERR_SIZE when the tokens do not fit the context or logits_len is wrong, TL_ERR_ARGUMENT for a
+ * token id >= vocab. On error the position is unchanged. */
+tl_status tl_lm_forward(tl_lm *lm, const uint32_t *tokens, size_t n, int all, float *logits, size_t logits_len);
+/* Back to position 0 (an empty cache). */
+void tl_lm_reset(tl_lm *lm);
+size_t tl_lm_position(const tl_lm *lm);
+size_t tl_lm_vocab_size(const tl_lm *lm);
+size_t tl_lm_context(const tl_lm *lm);
+/* FLOAT or INT8 activations for every projection from now on. */
+tl_status tl_lm_set_precision(tl_lm *lm, tl_precision p);
+/* The configuration as JSON (free it with tl_free), *len bytes. */
+tl_status tl_lm_describe(const tl_lm *lm, char **json, size_t *len);
+
+/* Draw a token from logits (n values): temperature 0 or top_k 1 is greedy (the first of the
+ * largest); else softmax(logits / temperature) restricted to the top_k largest (0: all) and to the
+ * smallest prefix of those with probability mass >= top_p (1: all), drawn with the xorshift32
+ * stream in *state (advanced; 0 is seeded as 0x9E3779B9). Ties keep the lower id first. */
+tl_status tl_lm_sample(const float *logits, size_t n, float temperature, size_t top_k, float top_p, uint32_t *state,
+                       uint32_t *token);
+
+/* ---------------------------------------------------------------------------
  * Memory (for bindings: the wasm module exports these so JS can place buffers)
  * ------------------------------------------------------------------------- */
 

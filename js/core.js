@@ -11,6 +11,7 @@ import { Runtime, bindClass, toF32, toShape, toNumber, explainer } from './runti
 import { PackedMatrix, packingApi } from './matrix.js';
 import { Model, Safetensors, packCheckpoint, packModel } from './model.js';
 import { Fit, Network } from './train.js';
+import { LanguageModel } from './lm.js';
 import { relaxedSelfTest } from './selftest.js';
 
 const PAGE = 65536;
@@ -127,7 +128,7 @@ function createApi(rt, build) {
 
   // The module-level classes, bound to this instance (their statics and instances use rt).
   const classes = rt.classes;
-  for (const C of [PackedMatrix, Model, Safetensors, Network, Fit]) classes[C.label] = bindClass(C, rt); // labels survive minifiers
+  for (const C of [PackedMatrix, Model, Safetensors, Network, Fit, LanguageModel]) classes[C.label] = bindClass(C, rt); // labels survive minifiers
   const api = {
     ...packingApi(rt),
     /** Checkpoints, the packed model file and the model runtime (see js/model.js). */
@@ -135,6 +136,8 @@ function createApi(rt, build) {
     Model: classes.Model,
     packModel: (spec) => packModel(rt, spec),
     packCheckpoint: (checkpoint, arch, opts) => packCheckpoint(rt, checkpoint, arch, opts),
+    /** Transformers with ternary projections: load, logits, generate (see js/lm.js). */
+    LanguageModel: classes.LanguageModel,
     /** STE training of ternary MLPs (see js/train.js). */
     Network: classes.Network,
     /**

@@ -319,6 +319,8 @@ export interface Tilelli {
   /** A checkpoint plus an architecture description -> the packed model file. */
   packCheckpoint(checkpoint: Uint8Array | ArrayBuffer | Safetensors, arch: Architecture,
     options?: { format?: MatrixFormat; activations?: Activations; onProgress?: (p: { layer: number; of: number }) => void }): Uint8Array;
+  /** Transformers with ternary projections (BitNet b1.58, Llama-style): load, logits, generate. */
+  readonly LanguageModel: typeof LanguageModel;
   /** STE training of ternary MLPs on the main thread (see startTraining for a worker). */
   readonly Network: typeof Network;
   /** The packed format names, from the core's format table. */
@@ -890,3 +892,81 @@ export class Tokenizer {
   /** Is the id a special token? @throws TilelliError INVALID_ARGUMENT (out of range) */
   isSpecial(id: number): boolean;
 }
+
+/** The configuration a LanguageModel runs with (Hugging Face key names, as read from config.json). */
+export interface LanguageModelConfig {
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  max_position_embeddings: number;
+  /** The KV cache's length in tokens. */
+  context: number;
+  hidden_act: 'relu2' | 'silu';
+  tie_word_embeddings: boolean;
+  activations: Activations;
+  format: MatrixFormat;
+  rms_norm_eps: number;
+  rope_theta: number;
+  bos_token_id?: number;
+  eos_token_id?: number;
+}
+
+export interface GenerateOptions {
+  /** Default 64. */
+  maxNewTokens?: number;
+  /** 0 (the default): greedy. */
+  temperature?: number;
+  /** 0 (the default): no limit. */
+  topK?: number;
+  /** 1 (the default): no limit. */
+  topP?: number;
+  /** The same seed gives the same tokens. Default: random. */
+  seed?: number;
+  /** Strings or token ids that end generation (the tokenizer's EOS ends it too). */
+  stop?: string | number | ReadonlyArray<string | number>;
+  /** Aborting rejects the promise with the signal's reason. */
+  signal?: AbortSignal;
+  onToken?: (token: { id: number; text: string; index: number }) => void;
+}
+
+export interface Generation {
+  text: string;
+  tokens: Uint32Array;
+  promptTokens: number;
+  stopReason: 'length' | 'stop' | 'eos' | 'context';
+  prefillMs: number;
+  decodeMs: number;
+  tokensPerSecond: number;
+}
+
+declare class LanguageModel {
+  private constructor();
+  /**
+   * A model from a Hugging Face config.json and a safetensors file of the same tensor names;
+   * projections are quantized on load (per tensor, the reference's rule).
+   * @throws TilelliError PARSE (config or weights malformed, a tensor missing: the message names it),
+   *   SHAPE, NON_FINITE, OUT_OF_MEMORY, INVALID_ARGUMENT
+   */
+  static load(files: { config: JSONSource<object>; weights: Uint8Array | ArrayBuffer; tokenizer?: Tokenizer | JSONSource<object> },
+    options?: { context?: number; activations?: Activations; format?: MatrixFormat }): LanguageModel;
+  readonly config: LanguageModelConfig;
+  readonly vocabSize: number;
+  readonly context: number;
+  readonly tokenizer: Tokenizer | undefined;
+  /** Tokens fed so far. */
+  readonly position: number;
+  readonly freed: boolean;
+  /** Feed tokens; the logits of the last one, or of every one with { all: true }. */
+  logits(tokens: ArrayLike<number>, options?: { all?: boolean }): Float32Array;
+  /** Generate after the tokens fed so far (reset() first for a fresh start). */
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<Generation>;
+  reset(): void;
+  setActivations(activations: Activations): void;
+  free(): void;
+  [Symbol.dispose](): void;
+}
+export type { LanguageModel };

@@ -54,6 +54,16 @@ float tl__to_float_sat(double x);
 /* Index of the first NaN or infinity in w, or n when all are finite. */
 size_t tl__first_non_finite(const float *w, size_t n);
 
+/* Float row operations shared by the model runtimes (ops.c). tl__rms_norm: x / sqrt(mean(x^2) +
+ * eps) * w (w may be NULL) in place, the runtime's rule (docs/FORMATS.md); nonzero when an output
+ * is not finite. tl__softmax: in place, max subtracted, sum in double. tl__dot_f32: 4 partial sums
+ * (lane i % 4), the same bits in every build. tl__axpy_f32: y += a * x. */
+int tl__rms_norm(float *x, size_t n, float eps, const float *w);
+float tl__silu(float x);
+void tl__softmax(float *x, size_t n);
+float tl__dot_f32(const float *a, const float *b, size_t n);
+void tl__axpy_f32(float *y, float a, const float *x, size_t n);
+
 /*
  * The scalar reference: the reference module's formulas written literally
  * (division, rintf, clamp), one element at a time. The optimized functions in

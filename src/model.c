@@ -575,21 +575,8 @@ static void tl__bitlinear_write(tl__writer *w, const tl__layer *L) {
     tl__w_num(w, "eps", L->eps);
 }
 
-/* The float32 rule of the reference; when the mean square overflows float32 (inputs past about
- * 1.8e19), the scale is computed in double instead of becoming 0. The result can still overflow
- * (a large weight): NON_FINITE then. */
 static tl_status tl__rmsnorm(float *x, size_t n, float eps, const float *w, size_t li) {
-    double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float ms = (float)(ss / (double)n);
-    if (isfinite(ms)) {
-        float inv = 1.0f / sqrtf(ms + eps);
-        for (size_t i = 0; i < n; i++) x[i] = x[i] * inv * (w ? w[i] : 1.0f);
-    } else {
-        double inv = 1.0 / sqrt(ss / (double)n + eps);
-        for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] * inv * (w ? w[i] : 1.0f));
-    }
-    if (tl__first_non_finite(x, n) != n)
+    if (tl__rms_norm(x, n, eps, w))
         return tl__fail(TL_ERR_NON_FINITE, "layers[%zu] (rmsnorm): an output overflowed to infinity", li);
     return TL_OK;
 }
@@ -629,19 +616,13 @@ static tl_status tl__gelu_run(tl_model *m, const tl__layer *L, tl__run *r) {
 
 static tl_status tl__silu_run(tl_model *m, const tl__layer *L, tl__run *r) {
     (void)m;
-    for (size_t i = 0, n = r->batch * L->in; i < n; i++) r->a[i] = r->a[i] / (1.0f + expf(-r->a[i]));
+    for (size_t i = 0, n = r->batch * L->in; i < n; i++) r->a[i] = tl__silu(r->a[i]);
     return TL_OK;
 }
 
 static tl_status tl__softmax_run(tl_model *m, const tl__layer *L, tl__run *r) {
     (void)m;
-    for (size_t t = 0; t < r->batch; t++) {
-        float *x = r->a + t * L->in, mx = x[0];
-        for (size_t i = 1; i < L->in; i++) mx = x[i] > mx ? x[i] : mx;
-        double sum = 0;
-        for (size_t i = 0; i < L->in; i++) sum += x[i] = expf(x[i] - mx);
-        for (size_t i = 0; i < L->in; i++) x[i] = (float)(x[i] / sum);
-    }
+    for (size_t t = 0; t < r->batch; t++) tl__softmax(r->a + t * L->in, L->in);
     return TL_OK;
 }
 

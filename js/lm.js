@@ -1,0 +1,268 @@
+// lm.js — language models: the transformer runtime of src/lm.c (BitNet b1.58 and Llama-style
+// models with ternary projections), the sampler, and generation with a tokenizer. This module
+// marshals; the numbers are C's.
+//
+//   LanguageModel.load({ config, weights, tokenizer }, { context, activations, format })
+//   lm.logits(tokens)            logits of the last token (or of every token: { all: true })
+//   lm.generate(prompt, opts)    streamed generation: onToken, stop, signal, seed
+//   lm.reset(), lm.position, lm.free()
+
+import { TilelliError } from './errors.js';
+import { PRECISION, STATUS } from './constants.js';
+import { formatCode } from './matrix.js';
+import { Owned, bytesOf, describe, invalid, options, pick, toJson } from './runtime.js';
+import { Tokenizer } from './tokenizer.js';
+
+const utf8 = new TextDecoder();
+
+function configText(config, fn) {
+  if (typeof config === 'string') return config;
+  if (config instanceof ArrayBuffer || ArrayBuffer.isView(config)) return utf8.decode(bytesOf(config, fn, 'config'));
+  if (config && typeof config === 'object') return toJson(config, fn, 'config');
+  throw invalid(`${fn}: config must be the config.json text, its bytes or its object, got ${describe(config)}`);
+}
+
+function tokenizerOf(t, fn) {
+  if (t === undefined || t === null) return undefined;
+  if (t instanceof Tokenizer) return t;
+  try {
+    return Tokenizer.fromJSON(t);
+  } catch (e) {
+    if (e instanceof TilelliError) throw new TilelliError(e.code, `${fn}: tokenizer: ${e.message}`, { status: e.status });
+    throw e;
+  }
+}
+
+function nonNegInt(x, fn, name, def) {
+  if (x === undefined) return def;
+  if (!Number.isSafeInteger(x) || x < 0) throw invalid(`${fn}: ${name} must be a non-negative integer, got ${typeof x === 'number' ? x : describe(x)}`);
+  return x;
+}
+
+function finiteIn(x, fn, name, def, lo, hi, openLo) {
+  if (x === undefined) return def;
+  if (typeof x !== 'number' || !(openLo ? x > lo : x >= lo) || !(x <= hi)) {
+    throw invalid(`${fn}: ${name} must be a number in ${openLo ? '(' : '['}${lo}, ${hi}], got ${typeof x === 'number' ? x : describe(x)}`);
+  }
+  return x;
+}
+
+/** Let other tasks run (an abort, the page): a MessageChannel round trip where there is one. */
+function yieldTask() {
+  if (typeof MessageChannel === 'function') {
+    return new Promise((resolve) => {
+      const { port1, port2 } = new MessageChannel();
+      port1.onmessage = () => { port1.close(); resolve(); };
+      port2.postMessage(0);
+    });
+  }
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+export class LanguageModel extends Owned {
+  static label = 'LanguageModel';
+  static noun = 'language model';
+  static release(rt, [p, io]) {
+    rt.x.tl_lm_free(p);
+    if (io.ptr) rt.free(io.ptr);
+  }
+  #io; // wasm buffers for tokens and logits: { ptr, n } sized for the largest call so far
+
+  /** @internal use LanguageModel.load */
+  constructor(ptr, tokenizer) {
+    const io = { ptr: 0, n: 0 };
+    super(ptr, io);
+    this.#io = io;
+    /** The tokenizer given to load(), or undefined (then prompts are token ids). */
+    this.tokenizer = tokenizer;
+    const rt = this.rt;
+    /** The configuration as the runtime read it (Hugging Face key names), and its context. */
+    this.config = JSON.parse(rt.withBlock('LanguageModel', [8], ([pp]) => {
+      rt.check(rt.x.tl_lm_describe(ptr, pp, pp + 4), 'LanguageModel');
+      return utf8.decode(rt.takeBytes(pp));
+    }));
+    delete this.config.position;
+    this.vocabSize = this.config.vocab_size;
+    this.context = this.config.context;
+  }
+
+  /**
+   * A model from a Hugging Face config.json (text, bytes or object) and a safetensors file of the
+   * same tensor names (bytes); projections are quantized on load (per tensor, the reference's rule)
+   * into options.format ('i2' by default). options.context: the KV cache length in tokens (default
+   * min(max_position_embeddings, 2048)); options.activations 'int8' (BitNet, the default) or
+   * 'float'. tokenizer: a Tokenizer or a tokenizer file (tokenizer.json, or tilelli's character
+   * form), needed for text prompts.
+   */
+  static load(files, opts) {
+    const fn = 'LanguageModel.load', rt = this.rt;
+    if (!files || typeof files !== 'object') throw invalid(`${fn}: give { config, weights, tokenizer }, got ${describe(files)}`);
+    const { context = 0, activations, format = 'i2' } = options(opts, fn);
+    const ctx = nonNegInt(context, fn, 'context', 0);
+    const prec = activations === undefined ? undefined : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations');
+    const text = configText(files.config, fn);
+    const weights = bytesOf(files.weights, fn, 'weights');
+    const tokenizer = tokenizerOf(files.tokenizer, fn);
+    const f = formatCode(rt, format, fn);
+    const cfg = new TextEncoder().encode(text);
+    const { base, ptrs: [cp, wp, pp] } = rt.allocBlock(fn, [cfg.length, weights.length, 8]);
+    let ptr;
+    try {
+      rt.view(Uint8Array, cp, cfg.length).set(cfg);
+      rt.view(Uint8Array, wp, weights.length).set(weights);
+      rt.x.tl_error_clear();
+      rt.check(rt.x.tl_safetensors_open(wp, weights.length, pp), `${fn}: weights`);
+      const st = rt.u32(pp);
+      try {
+        rt.check(rt.x.tl_lm_load(cp, cfg.length, st, f, ctx, pp + 4), fn);
+        ptr = rt.u32(pp + 4);
+      } finally {
+        rt.x.tl_safetensors_free(st);
+      }
+    } finally {
+      rt.free(base);
+    }
+    if (prec !== undefined) {
+      const s = rt.x.tl_lm_set_precision(ptr, prec);
+      if (s < 0) rt.x.tl_lm_free(ptr);
+      rt.check(s, fn);
+    }
+    return new this(ptr, tokenizer);
+  }
+
+  /** Tokens fed so far (the KV cache's length). */
+  get position() { return this.rt.x.tl_lm_position(this.live('position')); }
+
+  /** Forget the tokens fed so far. */
+  reset() { this.rt.x.tl_lm_reset(this.live('reset')); }
+
+  /** 'int8' or 'float' activations for every projection from now on. */
+  setActivations(activations) {
+    const fn = 'LanguageModel.setActivations', p = this.live('setActivations');
+    this.rt.check(this.rt.x.tl_lm_set_precision(p, pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations')), fn);
+    this.config.activations = activations;
+  }
+
+  #buffers(fn, n, logits) {
+    const io = this.#io, need = n * 4 + logits * 4;
+    if (need > io.n) {
+      const { base } = this.rt.allocBlock(fn, [need]);
+      if (io.ptr) this.rt.free(io.ptr);
+      io.ptr = base, io.n = need;
+    }
+    return [io.ptr, io.ptr + Math.ceil(n * 4 / 16) * 16];
+  }
+
+  #tokens(tokens, fn) {
+    const t = tokens instanceof Uint32Array ? tokens : Array.isArray(tokens) || ArrayBuffer.isView(tokens) ? Uint32Array.from(tokens, (v, i) => {
+      if (!Number.isSafeInteger(Number(v)) || v < 0 || v > 0xffffffff) throw invalid(`${fn}: tokens[${i}] is ${v}, not a token id`);
+      return v;
+    }) : undefined;
+    if (!t) throw invalid(`${fn}: tokens must be an array of token ids or a Uint32Array, got ${describe(tokens)}`);
+    if (t.length === 0) throw invalid(`${fn}: tokens is empty`);
+    return t;
+  }
+
+  /**
+   * Feed tokens at the current position and return the logits of the last one (vocabSize
+   * float32 values), or of every one with { all: true } (tokens.length x vocabSize).
+   */
+  logits(tokens, opts) {
+    const fn = 'LanguageModel.logits', p = this.live('logits'), rt = this.rt;
+    const { all = false } = options(opts, fn);
+    const t = this.#tokens(tokens, fn);
+    const n = (all ? t.length : 1) * this.vocabSize;
+    // pad logits so the buffer fits at least this call
+    const [tp, lp] = this.#buffers(fn, t.length + 4, n);
+    rt.view(Uint32Array, tp, t.length).set(t);
+    rt.check(rt.x.tl_lm_forward(p, tp, t.length, all ? 1 : 0, lp, n), fn);
+    return rt.view(Float32Array, lp, n).slice();
+  }
+
+  /**
+   * Generate from a prompt (text: needs the tokenizer; or token ids) after the tokens fed so far
+   * (call reset() first for a fresh start). options: maxNewTokens (default 64), temperature
+   * (default 0: greedy), topK (0: all), topP (1: all), seed (an integer: the same seed, the same
+   * text), stop (strings or token ids; the tokenizer's end-of-sequence id stops too), signal (an
+   * AbortSignal: rejects with its reason), onToken({ id, text, index }) after each token.
+   * Resolves to { text, tokens, promptTokens, stopReason ('length' | 'stop' | 'eos' | 'context'),
+   * prefillMs, decodeMs, tokensPerSecond }.
+   */
+  async generate(prompt, opts) {
+    const fn = 'LanguageModel.generate', rt = this.rt;
+    this.live('generate');
+    const o = options(opts, fn);
+    const maxNew = nonNegInt(o.maxNewTokens, fn, 'maxNewTokens', 64);
+    const temperature = finiteIn(o.temperature, fn, 'temperature', 0, 0, 1e6);
+    const topK = nonNegInt(o.topK, fn, 'topK', 0);
+    const topP = finiteIn(o.topP, fn, 'topP', 1, 0, 1, true);
+    const seed = o.seed === undefined ? (Math.random() * 0x100000000) >>> 0 : nonNegInt(o.seed, fn, 'seed') >>> 0;
+    if (o.onToken !== undefined && typeof o.onToken !== 'function') throw invalid(`${fn}: onToken must be a function, got ${describe(o.onToken)}`);
+    const signal = o.signal;
+    const tok = this.tokenizer;
+    let ids;
+    if (typeof prompt === 'string') {
+      if (!tok) throw invalid(`${fn}: a text prompt needs a tokenizer (give one to LanguageModel.load, or pass token ids)`);
+      ids = tok.encode(prompt);
+    } else {
+      ids = this.#tokens(prompt, fn);
+    }
+    const stops = o.stop === undefined ? [] : Array.isArray(o.stop) ? o.stop : [o.stop];
+    const stopText = stops.filter((s) => typeof s === 'string' && s.length > 0);
+    const stopIds = new Set(stops.filter((s) => typeof s === 'number'));
+    if (stops.some((s) => typeof s !== 'string' && typeof s !== 'number')) throw invalid(`${fn}: stop must hold strings or token ids`);
+    const eos = tok?.eosId ?? this.config.eos_token_id;
+    signal?.throwIfAborted();
+
+    const p = this.live('generate'), V = this.vocabSize;
+    const state = this.#buffers(fn, Math.max(ids.length, 1) + 8, V);
+    const [tp, lp] = state;
+    const sp = tp + Math.max(ids.length, 1) * 4; // rng state and the drawn token after the ids
+    const out = [];
+    const decoder = tok?.decoder();
+    let text = '', stopReason = 'length';
+    const t0 = performance.now();
+    if (ids.length > this.context - this.position) throw new TilelliError('SIZE_MISMATCH', `${fn}: the prompt's ${ids.length} tokens do not fit the context (${this.context - this.position} left)`, { status: STATUS.SIZE });
+    rt.view(Uint32Array, tp, ids.length).set(ids);
+    rt.check(rt.x.tl_lm_forward(p, tp, ids.length, 0, lp, V), fn);
+    const t1 = performance.now();
+    rt.view(Uint32Array, sp, 1)[0] = seed || 0x9e3779b9;
+    let lastYield = performance.now();
+    for (let i = 0; i < maxNew; i++) {
+      rt.check(rt.x.tl_lm_sample(lp, V, temperature, topK, topP, sp, sp + 4), fn);
+      const id = rt.view(Uint32Array, sp + 4, 1)[0];
+      if (id === eos || stopIds.has(id)) { stopReason = id === eos ? 'eos' : 'stop'; break; }
+      out.push(id);
+      const piece = decoder ? decoder.push(id) : '';
+      text += piece;
+      o.onToken?.({ id, text: piece, index: i });
+      const hit = stopText.find((s) => text.endsWith(s) || text.includes(s));
+      if (hit !== undefined) {
+        text = text.slice(0, text.indexOf(hit));
+        stopReason = 'stop';
+        break;
+      }
+      if (i + 1 === maxNew) break;
+      if (this.position >= this.context) { stopReason = 'context'; break; }
+      rt.view(Uint32Array, tp, 1)[0] = id;
+      rt.check(rt.x.tl_lm_forward(p, tp, 1, 0, lp, V), fn);
+      if (performance.now() - lastYield > 8) {
+        await yieldTask();
+        signal?.throwIfAborted();
+        this.live('generate');
+        lastYield = performance.now();
+      }
+    }
+    if (decoder && stopReason !== 'stop') text += decoder.end();
+    const t2 = performance.now();
+    return {
+      text,
+      tokens: Uint32Array.from(out),
+      promptTokens: ids.length,
+      stopReason,
+      prefillMs: t1 - t0,
+      decodeMs: t2 - t1,
+      tokensPerSecond: out.length > 1 ? (out.length - 1) / ((t2 - t1) / 1000) : 0,
+    };
+  }
+}

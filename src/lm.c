@@ -1,0 +1,611 @@
+/* lm.c — decoder-only transformers with ternary projections: BitNet b1.58 (squared ReLU, sub-norms,
+ * Hugging Face BitNetForCausalLM) and Llama-style (SiLU) models, with a KV cache.
+ *
+ * A model comes from a Hugging Face config.json and a safetensors file of the same names
+ * (tl_lm_load): float projections are quantized on load with the reference's per-tensor rule
+ * (tl_matrix_quantize), embeddings and norms are kept in float32. The numbers (docs/FORMATS.md,
+ * "Language models"):
+ *   layer:  x = rmsnorm(h) ; q, k, v = BitLinear(x) ; RoPE(q, k) ; causal attention with grouped
+ *           KV heads ; h += o_proj(attn_sub_norm(attention))
+ *           x = rmsnorm(h) ; m = act(gate_proj(x)) * up_proj(x) ; h += down_proj(ffn_sub_norm(m))
+ *   head:   logits = head . rmsnorm(h) (float32; the embedding when tied)
+ * BitLinear with int8 activations (the default) is the per-token absmax quantizer and the exact
+ * int8 product, y = fl(fl(fl(acc) * alpha) / s); with float activations the float kernel.
+ *
+ * Tokens go through in chunks of up to TL__LM_CHUNK (prefill) or one at a time (decode) with the
+ * same numbers: every operation is per token, and the kernels give a vector the same outputs at
+ * any batch size. Nothing is allocated after tl_lm_load. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "json.h"
+
+#define TL__LM_CHUNK 16
+
+typedef struct {
+    tl_matrix *q, *k, *v, *o, *gate, *up, *down;
+    float *in_norm, *attn_norm, *post_norm, *ffn_norm;
+} tl__lm_layer;
+
+struct tl_lm {
+    size_t vocab, hidden, inter, nlayers, heads, kv_heads, head_dim, context, max_pos;
+    float eps, theta;
+    int act; /* TL_LM_ACT_* */
+    int tied;
+    int64_t bos, eos;
+    tl_precision prec;
+    float *embed, *head, *final_norm; /* head == embed when tied */
+    tl__lm_layer *layers;
+    float *kc, *vc;       /* layers x context x kv_dim */
+    float *cos_t, *sin_t; /* context x head_dim / 2 */
+    size_t pos;
+    /* scratch for TL__LM_CHUNK tokens */
+    float *h, *x, *q, *k, *v, *att, *g, *u, *scores;
+    int8_t *xq;
+    float *xs;
+    tl__ws ws;
+};
+
+/* ---------------------------------------------------------------------------
+ * config.json
+ * ------------------------------------------------------------------------- */
+
+static tl_status tl__cfg_size(const tl__json *cfg, const char *key, int required, size_t def, size_t max,
+                              size_t *out) {
+    const tl__json *v = tl__json_find(cfg, key, strlen(key), NULL);
+    if (!v) {
+        if (required) return tl__fail(TL_ERR_PARSE, "config: \"%s\" is missing", key);
+        *out = def;
+        return TL_OK;
+    }
+    int64_t i;
+    if (!tl__json_int64(v, &i) || i < 1 || (uint64_t)i > max)
+        return tl__fail(TL_ERR_PARSE, "config: \"%s\" must be an integer from 1 to %zu", key, max);
+    *out = (size_t)i;
+    return TL_OK;
+}
+
+static tl_status tl__cfg_float(const tl__json *cfg, const char *key, double def, double lo, double hi, float *out) {
+    const tl__json *v = tl__json_find(cfg, key, strlen(key), NULL);
+    double d = def;
+    if (v) {
+        if (tl__json_kind_of(v) != TL__JSON_NUMBER)
+            return tl__fail(TL_ERR_PARSE, "config: \"%s\" must be a number", key);
+        d = tl__json_number(v);
+    }
+    if (!(d > lo && d < hi)) return tl__fail(TL_ERR_PARSE, "config: \"%s\" must be in (%g, %g), got %g", key, lo, hi, d);
+    *out = (float)d;
+    return TL_OK;
+}
+
+static tl_status tl__cfg_token(const tl__json *cfg, const char *key, int64_t *out) {
+    const tl__json *v = tl__json_find(cfg, key, strlen(key), NULL);
+    *out = -1;
+    if (!v || tl__json_kind_of(v) == TL__JSON_NULL) return TL_OK;
+    /* Llama 3 lists several end-of-sequence ids: the first is the one reported */
+    if (tl__json_kind_of(v) == TL__JSON_ARRAY && tl__json_count(v) > 0) v = tl__json_item(v, 0);
+    int64_t i;
+    if (!tl__json_int64(v, &i) || i < 0) return tl__fail(TL_ERR_PARSE, "config: \"%s\" must be a token id", key);
+    *out = i;
+    return TL_OK;
+}
+
+static tl_status tl__lm_config(tl_lm *lm, const tl__json *cfg) {
+    if (tl__json_kind_of(cfg) != TL__JSON_OBJECT) return tl__fail(TL_ERR_PARSE, "config: not a JSON object");
+    tl_status s;
+    if ((s = tl__cfg_size(cfg, "vocab_size", 1, 0, TL_MAX_ELEMENTS, &lm->vocab)) ||
+        (s = tl__cfg_size(cfg, "hidden_size", 1, 0, TL_MAX_WIDTH, &lm->hidden)) ||
+        (s = tl__cfg_size(cfg, "intermediate_size", 1, 0, TL_MAX_WIDTH, &lm->inter)) ||
+        (s = tl__cfg_size(cfg, "num_hidden_layers", 1, 0, 4096, &lm->nlayers)) ||
+        (s = tl__cfg_size(cfg, "num_attention_heads", 1, 0, TL_MAX_WIDTH, &lm->heads)) ||
+        (s = tl__cfg_size(cfg, "num_key_value_heads", 0, lm->heads, TL_MAX_WIDTH, &lm->kv_heads)) ||
+        (s = tl__cfg_size(cfg, "max_position_embeddings", 0, 2048, TL_MAX_ELEMENTS, &lm->max_pos)))
+        return s;
+    if (lm->heads % lm->kv_heads)
+        return tl__fail(TL_ERR_PARSE, "config: num_attention_heads (%zu) is not a multiple of num_key_value_heads (%zu)",
+                        lm->heads, lm->kv_heads);
+    const tl__json *hd = tl__json_find(cfg, "head_dim", 8, NULL);
+    if (hd && tl__json_kind_of(hd) != TL__JSON_NULL) {
+        if ((s = tl__cfg_size(cfg, "head_dim", 1, 0, TL_MAX_WIDTH, &lm->head_dim))) return s;
+    } else {
+        if (lm->hidden % lm->heads)
+            return tl__fail(TL_ERR_PARSE, "config: hidden_size (%zu) is not a multiple of num_attention_heads (%zu)",
+                            lm->hidden, lm->heads);
+        lm->head_dim = lm->hidden / lm->heads;
+    }
+    if (lm->head_dim % 2) return tl__fail(TL_ERR_PARSE, "config: head_dim (%zu) must be even (RoPE)", lm->head_dim);
+    if ((uint64_t)lm->heads * lm->head_dim > TL_MAX_WIDTH)
+        return tl__fail(TL_ERR_PARSE, "config: num_attention_heads x head_dim is over %u", (unsigned)TL_MAX_WIDTH);
+    if ((s = tl__cfg_float(cfg, "rms_norm_eps", 1e-6, 0.0, 1.0, &lm->eps)) ||
+        (s = tl__cfg_float(cfg, "rope_theta", 10000.0, 1.0, 1e30, &lm->theta)))
+        return s;
+    const tl__json *model_type = tl__json_find(cfg, "model_type", 10, NULL);
+    const tl__json *act = tl__json_find(cfg, "hidden_act", 10, NULL);
+    if (!act) act = tl__json_find(cfg, "hidden_activation", 17, NULL);
+    if (!act)
+        lm->act = tl__json_string_is(model_type, "bitnet") ? TL_LM_ACT_RELU2 : TL_LM_ACT_SILU;
+    else if (tl__json_string_is(act, "relu2"))
+        lm->act = TL_LM_ACT_RELU2;
+    else if (tl__json_string_is(act, "silu") || tl__json_string_is(act, "swish"))
+        lm->act = TL_LM_ACT_SILU;
+    else
+        return tl__fail(TL_ERR_PARSE, "config: hidden_act must be \"relu2\" or \"silu\"");
+    const tl__json *tie = tl__json_find(cfg, "tie_word_embeddings", 19, NULL);
+    if (tie && tl__json_kind_of(tie) != TL__JSON_TRUE && tl__json_kind_of(tie) != TL__JSON_FALSE)
+        return tl__fail(TL_ERR_PARSE, "config: \"tie_word_embeddings\" must be true or false");
+    lm->tied = tie && tl__json_kind_of(tie) == TL__JSON_TRUE;
+    if ((s = tl__cfg_token(cfg, "bos_token_id", &lm->bos)) || (s = tl__cfg_token(cfg, "eos_token_id", &lm->eos)))
+        return s;
+    const tl__json *a = tl__json_find(cfg, "tilelli_activations", 19, NULL);
+    if (!a || tl__json_string_is(a, "int8"))
+        lm->prec = TL_PRECISION_INT8;
+    else if (tl__json_string_is(a, "float"))
+        lm->prec = TL_PRECISION_FLOAT;
+    else
+        return tl__fail(TL_ERR_PARSE, "config: \"tilelli_activations\" must be \"int8\" or \"float\"");
+    return TL_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Tensors
+ * ------------------------------------------------------------------------- */
+
+/* The tensor `name` with shape [d0] (d1 == 0) or [d0, d1]: its index. */
+static tl_status tl__lm_find(const tl_safetensors *st, const char *name, size_t d0, size_t d1, size_t *index) {
+    if (tl_safetensors_find(st, name, strlen(name), index)) return tl__fail(TL_ERR_PARSE, "weights: no tensor \"%s\"", name);
+    size_t ndim;
+    const int64_t *shape;
+    tl_safetensors_tensor(st, *index, NULL, NULL, NULL, &ndim, &shape, NULL, NULL);
+    int ok = d1 ? ndim == 2 && (uint64_t)shape[0] == d0 && (uint64_t)shape[1] == d1
+                : ndim == 1 && (uint64_t)shape[0] == d0;
+    if (!ok) {
+        if (d1) return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should be [%zu, %zu]", name, d0, d1);
+        return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should be [%zu]", name, d0);
+    }
+    return TL_OK;
+}
+
+static tl_status tl__lm_read(const tl_safetensors *st, const char *name, size_t d0, size_t d1, float **out) {
+    size_t i, n = d1 ? d0 * d1 : d0;
+    tl_status s = tl__lm_find(st, name, d0, d1, &i);
+    if (s) return s;
+    float *p = tl__malloc(n * sizeof(float));
+    if (!p) return TL_ERR_NO_MEMORY;
+    if ((s = tl_safetensors_read_f32(st, i, p, n))) {
+        tl__free(p);
+        return s;
+    }
+    size_t bad = tl__first_non_finite(p, n);
+    if (bad != n) {
+        tl__free(p);
+        return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, bad);
+    }
+    *out = p;
+    return TL_OK;
+}
+
+/* A projection: the float tensor quantized per tensor into format f (w: scratch of rows x cols). */
+static tl_status tl__lm_proj(const tl_safetensors *st, const char *name, size_t rows, size_t cols, tl_format f,
+                             float *w, tl_matrix **out) {
+    size_t i;
+    tl_status s = tl__lm_find(st, name, rows, cols, &i);
+    if (s || (s = tl_safetensors_read_f32(st, i, w, rows * cols))) return s;
+    size_t bad = tl__first_non_finite(w, rows * cols);
+    if (bad != rows * cols)
+        return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, bad);
+    return tl_matrix_quantize(f, w, rows, cols, 0, out);
+}
+
+static void tl__lm_free_layers(tl_lm *lm) {
+    if (!lm->layers) return;
+    for (size_t i = 0; i < lm->nlayers; i++) {
+        tl__lm_layer *L = &lm->layers[i];
+        tl_matrix_free(L->q), tl_matrix_free(L->k), tl_matrix_free(L->v), tl_matrix_free(L->o);
+        tl_matrix_free(L->gate), tl_matrix_free(L->up), tl_matrix_free(L->down);
+        tl__free(L->in_norm), tl__free(L->attn_norm), tl__free(L->post_norm), tl__free(L->ffn_norm);
+    }
+    tl__free(lm->layers);
+}
+
+void tl_lm_free(tl_lm *lm) {
+    if (!lm) return;
+    tl__lm_free_layers(lm);
+    if (lm->head != lm->embed) tl__free(lm->head);
+    tl__free(lm->embed), tl__free(lm->final_norm), tl__free(lm->kc), tl__free(lm->vc);
+    tl__free(lm->cos_t), tl__free(lm->sin_t);
+    tl__free(lm->h), tl__free(lm->x), tl__free(lm->q), tl__free(lm->k), tl__free(lm->v), tl__free(lm->att);
+    tl__free(lm->g), tl__free(lm->u), tl__free(lm->scores), tl__free(lm->xq), tl__free(lm->xs);
+    tl__ws_free(&lm->ws);
+    tl__free(lm);
+}
+
+/* Every tensor present with its shape, before anything big is allocated. */
+static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl_safetensors *st) {
+    char name[96];
+    size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim, i;
+    tl_status s;
+    if ((s = tl__lm_find(st, "model.embed_tokens.weight", lm->vocab, D, &i)) ||
+        (s = tl__lm_find(st, "model.norm.weight", D, 0, &i)) ||
+        (!lm->tied && (s = tl__lm_find(st, "lm_head.weight", lm->vocab, D, &i))))
+        return s;
+    static const struct {
+        const char *fmt;
+        int d0, d1; /* 0 D, 1 F, 2 Q, 3 KV, -1 none */
+    } t[] = {{"model.layers.%zu.input_layernorm.weight", 0, -1},
+             {"model.layers.%zu.self_attn.q_proj.weight", 2, 0},
+             {"model.layers.%zu.self_attn.k_proj.weight", 3, 0},
+             {"model.layers.%zu.self_attn.v_proj.weight", 3, 0},
+             {"model.layers.%zu.self_attn.attn_sub_norm.weight", 2, -1},
+             {"model.layers.%zu.self_attn.o_proj.weight", 0, 2},
+             {"model.layers.%zu.post_attention_layernorm.weight", 0, -1},
+             {"model.layers.%zu.mlp.gate_proj.weight", 1, 0},
+             {"model.layers.%zu.mlp.up_proj.weight", 1, 0},
+             {"model.layers.%zu.mlp.ffn_sub_norm.weight", 1, -1},
+             {"model.layers.%zu.mlp.down_proj.weight", 0, 1}};
+    const size_t dims[4] = {D, F, Q, KV};
+    for (size_t l = 0; l < lm->nlayers; l++)
+        for (size_t j = 0; j < sizeof t / sizeof *t; j++) {
+            snprintf(name, sizeof name, t[j].fmt, l);
+            if ((s = tl__lm_find(st, name, dims[t[j].d0], t[j].d1 < 0 ? 0 : dims[t[j].d1], &i))) return s;
+        }
+    return TL_OK;
+}
+
+static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f) {
+    size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim;
+    tl_status s;
+    if ((s = tl__lm_read(st, "model.embed_tokens.weight", lm->vocab, D, &lm->embed)) ||
+        (s = tl__lm_read(st, "model.norm.weight", D, 0, &lm->final_norm)))
+        return s;
+    if (lm->tied)
+        lm->head = lm->embed;
+    else if ((s = tl__lm_read(st, "lm_head.weight", lm->vocab, D, &lm->head)))
+        return s;
+    lm->layers = tl__calloc(lm->nlayers, sizeof *lm->layers);
+    size_t big = F * D > Q * D ? F * D : Q * D;
+    float *w = tl__malloc(big * sizeof(float));
+    if (!lm->layers || !w) {
+        tl__free(w);
+        return TL_ERR_NO_MEMORY;
+    }
+    char name[96];
+#define TL__NAME(fmt) (snprintf(name, sizeof name, "model.layers.%zu." fmt, l), name)
+    for (size_t l = 0; l < lm->nlayers && !s; l++) {
+        tl__lm_layer *L = &lm->layers[l];
+        if ((s = tl__lm_read(st, TL__NAME("input_layernorm.weight"), D, 0, &L->in_norm)) ||
+            (s = tl__lm_proj(st, TL__NAME("self_attn.q_proj.weight"), Q, D, f, w, &L->q)) ||
+            (s = tl__lm_proj(st, TL__NAME("self_attn.k_proj.weight"), KV, D, f, w, &L->k)) ||
+            (s = tl__lm_proj(st, TL__NAME("self_attn.v_proj.weight"), KV, D, f, w, &L->v)) ||
+            (s = tl__lm_read(st, TL__NAME("self_attn.attn_sub_norm.weight"), Q, 0, &L->attn_norm)) ||
+            (s = tl__lm_proj(st, TL__NAME("self_attn.o_proj.weight"), D, Q, f, w, &L->o)) ||
+            (s = tl__lm_read(st, TL__NAME("post_attention_layernorm.weight"), D, 0, &L->post_norm)) ||
+            (s = tl__lm_proj(st, TL__NAME("mlp.gate_proj.weight"), F, D, f, w, &L->gate)) ||
+            (s = tl__lm_proj(st, TL__NAME("mlp.up_proj.weight"), F, D, f, w, &L->up)) ||
+            (s = tl__lm_read(st, TL__NAME("mlp.ffn_sub_norm.weight"), F, 0, &L->ffn_norm)) ||
+            (s = tl__lm_proj(st, TL__NAME("mlp.down_proj.weight"), D, F, f, w, &L->down)))
+            break;
+    }
+#undef TL__NAME
+    tl__free(w);
+    return s;
+}
+
+/* KV cache, RoPE tables and the chunk's scratch. */
+static tl_status tl__lm_buffers(tl_lm *lm) {
+    size_t C = lm->context, D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim,
+           KV = lm->kv_heads * lm->head_dim, half = lm->head_dim / 2, n = TL__LM_CHUNK;
+    uint64_t cache = (uint64_t)lm->nlayers * C * KV;
+    if (cache > TL_MAX_ELEMENTS) return tl__fail(TL_ERR_OVERFLOW, "context %zu: the KV cache would hold over 2^30 values", C);
+    size_t wide = D > F ? D : F;
+    wide = wide > Q ? wide : Q;
+    lm->kc = tl__malloc((size_t)cache * sizeof(float));
+    lm->vc = tl__malloc((size_t)cache * sizeof(float));
+    lm->cos_t = tl__malloc(C * half * sizeof(float));
+    lm->sin_t = tl__malloc(C * half * sizeof(float));
+    lm->h = tl__malloc(n * D * sizeof(float));
+    lm->x = tl__malloc(n * wide * sizeof(float));
+    lm->q = tl__malloc(n * Q * sizeof(float));
+    lm->k = tl__malloc(n * KV * sizeof(float));
+    lm->v = tl__malloc(n * KV * sizeof(float));
+    lm->att = tl__malloc(n * Q * sizeof(float));
+    lm->g = tl__malloc(n * F * sizeof(float));
+    lm->u = tl__malloc(n * F * sizeof(float));
+    lm->scores = tl__malloc(C * sizeof(float));
+    lm->xq = tl__malloc(n * wide);
+    lm->xs = tl__malloc(n * sizeof(float));
+    if (!lm->kc || !lm->vc || !lm->cos_t || !lm->sin_t || !lm->h || !lm->x || !lm->q || !lm->k || !lm->v ||
+        !lm->att || !lm->g || !lm->u || !lm->scores || !lm->xq || !lm->xs)
+        return TL_ERR_NO_MEMORY;
+    /* RoPE: freq_j = theta^(-2j / head_dim) and the angle p * freq_j in double, cos/sin rounded once */
+    for (size_t j = 0; j < half; j++) {
+        double freq = pow((double)lm->theta, -2.0 * (double)j / (double)lm->head_dim);
+        for (size_t p = 0; p < C; p++) {
+            lm->cos_t[p * half + j] = (float)cos((double)p * freq);
+            lm->sin_t[p * half + j] = (float)sin((double)p * freq);
+        }
+    }
+    return TL_OK;
+}
+
+tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
+                     tl_lm **out) {
+    if (!config || !st || !out) return TL_ERR_NULL;
+    if (!tl_format_name(f)) return tl__fail(TL_ERR_FORMAT, "format %d is no packed format", (int)f);
+    tl__json *cfg = NULL;
+    tl_status s = tl__json_parse(config, config_len, &cfg);
+    if (s) return s == TL_ERR_PARSE ? tl__fail(s, "config: not valid JSON") : s;
+    tl_lm *lm = tl__calloc(1, sizeof *lm);
+    if (!lm) {
+        tl__json_free(cfg);
+        return TL_ERR_NO_MEMORY;
+    }
+    s = tl__lm_config(lm, cfg);
+    tl__json_free(cfg);
+    if (!s) {
+        lm->context = context ? context : (lm->max_pos < 2048 ? lm->max_pos : 2048);
+        if (lm->context > TL_MAX_ELEMENTS) s = tl__fail(TL_ERR_OVERFLOW, "context %zu is too large", context);
+    }
+    if (!s) s = tl__lm_check_tensors(lm, st);
+    if (!s) s = tl__lm_weights(lm, st, f);
+    if (!s) s = tl__lm_buffers(lm);
+    if (s) {
+        tl_lm_free(lm);
+        return s;
+    }
+    *out = lm;
+    return TL_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Running
+ * ------------------------------------------------------------------------- */
+
+void tl_lm_reset(tl_lm *lm) {
+    if (lm) lm->pos = 0;
+}
+
+size_t tl_lm_position(const tl_lm *lm) { return lm ? lm->pos : 0; }
+size_t tl_lm_vocab_size(const tl_lm *lm) { return lm ? lm->vocab : 0; }
+size_t tl_lm_context(const tl_lm *lm) { return lm ? lm->context : 0; }
+
+tl_status tl_lm_set_precision(tl_lm *lm, tl_precision p) {
+    if (!lm) return TL_ERR_NULL;
+    if (p != TL_PRECISION_FLOAT && p != TL_PRECISION_INT8)
+        return tl__fail(TL_ERR_ARGUMENT, "precision must be FLOAT or INT8");
+    lm->prec = p;
+    return TL_OK;
+}
+
+/* n vectors of x (each m->cols long) through a projection into out; int8: xq/xs already hold the
+ * quantized x when quantized is set. */
+static tl_status tl__lm_linear(tl_lm *lm, const tl_matrix *m, const float *x, size_t n, int quantized, float *out) {
+    if (lm->prec == TL_PRECISION_FLOAT) return tl__matmul_f32_ws(m, x, n, out, &lm->ws);
+    if (!quantized) tl_ref_quantize_activations_i8(x, m->cols, n, lm->xq, lm->xs);
+    return tl__matmul_i8_ws(m, lm->xq, n, lm->xs, NULL, out, &lm->ws);
+}
+
+/* q, k (n tokens from position p) rotated in place, head by head (rotate_half pairs j, j + d/2). */
+static void tl__lm_rope(const tl_lm *lm, float *v, size_t n, size_t nheads, size_t p) {
+    size_t d = lm->head_dim, half = d / 2;
+    for (size_t t = 0; t < n; t++) {
+        const float *c = lm->cos_t + (p + t) * half, *sn = lm->sin_t + (p + t) * half;
+        for (size_t h = 0; h < nheads; h++) {
+            float *a = v + (t * nheads + h) * d;
+            for (size_t j = 0; j < half; j++) {
+                float x0 = a[j], x1 = a[j + half];
+                a[j] = x0 * c[j] - x1 * sn[j];
+                a[j + half] = x1 * c[j] + x0 * sn[j];
+            }
+        }
+    }
+}
+
+/* Attention of n tokens (positions p..p + n - 1, their k and v already in the cache). */
+static void tl__lm_attention(tl_lm *lm, size_t layer, size_t n, size_t p) {
+    size_t d = lm->head_dim, KV = lm->kv_heads * d, group = lm->heads / lm->kv_heads;
+    const float *kc = lm->kc + layer * lm->context * KV, *vc = lm->vc + layer * lm->context * KV;
+    float scale = 1.0f / sqrtf((float)d);
+    for (size_t t = 0; t < n; t++) {
+        size_t len = p + t + 1;
+        for (size_t h = 0; h < lm->heads; h++) {
+            const float *q = lm->q + (t * lm->heads + h) * d;
+            size_t kvh = h / group;
+            for (size_t j = 0; j < len; j++) lm->scores[j] = tl__dot_f32(q, kc + j * KV + kvh * d, d) * scale;
+            tl__softmax(lm->scores, len);
+            float *o = lm->att + (t * lm->heads + h) * d;
+            memset(o, 0, d * sizeof(float));
+            for (size_t j = 0; j < len; j++) tl__axpy_f32(o, lm->scores[j], vc + j * KV + kvh * d, d);
+        }
+    }
+}
+
+static tl_status tl__lm_norm_rows(float *x, size_t n, size_t width, float eps, const float *w, const char *what,
+                                  size_t layer) {
+    for (size_t t = 0; t < n; t++)
+        if (tl__rms_norm(x + t * width, width, eps, w))
+            return tl__fail(TL_ERR_NON_FINITE, "layer %zu, %s: an output is not finite", layer, what);
+    return TL_OK;
+}
+
+/* One chunk of n <= TL__LM_CHUNK tokens through every layer; h holds their hidden states after. */
+static tl_status tl__lm_chunk(tl_lm *lm, const uint32_t *tokens, size_t n) {
+    size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim, p = lm->pos;
+    for (size_t t = 0; t < n; t++) memcpy(lm->h + t * D, lm->embed + (size_t)tokens[t] * D, D * sizeof(float));
+    tl_status s;
+    for (size_t l = 0; l < lm->nlayers; l++) {
+        const tl__lm_layer *L = &lm->layers[l];
+        memcpy(lm->x, lm->h, n * D * sizeof(float));
+        if ((s = tl__lm_norm_rows(lm->x, n, D, lm->eps, L->in_norm, "input_layernorm", l)) ||
+            (s = tl__lm_linear(lm, L->q, lm->x, n, 0, lm->q)) || (s = tl__lm_linear(lm, L->k, lm->x, n, 1, lm->k)) ||
+            (s = tl__lm_linear(lm, L->v, lm->x, n, 1, lm->v)))
+            return s;
+        tl__lm_rope(lm, lm->q, n, lm->heads, p);
+        tl__lm_rope(lm, lm->k, n, lm->kv_heads, p);
+        memcpy(lm->kc + (l * lm->context + p) * KV, lm->k, n * KV * sizeof(float));
+        memcpy(lm->vc + (l * lm->context + p) * KV, lm->v, n * KV * sizeof(float));
+        tl__lm_attention(lm, l, n, p);
+        if ((s = tl__lm_norm_rows(lm->att, n, Q, lm->eps, L->attn_norm, "attn_sub_norm", l)) ||
+            (s = tl__lm_linear(lm, L->o, lm->att, n, 0, lm->x)))
+            return s;
+        for (size_t i = 0; i < n * D; i++) lm->h[i] += lm->x[i];
+        memcpy(lm->x, lm->h, n * D * sizeof(float));
+        if ((s = tl__lm_norm_rows(lm->x, n, D, lm->eps, L->post_norm, "post_attention_layernorm", l)) ||
+            (s = tl__lm_linear(lm, L->gate, lm->x, n, 0, lm->g)) || (s = tl__lm_linear(lm, L->up, lm->x, n, 1, lm->u)))
+            return s;
+        for (size_t i = 0; i < n * F; i++) {
+            float g = lm->g[i];
+            g = lm->act == TL_LM_ACT_RELU2 ? (g > 0.0f ? g * g : 0.0f) : tl__silu(g);
+            lm->g[i] = g * lm->u[i];
+        }
+        if ((s = tl__lm_norm_rows(lm->g, n, F, lm->eps, L->ffn_norm, "ffn_sub_norm", l)) ||
+            (s = tl__lm_linear(lm, L->down, lm->g, n, 0, lm->x)))
+            return s;
+        for (size_t i = 0; i < n * D; i++) lm->h[i] += lm->x[i];
+    }
+    return TL_OK;
+}
+
+/* logits of hidden state h (D values; normalized in place) */
+static tl_status tl__lm_logits(tl_lm *lm, float *h, float *logits) {
+    if (tl__rms_norm(h, lm->hidden, lm->eps, lm->final_norm))
+        return tl__fail(TL_ERR_NON_FINITE, "final norm: an output is not finite");
+    for (size_t v = 0; v < lm->vocab; v++) logits[v] = tl__dot_f32(lm->head + v * lm->hidden, h, lm->hidden);
+    size_t bad = tl__first_non_finite(logits, lm->vocab);
+    if (bad != lm->vocab) return tl__fail(TL_ERR_NON_FINITE, "logits[%zu] is not finite", bad);
+    return TL_OK;
+}
+
+tl_status tl_lm_forward(tl_lm *lm, const uint32_t *tokens, size_t n, int all, float *logits, size_t logits_len) {
+    if (!lm || !tokens || !logits) return TL_ERR_NULL;
+    if (n == 0) return TL_ERR_EMPTY;
+    if (n > lm->context - lm->pos)
+        return tl__fail(TL_ERR_SIZE, "%zu tokens at position %zu do not fit the context of %zu", n, lm->pos,
+                        lm->context);
+    if (logits_len != (all ? n : 1) * lm->vocab)
+        return tl__fail(TL_ERR_SIZE, "logits: %zu values for %zu x %zu", logits_len, all ? n : 1, lm->vocab);
+    for (size_t t = 0; t < n; t++)
+        if (tokens[t] >= lm->vocab)
+            return tl__fail(TL_ERR_ARGUMENT, "tokens[%zu] = %u is not below the vocabulary size %zu", t,
+                            (unsigned)tokens[t], lm->vocab);
+    size_t start = lm->pos;
+    for (size_t t0 = 0; t0 < n; t0 += TL__LM_CHUNK) {
+        size_t c = n - t0 < TL__LM_CHUNK ? n - t0 : TL__LM_CHUNK;
+        tl_status s = tl__lm_chunk(lm, tokens + t0, c);
+        for (size_t t = 0; !s && t < c; t++)
+            if (all || t0 + t == n - 1)
+                s = tl__lm_logits(lm, lm->h + t * lm->hidden, logits + (all ? (t0 + t) * lm->vocab : 0));
+        if (s) {
+            lm->pos = start; /* the cache past `start` is not valid: the tokens did not go through */
+            return s;
+        }
+        lm->pos += c;
+    }
+    return TL_OK;
+}
+
+tl_status tl_lm_describe(const tl_lm *lm, char **json, size_t *len) {
+    if (!lm || !json || !len) return TL_ERR_NULL;
+    tl__buf b = {0};
+    const struct {
+        const char *key;
+        size_t v;
+    } sizes[] = {{"vocab_size", lm->vocab},
+                 {"hidden_size", lm->hidden},
+                 {"intermediate_size", lm->inter},
+                 {"num_hidden_layers", lm->nlayers},
+                 {"num_attention_heads", lm->heads},
+                 {"num_key_value_heads", lm->kv_heads},
+                 {"head_dim", lm->head_dim},
+                 {"max_position_embeddings", lm->max_pos},
+                 {"context", lm->context},
+                 {"position", lm->pos}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        tl__buf_printf(&b, "%s\"%s\":%zu", i ? "," : "{", sizes[i].key, sizes[i].v);
+    tl__buf_printf(&b, ",\"hidden_act\":\"%s\"", lm->act == TL_LM_ACT_RELU2 ? "relu2" : "silu");
+    tl__buf_printf(&b, ",\"tie_word_embeddings\":%s", lm->tied ? "true" : "false");
+    tl__buf_printf(&b, ",\"activations\":\"%s\"", lm->prec == TL_PRECISION_INT8 ? "int8" : "float");
+    tl__buf_printf(&b, ",\"format\":\"%s\"", tl_format_name(lm->layers[0].q->format));
+    tl__buf_printf(&b, ",\"rms_norm_eps\":");
+    tl__buf_json_number(&b, lm->eps);
+    tl__buf_printf(&b, ",\"rope_theta\":");
+    tl__buf_json_number(&b, lm->theta);
+    if (lm->bos >= 0) tl__buf_printf(&b, ",\"bos_token_id\":%lld", (long long)lm->bos);
+    if (lm->eos >= 0) tl__buf_printf(&b, ",\"eos_token_id\":%lld", (long long)lm->eos);
+    tl__buf_printf(&b, "}");
+    tl_status s = tl__buf_status(&b);
+    if (s) {
+        tl__buf_free(&b);
+        return s;
+    }
+    *json = (char *)b.p, *len = b.len;
+    return TL_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Sampling
+ * ------------------------------------------------------------------------- */
+
+static uint32_t tl__xorshift32(uint32_t *s) {
+    uint32_t x = *s ? *s : 0x9E3779B9u;
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    return *s = x;
+}
+
+typedef struct {
+    float p;
+    uint32_t i;
+} tl__cand;
+
+static int tl__cand_desc(const void *a, const void *b) {
+    const tl__cand *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+tl_status tl_lm_sample(const float *logits, size_t n, float temperature, size_t top_k, float top_p, uint32_t *state,
+                       uint32_t *token) {
+    if (!logits || !state || !token) return TL_ERR_NULL;
+    if (n == 0) return TL_ERR_EMPTY;
+    if (!(temperature >= 0.0f) || !isfinite(temperature))
+        return tl__fail(TL_ERR_ARGUMENT, "temperature must be finite and >= 0, got %g", (double)temperature);
+    if (!(top_p > 0.0f && top_p <= 1.0f)) return tl__fail(TL_ERR_ARGUMENT, "top_p must be in (0, 1], got %g", (double)top_p);
+    size_t bad = tl__first_non_finite(logits, n);
+    if (bad != n) return tl__fail(TL_ERR_NON_FINITE, "logits[%zu] is not finite", bad);
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (temperature == 0.0f || top_k == 1) { /* greedy: the first of the largest */
+        *token = (uint32_t)best;
+        return TL_OK;
+    }
+    tl__cand *c = tl__malloc(n * sizeof *c);
+    if (!c) return TL_ERR_NO_MEMORY;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        c[i].p = (float)exp(((double)logits[i] - logits[best]) / temperature);
+        c[i].i = (uint32_t)i;
+    }
+    tl__heapsort(c, n, sizeof *c, tl__cand_desc);
+    size_t keep = top_k && top_k < n ? top_k : n;
+    for (size_t i = 0; i < keep; i++) sum += c[i].p;
+    if (top_p < 1.0f) { /* the smallest prefix whose mass reaches top_p */
+        double acc = 0;
+        for (size_t i = 0; i < keep; i++)
+            if ((acc += c[i].p) >= top_p * sum) {
+                keep = i + 1, sum = acc;
+                break;
+            }
+    }
+    double r = (tl__xorshift32(state) >> 8) * (1.0 / 16777216.0) * sum, acc = 0;
+    uint32_t pick = c[keep - 1].i;
+    for (size_t i = 0; i < keep; i++)
+        if ((acc += c[i].p) > r) {
+            pick = c[i].i;
+            break;
+        }
+    tl__free(c);
+    *token = pick;
+    return TL_OK;
+}
