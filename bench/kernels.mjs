@@ -1,8 +1,16 @@
 // kernels.mjs — the ternary kernels (tl_matmul_binary / _sparse / _i8 / _f32) for every packed format,
-// in wasm SIMD128, wasm scalar and native C, beside the baselines of bench/baselines.mjs, in one table.
+// in wasm SIMD128, wasm scalar, wasm relaxed SIMD and native C, beside the baselines of
+// bench/baselines.mjs, in one table.
 //
 //   node bench/kernels.mjs [--shapes 1024x1024,4096x4096,11008x4096,256x784,10x256] [--batches 1,8,16,64]
-//                          [--budget 250] [--quick] [--no-baselines]
+//                          [--budget 250] [--quick] [--no-baselines] [--no-relaxed]
+//
+//   --no-relaxed  skip the relaxed-SIMD build. Node 20 runs it only behind a flag, and its baseline
+//               compiler gets relaxed dot products wrong: when this Node does not validate relaxed
+//               SIMD, the bench runs itself again in a child Node with --experimental-wasm-relaxed-simd
+//               --no-liftoff (every build then runs in that child, TurboFan only, as they do once
+//               tiered up anyway; the first line says so). In Chromium: bench/kernels-browser.mjs.
+//   The relaxed build's accumulators are checked identical to the SIMD build's, as the scalar's are.
 //
 //   --budget    milliseconds of timed calls per line (adaptive reps: at least 3, at most 1000; a line
 //               whose one call takes longer than the budget gets a single timed call)
@@ -35,7 +43,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { wasmUrl } from '../js/index.js';
+import { relaxedSupported, wasmUrl } from '../js/index.js';
 import { benchArgs } from './args.mjs';
 import {
   loadOrt,
@@ -77,7 +85,18 @@ const opts = benchArgs('kernels.mjs', USAGE, {
   budget: { type: 'string', default: '250' },
   quick: { type: 'boolean', default: false },
   'no-baselines': { type: 'boolean', default: false },
+  'no-relaxed': { type: 'boolean', default: false },
 });
+const RELAXED_FLAGS = ['--experimental-wasm-relaxed-simd', '--no-liftoff'];
+if (!opts['no-relaxed'] && !relaxedSupported() && !process.env.TILELLI_KERNELS_CHILD) {
+  // Run again with relaxed SIMD enabled (Node 20); if that Node refuses the flag, without the build.
+  const probe = spawnSync(process.execPath, [...RELAXED_FLAGS, '-e', '0']);
+  const args = probe.status === 0 ? [...RELAXED_FLAGS, ...process.execArgv, ...process.argv.slice(1)]
+    : [...process.execArgv, ...process.argv.slice(1), '--no-relaxed'];
+  const child = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, TILELLI_KERNELS_CHILD: '1' } });
+  process.exit(child.status ?? 1);
+}
+const withRelaxed = !opts['no-relaxed'] && relaxedSupported();
 if (opts.quick) {
   opts.shapes = '4096x4096';
   opts.batches = '1';
@@ -191,23 +210,26 @@ function timeCalls(call, budget) {
 // --- wasm ---------------------------------------------------------------------------------------------
 
 const modules = {};
-async function compiled(simd) {
-  modules[simd] ??= WebAssembly.compile(await readFile(wasmUrl(simd)));
-  return modules[simd];
+async function compiled(variant) {
+  modules[variant] ??= WebAssembly.compile(await readFile(wasmUrl(variant)));
+  return modules[variant];
 }
 
-/** A fresh instance, as js/core.js makes it, with an allocator that throws instead of returning 0. */
-async function instance(simd) {
+/** A fresh instance of build `variant` ('simd', 'scalar', 'relaxed'), as js/core.js makes it, with an
+ * allocator that throws instead of returning 0. */
+async function instance(variant) {
   const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536 });
-  const inst = await WebAssembly.instantiate(await compiled(simd), {
+  const inst = await WebAssembly.instantiate(await compiled(variant), {
     env: { memory, emscripten_notify_memory_growth() {} },
   });
   const x = inst.exports;
   x._initialize();
-  if (((x.tl_build_flags() & 1) === 1) !== simd) throw new Error(`dist build simd=${simd} reports the other variant`);
+  const flags = x.tl_build_flags();
+  const reported = flags & 2 ? 'relaxed' : flags & 1 ? 'simd' : 'scalar';
+  if (reported !== variant) throw new Error(`dist/tilelli-${variant}.wasm reports the ${reported} build`);
   const alloc = (bytes) => {
     const p = x.tl_alloc(bytes) >>> 0;
-    if (p === 0) throw new Error(`tl_alloc(${bytes}) failed in the ${simd ? 'SIMD' : 'scalar'} build`);
+    if (p === 0) throw new Error(`tl_alloc(${bytes}) failed in the ${variant} build`);
     return p;
   };
   const ok = (s, what) => {
@@ -218,13 +240,13 @@ async function instance(simd) {
 
 /**
  * Run every format x batch x kind line of one shape in one build. `simdRuns` (when given) holds the
- * SIMD build's results: the scalar build is compared with them line by line, as it goes.
+ * SIMD build's results: the scalar (or relaxed) build is compared with them line by line, as it goes.
  * Returns { lines: Map key -> { best, median, reps, group, acc | out, sum }, formats, x8, xs }.
  */
-async function runBuild(simd, shape, act, spotRows, simdRuns) {
+async function runBuild(variant, shape, act, spotRows, simdRuns) {
   const { rows, cols } = shape;
-  const build = simd ? 'wasm SIMD' : 'wasm scalar';
-  const { x, memory, alloc, ok } = await instance(simd);
+  const build = `wasm ${variant === 'simd' ? 'SIMD' : variant}`;
+  const { x, memory, alloc, ok } = await instance(variant);
   const n = rows * cols;
 
   // Weights: generated into wasm memory, quantized per tensor in every format, then freed.
@@ -257,7 +279,7 @@ async function runBuild(simd, shape, act, spotRows, simdRuns) {
       const a = simdRuns.formats[i];
       const b = formats[i];
       if (a.bytes !== b.bytes || a.hash !== b.hash || !Object.is(a.scale, b.scale)) {
-        fail(`${rows}x${cols} ${b.name}: the scalar build quantized/packed differently from the SIMD build ` +
+        fail(`${rows}x${cols} ${b.name}: the ${variant} build quantized/packed differently from the SIMD build ` +
           `(bytes ${b.bytes} vs ${a.bytes}, hash ${b.hash} vs ${a.hash}, scale ${b.scale} vs ${a.scale})`);
       }
     }
@@ -282,10 +304,10 @@ async function runBuild(simd, shape, act, spotRows, simdRuns) {
   const xs = new Float32Array(memory.buffer, pxs, B).slice();
   if (simdRuns) {
     for (let i = 0; i < x8.length; i++) {
-      if (x8[i] !== simdRuns.x8[i]) fail(`${cols}-wide int8 activations: scalar ${x8[i]} vs SIMD ${simdRuns.x8[i]} at ${i}`);
+      if (x8[i] !== simdRuns.x8[i]) fail(`${cols}-wide int8 activations: ${variant} ${x8[i]} vs SIMD ${simdRuns.x8[i]} at ${i}`);
     }
     for (let b = 0; b < B; b++) {
-      if (!Object.is(xs[b], simdRuns.xs[b])) fail(`activation scale ${b}: scalar ${xs[b]} vs SIMD ${simdRuns.xs[b]}`);
+      if (!Object.is(xs[b], simdRuns.xs[b])) fail(`activation scale ${b}: ${variant} ${xs[b]} vs SIMD ${simdRuns.xs[b]}`);
     }
   }
 
@@ -312,7 +334,7 @@ async function runBuild(simd, shape, act, spotRows, simdRuns) {
           line.sum = checksum(line.acc);
         }
         if (simdRuns) {
-          compareWithSimd(label, shape, batch, f, kind, line, simdRuns.lines.get(key), act);
+          compareWithSimd(`${label} (${build})`, shape, batch, f, kind, line, simdRuns.lines.get(key), act);
           delete line.acc; // only the SIMD build's outputs are kept
           delete line.out;
         } else {
@@ -354,7 +376,7 @@ function compareWithSimd(label, { rows }, batch, f, kind, line, simdLine, act) {
     const s = simdLine.acc;
     for (let i = 0; i < a.length; i++) {
       if (a[i] !== s[i]) {
-        fail(`${label}: wasm scalar acc[${Math.floor(i / rows)}][${i % rows}] = ${a[i]}, wasm SIMD ${s[i]}`);
+        fail(`${label}: acc[${Math.floor(i / rows)}][${i % rows}] = ${a[i]}, wasm SIMD ${s[i]}`);
       }
     }
   } else {
@@ -366,7 +388,7 @@ function compareWithSimd(label, { rows }, batch, f, kind, line, simdLine, act) {
       const tol = 1e-5 * Math.abs(f.scale) * act.xabs[b];
       const d = Math.abs(a[i] - s[i]);
       if (!(d <= tol)) {
-        fail(`${label}: wasm scalar out[${b}][${i % rows}] = ${a[i]}, wasm SIMD ${s[i]} ` +
+        fail(`${label}: out[${b}][${i % rows}] = ${a[i]}, wasm SIMD ${s[i]} ` +
           `(difference ${d}, allowed 1e-5 * scale * sum|x| = ${tol})`);
       }
       worst = Math.max(worst, d / (Math.abs(f.scale) * act.xabs[b]));
@@ -450,9 +472,14 @@ async function runShape(shape) {
   step('native');
   const native = runNative(shape);
   step('wasm SIMD');
-  const simd = await runBuild(true, shape, act, spotRows, null);
+  const simd = await runBuild('simd', shape, act, spotRows, null);
   step('wasm scalar');
-  const scalar = await runBuild(false, shape, act, spotRows, simd);
+  const scalar = await runBuild('scalar', shape, act, spotRows, simd);
+  let relaxed = null;
+  if (withRelaxed) {
+    step('wasm relaxed');
+    relaxed = await runBuild('relaxed', shape, act, spotRows, simd);
+  }
 
   // Native checksums, and the three formats against each other.
   for (const batch of batches) {
@@ -503,7 +530,7 @@ async function runShape(shape) {
   }
   step('done');
   process.stderr.write('\n');
-  return { shape, simd, scalar, native, baselines, seconds: (performance.now() - t0) / 1e3 };
+  return { shape, simd, scalar, relaxed, native, baselines, seconds: (performance.now() - t0) / 1e3 };
 }
 
 const baselineTiming = { warmup: 1, budgetMs, minReps: 3, maxReps: 200 };
@@ -513,6 +540,9 @@ const baselineTiming = { warmup: 1, budgetMs, minReps: 3, maxReps: 200 };
 console.log(
   `tilelli kernel bench: Node ${process.version}, ${cpus()[0]?.model ?? '?'} (${cpus().length} cores), single thread`,
 );
+console.log(withRelaxed
+  ? `relaxed SIMD: ${process.env.TILELLI_KERNELS_CHILD ? `this Node validates it only with ${process.execArgv.filter((a) => RELAXED_FLAGS.includes(a)).join(' ')}: the bench re-ran itself with them (all builds)` : 'validated by this Node'}`
+  : `relaxed SIMD: skipped (${opts['no-relaxed'] ? '--no-relaxed' : 'this Node does not run it'})`);
 console.log(
   `shapes ${shapes.map((s) => `${s.rows}x${s.cols}`).join(', ')}; batches ${batches.join(', ')}; ` +
     `${budgetMs} ms of timed calls per line (at least 3 calls, 1 when a call exceeds the budget)`,
@@ -535,7 +565,7 @@ for (const shape of shapes) results.push(await runShape(shape));
 for (const r of results) if (r.native.skipped) console.log(`native ${r.shape.rows}x${r.shape.cols}: skipped: ${r.native.skipped}`);
 
 console.log(
-  `\nchecks passed: ${linesChecked} lines; wasm SIMD and scalar give identical int32 accumulators (binary, sparse, int8) ` +
+  `\nchecks passed: ${linesChecked} lines; wasm SIMD, scalar${withRelaxed ? ' and relaxed' : ''} give identical int32 accumulators (binary, sparse, int8) ` +
     `equal to the native checksums${results.some((r) => r.native.skipped) ? ' (where native ran)' : ''}, the same in all three ` +
     'formats and at 16 spots to plain JS; float outputs agree within 1e-5 * scale * sum|x| ' +
     `(largest difference seen: ${floatWorst().toExponential(1)} * scale * sum|x|).`,
@@ -568,6 +598,7 @@ const header = [
   'scalar us med', 'best', 'G w/s', 'GB/s', '% bw',
   'native us med', 'best', 'G w/s', 'GB/s',
   'SIMD/native', 'vs ORT f32',
+  'relaxed us med', 'G w/s', '% bw', 'relaxed/SIMD',
 ];
 const table = [];
 const failures = []; // baselines that could not run, listed under the table
@@ -582,12 +613,14 @@ for (const r of results) {
         const s = r.simd.lines.get(key);
         const c = r.scalar.lines.get(key);
         const n = r.native.lines?.get(key);
+        const x = r.relaxed?.lines.get(key);
         table.push([
           `${rows} x ${cols}`, batch, f.name, KIND_LABEL[kind],
           us(s.median), us(s.best), gw(weights, s.median), gbs(f.bytes, s.median), pct(f.bytes, s.median, f.bw),
           us(c.median), us(c.best), gw(weights, c.median), gbs(f.bytes, c.median), pct(f.bytes, c.median, f.bw),
           n ? us(n.median) : '', n ? us(n.best) : '', n ? gw(weights, n.median) : '', n ? gbs(f.bytes, n.median) : '',
           n ? ratio(n.median, s.median) : '', ortF32 ? ratio(ortF32.median, s.median) : '',
+          x ? us(x.median) : '', x ? gw(weights, x.median) : '', x ? pct(f.bytes, x.median, f.bw) : '', x ? ratio(s.median, x.median) : '',
         ]);
       }
     }
@@ -623,7 +656,8 @@ in 1e9 weights per second. GB/s: the matrix's packed bytes (tl_matrix_data_bytes
 second. % bw: that GB/s over the wasm read bandwidth measured in this run (baselines.readBandwidth, median,
 one pass of v128 loads over a buffer of the same size, from the same cache level as a hot kernel). SIMD/native:
 wasm SIMD speed as a fraction of native (native median / SIMD median). vs ORT f32: onnxruntime-web MatMul
-float32 median (same shape and batch) / this line's median: above 1 is faster than ORT.
+float32 median (same shape and batch) / this line's median: above 1 is faster than ORT. relaxed: the
+relaxed-SIMD build (dist/tilelli-relaxed.wasm); relaxed/SIMD: SIMD median / relaxed median.
 Baseline lines: time of session.run (ORT, including its JS copies) or of bench_f32_gemm; their GB/s and % bw
 use their own weight bytes (float32: 4 per weight; MatMulNBits: 2-bit codes + a float32 scale per 32).
 Calls under ${TINY_MS * 1e3} us are timed in groups of up to 1000 and divided; native times single calls.`);
@@ -779,6 +813,21 @@ if (!at || !b1) {
       goal,
       rs.map(([b, v]) => `batch ${b} ${num(v, 2)}x`).join(', '),
     );
+  }
+}
+{
+  // (R1), (R2): the relaxed-SIMD build (issue 13; its targets are for Chromium: bench/kernels-browser.mjs).
+  const x = at?.relaxed?.lines.get('i2/1/int8');
+  const s = at?.simd.lines.get('i2/1/int8');
+  if (!x || !s) {
+    console.log(`  (R1), (R2) relaxed int8 GEMV: NOT MEASURED (${withRelaxed ? 'needs 4096x4096 and batch 1' : 'no relaxed build in this run'})`);
+  } else {
+    const i2 = at.simd.formats[0];
+    target('(R1) int8 x ternary GEMV (i2, batch 1, 4096x4096), relaxed SIMD vs SIMD128, in Node', s.median / x.median, 2,
+      `relaxed ${us(x.median)} us vs SIMD128 ${us(s.median)} us`);
+    const share = i2.bw?.medianGbps ? i2.bytes / x.median / 1e3 / i2.bw.medianGbps : undefined;
+    console.log(`  (R2) the same, share of the read bandwidth of the i2 weights: ${share === undefined ? 'NOT MEASURED' : `${share >= 0.4 ? 'MET' : 'NOT MET'}: ` +
+      `${num(100 * share, 1)}% (target >= 40%; ${gbs(i2.bytes, x.median)} GB/s of ${num(i2.bw.medianGbps, 1)} GB/s read)`}`);
   }
 }
 // (4): reaching this line means every equality check passed.

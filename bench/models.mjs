@@ -62,7 +62,7 @@ async function inNode({ networks, budgetMs, timing }) {
   ort.env.wasm.proxy = false;
   ort.env.logLevel = 'error';
   const tl = await init({ simd: true });
-  console.log(`Node ${process.version}, ${machine()}; onnxruntime-web ${ort.env.versions?.web} (wasm, 1 thread); tilelli ${tl.version} (${tl.simd ? 'wasm SIMD128' : 'wasm scalar'})`);
+  console.log(`Node ${process.version}, ${machine()}; onnxruntime-web ${ort.env.versions?.web} (wasm, 1 thread); tilelli ${tl.version} (${{ relaxed: 'wasm relaxed SIMD', simd: 'wasm SIMD128', scalar: 'wasm scalar' }[tl.build]})`);
   return runBench({ tl, ort, mnist: await mnistData(), networks, budgetMs, timing, log: (l) => process.stderr.write(`${l}\n`) });
 }
 

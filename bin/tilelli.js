@@ -243,7 +243,7 @@ const commands = {
       times.sort((a, b) => a - b);
       const med = times[times.length >> 1];
       const weights = model.layers.filter((L) => L.weights).reduce((a, L) => a + L.in * L.out, 0);
-      console.log(`${basename(args[0])}: ${model.layers.length} layers, ${weights} ternary weights, ${tl.simd ? 'wasm SIMD128' : 'wasm scalar'}`);
+      console.log(`${basename(args[0])}: ${model.layers.length} layers, ${weights} ternary weights, ${{ relaxed: 'wasm relaxed SIMD', simd: 'wasm SIMD128', scalar: 'wasm scalar' }[tl.build]}`);
       const ratio = (weights * 4) / bytes.length;
       const compare = ratio >= 1.05 ? `${ratio.toFixed(1)}x smaller` : ratio > 1 / 1.05 ? 'about the same size'
         : `${(1 / ratio).toFixed(1)}x larger: the file's headers and float parameters outweigh so few weights`;

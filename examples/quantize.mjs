@@ -42,7 +42,7 @@ const pct = (x) => `${(100 * x).toFixed(2)}%`;
 const counts = [0, 0, 0];
 for (const t of trits) counts[t + 1]++;
 
-console.log(`tilelli ${tl.version} (${tl.simd ? 'wasm SIMD128' : 'wasm scalar'} build)`);
+console.log(`tilelli ${tl.version} (${{ relaxed: 'wasm relaxed-SIMD', simd: 'wasm SIMD128', scalar: 'wasm scalar' }[tl.build]} build)`);
 console.log(`weights: ${rows} x ${cols} float32, normal with std 1/sqrt(${cols})\n`);
 console.log(`per tensor: alpha = ${alpha.toPrecision(7)}   (${(t1 - t0).toFixed(2)} ms)`);
 console.log(`  trits: -1 ${pct(counts[0] / w.length)}   0 ${pct(counts[1] / w.length)}   +1 ${pct(counts[2] / w.length)}`);

@@ -93,8 +93,10 @@ void tl_error_clear(void);
 /* Library version as MAJOR * 10000 + MINOR * 100 + PATCH. */
 uint32_t tl_version(void);
 
-/* How this copy was compiled: TL_BUILD_SIMD128 when built with wasm SIMD128. */
+/* How this copy was compiled: TL_BUILD_SIMD128 when built with wasm SIMD128, plus
+ * TL_BUILD_RELAXED_SIMD when built with relaxed SIMD too (dist/tilelli-relaxed.wasm). */
 #define TL_BUILD_SIMD128 1u
+#define TL_BUILD_RELAXED_SIMD 2u
 uint32_t tl_build_flags(void);
 
 /*

@@ -2,7 +2,7 @@
 // this file (a bundler must copy dist/*.wasm, or pass init({ url }) / init({ module })).
 import { compileFetched, makeInit, wasmUrl } from './loader.js';
 
-export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export { TilelliError, relaxedSupported, simdSupported, wasmUrl } from './loader.js';
 export { Tokenizer } from './tokenizer.js';
-export const init = makeInit((simd) => compileFetched(wasmUrl(simd)));
+export const init = makeInit((build) => compileFetched(wasmUrl(build)));
 export { startTraining } from './worker.js';

@@ -4,6 +4,7 @@ export const MAX_ELEMENTS = Object.freeze(1073741823);
 export const MAX_I8_COLS = Object.freeze(16777215);
 export const MAX_WIDTH = Object.freeze(1048576);
 export const MODEL_VERSION = Object.freeze(2);
+export const BUILD_FLAGS = Object.freeze({"SIMD128":1,"RELAXED_SIMD":2});
 export const QUANTIZER = Object.freeze({"none":0,"per_tensor":1,"per_row":2,"lsq":3,"lsq_paper":4});
 export const ACTIVATION = Object.freeze({"none":0,"relu":1,"gelu":2,"silu":3});
 export const LOSS = Object.freeze({"cross_entropy":1,"mse":2});

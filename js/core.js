@@ -6,12 +6,13 @@
 // in error messages (which element is NaN, which dimension is wrong).
 
 import { TilelliError } from './errors.js';
-import { DEADZONE_FIELDS, MAX_ELEMENTS, STATUS } from './constants.js';
+import { BUILD_FLAGS, DEADZONE_FIELDS, MAX_ELEMENTS, STATUS } from './constants.js';
 import { Runtime, bindClass, toF32, toShape, toNumber, explainer } from './runtime.js';
 import { PackedMatrix, packingApi } from './matrix.js';
 import { Model, Safetensors, packCheckpoint, packModel } from './model.js';
 import { Fit, Network } from './train.js';
 import { LanguageModel } from './lm.js';
+import { relaxedSelfTest } from './selftest.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
@@ -43,7 +44,22 @@ export async function instantiate(module, options = {}) {
     throw new TilelliError('INVALID_ARGUMENT', 'init: the module is not a tilelli build (it exports no tl_version)');
   }
   instance.exports._initialize();
-  return createApi(new Runtime(instance.exports, memory, maxPages));
+  const build = buildName(instance.exports.tl_build_flags());
+  if (build === 'relaxed') {
+    // Validating is not enough: the engine must also compute the relaxed instructions right.
+    const bad = relaxedSelfTest(instance.exports, memory);
+    if (bad) {
+      throw new TilelliError('INVALID_ARGUMENT', `init: the relaxed-SIMD build failed its self-test in this runtime (${bad}): ` +
+        "this engine computes relaxed SIMD wrongly (Node 20: run with --no-liftoff); use init({ build: 'simd' })");
+    }
+  }
+  return createApi(new Runtime(instance.exports, memory, maxPages), build);
+}
+
+/** 'relaxed', 'simd' or 'scalar', from tl_build_flags(). */
+function buildName(flags) {
+  if (flags & BUILD_FLAGS.RELAXED_SIMD) return 'relaxed';
+  return flags & BUILD_FLAGS.SIMD128 ? 'simd' : 'scalar';
 }
 
 function pagesFor(maxMemory) {
@@ -55,7 +71,7 @@ function pagesFor(maxMemory) {
   return Math.min(MAX_PAGES, Math.floor(maxMemory / PAGE));
 }
 
-function createApi(rt) {
+function createApi(rt, build) {
   const x = rt.x;
 
   /** Reject lengths past the core's limit before trying to allocate for them. */
@@ -139,8 +155,10 @@ function createApi(rt) {
     TilelliError,
     /** Packed ternary matrices owning wasm memory (see js/matrix.js). */
     PackedMatrix: classes.PackedMatrix,
-    /** True when the SIMD128 build is running. */
+    /** True when a SIMD build is running (SIMD128, or relaxed SIMD, which includes it). */
     simd: rt.simd,
+    /** Which build is running: 'relaxed' (relaxed SIMD), 'simd' (SIMD128) or 'scalar'. */
+    build,
     /** Library version, "MAJOR.MINOR.PATCH". */
     version: ((v) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`)(x.tl_version()),
 

@@ -4,7 +4,7 @@ import { compileFetched, makeInit, wasmUrl } from './loader.js';
 
 const load = async (url) => (url.protocol === 'file:' ? WebAssembly.compile(await Deno.readFile(url)) : compileFetched(url));
 
-export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export { TilelliError, relaxedSupported, simdSupported, wasmUrl } from './loader.js';
 export { Tokenizer } from './tokenizer.js';
-export const init = makeInit((simd) => load(wasmUrl(simd)), load);
+export const init = makeInit((build) => load(wasmUrl(build)), load);
 export { startTraining } from './worker.js';

@@ -44,10 +44,19 @@ export class TilelliError extends Error {
   readonly status: number | undefined;
 }
 
+/** The shipped builds: relaxed SIMD, SIMD128, scalar. */
+export type Build = 'relaxed' | 'simd' | 'scalar';
+
 export interface InitOptions {
-  /** Force the SIMD128 build (true) or the scalar build (false). Default: SIMD when the runtime validates it. */
+  /**
+   * Force a build. Default: 'relaxed' where the runtime validates relaxed SIMD and the instance
+   * passes its known-answer self-test, else 'simd' where SIMD128 validates, else 'scalar'.
+   * Forcing one the runtime cannot run (or whose self-test fails) throws INVALID_ARGUMENT.
+   */
+  build?: Build;
+  /** Older form of `build`: true is 'simd' (SIMD128), false is 'scalar'. */
   simd?: boolean;
-  /** A compiled module of dist/tilelli-simd.wasm or dist/tilelli-scalar.wasm, for runtimes that import .wasm. */
+  /** A compiled module of one of dist/tilelli-{relaxed,simd,scalar}.wasm, for runtimes that import .wasm. */
   module?: WebAssembly.Module;
   /** The bytes of one of the .wasm builds. */
   bytes?: BufferSource;
@@ -246,8 +255,10 @@ declare global {
 }
 
 export interface Tilelli {
-  /** True when the SIMD128 build is running. */
+  /** True when a SIMD build is running (SIMD128, or relaxed SIMD, which includes it). */
   readonly simd: boolean;
+  /** Which build is running. */
+  readonly build: Build;
   /** Library version, "MAJOR.MINOR.PATCH". */
   readonly version: string;
   /**
@@ -520,7 +531,7 @@ declare class Network {
   [Symbol.dispose](): void;
 }
 
-/** Load tilelli (SIMD128 build when supported) and return its API. */
+/** Load tilelli (the relaxed-SIMD, else SIMD128, else scalar build: see InitOptions.build) and return its API. */
 export function init(options?: InitOptions): Promise<Tilelli>;
 
 // The classes live on the API object (tl.Model, tl.Network, ...): each instance of the library
@@ -530,8 +541,11 @@ export type { Safetensors, Model, Fit, Network };
 /** True when this runtime validates WebAssembly SIMD128. */
 export function simdSupported(): boolean;
 
-/** The URL of the shipped SIMD128 or scalar build. */
-export function wasmUrl(simd: boolean): URL;
+/** True when this runtime validates WebAssembly relaxed SIMD (Node 20: only with --experimental-wasm-relaxed-simd). */
+export function relaxedSupported(): boolean;
+
+/** The URL of a shipped build (true: 'simd', false: 'scalar'). */
+export function wasmUrl(build: Build | boolean): URL;
 
 // ---------------------------------------------------------------------------------------------
 // Training in a worker (js/worker.js, js/worker-entry.js)

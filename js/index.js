@@ -13,7 +13,7 @@ async function load(url) {
   return compileFetched(url);
 }
 
-export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export { TilelliError, relaxedSupported, simdSupported, wasmUrl } from './loader.js';
 export { Tokenizer } from './tokenizer.js';
-export const init = makeInit((simd) => load(wasmUrl(simd)), load);
+export const init = makeInit((build) => load(wasmUrl(build)), load);
 export { startTraining } from './worker.js';

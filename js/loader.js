@@ -1,14 +1,23 @@
-// loader.js — the one loader every entry shares: options, the SIMD or scalar choice, caching.
+// loader.js — the one loader every entry shares: options, the choice of build, caching.
 //
 // An entry (node.js, browser.js, deno.js, workerd.js, index.js) only says how to get the
 // compiled module of a shipped build when init() is given none: makeInit(loadBuild) with
-// loadBuild(simd) -> Promise<WebAssembly.Module>. `{ module }`, `{ bytes }` and `{ url }`
-// work the same in every runtime.
+// loadBuild(build) -> Promise<WebAssembly.Module>, build one of BUILDS. `{ module }`, `{ bytes }`
+// and `{ url }` work the same in every runtime.
+//
+// The builds, fastest first: 'relaxed' (relaxed SIMD, dist/tilelli-relaxed.wasm), 'simd'
+// (SIMD128) and 'scalar'. By default init() takes the relaxed build where the runtime validates
+// relaxed SIMD and the instance passes its self-test (js/selftest.js), else SIMD128 where
+// validated, else scalar.
 
 import { instantiate } from './core.js';
 import { TilelliError } from './errors.js';
+import { relaxedSupported } from './selftest.js';
 
-export { TilelliError };
+export { TilelliError, relaxedSupported };
+
+/** The shipped builds. */
+export const BUILDS = Object.freeze(['relaxed', 'simd', 'scalar']);
 
 // The smallest module that uses a SIMD128 instruction: (func (result v128) i32.const 0 i8x16.splat).
 const SIMD_PROBE = new Uint8Array([
@@ -20,9 +29,17 @@ export function simdSupported() {
   return WebAssembly.validate(SIMD_PROBE);
 }
 
-/** The URL of a shipped wasm build, next to this package's js/ folder. */
-export function wasmUrl(simd) {
-  return new URL(`../dist/tilelli-${simd ? 'simd' : 'scalar'}.wasm`, import.meta.url);
+/**
+ * The URL of a shipped wasm build, next to this package's js/ folder.
+ * @param {'relaxed' | 'simd' | 'scalar' | boolean} build a build; true and false (older callers)
+ * mean 'simd' and 'scalar'
+ */
+export function wasmUrl(build) {
+  const name = build === true ? 'simd' : build === false ? 'scalar' : build;
+  if (!BUILDS.includes(name)) {
+    throw new TilelliError('INVALID_ARGUMENT', `wasmUrl: build must be one of ${BUILDS.join(', ')} (or a boolean), got ${String(build)}`);
+  }
+  return new URL(`../dist/tilelli-${name}.wasm`, import.meta.url);
 }
 
 /** Compile what fetch(url) returns, streaming when the server says application/wasm. */
@@ -43,11 +60,12 @@ export function lastInitUrl() { return lastUrl; }
 
 /**
  * Make the init() of an entry.
- * @param {(simd: boolean) => Promise<WebAssembly.Module>} loadBuild the shipped build, compiled
+ * @param {(build: 'relaxed' | 'simd' | 'scalar') => Promise<WebAssembly.Module>} loadBuild the shipped build, compiled
  * @param {(url: URL) => Promise<WebAssembly.Module>} [loadUrl] how this runtime loads `{ url }`
  */
 export function makeInit(loadBuild, loadUrl = compileFetched) {
   const cache = new Map(); // build or url -> Promise<WebAssembly.Module>: compile once per process
+  let relaxedFailed = false; // the relaxed build failed once here (self-test, missing file): not tried again
   const cached = (key, load) => {
     if (!cache.has(key)) {
       const p = load();
@@ -61,9 +79,17 @@ export function makeInit(loadBuild, loadUrl = compileFetched) {
     if (options === null || typeof options !== 'object') {
       throw new TilelliError('INVALID_ARGUMENT', `init: options must be an object, got ${options === null ? 'null' : typeof options}`);
     }
-    const { simd, module, bytes, url, maxMemory } = options;
+    const { simd, build, module, bytes, url, maxMemory } = options;
     if (simd !== undefined && typeof simd !== 'boolean') {
       throw new TilelliError('INVALID_ARGUMENT', `init: simd must be a boolean, got ${typeof simd}`);
+    }
+    if (build !== undefined && !BUILDS.includes(build)) {
+      throw new TilelliError('INVALID_ARGUMENT', `init: build must be one of ${BUILDS.map((b) => `'${b}'`).join(', ')}, got ${typeof build === 'string' ? `'${build}'` : String(build)}`);
+    }
+    // simd (the older option) names a build too: true is 'simd' (SIMD128), false is 'scalar'
+    const simdBuild = simd === undefined ? undefined : simd ? 'simd' : 'scalar';
+    if (build !== undefined && simdBuild !== undefined && build !== simdBuild) {
+      throw new TilelliError('INVALID_ARGUMENT', `init: build '${build}' and simd: ${simd} contradict each other (give one)`);
     }
     let mod;
     if (module !== undefined) {
@@ -85,11 +111,27 @@ export function makeInit(loadBuild, loadUrl = compileFetched) {
       mod = await cached(where.href, () => loadUrl(where));
       lastUrl = where.href;
     } else {
-      const useSimd = simd ?? simdSupported();
-      if (useSimd && !simdSupported()) {
-        throw new TilelliError('INVALID_ARGUMENT', 'init: simd: true was asked for, but this runtime has no WebAssembly SIMD128');
+      const wanted = build ?? simdBuild;
+      if (wanted === 'relaxed' && !relaxedSupported()) {
+        throw new TilelliError('INVALID_ARGUMENT', "init: build 'relaxed' was asked for, but this runtime has no WebAssembly relaxed SIMD " +
+          '(Node 20: run node with --experimental-wasm-relaxed-simd --no-liftoff)');
       }
-      mod = await cached(useSimd ? 'simd' : 'scalar', () => loadBuild(useSimd));
+      if (wanted === 'simd' && !simdSupported()) {
+        throw new TilelliError('INVALID_ARGUMENT', `init: ${build ? "build 'simd'" : 'simd: true'} was asked for, but this runtime has no WebAssembly SIMD128`);
+      }
+      if (wanted) return instantiate(await cached(wanted, () => loadBuild(wanted)), { maxMemory });
+      if (relaxedSupported() && !relaxedFailed) {
+        // The relaxed build where it compiles and passes its self-test; any failure (a wrong
+        // engine, a bundle that left the file out) falls back to SIMD128, and later calls go
+        // there directly.
+        try {
+          return await instantiate(await cached('relaxed', () => loadBuild('relaxed')), { maxMemory });
+        } catch {
+          relaxedFailed = true;
+        }
+      }
+      const fallback = simdSupported() ? 'simd' : 'scalar';
+      mod = await cached(fallback, () => loadBuild(fallback));
     }
     return instantiate(mod, { maxMemory });
   };

@@ -5,8 +5,8 @@ import { makeInit, wasmUrl } from './loader.js';
 
 const compileFile = async (url) => WebAssembly.compile(await readFile(url));
 
-export { TilelliError, simdSupported, wasmUrl } from './loader.js';
+export { TilelliError, relaxedSupported, simdSupported, wasmUrl } from './loader.js';
 export { Tokenizer } from './tokenizer.js';
-export const init = makeInit((simd) => compileFile(wasmUrl(simd)), (url) =>
+export const init = makeInit((build) => compileFile(wasmUrl(build)), (url) =>
   (url.protocol === 'file:' ? compileFile(url) : import('./loader.js').then((l) => l.compileFetched(url))));
 export { startTraining } from './worker.js';

@@ -36,7 +36,7 @@ async function compileAt(url) {
   return compileFetched(url);
 }
 
-const init = makeInit((simd) => compileAt(wasmUrl(simd)), compileAt);
+const init = makeInit((build) => compileAt(wasmUrl(build)), compileAt);
 
 /** A macrotask: messages that arrived meanwhile are dispatched before it runs. setImmediate in
  * Node (after the poll phase that delivers port messages); a MessageChannel elsewhere, because

@@ -67,6 +67,7 @@ const constants = {
   MAX_I8_COLS: define('TL_MAX_I8_COLS'),
   MAX_WIDTH: define('TL_MAX_WIDTH'),
   MODEL_VERSION: define('TL_MODEL_VERSION'),
+  BUILD_FLAGS: { SIMD128: define('TL_BUILD_SIMD128'), RELAXED_SIMD: define('TL_BUILD_RELAXED_SIMD') },
   QUANTIZER: table('tl_quantizer', 'TL_QUANT_'),
   ACTIVATION: table('tl_activation', 'TL_ACT_'),
   LOSS: table('tl_loss', 'TL_LOSS_'),

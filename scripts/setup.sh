@@ -15,6 +15,12 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 # clang and its libFuzzer runtime for the fuzz targets (test/fuzz/)
 command -v clang-14 >/dev/null 2>&1 || missing+=(clang-14)
 ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
+# The relaxed-SIMD build (dist/tilelli-relaxed.wasm): clang-19 and wasm-ld-19 (bookworm), the wasm32
+# compiler runtime and wasi-libc (Emscripten 3.1.6's clang-14 cannot emit relaxed opcodes).
+command -v clang-19 >/dev/null 2>&1 || missing+=(clang-19)
+command -v wasm-ld-19 >/dev/null 2>&1 || missing+=(lld-19)
+[ -f /usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a ] || missing+=(libclang-rt-19-dev-wasm32)
+[ -f /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
 # Debian's Chromium, driven by playwright-core in the browser tests (no browser download here).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Python: the tilelli package (python/) runs its tests, the fixture generators and the PyTorch

@@ -199,11 +199,14 @@ static void tq1_decode_row(const uint8_t *row, size_t rb, int8_t *out) {
 #if TL_SIMD
         v128_t q = wasm_v128_load(p), lo = wasm_u16x8_extend_low_u8x16(q),
                hi = wasm_u16x8_extend_high_u8x16(q);
-        v128_t ff = wasm_i16x8_splat(255), three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
+        v128_t three = wasm_i16x8_splat(3), one = wasm_i8x16_splat(1);
         for (unsigned k = 0; k < 5; k++) {
-            v128_t pk = wasm_i16x8_splat((int16_t)tl__tq1_pow3(k));
-            v128_t dl = wasm_u16x8_shr(wasm_i16x8_mul(wasm_v128_and(wasm_i16x8_mul(lo, pk), ff), three), 8);
-            v128_t dh = wasm_u16x8_shr(wasm_i16x8_mul(wasm_v128_and(wasm_i16x8_mul(hi, pk), ff), three), 8);
+            /* (q * 3^k) mod 256 as (q * (3^k << 8) mod 2^16) >> 8: the form with `& 255` is
+             * narrowed by clang 19 (the relaxed build) into an 8-bit multiply, which wasm lacks
+             * and which it then does lane by lane, 10x slower */
+            v128_t pk = wasm_i16x8_splat((int16_t)(tl__tq1_pow3(k) << 8));
+            v128_t dl = wasm_u16x8_shr(wasm_i16x8_mul(wasm_u16x8_shr(wasm_i16x8_mul(lo, pk), 8), three), 8);
+            v128_t dh = wasm_u16x8_shr(wasm_i16x8_mul(wasm_u16x8_shr(wasm_i16x8_mul(hi, pk), 8), three), 8);
             wasm_v128_store(o + 16 * k, wasm_i8x16_sub(wasm_u8x16_narrow_i16x8(dl, dh), one));
         }
 #else

@@ -128,9 +128,10 @@ struct tl__format_traits {
     /* Fast decode (SIMD) of a valid row into row_weights int8 trits (padding decodes to 0). */
     void (*decode_row)(const uint8_t *row, size_t row_bytes, int8_t *out);
     /* Optional fast paths; NULL: the kernels go through decode_row. */
-    /* sum_c trit[c] * x[c] for n (1..4) consecutive rows into out[0..n-1]; x int16 in the kernel's
-     * layout (kernels.c), padded with zeros to row_weights, x_sum = sum x */
-    void (*dot_x16)(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *x, int32_t x_sum,
+    /* sum_c trit[c] * x[c] for n (1..4) consecutive rows into out[0..n-1]; x in the kernel's layout
+     * (kernels.c: int16, or int8 in the relaxed-SIMD build), padded with zeros to row_weights,
+     * x_sum = sum x */
+    void (*dot_x16)(const uint8_t *rows, size_t row_bytes, size_t n, const void *x, int32_t x_sum,
                     int32_t *out);
     /* popcount(x & +1 plane) - popcount(x & -1 plane), x as row_bytes / 16 64-bit words */
     int32_t (*dot_bits)(const uint8_t *row, size_t row_bytes, const uint64_t *x);
@@ -145,7 +146,7 @@ struct tl__format_traits {
 const tl__format_traits *tl__format(tl_format f);
 
 /* Fast paths the table points to (kernels.c). */
-void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *x, int32_t x_sum,
+void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const void *x, int32_t x_sum,
                     int32_t *out);
 int32_t tl__bitplane_dot_bits(const uint8_t *row, size_t row_bytes, const uint64_t *x);
 

@@ -34,6 +34,33 @@ void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out) {
  * Dot products (n is a multiple of 16: rows are whole blocks)
  * ------------------------------------------------------------------------- */
 
+#if TL_RELAXED
+/* sum t[i] * x[i] for decoded trits and int8 activations, x_sum = sum x: the codes t + 1 (0..2) as
+ * relaxed_dot's 7-bit operand, x as the signed one, then - x_sum. An int16 lane takes 2 products
+ * of at most 128 * 2 per dot; each of the two accumulators takes 32 dots per 1024 weights
+ * (32 * 512 = 16384), then they are widened. */
+static int32_t tl__dot_t8_x8(const int8_t *t, const int8_t *x, size_t n, int32_t x_sum) {
+    const v128_t one = wasm_i8x16_splat(1);
+    v128_t acc = wasm_i32x4_splat(0);
+    for (size_t i0 = 0; i0 < n; i0 += 1024) {
+        size_t i1 = n - i0 > 1024 ? i0 + 1024 : n, i = i0;
+        v128_t a0 = wasm_i16x8_splat(0), a1 = a0;
+        for (; i + 32 <= i1; i += 32) {
+            a0 = wasm_i16x8_add(a0, wasm_i16x8_relaxed_dot_i8x16_i7x16(
+                                        wasm_v128_load(x + i), wasm_i8x16_add(wasm_v128_load(t + i), one)));
+            a1 = wasm_i16x8_add(a1, wasm_i16x8_relaxed_dot_i8x16_i7x16(
+                                        wasm_v128_load(x + i + 16), wasm_i8x16_add(wasm_v128_load(t + i + 16), one)));
+        }
+        if (i < i1)
+            a0 = wasm_i16x8_add(a0, wasm_i16x8_relaxed_dot_i8x16_i7x16(
+                                        wasm_v128_load(x + i), wasm_i8x16_add(wasm_v128_load(t + i), one)));
+        acc = wasm_i32x4_add(acc, wasm_i32x4_add(wasm_i32x4_extadd_pairwise_i16x8(a0),
+                                                 wasm_i32x4_extadd_pairwise_i16x8(a1)));
+    }
+    return wasm_i32x4_extract_lane(acc, 0) + wasm_i32x4_extract_lane(acc, 1) + wasm_i32x4_extract_lane(acc, 2) +
+           wasm_i32x4_extract_lane(acc, 3) - x_sum;
+}
+#else
 /* sum t[i] * x[i] for decoded trits and int16 activations. */
 static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 #if TL_SIMD
@@ -53,31 +80,87 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
     return acc;
 #endif
 }
+#endif
 
+/* Column c of the block's 64 (byte j, field i) */
+static size_t tl__col_of(unsigned j, unsigned i) { return 8 * (4 * (j % 2) + i) + j / 2; }
+
+#if TL_RELAXED
+/* x in the layout tl__i2_dot_x16 takes in the relaxed build: int8, zero-padded to whole blocks;
+ * byte 16k + j of block q is column 8 (4 (j % 2) + k) + j / 2, the weight whose code sits in byte j
+ * of the block at bits 2k (so that (block >> 2k) & 3 lines the codes up with these 16 bytes). */
+static void tl__i2_x16(const int8_t *x, size_t cols, size_t padded, void *out) {
+    int8_t *xr = out;
+    for (size_t q = 0; q < padded / 64; q++)
+        for (unsigned k = 0; k < 4; k++)
+            for (unsigned j = 0; j < 16; j++) {
+                size_t c = 64 * q + tl__col_of(j, k);
+                xr[64 * q + 16 * k + j] = c < cols ? x[c] : 0;
+            }
+}
+#else
 /* x in the layout tl__i2_dot_x16 takes: int16, zero-padded to whole blocks, column c of block q
  * (group g = c / 8 of its 8 groups of 8 columns) times 4^(3 - g % 4). */
-static void tl__i2_x16(const int8_t *x, size_t cols, size_t padded, int16_t *xs) {
+static void tl__i2_x16(const int8_t *x, size_t cols, size_t padded, void *out) {
+    int16_t *xs = out;
     for (size_t c = 0; c < padded; c++)
         xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
 }
+#endif
 
-/* sum trit[i] * x[i] over n (1..4) consecutive i2 rows (blocks of 64), xs in tl__i2_x16's layout,
+/* sum trit[i] * x[i] over n (1..4) consecutive i2 rows (blocks of 64), x in tl__i2_x16's layout,
  * x_sum = sum x: out[i] for row i. */
-void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *xs, int32_t x_sum,
+void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const void *x_in, int32_t x_sum,
                     int32_t *out) {
     size_t blocks = row_bytes / 16;
 #if TL_SIMD
+    /* Rows past n repeat row 0 (computed, not stored). */
+    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + row_bytes : rows, *r2 = n > 2 ? rows + 2 * row_bytes : rows,
+                  *r3 = n > 3 ? rows + 3 * row_bytes : rows;
+    v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
+#if TL_RELAXED
+    /* (v >> 2k) & 3 puts the codes of 16 weights in bytes (u16 shifts: the mask clears what
+     * crosses bytes); relaxed_dot(x, codes) adds x * code in pairs of bytes into int16 lanes. The
+     * codes (0..2) are the 7-bit operand, x the signed one: exact on every engine. A lane takes
+     * 2 products of at most 128 * 2 per dot, 4 dots per block: 16 blocks stay within int16
+     * (16 * 4 * 512 = 32768, and -32768 is the one value reached, by x = -128 and code 2), then
+     * the lanes are widened pairwise into int32. Four rows share each load of x. (The int32 form,
+     * i32x4.relaxed_dot_i8x16_i7x16_add, is three instructions on x86 without AVX-VNNI against
+     * two for dot + i16 add, and measured 1.6x slower here.) */
+    const int8_t *xr = x_in;
+    const v128_t m = wasm_i8x16_splat(3);
+    for (size_t b0 = 0; b0 < blocks; b0 += 16) {
+        size_t b1 = blocks - b0 > 16 ? b0 + 16 : blocks;
+        v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t b = b0; b < b1; b++) {
+            const int8_t *xb = xr + 64 * b;
+            v128_t v0 = wasm_v128_load(r0 + 16 * b), v1 = wasm_v128_load(r1 + 16 * b),
+                   v2 = wasm_v128_load(r2 + 16 * b), v3 = wasm_v128_load(r3 + 16 * b), x;
+#define TL__RDOT(a, v, s)                                                                                    \
+    a = wasm_i16x8_add(a, wasm_i16x8_relaxed_dot_i8x16_i7x16(x, wasm_v128_and(wasm_u16x8_shr(v, s), m)))
+#define TL__RDOT4(s) TL__RDOT(a0, v0, s), TL__RDOT(a1, v1, s), TL__RDOT(a2, v2, s), TL__RDOT(a3, v3, s)
+            x = wasm_v128_load(xb), TL__RDOT4(0);
+            x = wasm_v128_load(xb + 16), TL__RDOT4(2);
+            x = wasm_v128_load(xb + 32), TL__RDOT4(4);
+            x = wasm_v128_load(xb + 48), TL__RDOT4(6);
+#undef TL__RDOT4
+#undef TL__RDOT
+        }
+        t0 = wasm_i32x4_add(t0, wasm_i32x4_extadd_pairwise_i16x8(a0));
+        t1 = wasm_i32x4_add(t1, wasm_i32x4_extadd_pairwise_i16x8(a1));
+        t2 = wasm_i32x4_add(t2, wasm_i32x4_extadd_pairwise_i16x8(a2));
+        t3 = wasm_i32x4_add(t3, wasm_i32x4_extadd_pairwise_i16x8(a3));
+    }
+#else
+    const int16_t *xs = x_in;
     /* Field k of a lane masked in place is code_k << 2k; its x comes scaled by 4^(3 - k), so every
      * product is code * x * 64 and one accumulator per row takes all 8 fields (the high byte's
      * fields 4..7 are brought down by one shift and share the masks). Four rows share each load of
      * x: 8 weights of a row cost an and, a dot and an add. Lanes stay in range: a block adds 16
      * products of at most 128 * 127 * 64 to a lane, 64 blocks at most 2^30; the accumulators are
-     * flushed every 64 blocks. Rows past n repeat row 0 (computed, not stored). */
+     * flushed every 64 blocks. */
     const v128_t m0 = wasm_i16x8_splat(3), m1 = wasm_i16x8_splat(3 << 2), m2 = wasm_i16x8_splat(3 << 4),
                  m3 = wasm_i16x8_splat(3 << 6);
-    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + row_bytes : rows, *r2 = n > 2 ? rows + 2 * row_bytes : rows,
-                  *r3 = n > 3 ? rows + 3 * row_bytes : rows;
-    v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
     for (size_t b0 = 0; b0 < blocks; b0 += 64) {
         size_t b1 = blocks - b0 > 64 ? b0 + 64 : blocks;
         v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
@@ -105,6 +188,7 @@ void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const int16
         t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, 6)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, 6));
         t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(a2, 6)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(a3, 6));
     }
+#endif
     /* transpose-add: lane i of s = sum of t_i's lanes */
     v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
     v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
@@ -114,6 +198,7 @@ void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const int16
     wasm_v128_store(r, s);
     for (size_t i = 0; i < n; i++) out[i] = r[i];
 #else
+    const int16_t *xs = x_in;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *row = rows + i * row_bytes;
         int32_t acc = 0;
@@ -231,8 +316,15 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
 #define TL__LI 16                /* int8 vectors per pass */
 #define TL__BAND_I2 4096         /* rows per band read as they are (bounds the batched accumulators) */
 #define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
-#define TL__I8_TABLE_MIN 4       /* int8 batches from this size go through the tables, */
-#define TL__I8_TABLE_MIN_ROWS 64 /* when there are rows enough to pay for building them */
+/* int8 batches of TL__I8_TABLE_MIN vectors and more go through the tables, when there are
+ * TL__I8_TABLE_MIN_ROWS rows and more to pay for building them. The relaxed build's dot products are
+ * cheaper: at 4096x4096 (i2) they are 4x faster than the tables at batch 4 and even at batch 12. */
+#if TL_RELAXED
+#define TL__I8_TABLE_MIN 12
+#else
+#define TL__I8_TABLE_MIN 4
+#endif
+#define TL__I8_TABLE_MIN_ROWS 64
 
 /* i2 byte -> base-3 index of its 4 codes (code 3, never in valid data, read as 1) */
 #define TL__C3(b, s) ((((b) >> (s)) & 3) == 3 ? 1 : (((b) >> (s)) & 3))
@@ -281,9 +373,6 @@ static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_
     *stride = 16 * Q;
     return buf;
 }
-
-/* Column c of the block's 64 (byte j, field i) */
-static size_t tl__col_of(unsigned j, unsigned i) { return 8 * (4 * (j % 2) + i) + j / 2; }
 
 /* o[c0 + 4 c1] = v(c0, x0) + v(c1, x1); v(0, x) = -x, v(2, x) = x, else 0 */
 static void tl__pair_f32(float x0, float x1, float *o) {
@@ -578,7 +667,7 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
     size_t P = m->row_weights, cols = m->cols;
     uint64_t xb = (uint64_t)batch * P * 2, sb = (uint64_t)batch * 4, tb = m->traits->dot_x16 ? 0 : P + 16;
     uint8_t *cur = w;
-    int16_t *x16 = tl__take(&cur, xb);
+    int16_t *x16 = tl__take(&cur, xb); /* int8 in the relaxed build's i2 layout: half used */
     int32_t *sums = tl__take(&cur, sb);
     int8_t *t = tl__take(&cur, tb);
     for (size_t b = 0; b < batch; b++) {
@@ -588,8 +677,14 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
         if (m->traits->dot_x16)
             tl__i2_x16(x + b * cols, cols, P, x16 + b * P);
         else {
+#if TL_RELAXED
+            int8_t *x8 = (int8_t *)(x16 + b * P); /* int8 for tl__dot_t8_x8 */
+            memcpy(x8, x + b * cols, cols);
+            memset(x8 + cols, 0, P - cols);
+#else
             for (size_t c = 0; c < cols; c++) x16[b * P + c] = x[b * cols + c];
             for (size_t c = cols; c < P; c++) x16[b * P + c] = 0;
+#endif
         }
     }
     if (m->traits->dot_x16) {
@@ -605,8 +700,14 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
     }
     for (size_t r = 0; r < m->rows; r++) {
         tl__decode_row(m, r, t);
-        for (size_t b = 0; b < batch; b++)
-            tl__emit(m, b, r, tl__dot_t8_x16(t, x16 + b * P, P), x_scales ? x_scales[b] : 1.0f, acc, out);
+        for (size_t b = 0; b < batch; b++) {
+#if TL_RELAXED
+            int32_t a = tl__dot_t8_x8(t, (const int8_t *)(x16 + b * P), P, sums[b]);
+#else
+            int32_t a = tl__dot_t8_x16(t, x16 + b * P, P);
+#endif
+            tl__emit(m, b, r, a, x_scales ? x_scales[b] : 1.0f, acc, out);
+        }
     }
 }
 

@@ -47,6 +47,28 @@ static void *tl__malloc_large(size_t raw) {
     while (n) free(held[--n]);
     return malloc(raw);
 }
+#elif defined(__wasi__)
+/* The relaxed-SIMD build (clang-19, wasi-libc's dlmalloc) has the same 2 GiB limit per sbrk, and
+ * no mallinfo. Its sbrk grows the memory at its end, contiguous with malloc's top chunk: blocks
+ * under 1 GiB, all held until their sum covers the request, then given back, stay in the top chunk
+ * (MORECORE_CANNOT_TRIM), from which the large block is cut. When the memory cannot grow that far,
+ * what the steps got stays in the top chunk for later allocations and NULL is returned. */
+#define TL__STEP ((size_t)1 << 29)
+
+static void *tl__malloc_large(size_t raw) {
+    size_t slack = (size_t)1 << 20;
+    if (raw > SIZE_MAX - slack) return NULL;
+    size_t want = raw + slack;
+    void *held[16];
+    size_t n = 0, sum = 0;
+    while (sum < want && n < sizeof held / sizeof *held) {
+        size_t step = want - sum < TL__STEP ? want - sum : TL__STEP;
+        if (!(held[n] = malloc(step))) break;
+        sum += step, n++;
+    }
+    while (n) free(held[--n]);
+    return malloc(raw);
+}
 #endif
 
 #define TL__HEADER 16 /* keeps the user pointer 16-byte aligned; holds the size and the raw pointer */
@@ -58,7 +80,7 @@ void *tl__malloc(size_t size) {
     if (tl__fail_countdown && --tl__fail_countdown == 0) return NULL;
     if (size > SIZE_MAX - 2 * TL__HEADER) return NULL;
     unsigned char *raw = malloc(size + 2 * TL__HEADER);
-#ifdef __EMSCRIPTEN__
+#if defined(__EMSCRIPTEN__) || defined(__wasi__)
     if (!raw && size >= ((size_t)1 << 30)) raw = tl__malloc_large(size + 2 * TL__HEADER);
 #endif
     if (!raw) return NULL;

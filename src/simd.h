@@ -19,4 +19,14 @@
 #define TL_SIMD 0
 #endif
 
+/* The relaxed-SIMD build (clang-19 -mrelaxed-simd, dist/tilelli-relaxed.wasm) adds kernels with
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s / i16x8.relaxed_dot_i8x16_i7x16_s on top of the SIMD128 ones.
+ * They are only used with a second operand in 0..127, where every engine computes the same
+ * result (no saturation, no sign ambiguity), so they equal the scalar reference bit for bit. */
+#if defined(__wasm_relaxed_simd__)
+#define TL_RELAXED 1
+#else
+#define TL_RELAXED 0
+#endif
+
 #endif

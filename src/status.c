@@ -49,11 +49,14 @@ uint32_t tl_version(void) {
 }
 
 uint32_t tl_build_flags(void) {
+    uint32_t f = 0;
 #ifdef __wasm_simd128__
-    return TL_BUILD_SIMD128;
-#else
-    return 0;
+    f |= TL_BUILD_SIMD128;
 #endif
+#ifdef __wasm_relaxed_simd__
+    f |= TL_BUILD_RELAXED_SIMD;
+#endif
+    return f;
 }
 
 /* One buffer: the core is single-threaded per instance (a wasm instance, or a native caller that

@@ -14,6 +14,7 @@ const config :Workerd.Config = (
 const predictor :Workerd.Worker = (
   modules = [
     (name = "worker.js", esModule = embed "build/worker.js"),
+    (name = "tilelli-relaxed.wasm", wasm = embed "build/tilelli-relaxed.wasm"),
     (name = "tilelli-simd.wasm", wasm = embed "build/tilelli-simd.wasm"),
     (name = "tilelli-scalar.wasm", wasm = embed "build/tilelli-scalar.wasm"),
     # The packed model as a data module: the worker imports it as an ArrayBuffer.

@@ -144,7 +144,7 @@ export function createHandler({ model, runtime = 'unknown', maxBatch = 64, activ
       limits: { maxBatch, octetBytes: maxBatch * width * 4, jsonBytes: maxBatch * width * JSON_BYTES_PER_VALUE },
       describe: () => ({
         input: m.inputSize, output: m.outputSize, layers: m.layers, metadata: m.metadata, bytes: byteLength,
-        source, runtime, build: tl.simd ? 'simd128' : 'scalar', threads: 1, version: tl.version,
+        source, runtime, build: { relaxed: 'relaxed-simd', simd: 'simd128', scalar: 'scalar' }[tl.build], threads: 1, version: tl.version,
         limits: loaded.limits, memory: tl.memoryStats(),
       }),
     };

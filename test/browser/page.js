@@ -10,7 +10,7 @@
 // 'scalar' runs do with the copies next to the bundle. The 'default' run calls init() without
 // options, to check that esbuild left that import.meta.url alone (the test serves a second copy
 // at <site>/dist/, where it then points).
-import { init, simdSupported } from 'tilelli';
+import { init, relaxedSupported, simdSupported } from 'tilelli';
 
 import { sample } from '../runtimes/sample.js';
 
@@ -46,7 +46,7 @@ function show(text) {
 function summary(where, run) {
   const r = run.result;
   return [
-    `${where.padEnd(12)} ${run.label.padEnd(8)} tl.simd=${String(run.simd).padEnd(5)} version=${r.version}`,
+    `${where.padEnd(12)} ${run.label.padEnd(8)} tl.build=${run.build.padEnd(7)} tl.simd=${String(run.simd).padEnd(5)} version=${r.version}`,
     `    alpha=${r.alpha}  fracZero=${r.stats.fracZero}  signsChecksum=${r.signsChecksum}  lsq[0..2]=${r.lsq.slice(0, 2).join(', ')}`,
     `    i2.int8[0..4]=${r.products.i2.int8.slice(0, 4).join(', ')}  tq1.bytes=${r.products.tq1.bytes}  error=${r.error?.code}`,
   ].join('\n');
@@ -55,21 +55,23 @@ function summary(where, run) {
 async function main() {
   addEventListener('unhandledrejection', (e) => console.error('unhandled rejection:', e.reason));
   const compiled = countCompiles();
-  show(`userAgent: ${navigator.userAgent}\nsimdSupported(): ${simdSupported()}\n`);
+  show(`userAgent: ${navigator.userAgent}\nsimdSupported(): ${simdSupported()}  relaxedSupported(): ${relaxedSupported()}\n`);
 
   const main = [];
   for (const [label, options] of [
     ['default', undefined],
+    ['relaxed', { url: wasm('relaxed') }],
     ['simd', { url: wasm('simd') }],
     ['scalar', { simd: false, url: wasm('scalar') }],
   ]) {
     const tl = await init(options);
-    const run = { label, simd: tl.simd, result: sample(tl) };
+    const run = { label, build: tl.build, simd: tl.simd, result: sample(tl) };
     main.push(run);
     show(summary('main thread', run));
   }
 
   const worker = await inWorker([
+    { label: 'relaxed', options: { url: wasm('relaxed') } },
     { label: 'simd', options: { url: wasm('simd') } },
     { label: 'scalar', options: { simd: false, url: wasm('scalar') } },
   ]);

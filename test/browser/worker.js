@@ -18,7 +18,7 @@ if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScop
       const runs = [];
       for (const { label, options } of data.runs) {
         const tl = await init(options);
-        runs.push({ label, simd: tl.simd, result: sample(tl) });
+        runs.push({ label, build: tl.build, simd: tl.simd, result: sample(tl) });
       }
       self.postMessage({ runs, compiled });
     } catch (e) {

@@ -1,5 +1,6 @@
-// browser.test.js — the sample in Chromium: on a page's main thread (SIMD and scalar builds) and in
-// a module worker, through the package's "browser" entry, compared value for value with Node.
+// browser.test.js — the sample in Chromium: on a page's main thread (relaxed-SIMD, SIMD and scalar
+// builds; init() without options must pick relaxed) and in a module worker, through the package's
+// "browser" entry, compared value for value with Node.
 //
 // 1. esbuild bundles test/browser/page.js and worker.js (both import 'tilelli' by name and
 //    test/runtimes/sample.js) as a browser app would be bundled: platform browser, ESM, the
@@ -31,7 +32,7 @@ import { sample } from './sample.js';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const artifacts = join(root, 'test-artifacts', 'browser');
 const site = join(artifacts, 'site');
-const WASM = ['tilelli-simd.wasm', 'tilelli-scalar.wasm'];
+const WASM = ['tilelli-relaxed.wasm', 'tilelli-simd.wasm', 'tilelli-scalar.wasm'];
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -60,7 +61,7 @@ async function buildSite() {
   import { sample } from './sample.js';
   try {
     const tl = await init();
-    window.plainReport = { ok: true, simd: tl.simd, result: sample(tl) };
+    window.plainReport = { ok: true, build: tl.build, simd: tl.simd, result: sample(tl) };
   } catch (e) {
     window.plainReport = { ok: false, error: String(e && e.stack || e) };
   }
@@ -85,7 +86,7 @@ async function buildSite() {
   return bundles;
 }
 
-test('Chromium runs the sample on the main thread (SIMD, scalar) and in a module worker with Node\'s numbers',
+test('Chromium runs the sample on the main thread (relaxed by default, SIMD, scalar) and in a module worker with Node\'s numbers',
   { timeout: 60_000 }, async (t) => {
     assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: scripts/setup.sh installs Debian's chromium (or set TILELLI_CHROMIUM)`);
     for (const name of WASM) {
@@ -124,8 +125,11 @@ test('Chromium runs the sample on the main thread (SIMD, scalar) and in a module
       time.shot = performance.now();
 
       assert.ok(report.ok, `the page failed: ${report.error}\n${problems.join('\n')}`);
-      assert.deepEqual(report.main.map((r) => [r.label, r.simd]), [['default', true], ['simd', true], ['scalar', false]]);
-      assert.deepEqual(report.worker.map((r) => [r.label, r.simd]), [['simd', true], ['scalar', false]]);
+      // Chromium runs relaxed SIMD: init() without options picks that build (its self-test passed)
+      assert.deepEqual(report.main.map((r) => [r.label, r.build, r.simd]),
+        [['default', 'relaxed', true], ['relaxed', 'relaxed', true], ['simd', 'simd', true], ['scalar', 'scalar', false]]);
+      assert.deepEqual(report.worker.map((r) => [r.label, r.build, r.simd]),
+        [['relaxed', 'relaxed', true], ['simd', 'simd', true], ['scalar', 'scalar', false]]);
       for (const run of runs) assert.deepEqual(run.result, expected, `${run.where} ${run.label} gives Node's sample`);
 
       // The plain page: the package as installed, no bundler.
@@ -133,16 +137,18 @@ test('Chromium runs the sample on the main thread (SIMD, scalar) and in a module
       await page.waitForFunction(() => window.plainReport !== undefined);
       const plain = await page.evaluate(() => window.plainReport);
       assert.ok(plain.ok, `the plain page failed: ${plain.error}`);
+      assert.equal(plain.build, 'relaxed');
       assert.equal(plain.simd, true);
       assert.deepEqual(plain.result, expected, 'the unbundled package in a plain page gives Node\'s sample');
 
       // Each build was fetched once per context (init caches per URL) as application/wasm and compiled streaming.
-      assert.deepEqual(report.compiled, { main: { streaming: 3, buffered: 0 }, worker: { streaming: 2, buffered: 0 } });
+      assert.deepEqual(report.compiled, { main: { streaming: 4, buffered: 0 }, worker: { streaming: 3, buffered: 0 } });
       const wasmRequests = server.requests.filter((r) => r.path.endsWith('.wasm')).map((r) => `${r.path} ${r.status} ${r.type}`).sort();
       assert.deepEqual(wasmRequests, [
+        '/app/tilelli-relaxed.wasm 200 application/wasm', '/app/tilelli-relaxed.wasm 200 application/wasm',
         '/app/tilelli-scalar.wasm 200 application/wasm', '/app/tilelli-scalar.wasm 200 application/wasm',
         '/app/tilelli-simd.wasm 200 application/wasm', '/app/tilelli-simd.wasm 200 application/wasm',
-        '/dist/tilelli-simd.wasm 200 application/wasm', '/pkg/dist/tilelli-simd.wasm 200 application/wasm',
+        '/dist/tilelli-relaxed.wasm 200 application/wasm', '/pkg/dist/tilelli-relaxed.wasm 200 application/wasm',
       ]);
       assert.deepEqual(server.requests.filter((r) => r.status !== 200), [], 'every request was served');
       assert.deepEqual(problems, [], 'no console error, page error, unhandled rejection or failed request');

@@ -24,9 +24,9 @@ const SCRIPT = `import { init } from 'tilelli';
 import { sample } from 'tilelli-test/sample.js';
 
 const out = {};
-for (const [build, options] of [['simd', { simd: true }], ['scalar', { simd: false }], ['default', {}]]) {
+for (const [build, options] of [['relaxed', { build: 'relaxed' }], ['simd', { simd: true }], ['scalar', { simd: false }], ['default', {}]]) {
   const tl = await init(options);
-  out[build] = { simd: tl.simd, sample: sample(tl) };
+  out[build] = { build: tl.build, simd: tl.simd, sample: sample(tl) };
 }
 let denied;
 try {
@@ -47,7 +47,7 @@ function run(file, args, options) {
   });
 }
 
-test('Deno runs the sample through the deno entry with the same numbers as Node, on both builds', async (t) => {
+test('Deno runs the sample through the deno entry with the same numbers as Node, on every build (relaxed by default)', async (t) => {
   const expected = JSON.parse(JSON.stringify(sample(await init()))); // what JSON output can carry
   const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
   const entry = pkg.exports['.'].deno;
@@ -82,7 +82,9 @@ test('Deno runs the sample through the deno entry with the same numbers as Node,
   const out = JSON.parse(stdout);
   t.diagnostic(`Deno ${out.runtime.deno}${stderr.trim() ? `; stderr: ${stderr.trim()}` : ''}`);
   assert.equal(out.runtime.readOutsideDist, 'NotCapable', 'Deno may read dist/ only');
-  for (const build of ['simd', 'scalar', 'default']) assert.deepEqual(out[build].sample, expected, `${build} build`);
+  for (const build of ['relaxed', 'simd', 'scalar', 'default']) assert.deepEqual(out[build].sample, expected, `${build} build`);
+  assert.equal(out.default.build, 'relaxed', 'Deno runs relaxed SIMD: init() picks that build');
+  assert.deepEqual([out.relaxed.build, out.simd.build, out.scalar.build], ['relaxed', 'simd', 'scalar']);
   assert.equal(out.simd.simd, true);
   assert.equal(out.scalar.simd, false);
 });

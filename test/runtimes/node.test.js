@@ -8,7 +8,7 @@ import { init } from 'tilelli';
 
 import { sample } from './sample.js';
 
-test('the sample gives the same numbers on the SIMD and scalar builds, and through require()', async () => {
+test('the sample gives the same numbers on the SIMD and scalar builds, and through require()', async (t) => {
   const simd = sample(await init({ simd: true }));
   const scalar = sample(await init({ simd: false }));
   assert.deepEqual(scalar, simd);
@@ -19,5 +19,6 @@ test('the sample gives the same numbers on the SIMD and scalar builds, and throu
   const cjs = require('tilelli');
   const tl = await cjs.init();
   assert.deepEqual(sample(tl), simd);
+  t.diagnostic(`Node ${process.version}: init() runs the ${tl.build} build`);
   assert.ok(tl.TilelliError, 'the CommonJS API carries the error class');
 });

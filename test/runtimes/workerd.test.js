@@ -19,7 +19,7 @@ import { sample } from './sample.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const workerdBin = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'workerd.cmd' : 'workerd');
-const WASM = ['tilelli-simd.wasm', 'tilelli-scalar.wasm'];
+const WASM = ['tilelli-relaxed.wasm', 'tilelli-simd.wasm', 'tilelli-scalar.wasm'];
 
 /** Bundle the worker into dir/worker.bundle.js with `expected` embedded; returns its external imports. */
 async function bundle(dir, expected) {
@@ -58,7 +58,7 @@ function workerdTest(dir) {
   });
 }
 
-test('a worker importing tilelli answers a request with the same sample as Node, on both builds', async (t) => {
+test('a worker importing tilelli answers a request with the same sample as Node, on every build (relaxed by default)', async (t) => {
   const node = sample(await init());
   const expected = JSON.parse(JSON.stringify(node)); // what a JSON response can carry
   const dir = await mkdtemp(join(tmpdir(), 'tilelli-workerd-'));
@@ -68,7 +68,7 @@ test('a worker importing tilelli answers a request with the same sample as Node,
 
   const { inputs, imports } = await bundle(dir, expected);
   assert.ok(inputs.includes('js/workerd.js'), `the bundle uses the workerd entry: ${inputs.join(', ')}`);
-  assert.deepEqual(imports, ['./tilelli-scalar.wasm', './tilelli-simd.wasm']);
+  assert.deepEqual(imports, ['./tilelli-relaxed.wasm', './tilelli-scalar.wasm', './tilelli-simd.wasm']);
 
   const started = performance.now();
   const run = await workerdTest(dir);
@@ -78,8 +78,10 @@ test('a worker importing tilelli answers a request with the same sample as Node,
   const line = output.split('\n').find((l) => l.includes('TILELLI_WORKERD_RESULT '));
   assert.ok(line, `the worker printed its result:\n${output}`);
   const results = JSON.parse(line.slice(line.indexOf('TILELLI_WORKERD_RESULT ') + 23));
-  assert.deepEqual(Object.keys(results).sort(), ['default', 'scalar', 'simd']);
+  assert.deepEqual(Object.keys(results).sort(), ['default', 'relaxed', 'scalar', 'simd']);
   for (const [build, body] of Object.entries(results)) assert.deepEqual(body.sample, expected, `${build} build`);
+  assert.equal(results.default.running, 'relaxed', 'workerd runs relaxed SIMD: init() picks that build');
+  assert.equal(results.relaxed.running, 'relaxed');
   assert.equal(results.simd.simd, true);
   assert.equal(results.scalar.simd, false);
   t.diagnostic(`workerd test: ${(performance.now() - started).toFixed(0)} ms`);

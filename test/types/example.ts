@@ -1,9 +1,9 @@
 // example.ts — uses every public function and type of tilelli through the package name, so
 // `tsc -p test/types` fails when js/index.d.ts drifts from the API. The test suite also runs the
 // compiled output (build/types/example.js) so the declared types are the ones returned at run time.
-import { init, simdSupported, wasmUrl, TilelliError, Tokenizer } from 'tilelli';
+import { init, relaxedSupported, simdSupported, wasmUrl, TilelliError, Tokenizer } from 'tilelli';
 import type {
-  DeadzoneStats, InitOptions, Tilelli, TilelliErrorCode, Weights, MatrixFormat, MatrixShape, PackedMatrix,
+  Build, DeadzoneStats, InitOptions, Tilelli, TilelliErrorCode, Weights, MatrixFormat, MatrixShape, PackedMatrix,
   QuantizedActivations, Safetensors, TensorInfo, Architecture, Model, ModelSpec,
   StartTrainingOptions, TrainingJob, TrainingProgress, TrainingResult, TrainingWeights, TrainingEvaluation,
   Network, TrainingCheckpointSpec,
@@ -15,6 +15,12 @@ const options: InitOptions = { simd: simdSupported(), maxMemory: 64 * 1024 * 102
 const tl: Tilelli = await init(options);
 const scalar: Tilelli = await init({ simd: false });
 const url: URL = wasmUrl(true);
+const build: Build = tl.build; // 'relaxed' where relaxedSupported() and the self-test passed
+const forced: Build = (await init({ build: relaxedSupported() ? 'relaxed' : 'scalar' })).build;
+const relaxedUrl: URL = wasmUrl('relaxed');
+if (!['relaxed', 'simd', 'scalar'].includes(build) || !forced || !relaxedUrl.href.endsWith('tilelli-relaxed.wasm')) {
+  throw new Error(`builds: ${build}, ${forced}, ${relaxedUrl.href}`);
+}
 
 const w: Weights = new Float32Array([0.5, -1.5, 2, -0.25, 0, 1, -1, 0.75]);
 const plain: Weights = [0.5, -1.5, 2, -0.25];

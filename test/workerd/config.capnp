@@ -1,6 +1,6 @@
 # config.capnp — workerd configuration for test/workerd/worker.js, used by
 # test/runtimes/workerd.test.js: it bundles the worker (esbuild, conditions workerd/worker/browser)
-# into worker.bundle.js next to a copy of this file and of the two wasm builds, then runs
+# into worker.bundle.js next to a copy of this file and of the three wasm builds, then runs
 # `workerd test config.capnp`, which calls the worker's test() handler.
 #
 # workerd compiles no wasm from bytes at run time: each build is declared here as a wasm module,
@@ -14,6 +14,7 @@ const config :Workerd.Config = (
 const tilelliWorker :Workerd.Worker = (
   modules = [
     (name = "worker.js", esModule = embed "worker.bundle.js"),
+    (name = "tilelli-relaxed.wasm", wasm = embed "tilelli-relaxed.wasm"),
     (name = "tilelli-simd.wasm", wasm = embed "tilelli-simd.wasm"),
     (name = "tilelli-scalar.wasm", wasm = embed "tilelli-scalar.wasm"),
   ],
