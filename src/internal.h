@@ -193,6 +193,8 @@ typedef struct {
     void *p;
     size_t cap;
 } tl__ws;
+/* tl_quantize_activations_i8 without its checks (x finite, cols >= 1): the same bits as the reference. */
+void tl__quantize_i8(const float *x, size_t cols, size_t batch, int8_t *xq, float *scales);
 tl_status tl__ws_reserve(tl__ws *ws, size_t bytes);
 void tl__ws_free(tl__ws *ws);
 tl_status tl__matmul_f32_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws);

@@ -753,7 +753,7 @@ tl_status tl__matmul_f32_i8_ws(const tl_matrix *m, const float *x, size_t batch,
     if (s) return s;
     int8_t *xq = ws->p;
     float *xs = (float *)((uint8_t *)ws->p + tl__rup16(n));
-    tl_ref_quantize_activations_i8(x, m->cols, batch, xq, xs);
+    tl__quantize_i8(x, m->cols, batch, xq, xs);
     tl__i8_run(m, xq, batch, xs, NULL, out, (uint8_t *)ws->p + head);
     return TL_OK;
 }
@@ -948,12 +948,51 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
     return tl__finite_out(TL_OK, m, out, batch * m->rows);
 }
 
+/* tl_ref_quantize_activations_i8's numbers (the max of |x|, s = 127 / max(mx, 1e-5), rint(x * s)
+ * clamped), 16 values per step: f32x4.nearest is rintf's round-half-even, the clamp comes before
+ * the conversion, so the saturating narrowings never change a value. */
+void tl__quantize_i8(const float *x, size_t cols, size_t batch, int8_t *xq, float *scales) {
+#if TL_SIMD
+    for (size_t b = 0; b < batch; b++) {
+        const float *v = x + b * cols;
+        int8_t *q = xq + b * cols;
+        v128_t m4 = wasm_f32x4_splat(0.0f);
+        size_t c = 0;
+        for (; c + 4 <= cols; c += 4) m4 = wasm_f32x4_pmax(m4, wasm_f32x4_abs(wasm_v128_load(v + c)));
+        float mx = 0.0f;
+        for (int k = 0; k < 4; k++) {
+            float l = wasm_f32x4_extract_lane(m4, 0);
+            mx = l > mx ? l : mx;
+            m4 = wasm_i32x4_shuffle(m4, m4, 1, 2, 3, 0);
+        }
+        for (; c < cols; c++) mx = fabsf(v[c]) > mx ? fabsf(v[c]) : mx;
+        float sc = 127.0f / (mx > 1e-5f ? mx : 1e-5f);
+        const v128_t sv = wasm_f32x4_splat(sc), lo = wasm_f32x4_splat(-128.0f), hi = wasm_f32x4_splat(127.0f);
+#define TL__Q4(i)                                                                                            \
+    wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_pmin(                                                              \
+        hi, wasm_f32x4_pmax(lo, wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(v + c + 4 * (i)), sv)))))
+        for (c = 0; c + 16 <= cols; c += 16) {
+            v128_t a = wasm_i16x8_narrow_i32x4(TL__Q4(0), TL__Q4(1)), d = wasm_i16x8_narrow_i32x4(TL__Q4(2), TL__Q4(3));
+            wasm_v128_store(q + c, wasm_i8x16_narrow_i16x8(a, d));
+        }
+#undef TL__Q4
+        for (; c < cols; c++) {
+            float r = rintf(v[c] * sc);
+            q[c] = (int8_t)(r < -128.0f ? -128.0f : r > 127.0f ? 127.0f : r);
+        }
+        scales[b] = sc;
+    }
+#else
+    tl_ref_quantize_activations_i8(x, cols, batch, xq, scales);
+#endif
+}
+
 tl_status tl_quantize_activations_i8(const float *x, size_t x_len, size_t batch, int8_t *xq, float *scales) {
     if (!x || !xq || !scales) return TL_ERR_NULL;
     if (batch == 0 || x_len == 0) return TL_ERR_EMPTY;
     if (x_len > TL_MAX_ELEMENTS) return TL_ERR_OVERFLOW;
     if (x_len % batch) return TL_ERR_SIZE;
     if (tl__first_non_finite(x, x_len) != x_len) return TL_ERR_NON_FINITE;
-    tl_ref_quantize_activations_i8(x, x_len / batch, batch, xq, scales);
+    tl__quantize_i8(x, x_len / batch, batch, xq, scales);
     return TL_OK;
 }

@@ -526,7 +526,7 @@ tl_status tl_lm_set_precision(tl_lm *lm, tl_precision p) {
  * quantized x when quantized is set. */
 static tl_status tl__lm_linear(tl_lm *lm, const tl_matrix *m, const float *x, size_t n, int quantized, float *out) {
     if (lm->prec == TL_PRECISION_FLOAT) return tl__matmul_f32_ws(m, x, n, out, &lm->ws);
-    if (!quantized) tl_ref_quantize_activations_i8(x, m->cols, n, lm->xq, lm->xs);
+    if (!quantized) tl__quantize_i8(x, m->cols, n, lm->xq, lm->xs);
     return tl__matmul_i8_ws(m, lm->xq, n, lm->xs, NULL, out, &lm->ws);
 }
 
