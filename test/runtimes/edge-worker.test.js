@@ -109,7 +109,14 @@ function postLarge(origin, total, chunked) {
       sent += n;
       req.write(Buffer.alloc(n), () => setTimeout(pump, 1));
     };
-    pump();
+    // With a Content-Length past the limit the worker answers from the headers alone: send them
+    // first and give it time, or a body written while it closes the connection ends in EPIPE
+    // before the answer is read (a race, seen on a loaded machine).
+    if (chunked) pump();
+    else {
+      req.flushHeaders();
+      setTimeout(pump, 1000);
+    }
   });
 }
 
