@@ -313,7 +313,7 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
 #define TL__TILE 2               /* i2 blocks (64 columns) per table tile (float) */
 #define TL__TILE_I 1             /* the same for int8 (its tables are twice as wide) */
 #define TL__L 8                  /* float vectors per pass of the batched table kernels */
-#define TL__LI 16                /* int8 vectors per pass */
+#define TL__LI 32                /* int8 vectors per pass, at most (16 below 32 vectors) */
 #define TL__BAND_I2 4096         /* rows per band read as they are (bounds the batched accumulators) */
 #define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
 /* int8 batches of TL__I8_TABLE_MIN vectors and more go through the tables, when there are
@@ -503,45 +503,57 @@ static void tl__lut8_row(const uint8_t *p, const float *T, size_t nb, float *acc
 #endif
 }
 
-/* Batched int8: 16 tables of 81 x TL__LI int16 for block `blk` (vectors b0.. of x, past batch 0). */
-static void tl__tabi_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, int16_t *T) {
+/* Batched int8: 16 tables of 81 x L int16 (L <= TL__LI) for block `blk` (vectors b0.. of x, past batch 0). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline))
+#endif
+static inline void tl__tabi_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, size_t L,
+                                  int16_t *T) {
     for (unsigned j = 0; j < 16; j++) {
         int16_t xi[4][TL__LI], lo[9][TL__LI], hi[9][TL__LI];
         for (unsigned i = 0; i < 4; i++) {
             size_t c = 64 * blk + tl__col_of(j, i);
-            for (size_t l = 0; l < TL__LI; l++)
+            for (size_t l = 0; l < L; l++)
                 xi[i][l] = c < cols && b0 + l < batch ? x[(b0 + l) * cols + c] : 0;
         }
         for (int c1 = 0; c1 < 3; c1++)
             for (int c0 = 0; c0 < 3; c0++)
-                for (size_t l = 0; l < TL__LI; l++) {
+                for (size_t l = 0; l < L; l++) {
                     lo[c0 + 3 * c1][l] = (int16_t)((c0 - 1) * xi[0][l] + (c1 - 1) * xi[1][l]);
                     hi[c0 + 3 * c1][l] = (int16_t)((c0 - 1) * xi[2][l] + (c1 - 1) * xi[3][l]);
                 }
-        int16_t *Tj = T + 81 * TL__LI * j;
+        int16_t *Tj = T + 81 * L * j;
         for (int h = 0; h < 9; h++)
             for (int o = 0; o < 9; o++) {
-                int16_t *e = Tj + (o + 9 * h) * TL__LI;
+                int16_t *e = Tj + (o + 9 * h) * L;
 #if TL_SIMD
-                for (int v = 0; v < TL__LI; v += 8)
+                for (size_t v = 0; v < L; v += 8)
                     wasm_v128_store(e + v, wasm_i16x8_add(wasm_v128_load(lo[o] + v), wasm_v128_load(hi[h] + v)));
 #else
-                for (size_t l = 0; l < TL__LI; l++) e[l] = (int16_t)(lo[o][l] + hi[h][l]);
+                for (size_t l = 0; l < L; l++) e[l] = (int16_t)(lo[o][l] + hi[h][l]);
 #endif
             }
     }
 }
 
-#undef TL__E
-#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * TL__LI)
+/* The builder with L a constant (the compiler vectorizes the lanes), one per width */
+static void tl__tabi16_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, int16_t *T) {
+    tl__tabi_block(x, cols, batch, b0, blk, 16, T);
+}
+static void tl__tabi32_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, int16_t *T) {
+    tl__tabi_block(x, cols, batch, b0, blk, 32, T);
+}
 
-/* One row's part of a tile, TL__LI int8 vectors, into int32 acc[TL__LI]. int16 lanes are safe: an
- * entry is at most 4 * 128 = 512 in size, a chain adds 4 per block: TL__TILE_I * 4 * 512 <= 4096, and
- * two chains added before widening 8192 < 32768. */
-static void tl__luti_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t *acc) {
+#undef TL__E
+
+/* One row's part of a tile, L (16 or 32) int8 vectors, into int32 acc[L]. int16 lanes are safe: an
+ * entry is at most 4 * 128 = 512 in size; a chain adds at most 8 entries per block (TL__TILE_I = 1)
+ * and two chains are added before widening: 16 * 512 = 8192 < 32768. */
+#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * 16)
+static void tl__luti16_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t *acc) {
 #if TL_SIMD
     v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__LI) {
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * 16) {
 #define TL__ADD(j, a, c)                                                                                     \
     a = wasm_i16x8_add(a, wasm_v128_load(TL__E(j))), c = wasm_i16x8_add(c, wasm_v128_load(TL__E(j) + 8))
         TL__ADD(0, a0, c0), TL__ADD(1, a1, c1), TL__ADD(2, a2, c2), TL__ADD(3, a3, c3);
@@ -561,9 +573,41 @@ static void tl__luti_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t 
     wasm_v128_store(acc + 8, wasm_i32x4_add(wasm_v128_load(acc + 8), lo2));
     wasm_v128_store(acc + 12, wasm_i32x4_add(wasm_v128_load(acc + 12), hi2));
 #else
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__LI)
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * 16)
         for (int j = 0; j < 16; j++)
-            for (size_t l = 0; l < TL__LI; l++) acc[l] += TL__E(j)[l];
+            for (size_t l = 0; l < 16; l++) acc[l] += TL__E(j)[l];
+#endif
+}
+#undef TL__E
+#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * 32)
+static void tl__luti32_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t *acc) {
+#if TL_SIMD
+    /* two chains (even and odd bytes) of 32 / 8 vectors each */
+    v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * 32) {
+#define TL__ADD4(j, x0, x1, x2, x3)                                                                          \
+    do {                                                                                                     \
+        const int16_t *e = TL__E(j);                                                                         \
+        x0 = wasm_i16x8_add(x0, wasm_v128_load(e)), x1 = wasm_i16x8_add(x1, wasm_v128_load(e + 8));          \
+        x2 = wasm_i16x8_add(x2, wasm_v128_load(e + 16)), x3 = wasm_i16x8_add(x3, wasm_v128_load(e + 24));    \
+    } while (0)
+        for (int j = 0; j < 16; j += 2) {
+            TL__ADD4(j, a0, a1, a2, a3);
+            TL__ADD4(j + 1, c0, c1, c2, c3);
+        }
+#undef TL__ADD4
+    }
+    const v128_t v[4] = {wasm_i16x8_add(a0, c0), wasm_i16x8_add(a1, c1), wasm_i16x8_add(a2, c2),
+                         wasm_i16x8_add(a3, c3)};
+    for (int k = 0; k < 4; k++) {
+        wasm_v128_store(acc + 8 * k, wasm_i32x4_add(wasm_v128_load(acc + 8 * k), wasm_i32x4_extend_low_i16x8(v[k])));
+        wasm_v128_store(acc + 8 * k + 4,
+                        wasm_i32x4_add(wasm_v128_load(acc + 8 * k + 4), wasm_i32x4_extend_high_i16x8(v[k])));
+    }
+#else
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * 32)
+        for (int j = 0; j < 16; j++)
+            for (size_t l = 0; l < 32; l++) acc[l] += TL__E(j)[l];
 #endif
 }
 #undef TL__E
@@ -581,7 +625,7 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, int is_float, size_t batc
     p.Q = (m->row_weights + 63) / 64;
     p.conv = !m->traits->rows_are_i2, p.one = is_float && batch == 1;
     p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
-    p.L = is_float ? TL__L : TL__LI;
+    p.L = is_float ? TL__L : batch >= TL__LI ? TL__LI : 16;
     p.tile = is_float ? TL__TILE : TL__TILE_I;
     p.tab_bytes = p.one ? (uint64_t)p.tile * 16 * 256 * 4 : (uint64_t)p.tile * 16 * 81 * p.L * (is_float ? 4 : 2);
     p.acc_bytes = p.one ? 0 : (uint64_t)p.nband * p.L * 4;
@@ -619,8 +663,10 @@ static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi
                         tl__tab1_block(xf, cols, k0 + k, (float *)T + k * 16 * 256);
                     else if (xf)
                         tl__tab8_block(xf, cols, batch, b0, k0 + k, (float *)T + k * 16 * 81 * TL__L);
+                    else if (L == 16)
+                        tl__tabi16_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * 16);
                     else
-                        tl__tabi_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * TL__LI);
+                        tl__tabi32_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * 32);
                 }
                 const uint8_t *p = base + 16 * k0;
                 if (one) {
@@ -632,9 +678,10 @@ static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi
                 } else if (xf)
                     for (size_t r = 0; r < nr; r++)
                         tl__lut8_row(p + r * stride, T, nb, (float *)A + r * TL__L);
+                else if (L == 16)
+                    for (size_t r = 0; r < nr; r++) tl__luti16_row(p + r * stride, T, nb, (int32_t *)A + r * 16);
                 else
-                    for (size_t r = 0; r < nr; r++)
-                        tl__luti_row(p + r * stride, T, nb, (int32_t *)A + r * TL__LI);
+                    for (size_t r = 0; r < nr; r++) tl__luti32_row(p + r * stride, T, nb, (int32_t *)A + r * 32);
             }
             if (one) {
                 for (size_t r = 0; r < nr; r++) out[r0 + r] *= m->scales[r0 + r];
