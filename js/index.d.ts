@@ -916,7 +916,8 @@ export interface LanguageModelConfig {
   context: number;
   hidden_act: 'relu2' | 'silu';
   tie_word_embeddings: boolean;
-  activations: Activations;
+  /** The projections' activation precision now (setActivations changes it). */
+  tilelli_activations: Activations;
   format: MatrixFormat;
   rms_norm_eps: number;
   rope_theta: number;
@@ -962,6 +963,13 @@ declare class LanguageModel {
    */
   static load(files: { config?: JSONSource<object>; weights: Uint8Array | ArrayBuffer; tokenizer?: Tokenizer | JSONSource<object> },
     options?: { context?: number; activations?: Activations; format?: MatrixFormat }): LanguageModel;
+  /**
+   * Download and load: the packed file's URL, or { weights, config, tokenizer } URLs; onProgress
+   * after each chunk; signal aborts.
+   */
+  static fromURL(urls: string | URL | { weights: string | URL; config?: string | URL; tokenizer?: string | URL },
+    options?: { context?: number; activations?: Activations; format?: MatrixFormat; signal?: AbortSignal;
+      onProgress?: (p: { file: 'config' | 'tokenizer' | 'weights'; loaded: number; total: number | undefined }) => void }): Promise<LanguageModel>;
   readonly config: LanguageModelConfig;
   readonly vocabSize: number;
   readonly context: number;

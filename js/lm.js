@@ -143,6 +143,55 @@ export class LanguageModel extends Owned {
     });
   }
 
+  /**
+   * Download and load: urls is the URL of a packed file (save()'s output), or { weights, config,
+   * tokenizer } URLs (config and tokenizer optional, as for load()). Each body is read chunk by
+   * chunk into one buffer of its Content-Length where there is one; options.onProgress({ file,
+   * loaded, total }) after each chunk (total undefined without a Content-Length), options.signal
+   * aborts (rejects with its reason); the other options are load()'s.
+   */
+  static async fromURL(urls, opts) {
+    const fn = 'LanguageModel.fromURL';
+    const o = options(opts, fn);
+    const { onProgress, signal, ...loadOpts } = o;
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${fn}: onProgress must be a function, got ${describe(onProgress)}`);
+    const spec = typeof urls === 'string' || urls instanceof URL ? { weights: urls } : urls;
+    if (!spec || typeof spec !== 'object' || spec.weights === undefined) throw invalid(`${fn}: give the packed file's URL or { weights, config, tokenizer } URLs`);
+    const get = async (file, url) => {
+      const where = url instanceof URL ? url : new URL(String(url), globalThis.location?.href);
+      const response = await fetch(where, { signal });
+      if (!response.ok) throw new TilelliError('INVALID_ARGUMENT', `${fn}: fetching ${where} gave HTTP ${response.status}`, { status: STATUS.ARGUMENT });
+      const length = Number(response.headers.get('content-length'));
+      const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : undefined;
+      if (!response.body) {
+        const b = new Uint8Array(await response.arrayBuffer());
+        onProgress?.({ file, loaded: b.length, total: b.length });
+        return b;
+      }
+      const reader = response.body.getReader();
+      let buf = new Uint8Array(total ?? 1 << 16), loaded = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (loaded + value.length > buf.length) { // no (or a wrong) Content-Length: grow by doubling
+          const bigger = new Uint8Array(Math.max(buf.length * 2, loaded + value.length));
+          bigger.set(buf.subarray(0, loaded));
+          buf = bigger;
+        }
+        buf.set(value, loaded);
+        loaded += value.length;
+        onProgress?.({ file, loaded, total });
+      }
+      return loaded === buf.length ? buf : buf.slice(0, loaded);
+    };
+    const files = {};
+    for (const file of ['config', 'tokenizer', 'weights']) {
+      if (spec[file] !== undefined) files[file] = await get(file, spec[file]);
+    }
+    signal?.throwIfAborted();
+    return this.load(files, loadOpts);
+  }
+
   /** Tokens fed so far (the KV cache's length). */
   get position() { return this.rt.x.tl_lm_position(this.live('position')); }
 
@@ -153,7 +202,7 @@ export class LanguageModel extends Owned {
   setActivations(activations) {
     const fn = 'LanguageModel.setActivations', p = this.live('setActivations');
     this.rt.check(this.rt.x.tl_lm_set_precision(p, pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations')), fn);
-    this.config.activations = activations;
+    this.config.tilelli_activations = activations;
   }
 
   #buffers(fn, n, logits) {

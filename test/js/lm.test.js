@@ -150,3 +150,55 @@ test('errors are typed and name what is wrong; the model stays usable', async ()
   lm.free();
   assert.throws(() => lm.logits([1]), (e) => e.code === 'FREED');
 });
+
+test('LanguageModel.fromURL: config, weights and tokenizer over HTTP with progress; the packed file alone; abort; 404', async () => {
+  const { createServer } = await import('node:http');
+  const tl = builds[0][1];
+  const local = tl.LanguageModel.load(files('charlm'));
+  const packed = local.save();
+  const served = { '/config.json': read('charlm', 'config.json'), '/model.safetensors': read('charlm', 'model.safetensors'),
+    '/tokenizer.json': read('charlm', 'tokenizer.json'), '/packed.safetensors': packed };
+  let stall;
+  const server = createServer((req, res) => {
+    const body = served[req.url];
+    if (req.url === '/slow') {
+      res.writeHead(200, { 'content-length': 1000 });
+      res.write(Buffer.alloc(10));
+      stall = res;
+    } else if (body) {
+      // chunked (no Content-Length) for the tokenizer: the buffer grows
+      res.writeHead(200, req.url === '/tokenizer.json' ? {} : { 'content-length': body.length });
+      res.end(body);
+    } else res.writeHead(404).end();
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    const events = [];
+    const lm = await tl.LanguageModel.fromURL({ config: `${base}/config.json`, weights: `${base}/model.safetensors`, tokenizer: `${base}/tokenizer.json` },
+      { onProgress: (p) => events.push(p), activations: 'float' });
+    assert.equal(lm.config.tilelli_activations, 'float');
+    lm.setActivations('int8');
+    assert.equal(lm.config.tilelli_activations, 'int8');
+    lm.setActivations('float');
+    assert.ok(lm.tokenizer, 'the tokenizer came too');
+    const w = events.filter((e) => e.file === 'weights');
+    assert.deepEqual(w.at(-1), { file: 'weights', loaded: served['/model.safetensors'].length, total: served['/model.safetensors'].length });
+    assert.ok(events.some((e) => e.file === 'tokenizer' && e.total === undefined));
+    local.setActivations('float');
+    local.reset();
+    assert.deepEqual(lm.logits([3, 4, 5]), local.logits([3, 4, 5]));
+    const p = await tl.LanguageModel.fromURL(`${base}/packed.safetensors`);
+    local.setActivations('int8');
+    local.reset();
+    assert.deepEqual(p.logits([3, 4, 5]), local.logits([3, 4, 5]));
+    const ac = new AbortController();
+    await assert.rejects(tl.LanguageModel.fromURL(`${base}/slow`, { signal: ac.signal, onProgress: () => ac.abort() }), (e) => e.name === 'AbortError');
+    stall?.destroy();
+    await assert.rejects(tl.LanguageModel.fromURL(`${base}/missing`), (e) => e instanceof TilelliError && /HTTP 404/.test(e.message));
+    lm.free(), p.free(), local.free();
+  } finally {
+    server.closeAllConnections?.();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
