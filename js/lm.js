@@ -10,7 +10,7 @@
 import { TilelliError } from './errors.js';
 import { PRECISION, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
-import { Owned, bytesOf, describe, invalid, options, pick, toJson } from './runtime.js';
+import { Owned, bytesOf, declaredLength, describe, fetchOk, invalid, options, pick, toJson } from './runtime.js';
 import { Tokenizer } from './tokenizer.js';
 
 const utf8 = new TextDecoder();
@@ -158,11 +158,8 @@ export class LanguageModel extends Owned {
     const spec = typeof urls === 'string' || urls instanceof URL ? { weights: urls } : urls;
     if (!spec || typeof spec !== 'object' || spec.weights === undefined) throw invalid(`${fn}: give the packed file's URL or { weights, config, tokenizer } URLs`);
     const get = async (file, url) => {
-      const where = url instanceof URL ? url : new URL(String(url), globalThis.location?.href);
-      const response = await fetch(where, { signal });
-      if (!response.ok) throw new TilelliError('INVALID_ARGUMENT', `${fn}: fetching ${where} gave HTTP ${response.status}`, { status: STATUS.ARGUMENT });
-      const length = Number(response.headers.get('content-length'));
-      const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : undefined;
+      const { response } = await fetchOk(url, signal, fn);
+      const total = declaredLength(response);
       if (!response.body) {
         const b = new Uint8Array(await response.arrayBuffer());
         onProgress?.({ file, loaded: b.length, total: b.length });
@@ -234,8 +231,7 @@ export class LanguageModel extends Owned {
     const { all = false } = options(opts, fn);
     const t = this.#tokens(tokens, fn);
     const n = (all ? t.length : 1) * this.vocabSize;
-    // pad logits so the buffer fits at least this call
-    const [tp, lp] = this.#buffers(fn, t.length + 4, n);
+    const [tp, lp] = this.#buffers(fn, t.length, n);
     rt.view(Uint32Array, tp, t.length).set(t);
     rt.check(rt.x.tl_lm_forward(p, tp, t.length, all ? 1 : 0, lp, n), fn);
     return rt.view(Float32Array, lp, n).slice();
@@ -277,8 +273,7 @@ export class LanguageModel extends Owned {
     signal?.throwIfAborted();
 
     const p = this.live('generate'), V = this.vocabSize;
-    const state = this.#buffers(fn, Math.max(ids.length, 1) + 8, V);
-    const [tp, lp] = state;
+    const [tp, lp] = this.#buffers(fn, Math.max(ids.length, 1) + 2, V);
     const sp = tp + Math.max(ids.length, 1) * 4; // rng state and the drawn token after the ids
     const out = [];
     const decoder = tok?.decoder();
@@ -298,7 +293,7 @@ export class LanguageModel extends Owned {
       const piece = decoder ? decoder.push(id) : '';
       text += piece;
       o.onToken?.({ id, text: piece, index: i });
-      const hit = stopText.find((s) => text.endsWith(s) || text.includes(s));
+      const hit = stopText.find((s) => text.includes(s));
       if (hit !== undefined) {
         text = text.slice(0, text.indexOf(hit));
         stopReason = 'stop';

@@ -10,7 +10,7 @@
 import { TilelliError } from './errors.js';
 import { DTYPE, PRECISION, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
-import { Owned, bytesOf, describe, invalid, options, pick, toF32, toJson } from './runtime.js';
+import { Owned, bytesOf, declaredLength, describe, fetchOk, invalid, options, pick, toF32, toJson } from './runtime.js';
 
 // ---------------------------------------------------------------------------------------------
 // Safetensors
@@ -124,8 +124,7 @@ function downloadOptions(opts, fn) {
 async function loadResponse(cls, response, opts, fn, where) {
   const rt = cls.rt;
   const { onProgress, activations } = options(opts, fn);
-  const length = Number(response.headers.get('content-length'));
-  const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : undefined;
+  const total = declaredLength(response);
   if (!response.body) {
     const bytes = new Uint8Array(await response.arrayBuffer());
     onProgress?.({ loaded: bytes.length, total: bytes.length });
@@ -256,9 +255,7 @@ export class Model extends Owned {
   static async fromURL(url, opts) {
     const fn = 'Model.fromURL';
     const { signal } = downloadOptions(opts, fn);
-    const where = url instanceof URL ? url : new URL(String(url), globalThis.location?.href);
-    const response = await fetch(where, { signal });
-    if (!response.ok) throw new TilelliError('INVALID_ARGUMENT', `${fn}: fetching ${where} gave HTTP ${response.status}`, { status: STATUS.ARGUMENT });
+    const { response, where } = await fetchOk(url, signal, fn);
     return loadResponse(this, response, opts, fn, where);
   }
 

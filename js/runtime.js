@@ -361,3 +361,17 @@ export function pick(table, value, fn, what) {
   }
   return table[value];
 }
+
+/** fetch(url) for a download: the URL resolved against the page (if any), a non-2xx answer a TilelliError. */
+export async function fetchOk(url, signal, fn) {
+  const where = url instanceof URL ? url : new URL(String(url), globalThis.location?.href);
+  const response = await fetch(where, { signal });
+  if (!response.ok) throw new TilelliError('INVALID_ARGUMENT', `${fn}: fetching ${where} gave HTTP ${response.status}`, { status: STATUS.ARGUMENT });
+  return { response, where };
+}
+
+/** A response's Content-Length when it is the body's length (no Content-Encoding), else undefined. */
+export function declaredLength(response) {
+  const length = Number(response.headers.get('content-length'));
+  return Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : undefined;
+}
