@@ -16,6 +16,7 @@
  * same numbers: every operation is per token, and the kernels give a vector the same outputs at
  * any batch size. Nothing is allocated after tl_lm_load. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,6 +29,29 @@ typedef struct {
     tl_matrix *q, *k, *v, *o, *gate, *up, *down;
     float *in_norm, *attn_norm, *post_norm, *ffn_norm;
 } tl__lm_layer;
+
+/* Every per-layer tensor: its Hugging Face name after "model.layers.<i>.", its shape ([d0] or
+ * [d0, d1], from the dims of tl__lm_dims), and its place in tl__lm_layer (a norm: float *; a
+ * projection: tl_matrix *). The loader's check, the loader and the writer all go by this table. */
+enum { TL__DD, TL__DF, TL__DQ, TL__DKV, TL__DNONE };
+static const struct {
+    const char *name;
+    int d0, d1, proj;
+    size_t at;
+} tl__lm_tensors[] = {
+    {"input_layernorm.weight", TL__DD, TL__DNONE, 0, offsetof(tl__lm_layer, in_norm)},
+    {"self_attn.q_proj.weight", TL__DQ, TL__DD, 1, offsetof(tl__lm_layer, q)},
+    {"self_attn.k_proj.weight", TL__DKV, TL__DD, 1, offsetof(tl__lm_layer, k)},
+    {"self_attn.v_proj.weight", TL__DKV, TL__DD, 1, offsetof(tl__lm_layer, v)},
+    {"self_attn.attn_sub_norm.weight", TL__DQ, TL__DNONE, 0, offsetof(tl__lm_layer, attn_norm)},
+    {"self_attn.o_proj.weight", TL__DD, TL__DQ, 1, offsetof(tl__lm_layer, o)},
+    {"post_attention_layernorm.weight", TL__DD, TL__DNONE, 0, offsetof(tl__lm_layer, post_norm)},
+    {"mlp.gate_proj.weight", TL__DF, TL__DD, 1, offsetof(tl__lm_layer, gate)},
+    {"mlp.up_proj.weight", TL__DF, TL__DD, 1, offsetof(tl__lm_layer, up)},
+    {"mlp.ffn_sub_norm.weight", TL__DF, TL__DNONE, 0, offsetof(tl__lm_layer, ffn_norm)},
+    {"mlp.down_proj.weight", TL__DD, TL__DF, 1, offsetof(tl__lm_layer, down)},
+};
+#define TL__LM_NTENSORS (sizeof tl__lm_tensors / sizeof *tl__lm_tensors)
 
 struct tl_lm {
     size_t vocab, hidden, inter, nlayers, heads, kv_heads, head_dim, context, max_pos;
@@ -47,6 +71,13 @@ struct tl_lm {
     float *xs;
     tl__ws ws;
 };
+
+/* The sizes the table's dims name: [TL__DD] hidden, [TL__DF] intermediate, [TL__DQ] heads x
+ * head_dim, [TL__DKV] KV heads x head_dim, [TL__DNONE] 0 (a 1-D tensor). */
+static void tl__lm_dims(const tl_lm *lm, size_t dims[5]) {
+    dims[TL__DD] = lm->hidden, dims[TL__DF] = lm->inter, dims[TL__DQ] = lm->heads * lm->head_dim;
+    dims[TL__DKV] = lm->kv_heads * lm->head_dim, dims[TL__DNONE] = 0;
+}
 
 /* ---------------------------------------------------------------------------
  * config.json
@@ -246,32 +277,19 @@ void tl_lm_free(tl_lm *lm) {
 /* Every tensor present with its shape, before anything big is allocated. */
 static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl_safetensors *st, tl_format pf) {
     char name[96];
-    size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim, i;
+    size_t D = lm->hidden, i;
     tl_status s;
     if ((s = tl__lm_find(st, "model.embed_tokens.weight", lm->vocab, D, &i)) ||
         (s = tl__lm_find(st, "model.norm.weight", D, 0, &i)) ||
         (!lm->tied && (s = tl__lm_find(st, "lm_head.weight", lm->vocab, D, &i))))
         return s;
-    static const struct {
-        const char *fmt;
-        int d0, d1; /* 0 D, 1 F, 2 Q, 3 KV, -1 none */
-    } t[] = {{"model.layers.%zu.input_layernorm.weight", 0, -1},
-             {"model.layers.%zu.self_attn.q_proj.weight", 2, 0},
-             {"model.layers.%zu.self_attn.k_proj.weight", 3, 0},
-             {"model.layers.%zu.self_attn.v_proj.weight", 3, 0},
-             {"model.layers.%zu.self_attn.attn_sub_norm.weight", 2, -1},
-             {"model.layers.%zu.self_attn.o_proj.weight", 0, 2},
-             {"model.layers.%zu.post_attention_layernorm.weight", 0, -1},
-             {"model.layers.%zu.mlp.gate_proj.weight", 1, 0},
-             {"model.layers.%zu.mlp.up_proj.weight", 1, 0},
-             {"model.layers.%zu.mlp.ffn_sub_norm.weight", 1, -1},
-             {"model.layers.%zu.mlp.down_proj.weight", 0, 1}};
-    const size_t dims[4] = {D, F, Q, KV};
+    size_t dims[5];
+    tl__lm_dims(lm, dims);
     for (size_t l = 0; l < lm->nlayers; l++)
-        for (size_t j = 0; j < sizeof t / sizeof *t; j++) {
-            snprintf(name, sizeof name, t[j].fmt, l);
-            size_t d0 = dims[t[j].d0], d1 = t[j].d1 < 0 ? 0 : dims[t[j].d1], rb;
-            if (pf && d1) { /* packed: the codes and the scales */
+        for (size_t j = 0; j < TL__LM_NTENSORS; j++) {
+            snprintf(name, sizeof name, "model.layers.%zu.%s", l, tl__lm_tensors[j].name);
+            size_t d0 = dims[tl__lm_tensors[j].d0], d1 = dims[tl__lm_tensors[j].d1], rb;
+            if (pf && tl__lm_tensors[j].proj) { /* packed: the codes and the scales */
                 char pn[128], sn[128];
                 snprintf(pn, sizeof pn, "%s" TL__PACKED, name), snprintf(sn, sizeof sn, "%s" TL__SCALES, name);
                 if ((s = tl_format_row_bytes(pf, d1, &rb)) || (s = tl__lm_find(st, pn, d0, rb, &i)) ||
@@ -284,7 +302,7 @@ static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl_safetensors *st,
 }
 
 static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f, tl_format pf) {
-    size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim;
+    size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim;
     tl_status s;
     if ((s = tl__lm_read(st, "model.embed_tokens.weight", lm->vocab, D, &lm->embed)) ||
         (s = tl__lm_read(st, "model.norm.weight", D, 0, &lm->final_norm)))
@@ -301,23 +319,16 @@ static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f
         return TL_ERR_NO_MEMORY;
     }
     char name[96];
-#define TL__NAME(fmt) (snprintf(name, sizeof name, "model.layers.%zu." fmt, l), name)
-    for (size_t l = 0; l < lm->nlayers && !s; l++) {
-        tl__lm_layer *L = &lm->layers[l];
-        if ((s = tl__lm_read(st, TL__NAME("input_layernorm.weight"), D, 0, &L->in_norm)) ||
-            (s = tl__lm_proj(st, TL__NAME("self_attn.q_proj.weight"), Q, D, f, pf, w, &L->q)) ||
-            (s = tl__lm_proj(st, TL__NAME("self_attn.k_proj.weight"), KV, D, f, pf, w, &L->k)) ||
-            (s = tl__lm_proj(st, TL__NAME("self_attn.v_proj.weight"), KV, D, f, pf, w, &L->v)) ||
-            (s = tl__lm_read(st, TL__NAME("self_attn.attn_sub_norm.weight"), Q, 0, &L->attn_norm)) ||
-            (s = tl__lm_proj(st, TL__NAME("self_attn.o_proj.weight"), D, Q, f, pf, w, &L->o)) ||
-            (s = tl__lm_read(st, TL__NAME("post_attention_layernorm.weight"), D, 0, &L->post_norm)) ||
-            (s = tl__lm_proj(st, TL__NAME("mlp.gate_proj.weight"), F, D, f, pf, w, &L->gate)) ||
-            (s = tl__lm_proj(st, TL__NAME("mlp.up_proj.weight"), F, D, f, pf, w, &L->up)) ||
-            (s = tl__lm_read(st, TL__NAME("mlp.ffn_sub_norm.weight"), F, 0, &L->ffn_norm)) ||
-            (s = tl__lm_proj(st, TL__NAME("mlp.down_proj.weight"), D, F, f, pf, w, &L->down)))
-            break;
-    }
-#undef TL__NAME
+    size_t dims[5];
+    tl__lm_dims(lm, dims);
+    for (size_t l = 0; l < lm->nlayers && !s; l++)
+        for (size_t j = 0; j < TL__LM_NTENSORS && !s; j++) {
+            char *at = (char *)&lm->layers[l] + tl__lm_tensors[j].at;
+            size_t d0 = dims[tl__lm_tensors[j].d0], d1 = dims[tl__lm_tensors[j].d1];
+            snprintf(name, sizeof name, "model.layers.%zu.%s", l, tl__lm_tensors[j].name);
+            s = tl__lm_tensors[j].proj ? tl__lm_proj(st, name, d0, d1, f, pf, w, (tl_matrix **)(void *)at)
+                                       : tl__lm_read(st, name, d0, 0, (float **)(void *)at);
+        }
     tl__free(w);
     return s;
 }
@@ -444,7 +455,8 @@ static void tl__lm_config_json(const tl_lm *lm, tl__buf *b, int with_state) {
 
 tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
     if (!lm || !bytes || !len) return TL_ERR_NULL;
-    size_t D = lm->hidden, nt = 3 + 18 * lm->nlayers;
+    size_t D = lm->hidden, nt = 3;
+    for (size_t j = 0; j < TL__LM_NTENSORS; j++) nt += (tl__lm_tensors[j].proj ? 2 : 1) * lm->nlayers;
     tl__st_entry *e = tl__calloc(nt, sizeof *e);
     char *names = tl__malloc(nt * 80);
     tl__buf cfg = {0};
@@ -463,37 +475,25 @@ tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
     TL__F32("model.norm.weight", lm->final_norm, D, 0);
     if (!lm->tied) TL__F32("lm_head.weight", lm->head, lm->vocab, D);
     char *at = names;
-    for (size_t l = 0; l < lm->nlayers; l++) {
-        const tl__lm_layer *L = &lm->layers[l];
-        const struct {
-            const char *nm;
-            const float *v;
-            size_t len;
-        } norms[] = {{"input_layernorm", L->in_norm, D},
-                     {"self_attn.attn_sub_norm", L->attn_norm, lm->heads * lm->head_dim},
-                     {"post_attention_layernorm", L->post_norm, D},
-                     {"mlp.ffn_sub_norm", L->ffn_norm, lm->inter}};
-        for (size_t k = 0; k < 4; k++) {
-            snprintf(at, 80, "model.layers.%zu.%s.weight", l, norms[k].nm);
-            TL__F32(at, norms[k].v, norms[k].len, 0);
-            at += 80;
-        }
-        const struct {
-            const char *nm;
-            const tl_matrix *m;
-        } proj[] = {{"self_attn.q_proj", L->q},  {"self_attn.k_proj", L->k}, {"self_attn.v_proj", L->v},
-                    {"self_attn.o_proj", L->o},  {"mlp.gate_proj", L->gate}, {"mlp.up_proj", L->up},
-                    {"mlp.down_proj", L->down}};
-        for (size_t k = 0; k < 7; k++) {
-            const tl_matrix *m = proj[k].m;
-            snprintf(at, 80, "model.layers.%zu.%s.weight" TL__PACKED, l, proj[k].nm);
+    size_t dims[5];
+    tl__lm_dims(lm, dims);
+    for (size_t l = 0; l < lm->nlayers; l++)
+        for (size_t j = 0; j < TL__LM_NTENSORS; j++) {
+            const char *field = (const char *)&lm->layers[l] + tl__lm_tensors[j].at;
+            if (!tl__lm_tensors[j].proj) {
+                snprintf(at, 80, "model.layers.%zu.%s", l, tl__lm_tensors[j].name);
+                TL__F32(at, *(float *const *)(const void *)field, dims[tl__lm_tensors[j].d0], 0);
+                at += 80;
+                continue;
+            }
+            const tl_matrix *m = *(tl_matrix *const *)(const void *)field;
+            snprintf(at, 80, "model.layers.%zu.%s" TL__PACKED, l, tl__lm_tensors[j].name);
             e[n++] = (tl__st_entry){at, TL_DTYPE_U8, 2, {m->rows, m->row_bytes}, m->data, m->rows * m->row_bytes};
             at += 80;
-            snprintf(at, 80, "model.layers.%zu.%s.weight" TL__SCALES, l, proj[k].nm);
+            snprintf(at, 80, "model.layers.%zu.%s" TL__SCALES, l, tl__lm_tensors[j].name);
             TL__F32(at, m->scales, m->rows, 0);
             at += 80;
         }
-    }
 #undef TL__F32
     const char *meta[] = {"format", "tilelli-lm", "tilelli.weights", tl_format_name(lm->layers[0].q->format),
                           "config", (const char *)cfg.p};
