@@ -430,6 +430,34 @@ static void test_save(void) {
           "the packed file keeps its format and config: %s", js ? js : "");
     if (js) tl_free(js);
     tl_lm_free(back), back = NULL;
+    /* the header edited in place (same lengths): a format name that names none, a packed tensor
+     * of another dtype */
+    struct {
+        const char *from, *to, *needle;
+        tl_status want;
+    } edits[] = {{"\"tilelli.weights\":\"i2\"", "\"tilelli.weights\":\"x2\"", "names no format", TL_ERR_PARSE},
+                 {"up_proj.weight.tilelli_packed\":{\"dtype\":\"U8\"", "up_proj.weight.tilelli_packed\":{\"dtype\":\"I8\"",
+                  "must be U8", TL_ERR_DTYPE}};
+    for (size_t k = 0; k < 2; k++) {
+        uint8_t *copy = malloc(len);
+        memcpy(copy, file, len);
+        char *hit = NULL;
+        for (size_t o = 8; o + strlen(edits[k].from) < len && !hit; o++)
+            if (!memcmp(copy + o, edits[k].from, strlen(edits[k].from))) hit = (char *)copy + o;
+        CHECK(hit != NULL, "edit %zu: the header holds %s", k, edits[k].from);
+        if (hit) memcpy(hit, edits[k].to, strlen(edits[k].to));
+        tl_safetensors *st2 = NULL;
+        tl_status r = tl_safetensors_open(copy, len, &st2);
+        if (!r) r = tl_lm_load(NULL, 0, st2, TL_FORMAT_I2, 32, &back);
+        CHECK(r == edits[k].want && !back && strstr(tl_error_detail(), edits[k].needle), "edit %zu: %d %s", k, r,
+              tl_error_detail());
+        tl_safetensors_free(st2);
+        free(copy);
+    }
+    /* a context whose KV cache would pass 2^30 values */
+    CHECK(tl_lm_load(NULL, 0, st, TL_FORMAT_I2, (size_t)1 << 28, &back) == TL_ERR_OVERFLOW && !back &&
+              strstr(tl_error_detail(), "KV cache"),
+          "context: %s", tl_error_detail());
     /* a packed code that is no trit (i2 code 3) */
     size_t i;
     const uint8_t *data;
