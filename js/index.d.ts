@@ -230,9 +230,9 @@ declare class PackedMatrix {
   matmulInt8(values: Trits, options?: MatmulInt8Options): Float32Array | Int32Array;
 
   /**
-   * float32 activations, batch x cols: sum(+x where trit = +1, -x where trit = -1) * scale[r], by
-   * adds and subtracts in float32. Every build returns the same bits; a vector's outputs may
-   * differ in the last bits between batch 1 and a larger batch (another summation order).
+   * float32 activations, batch x cols: sum(+x where trit = +1, -x where trit = -1) * scale[r], with
+   * each vector held in 23-bit fixed point (every x within max|x| * 2^-23) and summed exactly in
+   * integers. Every build returns the same bits, and a vector's outputs are the same at any batch.
    * @throws TilelliError NON_FINITE, SIZE_MISMATCH, FREED, INVALID_ARGUMENT
    */
   matmulFloat(values: Weights): Float32Array;
