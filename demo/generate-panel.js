@@ -22,7 +22,7 @@ export function generatePanel(app) {
   const state = {
     state: 'loading', loadEvents: 0, runs: 0, text: '', tokens: 0, windows: 0,
     prefill: { tokens: 0, ms: 0, tokensPerSecond: 0 }, decode: { tokens: 0, ms: 0, tokensPerSecond: 0 },
-    model: null, lastError: null,
+    model: null, lastError: null, loaded: {},
   };
   let lm = null, controller = null;
 
@@ -48,6 +48,7 @@ export function generatePanel(app) {
         init: { url: app.wasm },
         onProgress: ({ file, loaded, total }) => {
           state.loadEvents++;
+          state.loaded[file] = { loaded, total };
           if (file === 'weights' && total) ui.bar.style.width = `${((100 * loaded) / total).toFixed(1)}%`;
           ui.status.textContent = `loading the model in a worker: ${file} ${(loaded / 1024).toFixed(0)}${total ? ` of ${(total / 1024).toFixed(0)}` : ''} KiB`;
         },
