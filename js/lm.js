@@ -188,13 +188,23 @@ export class LanguageModel extends Owned {
         dst.write(b, 0);
         return dst.done(b.length);
       }
-      const reader = response.body.getReader();
+      // With a known length, a byte stream is read into one reused buffer (BYOB): the download
+      // leaves no chunks behind for the garbage collector.
+      let reader, scratch;
+      if (total !== undefined) {
+        try {
+          reader = response.body.getReader({ mode: 'byob' });
+          scratch = new Uint8Array(Math.min(total, 1 << 16));
+        } catch {} // not a byte stream here: chunks
+      }
+      reader ??= response.body.getReader();
       const dst = into(total);
       try {
         let loaded = 0;
         for (;;) {
-          const { done, value } = await reader.read();
+          const { done, value } = scratch ? await reader.read(scratch) : await reader.read();
           if (done) break;
+          if (scratch) scratch = new Uint8Array(value.buffer); // the same memory, handed back
           dst.write(value, loaded);
           loaded += value.length;
           onProgress?.({ file, loaded, total });
