@@ -188,8 +188,8 @@ export class LanguageModel extends Owned {
         dst.write(b, 0);
         return dst.done(b.length);
       }
-      // With a known length, a byte stream is read into one reused buffer (BYOB): the download
-      // leaves no chunks behind for the garbage collector.
+      // With a known length, a byte stream is read into one reused buffer (BYOB), as Model.fromURL
+      // does: fewer chunks left to the garbage collector (Node's fetch still makes its own).
       let reader, scratch;
       if (total !== undefined) {
         try {
