@@ -207,6 +207,14 @@ test('bad arguments throw at once; bad options and files reject with the worker\
   await assert.rejects(lm.generate([1], { topK: 1.5 }), (e) => e instanceof TilelliError && /topK must be a non-negative integer/.test(e.message));
   await assert.rejects(lm.logits([]), (e) => e instanceof TilelliError && /tokens is empty/.test(e.message));
   await assert.rejects(lm.generate([1], { onToken: 3 }), /onToken must be a function/);
+  // stream(): the worker's error ends the loop with it, and result rejects with it too
+  const s = lm.stream([1], { temperature: -1 });
+  await assert.rejects(async () => { for await (const _ of s); }, (e) => e instanceof TilelliError && /temperature must be a number/.test(e.message)); // eslint-disable-line no-unused-vars
+  await assert.rejects(s.result, (e) => e instanceof TilelliError);
+  // a caller's signal ends a stream with an AbortError
+  const ac = new AbortController();
+  const s2 = lm.stream([1], { maxNewTokens: 100, signal: ac.signal });
+  await assert.rejects(async () => { for await (const _ of s2) ac.abort(); }, (e) => e.name === 'AbortError'); // eslint-disable-line no-unused-vars
   assert.equal(lm.position, 0);
   await lm.free();
 });
