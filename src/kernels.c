@@ -98,8 +98,30 @@ static size_t tl__col_of(unsigned j, unsigned i) { return 8 * (4 * (j % 2) + i) 
 /* x in the layout tl__i2_dot_w16 takes: int16, zero-padded to whole blocks, column c of block q
  * (group g = c / 8 of its 8 groups of 8 columns) times 4^(3 - g % 4) (|x| <= 511: fits int16). */
 static void tl__i2_xw(const int16_t *x, size_t cols, size_t padded, int16_t *xs) {
-    for (size_t c = 0; c < padded; c++)
-        xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
+    size_t c = 0;
+#if TL_SIMD
+    for (; c + 32 <= cols; c += 32) {
+        wasm_v128_store(xs + c, wasm_i16x8_shl(wasm_v128_load(x + c), 6));
+        wasm_v128_store(xs + c + 8, wasm_i16x8_shl(wasm_v128_load(x + c + 8), 4));
+        wasm_v128_store(xs + c + 16, wasm_i16x8_shl(wasm_v128_load(x + c + 16), 2));
+        wasm_v128_store(xs + c + 24, wasm_v128_load(x + c + 24));
+    }
+#endif
+    for (; c < padded; c++) xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
+}
+
+/* sum of n int16 (|sum| < 2^31) */
+static int32_t tl__sum16(const int16_t *x, size_t n) {
+    size_t c = 0;
+    int32_t s = 0;
+#if TL_SIMD
+    v128_t a = wasm_i32x4_splat(0);
+    for (; c + 8 <= n; c += 8) a = wasm_i32x4_add(a, wasm_i32x4_extadd_pairwise_i16x8(wasm_v128_load(x + c)));
+    s = (int32_t)((uint32_t)wasm_i32x4_extract_lane(a, 0) + (uint32_t)wasm_i32x4_extract_lane(a, 1) +
+                  (uint32_t)wasm_i32x4_extract_lane(a, 2) + (uint32_t)wasm_i32x4_extract_lane(a, 3));
+#endif
+    for (; c < n; c++) s += x[c];
+    return s;
 }
 
 /* sum trit[i] * x[i] over n (1..4) consecutive i2 rows (blocks of 64), x in tl__i2_xw's layout,
@@ -572,9 +594,7 @@ static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, 
     int8_t *t = m->traits->dot_x16 ? NULL : tl__take(&cur, P + 16);
     for (size_t v = 0; v < nvec; v++) {
         const int16_t *xv = x + v * cols;
-        int32_t sum = 0;
-        for (size_t c = 0; c < cols; c++) sum += xv[c];
-        sums[v] = sum;
+        sums[v] = tl__sum16(xv, cols);
 #if TL_RELAXED
         if (r8) {
             int8_t *x8v = (int8_t *)(xs + v * P);
@@ -694,7 +714,21 @@ static double tl__f32_q(const float *x, size_t cols, int32_t *q) {
 
 /* q -> its digits h, m, l (cols int16 each): q = 2^20 h + 2^10 m + l, m and l in [-512, 511]. */
 static void tl__f32_digits(const int32_t *q, size_t cols, int16_t *h, int16_t *m, int16_t *l) {
-    for (size_t c = 0; c < cols; c++) {
+    size_t c = 0;
+#if TL_SIMD
+    const v128_t k512 = wasm_i32x4_splat(512), k1023 = wasm_i32x4_splat(1023);
+#define TL__DIGIT(v, d) (d = wasm_i32x4_sub(wasm_v128_and(wasm_i32x4_add(v, k512), k1023), k512), \
+                         v = wasm_i32x4_shr(wasm_i32x4_sub(v, d), 10))
+    for (; c + 8 <= cols; c += 8) {
+        v128_t v0 = wasm_v128_load(q + c), v1 = wasm_v128_load(q + c + 4), l0, l1, m0, m1;
+        TL__DIGIT(v0, l0), TL__DIGIT(v1, l1), TL__DIGIT(v0, m0), TL__DIGIT(v1, m1);
+        wasm_v128_store(l + c, wasm_i16x8_narrow_i32x4(l0, l1));
+        wasm_v128_store(m + c, wasm_i16x8_narrow_i32x4(m0, m1));
+        wasm_v128_store(h + c, wasm_i16x8_narrow_i32x4(v0, v1));
+    }
+#undef TL__DIGIT
+#endif
+    for (; c < cols; c++) {
         int32_t v = q[c], lo = ((v + 512) & 1023) - 512, mid;
         v = (v - lo) / 1024;
         mid = ((v + 512) & 1023) - 512;
