@@ -672,8 +672,8 @@ static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const 
  * about what a float32 sum of the same terms may lose; sums of x that are multiples of 1 / u (small
  * integers times a power of two) come out exact. Every build returns the same bits, at any batch.
  *
- * Batch 1 splits q into three int16 digits q = 2^20 h + 2^10 m + l (|m|, |l| <= 512, |h| <= 8)
- * for the integer dot products (three vectors: S = 2^20 S_h + 2^10 S_m + S_l); batches use tables
+ * Batch 1 splits q into digits for the integer dot products (three of 10 bits, S = 2^20 S_2 +
+ * 2^10 S_1 + S_0; the relaxed build: four int8 digits for its byte dot products); batches use tables
  * of int32 sums over each i2 byte (below), 8 vectors per pass, tile sums added into int64.
  * ------------------------------------------------------------------------- */
 
@@ -712,27 +712,42 @@ static double tl__f32_q(const float *x, size_t cols, int32_t *q) {
     return ldexp(1.0, -sh);
 }
 
-/* q -> its digits h, m, l (cols int16 each): q = 2^20 h + 2^10 m + l, m and l in [-512, 511]. */
-static void tl__f32_digits(const int32_t *q, size_t cols, int16_t *h, int16_t *m, int16_t *l) {
+/* The digits of q for the batch-1 dot products, lowest first: TL__FD digits of TL__FB bits, each
+ * in [-2^(FB-1), 2^(FB-1)) but the last (q = sum_k d_k 2^(FB k)): three of 10 bits for the int16
+ * dot products, four of 8 bits (int8) for the relaxed build's. */
+#if TL_RELAXED
+#define TL__FD 4
+#define TL__FB 8
+#else
+#define TL__FD 3
+#define TL__FB 10
+#endif
+
+/* q (cols int32) -> TL__FD digit vectors of cols int16 (d + k cols: digit k) */
+static void tl__f32_digits(const int32_t *q, size_t cols, int16_t *d) {
+    const int32_t half = 1 << (TL__FB - 1), mask = (1 << TL__FB) - 1;
     size_t c = 0;
 #if TL_SIMD
-    const v128_t k512 = wasm_i32x4_splat(512), k1023 = wasm_i32x4_splat(1023);
-#define TL__DIGIT(v, d) (d = wasm_i32x4_sub(wasm_v128_and(wasm_i32x4_add(v, k512), k1023), k512), \
-                         v = wasm_i32x4_shr(wasm_i32x4_sub(v, d), 10))
+    const v128_t hv = wasm_i32x4_splat(half), mv = wasm_i32x4_splat(mask);
     for (; c + 8 <= cols; c += 8) {
-        v128_t v0 = wasm_v128_load(q + c), v1 = wasm_v128_load(q + c + 4), l0, l1, m0, m1;
-        TL__DIGIT(v0, l0), TL__DIGIT(v1, l1), TL__DIGIT(v0, m0), TL__DIGIT(v1, m1);
-        wasm_v128_store(l + c, wasm_i16x8_narrow_i32x4(l0, l1));
-        wasm_v128_store(m + c, wasm_i16x8_narrow_i32x4(m0, m1));
-        wasm_v128_store(h + c, wasm_i16x8_narrow_i32x4(v0, v1));
+        v128_t v0 = wasm_v128_load(q + c), v1 = wasm_v128_load(q + c + 4);
+        for (int k = 0; k < TL__FD - 1; k++) {
+            v128_t l0 = wasm_i32x4_sub(wasm_v128_and(wasm_i32x4_add(v0, hv), mv), hv),
+                   l1 = wasm_i32x4_sub(wasm_v128_and(wasm_i32x4_add(v1, hv), mv), hv);
+            v0 = wasm_i32x4_shr(wasm_i32x4_sub(v0, l0), TL__FB), v1 = wasm_i32x4_shr(wasm_i32x4_sub(v1, l1), TL__FB);
+            wasm_v128_store(d + k * cols + c, wasm_i16x8_narrow_i32x4(l0, l1));
+        }
+        wasm_v128_store(d + (TL__FD - 1) * cols + c, wasm_i16x8_narrow_i32x4(v0, v1));
     }
-#undef TL__DIGIT
 #endif
     for (; c < cols; c++) {
-        int32_t v = q[c], lo = ((v + 512) & 1023) - 512, mid;
-        v = (v - lo) / 1024;
-        mid = ((v + 512) & 1023) - 512;
-        h[c] = (int16_t)((v - mid) / 1024), m[c] = (int16_t)mid, l[c] = (int16_t)lo;
+        int32_t v = q[c];
+        for (int k = 0; k < TL__FD - 1; k++) {
+            int32_t lo = ((v + half) & mask) - half;
+            d[k * cols + c] = (int16_t)lo;
+            v = (v - lo) / (1 << TL__FB);
+        }
+        d[(TL__FD - 1) * cols + c] = (int16_t)v;
     }
 }
 
@@ -799,8 +814,8 @@ static int tl__f32_dots(const tl_matrix *m, size_t batch) { return batch == 1 &&
 static uint64_t tl__f32_need(const tl_matrix *m, size_t batch) {
     uint64_t head = tl__rup16((uint64_t)batch * m->cols * 4) + tl__rup16((uint64_t)batch * 8);
     if (tl__f32_dots(m, batch))
-        return head + tl__rup16((uint64_t)3 * m->cols * 2) + tl__rup16((uint64_t)3 * m->rows * 4) +
-               tl__product_need(m, 3, 0);
+        return head + tl__rup16((uint64_t)TL__FD * m->cols * 3) + tl__rup16((uint64_t)TL__FD * m->rows * 4) +
+               tl__product_need(m, TL__FD, TL_RELAXED);
     const tl__lut_plan p = tl__lut_layout(m, 0);
     return head + tl__rup16((uint64_t)TL__TILE * 16 * 81 * TL__L * 4) + tl__rup16((uint64_t)p.nband * TL__L * 8) +
            (p.conv ? tl__rup16((uint64_t)p.Q * 64) + tl__rup16((uint64_t)p.nband * p.Q * 16) : 0);
@@ -814,12 +829,16 @@ static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float 
     for (size_t b = 0; b < batch; b++) unit[b] = tl__f32_q(x + b * cols, cols, q + b * cols);
 
     if (tl__f32_dots(m, batch)) {
-        int16_t *d = tl__take(&cur, (uint64_t)3 * cols * 2);
-        int32_t *a = tl__take(&cur, (uint64_t)3 * rows * 4);
-        tl__f32_digits(q, cols, d, d + cols, d + 2 * cols);
-        tl__product(m, d, NULL, 3, a, cur);
+        int16_t *d = tl__take(&cur, (uint64_t)TL__FD * cols * 2);
+        int8_t *d8 = tl__take(&cur, (uint64_t)TL__FD * cols); /* the relaxed build's int8 digits */
+        int32_t *a = tl__take(&cur, (uint64_t)TL__FD * rows * 4);
+        tl__f32_digits(q, cols, d);
+        if (TL_RELAXED)
+            for (size_t i = 0; i < TL__FD * cols; i++) d8[i] = (int8_t)d[i];
+        tl__product(m, d, TL_RELAXED ? d8 : NULL, TL__FD, a, cur);
         for (size_t r = 0; r < rows; r++) {
-            int64_t s = (int64_t)a[r] * (1 << 20) + (int64_t)a[rows + r] * 1024 + a[2 * rows + r];
+            int64_t s = 0;
+            for (int k = TL__FD - 1; k >= 0; k--) s = s * (1 << TL__FB) + a[k * rows + r];
             out[r] = (float)((double)s * unit[0]) * m->scales[r];
         }
         return;
