@@ -33,6 +33,8 @@ tl_status tl__fail(tl_status s, const char *fmt, ...)
  * are floating point (safetensors.c). */
 const char *tl__dtype_name(tl_dtype d);
 int tl__dtype_is_float(tl_dtype d);
+/* IEEE binary16 bits -> binary32 bits, exactly (safetensors.c; the GGUF reader shares it). */
+uint32_t tl__f16_bits(uint32_t h);
 
 /* The safetensors writer (safetensors.c): n tensors in this order, data packed one after the
  * other, and nmeta __metadata__ entries (meta[2j] the key, meta[2j + 1] the value, NUL-terminated

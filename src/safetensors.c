@@ -413,7 +413,7 @@ tl_status tl_safetensors_find(const tl_safetensors *st, const char *name, size_t
 
 /* IEEE binary16 -> binary32 bits, exactly: subnormals normalized, inf kept, NaN payloads (and
  * the quiet bit) kept as they are. */
-static uint32_t tl__f16_bits(uint32_t h) {
+uint32_t tl__f16_bits(uint32_t h) {
     uint32_t sign = (h & 0x8000u) << 16, exp = h >> 10 & 0x1Fu, mant = h & 0x3FFu;
     if (exp == 0x1F) return sign | TL__INF_BITS | mant << 13;
     if (exp) return sign | (exp + 112) << 23 | mant << 13; /* rebias 15 -> 127 */
