@@ -621,9 +621,9 @@ tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len);
  * tensors F32, F16 or BF16. The file is validated whole first (sizes in 64 bits, offsets,
  * overlaps): TL_ERR_PARSE / TL_ERR_VERSION / TL_ERR_DTYPE with a detail. Blocks of one row with
  * different scales are TL_ERR_FORMAT (tilelli keeps one scale per row). */
-#define TL_GGUF_TQ1_0 34u
-#define TL_GGUF_TQ2_0 35u
-#define TL_GGUF_I2_S 36u
+typedef enum tl_gguf_type { TL_GGUF_TQ1_0 = 34, TL_GGUF_TQ2_0 = 35, TL_GGUF_I2_S = 36 } tl_gguf_type;
+/* Nonzero when bytes start like a GGUF file (its magic), to tell it from a safetensors file. */
+int tl_lm_is_gguf(const uint8_t *bytes, size_t len);
 tl_status tl_lm_load_gguf(const uint8_t *bytes, size_t len, tl_format f, size_t context, tl_lm **out);
 /* The model as GGUF v3 (free it with tl_free): projections in type (TL_GGUF_*: TQ1_0 and TQ2_0
  * round each row's scale to float16 and need rows of whole 256-weight blocks; I2_S needs one scale

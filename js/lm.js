@@ -3,12 +3,13 @@
 // marshals; the numbers are C's.
 //
 //   LanguageModel.load({ config, weights, tokenizer }, { context, activations, format })
+//                                (weights: safetensors, Hugging Face packed BitNet, or GGUF)
 //   lm.logits(tokens)            logits of the last token (or of every token: { all: true })
 //   lm.generate(prompt, opts)    streamed generation: onToken, stop, signal, seed
 //   lm.reset(), lm.position, lm.free()
 
 import { TilelliError } from './errors.js';
-import { PRECISION, STATUS } from './constants.js';
+import { GGUF_TYPE, LM_GGUF_VOCAB, PRECISION, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
 import { Owned, bytesOf, declaredLength, describe, fetchOk, invalid, options, pick, toJson } from './runtime.js';
 import { Tokenizer } from './tokenizer.js';
@@ -59,6 +60,17 @@ function yieldTask() {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
+/** A loaded model's object: the activation precision asked for set (the model freed on failure). */
+function finish(Cls, ptr, prec, tokenizer, fn) {
+  const rt = Cls.rt;
+  if (prec !== undefined) {
+    const s = rt.x.tl_lm_set_precision(ptr, prec);
+    if (s < 0) rt.x.tl_lm_free(ptr);
+    rt.check(s, fn);
+  }
+  return new Cls(ptr, tokenizer);
+}
+
 export class LanguageModel extends Owned {
   static label = 'LanguageModel';
   static noun = 'language model';
@@ -93,7 +105,10 @@ export class LanguageModel extends Owned {
    * format. options.context: the KV cache length in tokens (default
    * min(max_position_embeddings, 2048)); options.activations 'int8' (BitNet, the default) or
    * 'float'. tokenizer: a Tokenizer or a tokenizer file (tokenizer.json, or tilelli's character
-   * form), needed for text prompts.
+   * form), needed for text prompts. A Hugging Face packed BitNet checkpoint (config
+   * quantization_config, U8 projections and weight_scale) is read without loss; a GGUF file
+   * (llama.cpp's bitnet architectures: TQ1_0, TQ2_0 or I2_S projections) carries its config, so
+   * config must then be left out.
    */
   static load(files, opts) {
     const fn = 'LanguageModel.load', rt = this.rt;
@@ -112,6 +127,12 @@ export class LanguageModel extends Owned {
       rt.view(Uint8Array, cp, cfg.length).set(cfg);
       rt.view(Uint8Array, wp, weights.length).set(weights);
       rt.x.tl_error_clear();
+      if (rt.x.tl_lm_is_gguf(wp, weights.length)) {
+        if (text !== undefined) throw invalid(`${fn}: a GGUF file carries its config: leave config out`);
+        rt.check(rt.x.tl_lm_load_gguf(wp, weights.length, f, ctx, pp + 4), fn);
+        ptr = rt.u32(pp + 4);
+        return finish(this, ptr, prec, tokenizer, fn);
+      }
       rt.check(rt.x.tl_safetensors_open(wp, weights.length, pp), `${fn}: weights`);
       const st = rt.u32(pp);
       try {
@@ -123,22 +144,24 @@ export class LanguageModel extends Owned {
     } finally {
       rt.free(base);
     }
-    if (prec !== undefined) {
-      const s = rt.x.tl_lm_set_precision(ptr, prec);
-      if (s < 0) rt.x.tl_lm_free(ptr);
-      rt.check(s, fn);
-    }
-    return new this(ptr, tokenizer);
+    return finish(this, ptr, prec, tokenizer, fn);
   }
+
 
   /**
    * The packed file of this model (a safetensors file: packed projections, float embeddings and
    * norms, the config in its metadata); load({ weights }) reads it back, no config needed.
+   * options.gguf ('tq2_0', 'tq1_0' or 'i2_s') writes a GGUF file instead (llama.cpp's bitnet
+   * names; TQ types round each row's scale to float16), options.vocabulary adds a placeholder
+   * vocabulary that llama.cpp-based runtimes need to open it.
    */
-  save() {
-    const p = this.live('save'), rt = this.rt;
-    return rt.withBlock('LanguageModel.save', [8], ([pp]) => {
-      rt.check(rt.x.tl_lm_save(p, pp, pp + 4), 'LanguageModel.save');
+  save(opts) {
+    const fn = 'LanguageModel.save', p = this.live('save'), rt = this.rt;
+    const { gguf, vocabulary = false } = options(opts, fn);
+    const type = gguf === undefined ? undefined : pick(GGUF_TYPE, gguf, fn, 'gguf');
+    return rt.withBlock(fn, [8], ([pp]) => {
+      rt.check(type === undefined ? rt.x.tl_lm_save(p, pp, pp + 4)
+        : rt.x.tl_lm_save_gguf(p, type, vocabulary ? LM_GGUF_VOCAB : 0, pp, pp + 4), fn);
       return rt.takeBytes(pp);
     });
   }

@@ -670,6 +670,8 @@ static tl_status tl__lm_gguf_config(const tl__gguf *g, tl__buf *b) {
     return tl__buf_status(b);
 }
 
+int tl_lm_is_gguf(const uint8_t *bytes, size_t len) { return tl__gguf_is_file(bytes, len); }
+
 tl_status tl_lm_load_gguf(const uint8_t *bytes, size_t len, tl_format f, size_t context, tl_lm **out) {
     if (!bytes || !out) return TL_ERR_NULL;
     if (!tl_format_name(f)) return tl__fail(TL_ERR_FORMAT, "format %d is no packed format", (int)f);
