@@ -918,6 +918,8 @@ export interface LanguageModelConfig {
   tie_word_embeddings: boolean;
   /** The projections' activation precision now (setActivations changes it). */
   tilelli_activations: Activations;
+  /** How the token embedding and head are held; absent: float32. */
+  tilelli_embedding?: 'float16' | 'int8';
   format: MatrixFormat;
   rms_norm_eps: number;
   rope_theta: number;
@@ -960,12 +962,13 @@ declare class LanguageModel {
    * projections are quantized on load (per tensor, the reference's rule). A Hugging Face packed
    * BitNet checkpoint (quantization_config "bitnet": U8 projections and weight_scale) is read
    * without loss; a GGUF file (llama.cpp's bitnet architectures, TQ1_0 / TQ2_0 / I2_S projections)
-   * carries its config: leave config out.
+   * carries its config: leave config out. embedding: how the token embedding and head are held
+   * (float16: half the memory; int8: a quarter, per-row scales).
    * @throws TilelliError PARSE (config or weights malformed, a tensor missing: the message names it),
    *   SHAPE, NON_FINITE, FORMAT, DTYPE, VERSION, OUT_OF_MEMORY, INVALID_ARGUMENT
    */
   static load(files: { config?: JSONSource<object>; weights: Uint8Array | ArrayBuffer; tokenizer?: Tokenizer | JSONSource<object> },
-    options?: { context?: number; activations?: Activations; format?: MatrixFormat }): LanguageModel;
+    options?: { context?: number; activations?: Activations; format?: MatrixFormat; embedding?: 'float32' | 'float16' | 'int8' }): LanguageModel;
   /**
    * Download and load: the packed file's URL, or { weights, config, tokenizer } URLs; onProgress
    * after each chunk; signal aborts.

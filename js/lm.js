@@ -105,7 +105,9 @@ export class LanguageModel extends Owned {
    * format. options.context: the KV cache length in tokens (default
    * min(max_position_embeddings, 2048)); options.activations 'int8' (BitNet, the default) or
    * 'float'. tokenizer: a Tokenizer or a tokenizer file (tokenizer.json, or tilelli's character
-   * form), needed for text prompts. A Hugging Face packed BitNet checkpoint (config
+   * form), needed for text prompts. options.embedding 'float32' (default), 'float16' or 'int8':
+   * how the token embedding and the head are held (the config's tilelli_embedding; a quarter of
+   * the memory in int8). A Hugging Face packed BitNet checkpoint (config
    * quantization_config, U8 projections and weight_scale) is read without loss; a GGUF file
    * (llama.cpp's bitnet architectures: TQ1_0, TQ2_0 or I2_S projections) carries its config, so
    * config must then be left out.
@@ -113,10 +115,21 @@ export class LanguageModel extends Owned {
   static load(files, opts) {
     const fn = 'LanguageModel.load', rt = this.rt;
     if (!files || typeof files !== 'object') throw invalid(`${fn}: give { config, weights, tokenizer }, got ${describe(files)}`);
-    const { context = 0, activations, format = 'i2' } = options(opts, fn);
+    const { context = 0, activations, format = 'i2', embedding } = options(opts, fn);
     const ctx = nonNegInt(context, fn, 'context', 0);
     const prec = activations === undefined ? undefined : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations');
-    const text = files.config === undefined || files.config === null ? undefined : configText(files.config, fn);
+    let text = files.config === undefined || files.config === null ? undefined : configText(files.config, fn);
+    if (embedding !== undefined) {
+      pick({ float32: 0, float16: 1, int8: 2 }, embedding, fn, 'embedding');
+      if (text === undefined) throw invalid(`${fn}: embedding applies to a config.json; a packed or GGUF file keeps its tables' form`);
+      let cfgObj;
+      try {
+        cfgObj = JSON.parse(text);
+      } catch {
+        cfgObj = undefined; // C reports the config's JSON error with its detail
+      }
+      if (cfgObj && typeof cfgObj === 'object') text = JSON.stringify({ ...cfgObj, tilelli_embedding: embedding });
+    }
     const weights = bytesOf(files.weights, fn, 'weights');
     const tokenizer = tokenizerOf(files.tokenizer, fn);
     const f = formatCode(rt, format, fn);

@@ -506,23 +506,6 @@ tl_status tl__gguf_read_ternary(const tl__gguf *g, size_t i, size_t rows, size_t
  * Writing
  * ------------------------------------------------------------------------- */
 
-/* binary32 -> binary16 bits, rounded to nearest even (overflow to infinity). */
-static uint16_t tl__f16_from(float f) {
-    uint32_t u = tl__f2u(f), sign = (u >> 16) & 0x8000u, a = u & TL__ABS_MASK;
-    if (a >= TL__INF_BITS) return (uint16_t)(sign | 0x7C00u | (a > TL__INF_BITS ? 0x200u : 0));
-    if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u); /* rounds past 65504 */
-    if (a < 0x38800000u) {                                  /* subnormal or zero in f16 */
-        if (a < 0x33000000u) return (uint16_t)sign;          /* below half the smallest subnormal */
-        uint32_t e = a >> 23, m = (a & 0x7FFFFFu) | 0x800000u, shift = 126 - e; /* 14..24 */
-        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((a >> 13) - (112u << 10)), rem = a & 0x1FFFu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
 static void tl__put_u(tl__buf *b, uint64_t v, unsigned n) {
     uint8_t x[8];
     for (unsigned i = 0; i < n; i++) x[i] = (uint8_t)(v >> (8 * i));
@@ -546,12 +529,26 @@ static uint64_t tl__out_bytes(const tl__gguf_tensor_out *t) {
     return tl__type_bytes(k, t->rows * t->cols);
 }
 
-/* Tensor t's data (nbytes of them) appended to b. */
-static tl_status tl__put_tensor(tl__buf *b, const tl__gguf_tensor_out *t, int8_t *row) {
+/* Little-endian v (n bytes) at *o, advanced. */
+static void tl__st_u(uint8_t **o, uint64_t v, unsigned n) {
+    for (unsigned i = 0; i < n; i++) (*o)[i] = (uint8_t)(v >> (8 * i));
+    *o += n;
+}
+
+/* Tensor t's data (tl__out_bytes of them) at o, which is zeroed; row: scratch of the widest row. */
+static tl_status tl__put_tensor(uint8_t *o, const tl__gguf_tensor_out *t, int8_t *row) {
     uint64_t n = t->rows * t->cols;
+    if (t->h) { /* float16 bits as they are */
+        for (uint64_t k = 0; k < n; k++) tl__st_u(&o, t->h[k], 2);
+        return TL_OK;
+    }
+    if (t->q) { /* int8 rows x their scales, as float32 values */
+        for (uint64_t k = 0; k < n; k++) tl__st_u(&o, tl__f2u((float)t->q[k] * t->qs[k / t->cols]), 4);
+        return TL_OK;
+    }
     if (t->type == TL__GGML_F32 || t->type == TL__GGML_F16) {
         for (uint64_t k = 0; k < n; k++)
-            t->type == TL__GGML_F32 ? tl__put_u(b, tl__f2u(t->f[k]), 4) : tl__put_u(b, tl__f16_from(t->f[k]), 2);
+            t->type == TL__GGML_F32 ? tl__st_u(&o, tl__f2u(t->f[k]), 4) : tl__st_u(&o, tl__f16_from_float(t->f[k]), 2);
         return TL_OK;
     }
     const tl_matrix *m = t->m;
@@ -559,35 +556,31 @@ static tl_status tl__put_tensor(tl__buf *b, const tl__gguf_tensor_out *t, int8_t
         for (size_t r = 1; r < m->rows; r++)
             if (m->scales[r] != m->scales[0])
                 return tl__fail(TL_ERR_FORMAT, "tensor \"%s\": I2_S holds one scale per tensor; rows 0 and %zu differ", t->name, r);
-        uint8_t *codes = tl__calloc((size_t)(n / 4), 1);
-        if (!codes) return TL_ERR_NO_MEMORY;
         for (size_t r = 0; r < m->rows; r++) {
             tl__decode_row(m, r, row);
             for (size_t c = 0; c < m->cols; c++) {
                 uint64_t w = (uint64_t)r * m->cols + c;
                 unsigned j = (unsigned)(w % TL__I2S_BLOCK);
-                codes[w / TL__I2S_BLOCK * 32 + j % 32] |= (uint8_t)((unsigned)(row[c] + 1) << (6 - 2 * (j / 32)));
+                o[w / TL__I2S_BLOCK * 32 + j % 32] |= (uint8_t)((unsigned)(row[c] + 1) << (6 - 2 * (j / 32)));
             }
         }
-        tl__buf_put(b, codes, (size_t)(n / 4));
-        tl__free(codes);
-        tl__put_u(b, tl__f2u(m->scales[0]), 4);
-        tl__buf_zeros(b, 28);
+        o += n / 4;
+        tl__st_u(&o, tl__f2u(m->scales[0]), 4); /* then 28 bytes of zeros */
         return TL_OK;
     }
     for (size_t r = 0; r < m->rows; r++) {
         tl__decode_row(m, r, row);
-        uint16_t d = tl__f16_from(m->scales[r]);
+        uint16_t d = tl__f16_from_float(m->scales[r]);
         for (size_t blk = 0; blk < m->cols / 256; blk++) {
             const int8_t *w = row + blk * 256;
-            uint8_t q[66] = {0};
+            uint8_t *q = o;
             if (t->type == TL__GGML_TQ2_0) {
                 for (unsigned j = 0; j < 2; j++)
                     for (unsigned l = 0; l < 4; l++)
                         for (unsigned mm = 0; mm < 32; mm++)
                             q[32 * j + mm] |= (uint8_t)((unsigned)(w[128 * j + 32 * l + mm] + 1) << (2 * l));
                 q[64] = (uint8_t)d, q[65] = (uint8_t)(d >> 8);
-                tl__buf_put(b, q, 66);
+                o += 66;
             } else {
                 uint8_t c[5];
                 for (unsigned mm = 0; mm < 32; mm++) {
@@ -604,7 +597,7 @@ static tl_status tl__put_tensor(tl__buf *b, const tl__gguf_tensor_out *t, int8_t
                     q[48 + j] = tl__tq1_encode(c);
                 }
                 q[52] = (uint8_t)d, q[53] = (uint8_t)(d >> 8);
-                tl__buf_put(b, q, 54);
+                o += 54;
             }
         }
     }
@@ -658,18 +651,29 @@ tl_status tl__gguf_write(const tl__gguf_kv *kv, size_t nkv, const tl__gguf_tenso
         off += (tl__out_bytes(&t[i]) + 31) / 32 * 32;
     }
     tl__pad(&b);
-    int8_t *row = tl__malloc(widest);
-    tl_status s = row ? TL_OK : TL_ERR_NO_MEMORY;
+    tl_status s = tl__buf_status(&b);
+    /* the data: one allocation of the file's exact size (a big model's file is most of memory) */
+    uint64_t total = b.len + off;
+    uint8_t *file = NULL;
+    int8_t *row = NULL;
+    if (!s && total > SIZE_MAX - 16) s = tl__fail(TL_ERR_OVERFLOW, "the GGUF file would be %llu bytes", (unsigned long long)total);
+    if (!s) {
+        file = tl__calloc((size_t)total, 1);
+        row = tl__malloc(widest);
+        if (!file || !row) s = TL_ERR_NO_MEMORY;
+    }
+    if (!s) memcpy(file, b.p, b.len);
+    uint64_t at = b.len;
     for (size_t i = 0; i < nt && !s; i++) {
-        s = tl__put_tensor(&b, &t[i], row);
-        tl__pad(&b);
+        s = tl__put_tensor(file + at, &t[i], row);
+        at += (tl__out_bytes(&t[i]) + 31) / 32 * 32;
     }
     tl__free(row);
-    if (!s) s = tl__buf_status(&b);
+    tl__buf_free(&b);
     if (s) {
-        tl__buf_free(&b);
+        tl__free(file);
         return s;
     }
-    *out = b.p, *len = b.len;
+    *out = file, *len = (size_t)total;
     return TL_OK;
 }

@@ -77,6 +77,9 @@ typedef struct {
     size_t ndim;        /* 1 or 2 */
     uint64_t rows, cols; /* ndim 1: cols values (rows 1) */
     const float *f;
+    const uint16_t *h;              /* F16: the bits as they are (instead of f) */
+    const int8_t *q;                /* F32: q[k] x qs[row] (instead of f) */
+    const float *qs;
     const tl_matrix *m; /* rows x cols; the block scale is the row's scale (f16 for TQ1_0/TQ2_0);
                            I2_S needs one scale for every row */
 } tl__gguf_tensor_out;

@@ -35,6 +35,10 @@ const char *tl__dtype_name(tl_dtype d);
 int tl__dtype_is_float(tl_dtype d);
 /* IEEE binary16 bits -> binary32 bits, exactly (safetensors.c; the GGUF reader shares it). */
 uint32_t tl__f16_bits(uint32_t h);
+/* binary16 <-> float for the float16 tables (safetensors.c): to_float exact for finite values (no
+ * branch), from_float rounded to nearest even. */
+float tl__f16_to_float(uint16_t h);
+uint16_t tl__f16_from_float(float f);
 
 /* The safetensors writer (safetensors.c): n tensors in this order, data packed one after the
  * other, and nmeta __metadata__ entries (meta[2j] the key, meta[2j + 1] the value, NUL-terminated

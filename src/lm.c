@@ -54,6 +54,20 @@ static const struct {
 };
 #define TL__LM_NTENSORS (sizeof tl__lm_tensors / sizeof *tl__lm_tensors)
 
+/* The token embedding and the LM head, vocab rows of hidden values: float32 (the default, config
+ * "tilelli_embedding": "float32"), float16 ("float16": each value rounded to nearest, for a
+ * checkpoint's bf16 or f16 table a lossless or near-lossless half of the memory), or int8 ("int8":
+ * per row d = max|w| / 127, q = clamp(rint(w / d), -127, 127), value q x d; a quarter of the
+ * memory). The embedding of a token is its row's values; a logit is dot(row, h) in float32 (the
+ * float32 and float16 tables: the same bits as a float32 table of those values), for int8
+ * fl(d x dot(q, h)). */
+enum { TL__EMB_F32, TL__EMB_F16, TL__EMB_I8 };
+static const char *const tl__emb_names[] = {"float32", "float16", "int8"};
+typedef struct {
+    void *w;       /* vocab x hidden: float, uint16_t (binary16 bits) or int8_t */
+    float *scales; /* int8: vocab values of d */
+} tl__lm_table;
+
 struct tl_lm {
     size_t vocab, hidden, inter, nlayers, heads, kv_heads, head_dim, context, max_pos;
     float eps, theta;
@@ -62,13 +76,15 @@ struct tl_lm {
     int hf; /* Hugging Face packed BitNet projections: TL__HF_BITLINEAR, TL__HF_AUTOBITLINEAR, or 0 */
     int64_t bos, eos;
     tl_precision prec;
-    float *embed, *head, *final_norm; /* head == embed when tied */
+    int emb; /* how the embedding (and an untied head) is held: TL__EMB_* */
+    tl__lm_table embed, head_own; /* the head is embed when tied, else head_own (tl__lm_head) */
+    float *final_norm;
     tl__lm_layer *layers;
     float *kc, *vc;       /* layers x context x kv_dim */
     float *cos_t, *sin_t; /* context x head_dim / 2 */
     size_t pos;
     /* scratch for TL__LM_CHUNK tokens */
-    float *h, *x, *q, *k, *v, *att, *g, *u, *scores;
+    float *h, *x, *q, *k, *v, *att, *g, *u, *scores, *row;
     int8_t *xq;
     float *xs;
     tl__ws ws;
@@ -203,6 +219,14 @@ static tl_status tl__lm_config(tl_lm *lm, const tl__json *cfg) {
     if ((s = tl__cfg_token(cfg, "bos_token_id", &lm->bos)) || (s = tl__cfg_token(cfg, "eos_token_id", &lm->eos)))
         return s;
     if ((s = tl__lm_quant_config(lm, cfg))) return s;
+    const tl__json *e = tl__json_find(cfg, "tilelli_embedding", 17, NULL);
+    lm->emb = TL__EMB_F32;
+    if (e) {
+        int k = 0;
+        while (k < 3 && !tl__json_string_is(e, tl__emb_names[k])) k++;
+        if (k == 3) return tl__fail(TL_ERR_PARSE, "config: \"tilelli_embedding\" must be \"float32\", \"float16\" or \"int8\"");
+        lm->emb = k;
+    }
     const tl__json *a = tl__json_find(cfg, "tilelli_activations", 19, NULL);
     if (!a || tl__json_string_is(a, "int8"))
         lm->prec = TL_PRECISION_INT8;
@@ -408,13 +432,110 @@ static void tl__lm_free_layers(tl_lm *lm) {
 void tl_lm_free(tl_lm *lm) {
     if (!lm) return;
     tl__lm_free_layers(lm);
-    if (lm->head != lm->embed) tl__free(lm->head);
-    tl__free(lm->embed), tl__free(lm->final_norm), tl__free(lm->kc), tl__free(lm->vc);
+    tl__free(lm->embed.w), tl__free(lm->embed.scales), tl__free(lm->head_own.w), tl__free(lm->head_own.scales);
+    tl__free(lm->final_norm), tl__free(lm->kc), tl__free(lm->vc), tl__free(lm->row);
     tl__free(lm->cos_t), tl__free(lm->sin_t);
     tl__free(lm->h), tl__free(lm->x), tl__free(lm->q), tl__free(lm->k), tl__free(lm->v), tl__free(lm->att);
     tl__free(lm->g), tl__free(lm->u), tl__free(lm->scores), tl__free(lm->xq), tl__free(lm->xs);
     tl__ws_free(&lm->ws);
     tl__free(lm);
+}
+
+static const tl__lm_table *tl__lm_head(const tl_lm *lm) { return lm->tied ? &lm->embed : &lm->head_own; }
+
+/* Row r of a table as float32 values. */
+static void tl__lm_table_row(const tl_lm *lm, const tl__lm_table *t, size_t r, float *out) {
+    size_t D = lm->hidden;
+    if (lm->emb == TL__EMB_F32) {
+        memcpy(out, (const float *)t->w + r * D, D * sizeof(float));
+    } else if (lm->emb == TL__EMB_F16) {
+        const uint16_t *h = (const uint16_t *)t->w + r * D;
+        for (size_t c = 0; c < D; c++) out[c] = tl__f16_to_float(h[c]);
+    } else {
+        const int8_t *q = (const int8_t *)t->w + r * D;
+        float d = t->scales[r];
+        for (size_t c = 0; c < D; c++) out[c] = (float)q[c] * d;
+    }
+}
+
+/* The table `name` (vocab x hidden) in the model's form (lm->emb), converted row by row from the
+ * file's F32 / F16 / BF16 bytes (no float32 copy of a table held in another form); a packed file
+ * (tl_lm_save) of an int8 table holds it as I8 with "<name minus .weight>.tilelli_scales". */
+static tl_status tl__lm_read_table(tl_lm *lm, const tl__lm_src *src, const char *name, tl__lm_table *t) {
+    size_t V = lm->vocab, D = lm->hidden, i;
+    tl_status s = tl__lm_find(src, name, V, D, &i);
+    if (s) return s;
+    if (lm->emb == TL__EMB_F32) return tl__lm_read(src, name, V, D, (float **)&t->w);
+    /* the raw rows: F32, F16 or BF16 (little-endian), else a float32 copy of the whole tensor */
+    int raw = -1; /* 0 F32, 1 F16, 2 BF16 */
+    const uint8_t *p = NULL;
+    tl_dtype dt = (tl_dtype)0;
+    if (src->gg) {
+        uint32_t type;
+        size_t nb;
+        tl__gguf_tensor(src->gg, i, &type, NULL, NULL);
+        p = tl__gguf_tensor_data(src->gg, i, &nb);
+        raw = type == TL__GGML_F32 ? 0 : type == TL__GGML_F16 ? 1 : type == TL__GGML_BF16 ? 2 : -1;
+    } else {
+        tl_safetensors_tensor(src->st, i, NULL, NULL, &dt, NULL, NULL, &p, NULL);
+        raw = dt == TL_DTYPE_F32 ? 0 : dt == TL_DTYPE_F16 ? 1 : dt == TL_DTYPE_BF16 ? 2 : -1;
+    }
+    size_t elt = lm->emb == TL__EMB_F16 ? 2 : 1;
+    t->w = tl__malloc(V * D * elt);
+    if (lm->emb == TL__EMB_I8) t->scales = tl__malloc(V * sizeof(float));
+    if (!t->w || (lm->emb == TL__EMB_I8 && !t->scales)) return TL_ERR_NO_MEMORY;
+    if (src->pf && lm->emb == TL__EMB_I8 && dt == TL_DTYPE_I8) { /* our packed file: q and d as they are */
+        char sn[128];
+        size_t si;
+        snprintf(sn, sizeof sn, "%.*s" TL__SCALES, (int)(strlen(name) - 7), name);
+        if ((s = tl__lm_find(src, sn, V, 0, &si)) || (s = tl_safetensors_read_f32(src->st, si, t->scales, V))) return s;
+        memcpy(t->w, p, V * D);
+        for (size_t r = 0; r < V; r++)
+            if (!(t->scales[r] > 0.0f) || !isfinite(t->scales[r]))
+                return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" row %zu: the scale is not finite and > 0", sn, r);
+        return TL_OK;
+    }
+    float *all = NULL, *row = tl__malloc(D * sizeof(float));
+    if (!row) return TL_ERR_NO_MEMORY;
+    if (raw < 0 && (s = tl__lm_read(src, name, V, D, &all))) {
+        tl__free(row);
+        return s;
+    }
+    for (size_t r = 0; r < V && !s; r++) {
+        const uint8_t *b = p + r * D * (raw == 0 ? 4 : 2);
+        for (size_t c = 0; c < D; c++)
+            row[c] = raw < 0   ? all[r * D + c]
+                     : raw == 0 ? tl__u2f((uint32_t)b[4 * c] | (uint32_t)b[4 * c + 1] << 8 | (uint32_t)b[4 * c + 2] << 16 |
+                                          (uint32_t)b[4 * c + 3] << 24)
+                     : raw == 1 ? tl__u2f(tl__f16_bits((uint32_t)b[2 * c] | (uint32_t)b[2 * c + 1] << 8))
+                                : tl__u2f(((uint32_t)b[2 * c] | (uint32_t)b[2 * c + 1] << 8) << 16);
+        size_t bad = tl__first_non_finite(row, D);
+        if (bad != D) {
+            s = tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, r * D + bad);
+            break;
+        }
+        if (lm->emb == TL__EMB_F16) {
+            uint16_t *h = (uint16_t *)t->w + r * D;
+            for (size_t c = 0; c < D; c++) {
+                h[c] = tl__f16_from_float(row[c]);
+                if ((h[c] & 0x7C00u) == 0x7C00u)
+                    s = tl__fail(TL_ERR_OVERFLOW, "weights: \"%s\" element %zu (%g) does not fit float16", name, r * D + c,
+                                 (double)row[c]);
+            }
+        } else {
+            float mx = 0.0f;
+            for (size_t c = 0; c < D; c++) mx = fabsf(row[c]) > mx ? fabsf(row[c]) : mx;
+            float d = mx > 0.0f ? mx / 127.0f : 1.0f;
+            int8_t *q = (int8_t *)t->w + r * D;
+            for (size_t c = 0; c < D; c++) {
+                float v = rintf(row[c] / d);
+                q[c] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+            }
+            t->scales[r] = d;
+        }
+    }
+    tl__free(row), tl__free(all);
+    return s;
 }
 
 /* Every tensor present with its shape, before anything big is allocated. */
@@ -449,12 +570,9 @@ static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl__lm_src *src) {
 static tl_status tl__lm_weights(tl_lm *lm, const tl__lm_src *src, tl_format f) {
     size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim;
     tl_status s;
-    if ((s = tl__lm_read(src, "model.embed_tokens.weight", lm->vocab, D, &lm->embed)) ||
-        (s = tl__lm_read(src, "model.norm.weight", D, 0, &lm->final_norm)))
-        return s;
-    if (lm->tied)
-        lm->head = lm->embed;
-    else if ((s = tl__lm_read(src, "lm_head.weight", lm->vocab, D, &lm->head)))
+    if ((s = tl__lm_read_table(lm, src, "model.embed_tokens.weight", &lm->embed)) ||
+        (s = tl__lm_read(src, "model.norm.weight", D, 0, &lm->final_norm)) ||
+        (!lm->tied && (s = tl__lm_read_table(lm, src, "lm_head.weight", &lm->head_own))))
         return s;
     lm->layers = tl__calloc(lm->nlayers, sizeof *lm->layers);
     /* scratch: a float projection (rows x cols floats); else its trits and one scale per row */
@@ -502,10 +620,11 @@ static tl_status tl__lm_buffers(tl_lm *lm) {
     lm->g = tl__malloc(n * F * sizeof(float));
     lm->u = tl__malloc(n * F * sizeof(float));
     lm->scores = tl__malloc(C * sizeof(float));
+    lm->row = tl__malloc(D * sizeof(float));
     lm->xq = tl__malloc(n * wide);
     lm->xs = tl__malloc(n * sizeof(float));
     if (!lm->kc || !lm->vc || !lm->cos_t || !lm->sin_t || !lm->h || !lm->x || !lm->q || !lm->k || !lm->v ||
-        !lm->att || !lm->g || !lm->u || !lm->scores || !lm->xq || !lm->xs)
+        !lm->att || !lm->g || !lm->u || !lm->scores || !lm->xq || !lm->xs || !lm->row)
         return TL_ERR_NO_MEMORY;
     /* RoPE: freq_j = theta^(-2j / head_dim) and the angle p * freq_j in double, cos/sin rounded once */
     for (size_t j = 0; j < half; j++) {
@@ -666,6 +785,14 @@ static tl_status tl__lm_gguf_config(const tl__gguf *g, tl__buf *b) {
         tl__buf_printf(b, ",\"tilelli_activations\":");
         tl__buf_json_string(b, act, al);
     }
+    /* the tables: as the file says, else float16 when the embedding is F16 (no loss, half the memory) */
+    uint32_t et;
+    if (tl__gguf_get_str(g, "tilelli.embedding", &act, &al)) {
+        tl__buf_printf(b, ",\"tilelli_embedding\":");
+        tl__buf_json_string(b, act, al);
+    } else if (!tl__gguf_find(g, "token_embd.weight", &ti) && (tl__gguf_tensor(g, ti, &et, NULL, NULL), et == TL__GGML_F16)) {
+        tl__buf_printf(b, ",\"tilelli_embedding\":\"float16\"");
+    }
     tl__buf_printf(b, "}");
     return tl__buf_status(b);
 }
@@ -700,6 +827,15 @@ static const char *tl__lm_vocab_token(size_t i, char *buf, size_t cap) {
 static double tl__lm_vocab_score(size_t i) { return -(double)i; }
 static double tl__lm_vocab_type(size_t i) { return i == 0 ? 2 : i < 3 ? 3 : i < 3 + 256 ? 6 : 1; }
 
+/* A table as a GGUF tensor: float32 as F32, float16 as F16 (the same bits), int8 as F32 values q x d. */
+static tl__gguf_tensor_out tl__lm_gguf_table(const tl_lm *lm, const char *name, const tl__lm_table *tb) {
+    tl__gguf_tensor_out o = {.name = name, .type = TL__GGML_F32, .ndim = 2, .rows = lm->vocab, .cols = lm->hidden};
+    if (lm->emb == TL__EMB_F32) o.f = tb->w;
+    if (lm->emb == TL__EMB_F16) o.type = TL__GGML_F16, o.h = tb->w;
+    if (lm->emb == TL__EMB_I8) o.q = tb->w, o.qs = tb->scales;
+    return o;
+}
+
 tl_status tl_lm_save_gguf(const tl_lm *lm, uint32_t type, uint32_t flags, uint8_t **bytes, size_t *len) {
     if (!lm || !bytes || !len) return TL_ERR_NULL;
     if (type != TL__GGML_TQ1_0 && type != TL__GGML_TQ2_0 && type != TL__GGML_I2_S)
@@ -713,9 +849,10 @@ tl_status tl_lm_save_gguf(const tl_lm *lm, uint32_t type, uint32_t flags, uint8_
         return TL_ERR_NO_MEMORY;
     }
     size_t n = 0;
-    t[n++] = (tl__gguf_tensor_out){"token_embd.weight", TL__GGML_F32, 2, lm->vocab, D, lm->embed, NULL};
-    t[n++] = (tl__gguf_tensor_out){"output_norm.weight", TL__GGML_F32, 1, 1, D, lm->final_norm, NULL};
-    if (!lm->tied) t[n++] = (tl__gguf_tensor_out){"output.weight", TL__GGML_F32, 2, lm->vocab, D, lm->head, NULL};
+    t[n++] = tl__lm_gguf_table(lm, "token_embd.weight", &lm->embed);
+    t[n++] = (tl__gguf_tensor_out){.name = "output_norm.weight", .type = TL__GGML_F32, .ndim = 1, .rows = 1, .cols = D,
+                                   .f = lm->final_norm};
+    if (!lm->tied) t[n++] = tl__lm_gguf_table(lm, "output.weight", &lm->head_own);
     char *at = names;
     for (size_t l = 0; l < lm->nlayers; l++)
         for (size_t j = 0; j < TL__LM_NTENSORS; j++, at += 48) {
@@ -723,12 +860,12 @@ tl_status tl_lm_save_gguf(const tl_lm *lm, uint32_t type, uint32_t flags, uint8_
             snprintf(at, 48, "blk.%zu.%s.weight", l, tl__lm_tensors[j].gguf);
             if (tl__lm_tensors[j].proj) {
                 const tl_matrix *m = *(tl_matrix *const *)(const void *)field;
-                t[n++] = (tl__gguf_tensor_out){at, type, 2, m->rows, m->cols, NULL, m};
+                t[n++] = (tl__gguf_tensor_out){.name = at, .type = type, .ndim = 2, .rows = m->rows, .cols = m->cols, .m = m};
             } else {
                 size_t dims[5];
                 tl__lm_dims(lm, dims);
-                t[n++] = (tl__gguf_tensor_out){at, TL__GGML_F32, 1, 1, dims[tl__lm_tensors[j].d0],
-                                               *(float *const *)(const void *)field, NULL};
+                t[n++] = (tl__gguf_tensor_out){.name = at, .type = TL__GGML_F32, .ndim = 1, .rows = 1,
+                                               .cols = dims[tl__lm_tensors[j].d0], .f = *(float *const *)(const void *)field};
             }
         }
     tl__gguf_kv kv[TL__LM_NGKEYS + 16];
@@ -750,6 +887,7 @@ tl_status tl_lm_save_gguf(const tl_lm *lm, uint32_t type, uint32_t flags, uint8_
     if (lm->eos >= 0) kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.eos_token_id", .type = TL__GGUF_U32, .u = (uint64_t)lm->eos};
     kv[nk++] = (tl__gguf_kv){.key = "tilelli.activations", .type = TL__GGUF_STRING,
                              .s = lm->prec == TL_PRECISION_INT8 ? "int8" : "float"};
+    kv[nk++] = (tl__gguf_kv){.key = "tilelli.embedding", .type = TL__GGUF_STRING, .s = tl__emb_names[lm->emb]};
     if (flags & TL_LM_GGUF_VOCAB) {
         kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.model", .type = TL__GGUF_STRING, .s = "llama"};
         kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.tokens", .type = TL__GGUF_ARRAY, .item = TL__GGUF_STRING,
@@ -788,6 +926,7 @@ static void tl__lm_config_json(const tl_lm *lm, tl__buf *b, int with_state) {
     if (lm->bos >= 0) tl__buf_printf(b, ",\"bos_token_id\":%lld", (long long)lm->bos);
     if (lm->eos >= 0) tl__buf_printf(b, ",\"eos_token_id\":%lld", (long long)lm->eos);
     tl__buf_printf(b, ",\"tilelli_activations\":\"%s\"", lm->prec == TL_PRECISION_INT8 ? "int8" : "float");
+    if (lm->emb != TL__EMB_F32) tl__buf_printf(b, ",\"tilelli_embedding\":\"%s\"", tl__emb_names[lm->emb]);
     if (with_state) {
         tl__buf_printf(b, ",\"context\":%zu,\"position\":%zu", lm->context, lm->pos);
         tl__buf_printf(b, ",\"format\":\"%s\"", tl_format_name(lm->layers[0].q->format));
@@ -797,7 +936,7 @@ static void tl__lm_config_json(const tl_lm *lm, tl__buf *b, int with_state) {
 
 tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
     if (!lm || !bytes || !len) return TL_ERR_NULL;
-    size_t D = lm->hidden, nt = 3;
+    size_t D = lm->hidden, nt = 5; /* embedding, norm, head, and int8 tables' scales */
     for (size_t j = 0; j < TL__LM_NTENSORS; j++) nt += (tl__lm_tensors[j].proj ? 2 : 1) * lm->nlayers;
     tl__st_entry *e = tl__calloc(nt, sizeof *e);
     char *names = tl__malloc(nt * 80);
@@ -813,9 +952,20 @@ tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
     size_t n = 0;
 #define TL__F32(nm, p, d0, d1)                                                                               \
     (e[n] = (tl__st_entry){nm, TL_DTYPE_F32, (d1) ? 2 : 1, {(d0), (d1)}, (p), (d0) * ((d1) ? (d1) : 1) * 4}, n++)
-    TL__F32("model.embed_tokens.weight", lm->embed, lm->vocab, D);
+    /* the tables in their form: F32, F16 (the same bits) or I8 with "<name>.tilelli_scales" */
+    const char *tnames[2][2] = {{"model.embed_tokens.weight", "model.embed_tokens" TL__SCALES},
+                                {"lm_head.weight", "lm_head" TL__SCALES}};
+    for (int k = 0; k < 2 - lm->tied; k++) {
+        const tl__lm_table *tb = k ? &lm->head_own : &lm->embed;
+        size_t V = lm->vocab;
+        if (lm->emb == TL__EMB_F32) TL__F32(tnames[k][0], tb->w, V, D);
+        if (lm->emb == TL__EMB_F16) e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_F16, 2, {V, D}, tb->w, V * D * 2};
+        if (lm->emb == TL__EMB_I8) {
+            e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_I8, 2, {V, D}, tb->w, V * D};
+            TL__F32(tnames[k][1], tb->scales, V, 0);
+        }
+    }
     TL__F32("model.norm.weight", lm->final_norm, D, 0);
-    if (!lm->tied) TL__F32("lm_head.weight", lm->head, lm->vocab, D);
     char *at = names;
     size_t dims[5];
     tl__lm_dims(lm, dims);
@@ -918,7 +1068,7 @@ static tl_status tl__lm_norm_rows(float *x, size_t n, size_t width, float eps, c
 /* One chunk of n <= TL__LM_CHUNK tokens through every layer; h holds their hidden states after. */
 static tl_status tl__lm_chunk(tl_lm *lm, const uint32_t *tokens, size_t n) {
     size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim, p = lm->pos;
-    for (size_t t = 0; t < n; t++) memcpy(lm->h + t * D, lm->embed + (size_t)tokens[t] * D, D * sizeof(float));
+    for (size_t t = 0; t < n; t++) tl__lm_table_row(lm, &lm->embed, tokens[t], lm->h + t * D);
     tl_status s;
     for (size_t l = 0; l < lm->nlayers; l++) {
         const tl__lm_layer *L = &lm->layers[l];
@@ -957,7 +1107,21 @@ static tl_status tl__lm_chunk(tl_lm *lm, const uint32_t *tokens, size_t n) {
 static tl_status tl__lm_logits(tl_lm *lm, float *h, float *logits) {
     if (tl__rms_norm(h, lm->hidden, lm->eps, lm->final_norm))
         return tl__fail(TL_ERR_NON_FINITE, "final norm: an output is not finite");
-    tl__gemv_f32(lm->head, lm->vocab, lm->hidden, h, logits);
+    const tl__lm_table *head = tl__lm_head(lm);
+    if (lm->emb == TL__EMB_F32) {
+        tl__gemv_f32((const float *)head->w, lm->vocab, lm->hidden, h, logits);
+    } else {
+        for (size_t r = 0; r < lm->vocab; r++) {
+            if (lm->emb == TL__EMB_F16) {
+                tl__lm_table_row(lm, head, r, lm->row);
+                logits[r] = tl__dot_f32(lm->row, h, lm->hidden);
+            } else {
+                const int8_t *q = (const int8_t *)head->w + r * lm->hidden;
+                for (size_t c = 0; c < lm->hidden; c++) lm->row[c] = (float)q[c];
+                logits[r] = head->scales[r] * tl__dot_f32(lm->row, h, lm->hidden);
+            }
+        }
+    }
     size_t bad = tl__first_non_finite(logits, lm->vocab);
     if (bad != lm->vocab) return tl__fail(TL_ERR_NON_FINITE, "logits[%zu] is not finite", bad);
     return TL_OK;

@@ -424,6 +424,31 @@ uint32_t tl__f16_bits(uint32_t h) {
     return sign | (top + 103) << 23 | ((mant << (23 - top)) & 0x7FFFFFu);
 }
 
+/* binary16 bits -> float, exactly, for finite values (the language model's float16 tables hold no
+ * infinity or NaN): the bits moved into a binary32 exponent field and the bias fixed by one
+ * multiply by 2^112, which also normalizes subnormals; no branch, so loops vectorize. */
+float tl__f16_to_float(uint16_t h) {
+    float m = tl__u2f((uint32_t)(h & 0x7FFFu) << 13) * 0x1p112f;
+    return tl__u2f(tl__f2u(m) | (uint32_t)(h & 0x8000u) << 16);
+}
+
+/* float -> binary16 bits, rounded to nearest even; past 65504 to infinity; NaN stays NaN. */
+uint16_t tl__f16_from_float(float f) {
+    uint32_t u = tl__f2u(f), sign = (u >> 16) & 0x8000u, a = u & TL__ABS_MASK;
+    if (a >= TL__INF_BITS) return (uint16_t)(sign | 0x7C00u | (a > TL__INF_BITS ? 0x200u : 0));
+    if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u); /* rounds past 65504 */
+    if (a < 0x38800000u) {                                  /* subnormal or zero in binary16 */
+        if (a < 0x33000000u) return (uint16_t)sign;          /* at most half the smallest subnormal */
+        uint32_t e = a >> 23, m = (a & 0x7FFFFFu) | 0x800000u, shift = 126 - e; /* 14..24 */
+        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (a >> 13) - (112u << 10), rem = a & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
 /* OCP F8 E4M3FN -> binary32 bits, exactly: bias 7, no infinities, S.1111.111 is NaN. */
 static uint32_t tl__e4m3_bits(uint32_t b) {
     uint32_t sign = (b & 0x80u) << 24, exp = b >> 3 & 0xFu, mant = b & 7u;

@@ -513,7 +513,76 @@ static void test_gguf_scales(void) {
     tl_lm_free(c), tl_lm_free(a);
 }
 
+/* The embedding held as float16 or int8 (config "tilelli_embedding"). */
+static tl_status lm_to_st(tl_lm *lm, tl_lm **out) {
+    uint8_t *p = NULL;
+    size_t pl;
+    tl_safetensors *st = NULL;
+    tl_status s = tl_lm_save(lm, &p, &pl);
+    if (!s) s = tl_safetensors_open(p, pl, &st);
+    if (!s) s = tl_lm_load(NULL, 0, st, TL_FORMAT_I2, 32, out);
+    tl_safetensors_free(st), tl_free(p);
+    return s;
+}
+
+static void test_embedding(void) {
+    const shape shapes[] = {{300, 256, 256, 4, 2, 64, 1, 1, 1}, {200, 256, 256, 2, 2, 128, 1, 0, 0}};
+    for (size_t k = 0; k < 2; k++) {
+        const shape *s = &shapes[k];
+        tensors t;
+        make(&t, s);
+        /* the tables' values made float16 values: float16 tables then hold them exactly */
+        for (size_t i = 0; i < t.n; i++)
+            if (strstr(t.name[i], "embed_tokens") || strstr(t.name[i], "lm_head"))
+                for (size_t j = 0; j < t.e[i].nbytes / 4; j++) t.v[i][j] = tl__f16_to_float(tl__f16_from_float(t.v[i][j]));
+        size_t m0 = tl_mem_live_bytes();
+        tl_lm *f32 = NULL, *f16 = NULL, *i8 = NULL, *back = NULL, *g = NULL;
+        CHECK(load_st(&t, s, NULL, &f32) == TL_OK, "float32: %s", tl_error_detail());
+        size_t m1 = tl_mem_live_bytes();
+        CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"float16\"", &f16) == TL_OK, "float16: %s", tl_error_detail());
+        size_t m2 = tl_mem_live_bytes();
+        CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"int8\"", &i8) == TL_OK, "int8: %s", tl_error_detail());
+        size_t m3 = tl_mem_live_bytes(), tab = s->V * s->D * (s->tied ? 1 : 2);
+        CHECK((m1 - m0) - (m2 - m1) >= tab * 2 - 64, "float16 tables: %zu bytes less held (%zu x 2 values)", (m1 - m0) - (m2 - m1), tab);
+        CHECK((m1 - m0) - (m3 - m2) >= tab * 3 - 64 - s->V * 8, "int8 tables: %zu bytes less held", (m1 - m0) - (m3 - m2));
+        if (f32 && f16) CHECK(same(f32, f16, s->V), "float16 tables of float16 values: the float32 model's logits, bit for bit");
+        if (f32 && i8) {
+            float *x = run(f32, s->V, 0), *y = run(i8, s->V, 0);
+            CHECK(rel(x, y, 12 * s->V) < 0.05 && rel(x, y, 12 * s->V) > 0, "int8 tables: near the float32 model's logits (%g)",
+                  rel(x, y, 12 * s->V));
+            free(x), free(y);
+        }
+        /* the packed file keeps the form and the numbers */
+        if (f16) {
+            CHECK(lm_to_st(f16, &back) == TL_OK && same(f16, back, s->V), "float16: save and load, the same logits");
+            tl_lm_free(back), back = NULL;
+            uint8_t *f = NULL;
+            size_t len;
+            CHECK(tl_lm_save_gguf(f16, TL_GGUF_I2_S, 0, &f, &len) == TL_OK &&
+                      tl_lm_load_gguf(f, len, TL_FORMAT_I2, 32, &g) == TL_OK && same(f16, g, s->V),
+                  "float16: GGUF (F16 token_embd) and back, the same logits: %s", tl_error_detail());
+            char *d = NULL;
+            size_t dl;
+            if (g && tl_lm_describe(g, &d, &dl) == TL_OK) CHECK(strstr(d, "\"tilelli_embedding\":\"float16\""), "GGUF F16 table read as float16");
+            tl_free(d), tl_free(f), tl_lm_free(g), g = NULL;
+        }
+        if (i8) {
+            CHECK(lm_to_st(i8, &back) == TL_OK && same(i8, back, s->V), "int8: save and load, the same logits");
+            tl_lm_free(back), back = NULL;
+        }
+        tl_lm_free(f32), tl_lm_free(f16), tl_lm_free(i8);
+        /* errors */
+        tl_lm *m = NULL;
+        CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"bf16\"", &m) == TL_ERR_PARSE, "bf16: PARSE");
+        t.v[0][7] = 1e6f;
+        CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"float16\"", &m) == TL_ERR_OVERFLOW && strstr(tl_error_detail(), "element 7"),
+              "1e6 in a float16 table: OVERFLOW (%s)", tl_error_detail());
+        drop(&t);
+    }
+}
+
 int main(void) {
+    test_embedding();
     test_hf();
     test_gguf_roundtrip();
     test_gguf_hostile();
