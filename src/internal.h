@@ -35,9 +35,14 @@ const char *tl__dtype_name(tl_dtype d);
 int tl__dtype_is_float(tl_dtype d);
 /* IEEE binary16 bits -> binary32 bits, exactly (safetensors.c; the GGUF reader shares it). */
 uint32_t tl__f16_bits(uint32_t h);
-/* binary16 <-> float for the float16 tables (safetensors.c): to_float exact for finite values (no
- * branch), from_float rounded to nearest even. */
-float tl__f16_to_float(uint16_t h);
+/* binary16 bits -> float, exactly, for finite values (the language model's float16 tables hold no
+ * infinity or NaN): the bits moved into a binary32 exponent field and the bias fixed by one
+ * multiply by 2^112, which also normalizes subnormals; no branch and inline, so loops vectorize. */
+static inline float tl__f16_to_float(uint16_t h) {
+    float m = tl__u2f((uint32_t)(h & 0x7FFFu) << 13) * 0x1p112f;
+    return tl__u2f(tl__f2u(m) | (uint32_t)(h & 0x8000u) << 16);
+}
+/* float -> binary16 bits, rounded to nearest even (safetensors.c). */
 uint16_t tl__f16_from_float(float f);
 
 /* The safetensors writer (safetensors.c): n tensors in this order, data packed one after the
@@ -83,6 +88,8 @@ float tl__silu(float x);
 void tl__softmax(float *x, size_t n);
 float tl__dot_f32(const float *a, const float *b, size_t n);
 void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, float *out);
+/* tl__gemv_f32 over a float16 table (binary16 bits): the same bits as over its float32 values. */
+void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, float *out);
 void tl__axpy_f32(float *y, float a, const float *x, size_t n);
 
 /*

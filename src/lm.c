@@ -1110,12 +1110,11 @@ static tl_status tl__lm_logits(tl_lm *lm, float *h, float *logits) {
     const tl__lm_table *head = tl__lm_head(lm);
     if (lm->emb == TL__EMB_F32) {
         tl__gemv_f32((const float *)head->w, lm->vocab, lm->hidden, h, logits);
+    } else if (lm->emb == TL__EMB_F16) {
+        tl__gemv_f16((const uint16_t *)head->w, lm->vocab, lm->hidden, h, logits);
     } else {
         for (size_t r = 0; r < lm->vocab; r++) {
-            if (lm->emb == TL__EMB_F16) {
-                tl__lm_table_row(lm, head, r, lm->row);
-                logits[r] = tl__dot_f32(lm->row, h, lm->hidden);
-            } else {
+            {
                 const int8_t *q = (const int8_t *)head->w + r * lm->hidden;
                 for (size_t c = 0; c < lm->hidden; c++) lm->row[c] = (float)q[c];
                 logits[r] = head->scales[r] * tl__dot_f32(lm->row, h, lm->hidden);

@@ -78,6 +78,48 @@ void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, floa
     for (; r < rows; r++) out[r] = tl__dot_f32(w + r * cols, x, cols);
 }
 
+/* tl__gemv_f32 of a float16 table (binary16 bits, finite): out[r] = dot(row r as floats, x) with the
+ * same bits as tl__gemv_f32 over a float32 table of those values; each value widened as
+ * tl__f16_to_float does (bits into a binary32 exponent field, one multiply by 2^112). */
+#if TL_SIMD
+static inline v128_t tl__f16x4(v128_t v) { /* four u32 lanes of binary16 bits -> floats */
+    v128_t m = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(v, wasm_i32x4_splat(0x7FFF)), 13), wasm_f32x4_splat(0x1p112f));
+    return wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(v, wasm_i32x4_splat(0x8000)), 16));
+}
+#endif
+void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, float *out) {
+    size_t r = 0;
+#if TL_SIMD
+    if (cols % 8 == 0)
+        for (; r + 4 <= rows; r += 4) {
+            const uint16_t *w0 = w + r * cols;
+            v128_t s[4] = {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)};
+            for (size_t i = 0; i < cols; i += 8) {
+                v128_t x0 = wasm_v128_load(x + i), x1 = wasm_v128_load(x + i + 4);
+                for (int k = 0; k < 4; k++) {
+                    v128_t h = wasm_v128_load(w0 + k * cols + i);
+                    /* lanes i..i+3 then i+4..i+7: each lane's chain adds in the order of the float kernel */
+                    s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(tl__f16x4(wasm_u32x4_extend_low_u16x8(h)), x0));
+                    s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(tl__f16x4(wasm_u32x4_extend_high_u16x8(h)), x1));
+                }
+            }
+            for (int k = 0; k < 4; k++) {
+                float l[4];
+                wasm_v128_store(l, s[k]);
+                out[r + k] = (l[0] + l[1]) + (l[2] + l[3]);
+            }
+        }
+#endif
+    for (; r < rows; r++) {
+        float l[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        size_t i = 0;
+        for (; i + 4 <= cols; i += 4)
+            for (int k = 0; k < 4; k++) l[k] = l[k] + tl__f16_to_float(w[r * cols + i + k]) * x[i + k];
+        for (int k = 0; i < cols; i++, k++) l[k] = l[k] + tl__f16_to_float(w[r * cols + i]) * x[i];
+        out[r] = (l[0] + l[1]) + (l[2] + l[3]);
+    }
+}
+
 /* y[i] += a * x[i] */
 void tl__axpy_f32(float *y, float a, const float *x, size_t n) {
     size_t i = 0;

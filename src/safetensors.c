@@ -424,14 +424,6 @@ uint32_t tl__f16_bits(uint32_t h) {
     return sign | (top + 103) << 23 | ((mant << (23 - top)) & 0x7FFFFFu);
 }
 
-/* binary16 bits -> float, exactly, for finite values (the language model's float16 tables hold no
- * infinity or NaN): the bits moved into a binary32 exponent field and the bias fixed by one
- * multiply by 2^112, which also normalizes subnormals; no branch, so loops vectorize. */
-float tl__f16_to_float(uint16_t h) {
-    float m = tl__u2f((uint32_t)(h & 0x7FFFu) << 13) * 0x1p112f;
-    return tl__u2f(tl__f2u(m) | (uint32_t)(h & 0x8000u) << 16);
-}
-
 /* float -> binary16 bits, rounded to nearest even; past 65504 to infinity; NaN stays NaN. */
 uint16_t tl__f16_from_float(float f) {
     uint32_t u = tl__f2u(f), sign = (u >> 16) & 0x8000u, a = u & TL__ABS_MASK;
