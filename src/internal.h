@@ -90,6 +90,8 @@ float tl__dot_f32(const float *a, const float *b, size_t n);
 void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, float *out);
 /* tl__gemv_f32 over a float16 table (binary16 bits): the same bits as over its float32 values. */
 void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, float *out);
+/* out[r] = scales[r] * dot(int8 row r as floats, x) (the dot: tl__dot_f32's bits). */
+void tl__gemv_i8(const int8_t *w, const float *scales, size_t rows, size_t cols, const float *x, float *out);
 void tl__axpy_f32(float *y, float a, const float *x, size_t n);
 
 /*

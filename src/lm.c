@@ -1113,13 +1113,7 @@ static tl_status tl__lm_logits(tl_lm *lm, float *h, float *logits) {
     } else if (lm->emb == TL__EMB_F16) {
         tl__gemv_f16((const uint16_t *)head->w, lm->vocab, lm->hidden, h, logits);
     } else {
-        for (size_t r = 0; r < lm->vocab; r++) {
-            {
-                const int8_t *q = (const int8_t *)head->w + r * lm->hidden;
-                for (size_t c = 0; c < lm->hidden; c++) lm->row[c] = (float)q[c];
-                logits[r] = head->scales[r] * tl__dot_f32(lm->row, h, lm->hidden);
-            }
-        }
+        tl__gemv_i8((const int8_t *)head->w, head->scales, lm->vocab, lm->hidden, h, logits);
     }
     size_t bad = tl__first_non_finite(logits, lm->vocab);
     if (bad != lm->vocab) return tl__fail(TL_ERR_NON_FINITE, "logits[%zu] is not finite", bad);

@@ -120,6 +120,43 @@ void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, f
     }
 }
 
+/* out[r] = scales[r] x dot(row r of int8 values as floats, x), the dot with tl__dot_f32's bits. */
+void tl__gemv_i8(const int8_t *w, const float *scales, size_t rows, size_t cols, const float *x, float *out) {
+    size_t r = 0;
+#if TL_SIMD
+    if (cols % 16 == 0)
+        for (; r + 4 <= rows; r += 4) {
+            const int8_t *w0 = w + r * cols;
+            v128_t s[4] = {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)};
+            for (size_t i = 0; i < cols; i += 16) {
+                v128_t xs[4] = {wasm_v128_load(x + i), wasm_v128_load(x + i + 4), wasm_v128_load(x + i + 8), wasm_v128_load(x + i + 12)};
+                for (int k = 0; k < 4; k++) {
+                    v128_t q = wasm_v128_load(w0 + k * cols + i);
+                    v128_t lo = wasm_i16x8_extend_low_i8x16(q), hi = wasm_i16x8_extend_high_i8x16(q);
+                    v128_t f[4] = {wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(lo)),
+                                   wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(lo)),
+                                   wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(hi)),
+                                   wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(hi))};
+                    for (int j = 0; j < 4; j++) s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(f[j], xs[j]));
+                }
+            }
+            for (int k = 0; k < 4; k++) {
+                float l[4];
+                wasm_v128_store(l, s[k]);
+                out[r + k] = scales[r + k] * ((l[0] + l[1]) + (l[2] + l[3]));
+            }
+        }
+#endif
+    for (; r < rows; r++) {
+        float l[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        size_t i = 0;
+        for (; i + 4 <= cols; i += 4)
+            for (int k = 0; k < 4; k++) l[k] = l[k] + (float)w[r * cols + i + k] * x[i + k];
+        for (int k = 0; i < cols; i++, k++) l[k] = l[k] + (float)w[r * cols + i] * x[i];
+        out[r] = scales[r] * ((l[0] + l[1]) + (l[2] + l[3]));
+    }
+}
+
 /* y[i] += a * x[i] */
 void tl__axpy_f32(float *y, float a, const float *x, size_t n) {
     size_t i = 0;

@@ -581,7 +581,39 @@ static void test_embedding(void) {
     }
 }
 
+/* The head's GEMVs over float16 and int8 tables: the bits of the float32 GEMV over the same values
+ * (float16), and of scale x tl__dot_f32 over the int8 values as floats (int8), in every build. */
+static void test_head_gemv(void) {
+    const size_t shapes[][2] = {{13, 64}, {8, 40}, {9, 256}, {5, 7}};
+    int f16_same = 1, i8_same = 1;
+    for (size_t k = 0; k < 4; k++) {
+        size_t R = shapes[k][0], C = shapes[k][1];
+        uint16_t *h = malloc(R * C * 2);
+        int8_t *q = malloc(R * C);
+        float *f = malloc(R * C * 4), *x = malloc(C * 4), *a = malloc(R * 4), *b = malloc(R * 4), *sc = malloc(R * 4), *row = malloc(C * 4);
+        for (size_t i = 0; i < R * C; i++) {
+            h[i] = tl__f16_from_float(frand(3.0f)), f[i] = tl__f16_to_float(h[i]);
+            q[i] = (int8_t)(check_rnd() % 255 - 127);
+        }
+        for (size_t i = 0; i < C; i++) x[i] = frand(2.0f);
+        for (size_t r = 0; r < R; r++) sc[r] = 0.01f + frand(0.005f);
+        tl__gemv_f16(h, R, C, x, a);
+        tl__gemv_f32(f, R, C, x, b);
+        f16_same &= !memcmp(a, b, R * 4);
+        tl__gemv_i8(q, sc, R, C, x, a);
+        for (size_t r = 0; r < R; r++) {
+            for (size_t c = 0; c < C; c++) row[c] = (float)q[r * C + c];
+            b[r] = sc[r] * tl__dot_f32(row, x, C);
+        }
+        i8_same &= !memcmp(a, b, R * 4);
+        free(h), free(q), free(f), free(x), free(a), free(b), free(sc), free(row);
+    }
+    CHECK(f16_same, "float16 head GEMV: the float32 GEMV's bits over the same values");
+    CHECK(i8_same, "int8 head GEMV: scale x tl__dot_f32 over the int8 values, bit for bit");
+}
+
 int main(void) {
+    test_head_gemv();
     test_embedding();
     test_hf();
     test_gguf_roundtrip();

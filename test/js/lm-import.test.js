@@ -121,3 +121,34 @@ test('GGUF errors: typed, with what and where', () => {
   assert.deepEqual(r.logits([1, 2, 3]), src.logits([1, 2, 3]));
   r.free(), src.free(), small.free();
 });
+
+test('embedding: float16 and int8 tables, held in less memory, kept by save() and GGUF', () => {
+  const tl = builds[0][1];
+  const toks = [1, 5, 9, 13, 2, 40, 7];
+  const m0 = tl.memoryStats().liveBytes;
+  const a = tl.LanguageModel.load(files('bitnet256'));
+  const heldF32 = tl.memoryStats().liveBytes - m0, table = 64 * 256;
+  const ref = a.logits(toks, { all: true });
+  for (const [embedding, tol] of [['float16', 1e-2], ['int8', 5e-2]]) {
+    const before = tl.memoryStats().liveBytes;
+    const b = tl.LanguageModel.load(files('bitnet256'), { embedding });
+    const held = tl.memoryStats().liveBytes - before;
+    assert.equal(b.config.tilelli_embedding, embedding);
+    const got = b.logits(toks, { all: true });
+    assert.ok(worst(got, ref) < tol && worst(got, ref) > 0, `${embedding}: ${worst(got, ref)}`);
+    // the packed file and the GGUF file keep the table's form: the same logits
+    const c = tl.LanguageModel.load({ weights: b.save() });
+    assert.equal(c.config.tilelli_embedding, embedding);
+    assert.deepEqual(c.logits(toks, { all: true }), got);
+    const g = tl.LanguageModel.load({ weights: b.save({ gguf: 'i2_s' }) });
+    if (embedding === 'float16') assert.deepEqual(g.logits(toks, { all: true }), got);
+    const saved = heldF32 - held, want = embedding === 'int8' ? table * 3 - table / 256 * 4 : table * 2;
+    assert.ok(saved >= want - 1024, `${embedding}: ${saved} bytes less held than float32 (want ${want})`);
+    b.free(), c.free(), g.free();
+  }
+  assert.throws(() => tl.LanguageModel.load({ weights: a.save() }, { embedding: 'int8' }),
+    (e) => e instanceof TilelliError && e.code === 'INVALID_ARGUMENT' && /keeps its tables' form/.test(e.message));
+  assert.throws(() => tl.LanguageModel.load(files('bitnet256'), { embedding: 'bf16' }),
+    (e) => e instanceof TilelliError && e.code === 'INVALID_ARGUMENT' && /float32, float16, int8/.test(e.message));
+  a.free();
+});
