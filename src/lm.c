@@ -408,6 +408,24 @@ static tl_status tl__lm_proj(const tl__lm_src *src, const char *name, size_t row
             float *scales = w; /* rows floats, then the trits */
             int8_t *t = (int8_t *)(void *)(w + rows);
             if ((s = tl__gguf_read_ternary(src->gg, i, rows, cols, t, scales))) return s;
+            /* llama.cpp's optional per-tensor "blk.N.<proj>.scale" multiplies the product's output */
+            char gn[96], sn[96];
+            size_t si, nd;
+            const uint64_t *ne;
+            float sc;
+            tl__lm_gguf_name(name, gn, sizeof gn);
+            snprintf(sn, sizeof sn, "%.*s.scale", (int)(strlen(gn) - 7), gn);
+            if (!tl__gguf_find(src->gg, sn, &si)) {
+                tl__gguf_tensor(src->gg, si, NULL, &nd, &ne);
+                if (nd != 1 || ne[0] != 1) return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should be [1]", sn);
+                if ((s = tl__gguf_read_f32(src->gg, si, &sc, 1))) return s;
+                if (!(sc > 0.0f) || !isfinite(sc)) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" is %g (not finite and > 0)", sn, (double)sc);
+                for (size_t r = 0; r < rows; r++) {
+                    scales[r] *= sc;
+                    if (!(scales[r] > 0.0f) || !isfinite(scales[r]))
+                        return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" x \"%s\" row %zu is not finite and > 0", gn, sn, r);
+                }
+            }
             return tl_matrix_from_trits(f, t, rows, cols, scales, rows, out);
         }
     }

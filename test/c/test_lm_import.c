@@ -612,7 +612,86 @@ static void test_head_gemv(void) {
     CHECK(i8_same, "int8 head GEMV: scale x tl__dot_f32 over the int8 values, bit for bit");
 }
 
+/* llama.cpp's optional "blk.N.<proj>.scale" tensor: a TQ2_0 file with blk.0.attn_q.scale = 2 reads
+ * to the model whose attn_q block scales are doubled (f16 exponent + 1), bit for bit. */
+static size_t walk_value(const uint8_t *p, uint32_t t) {
+    static const uint8_t sz[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    uint64_t n;
+    if (t == 8) return memcpy(&n, p, 8), 8 + (size_t)n;
+    if (t != 9) return sz[t];
+    uint32_t et;
+    memcpy(&et, p, 4), memcpy(&n, p + 4, 8);
+    size_t at = 12;
+    for (uint64_t i = 0; i < n; i++) at += walk_value(p + at, et);
+    return at;
+}
+static void double_q(uint8_t *q) {
+    for (size_t r = 0; r < 256; r++) {
+        uint16_t d = (uint16_t)(q[66 * r + 64] | q[66 * r + 65] << 8);
+        d = (uint16_t)(d + 0x400);
+        q[66 * r + 64] = (uint8_t)d, q[66 * r + 65] = (uint8_t)(d >> 8);
+    }
+}
+static void test_gguf_scale_tensor(void) {
+    const shape s = {32, 256, 256, 2, 2, 128, 1, 1, 1};
+    tensors t;
+    make(&t, &s);
+    tl_lm *a = NULL;
+    load_st(&t, &s, NULL, &a);
+    drop(&t);
+    uint8_t *f = NULL;
+    size_t len;
+    CHECK(gguf_of(a, TL_GGUF_TQ2_0, &f, &len) == TL_OK, "write");
+    /* walk the header: counts, metadata, tensor infos */
+    uint64_t nt, nkv;
+    memcpy(&nt, f + 8, 8), memcpy(&nkv, f + 16, 8);
+    size_t at = 24;
+    for (uint64_t i = 0; i < nkv; i++) {
+        uint64_t kl;
+        uint32_t ty;
+        memcpy(&kl, f + at, 8), at += 8 + (size_t)kl;
+        memcpy(&ty, f + at, 4), at += 4;
+        at += walk_value(f + at, ty);
+    }
+    for (uint64_t i = 0; i < nt; i++) {
+        uint64_t nl;
+        uint32_t nd;
+        memcpy(&nl, f + at, 8), at += 8 + (size_t)nl;
+        memcpy(&nd, f + at, 4), at += 4 + 8 * nd + 4 + 8;
+    }
+    size_t data = (at + 31) / 32 * 32, dlen = len - data;
+    /* the new file: one more tensor info, its 4 bytes after the old data */
+    buf b = {0};
+    put(&b, f, 8);
+    u64(&b, nt + 1);
+    put(&b, f + 16, at - 16);
+    str(&b, "blk.0.attn_q.scale"), u32(&b, 1), u64(&b, 1), u32(&b, 0), u64(&b, dlen);
+    while (b.n % 32) put(&b, "", 1);
+    put(&b, f + data, dlen);
+    float two = 2.0f;
+    put(&b, &two, 4);
+    tl_lm *with = NULL, *doubled = NULL;
+    CHECK(tl_lm_load_gguf(b.p, b.n, TL_FORMAT_I2, 0, &with) == TL_OK, "with a scale tensor: %s", tl_error_detail());
+    float *x = malloc(12 * s.V * 4);
+    CHECK(edit_load(f, len, 0, double_q, x, s.V) == TL_OK, "doubled block scales");
+    CHECK(tl_lm_load_gguf(f, len, TL_FORMAT_I2, 0, &doubled) == TL_OK, "base");
+    if (with) {
+        float *y = run(with, s.V, 0), *z = run(doubled, s.V, 0);
+        CHECK(!memcmp(x, y, 12 * s.V * 4), "blk.0.attn_q.scale = 2: the model with doubled attn_q scales, bit for bit");
+        CHECK(memcmp(z, y, 12 * s.V * 4), "and not the model without it");
+        free(y), free(z);
+    }
+    /* a scale tensor of 0 or of two values is refused */
+    memcpy(b.p + b.n - 4, &(float){0.0f}, 4);
+    tl_lm *bad = NULL;
+    CHECK(tl_lm_load_gguf(b.p, b.n, TL_FORMAT_I2, 0, &bad) == TL_ERR_ALPHA && strstr(tl_error_detail(), "attn_q.scale"),
+          "a zero scale tensor: ALPHA (%s)", tl_error_detail());
+    free(x), free(b.p), tl_free(f);
+    tl_lm_free(with), tl_lm_free(doubled), tl_lm_free(a);
+}
+
 int main(void) {
+    test_gguf_scale_tensor();
     test_head_gemv();
     test_embedding();
     test_hf();
