@@ -3,7 +3,10 @@
  *
  * A model comes from a Hugging Face config.json and a safetensors file of the same names
  * (tl_lm_load): float projections are quantized on load with the reference's per-tensor rule
- * (tl_matrix_quantize), embeddings and norms are kept in float32. The numbers (docs/FORMATS.md,
+ * (tl_matrix_quantize), Hugging Face packed BitNet projections (U8 codes + weight_scale) and
+ * tilelli's packed file are read without loss; or from a GGUF file (tl_lm_load_gguf: the container
+ * is src/gguf.c's, the architectures, names and keys are here). Norms are float32; the embedding
+ * and head float32, float16 or int8 (tl__lm_table). The numbers (docs/FORMATS.md,
  * "Language models"):
  *   layer:  x = rmsnorm(h) ; q, k, v = BitLinear(x) ; RoPE(q, k) ; causal attention with grouped
  *           KV heads ; h += o_proj(attn_sub_norm(attention))
