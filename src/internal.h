@@ -36,11 +36,11 @@ int tl__dtype_is_float(tl_dtype d);
 /* IEEE binary16 bits -> binary32 bits, exactly (safetensors.c; the GGUF reader shares it). */
 uint32_t tl__f16_bits(uint32_t h);
 /* binary16 bits -> float, exactly, for finite values (the language model's float16 tables hold no
- * infinity or NaN): the bits moved into a binary32 exponent field and the bias fixed by one
- * multiply by 2^112, which also normalizes subnormals; no branch and inline, so loops vectorize. */
+ * infinity or NaN): the bits sign-extended and moved into a binary32 exponent field (the sign's
+ * copies above the exponent cleared), the bias fixed by one multiply by 2^112, which also
+ * normalizes subnormals; no branch and inline, so loops vectorize. */
 static inline float tl__f16_to_float(uint16_t h) {
-    float m = tl__u2f((uint32_t)(h & 0x7FFFu) << 13) * 0x1p112f;
-    return tl__u2f(tl__f2u(m) | (uint32_t)(h & 0x8000u) << 16);
+    return tl__u2f(((uint32_t)(int32_t)(int16_t)h << 13) & 0x8FFFE000u) * 0x1p112f;
 }
 /* float -> binary16 bits, rounded to nearest even (safetensors.c). */
 uint16_t tl__f16_from_float(float f);

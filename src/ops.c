@@ -82,9 +82,10 @@ void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, floa
  * same bits as tl__gemv_f32 over a float32 table of those values; each value widened as
  * tl__f16_to_float does (bits into a binary32 exponent field, one multiply by 2^112). */
 #if TL_SIMD
-static inline v128_t tl__f16x4(v128_t v) { /* four u32 lanes of binary16 bits -> floats */
-    v128_t m = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(v, wasm_i32x4_splat(0x7FFF)), 13), wasm_f32x4_splat(0x1p112f));
-    return wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(v, wasm_i32x4_splat(0x8000)), 16));
+/* four i32 lanes of sign-extended binary16 bits -> floats: shifted left 13, the sign copies above the
+ * exponent cleared (the sign stays in bit 31), one multiply by 2^112 (tl__f16_to_float's rule) */
+static inline v128_t tl__f16x4(v128_t v) {
+    return wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(v, 13), wasm_i32x4_splat((int32_t)0x8FFFE000u)), wasm_f32x4_splat(0x1p112f));
 }
 #endif
 void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, float *out) {
@@ -99,8 +100,8 @@ void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, f
                 for (int k = 0; k < 4; k++) {
                     v128_t h = wasm_v128_load(w0 + k * cols + i);
                     /* lanes i..i+3 then i+4..i+7: each lane's chain adds in the order of the float kernel */
-                    s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(tl__f16x4(wasm_u32x4_extend_low_u16x8(h)), x0));
-                    s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(tl__f16x4(wasm_u32x4_extend_high_u16x8(h)), x1));
+                    s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(tl__f16x4(wasm_i32x4_extend_low_i16x8(h)), x0));
+                    s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(tl__f16x4(wasm_i32x4_extend_high_i16x8(h)), x1));
                 }
             }
             for (int k = 0; k < 4; k++) {

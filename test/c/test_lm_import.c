@@ -584,6 +584,16 @@ static void test_embedding(void) {
 /* The head's GEMVs over float16 and int8 tables: the bits of the float32 GEMV over the same values
  * (float16), and of scale x tl__dot_f32 over the int8 values as floats (int8), in every build. */
 static void test_head_gemv(void) {
+    /* every finite binary16 value: the branch-free widening equals the exact one, and rounds back */
+    int exact = 1, back = 1;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7C00u) == 0x7C00u) continue;
+        float f = tl__f16_to_float((uint16_t)h);
+        exact &= tl__f2u(f) == tl__f16_bits(h);
+        back &= tl__f16_from_float(f) == h;
+    }
+    CHECK(exact, "float16 -> float: every finite value exactly");
+    CHECK(back, "float -> float16: every finite value back to its bits");
     const size_t shapes[][2] = {{13, 64}, {8, 40}, {9, 256}, {5, 7}};
     int f16_same = 1, i8_same = 1;
     for (size_t k = 0; k < 4; k++) {
