@@ -6,6 +6,8 @@
 //   node bench/lm.mjs [--models charlm,bitnet-64m] [--tokens 64] [--budget 3000] [--embedding float16]
 //   node bench/lm.mjs --models bitnet-2b4t --embedding int8     the BitNet-b1.58-2B4T shape
 //   node bench/lm.mjs --wllama [--models bitnet-64m,bitnet-160m] [--rounds 5] [--tokens 32]
+//   node bench/lm.mjs --browser     the same in headless Chromium (bench/lm-browser.mjs, bench/lm-page/)
+//   node bench/lm.mjs --heap        JS memory while LanguageModel.fromURL loads a packed model (bench/lm-heap.mjs)
 //
 // bitnet-2b4t: 30 layers, dim 2560, 20 heads / 5 KV heads, FFN 6912, vocab 128256, tied; made as a
 // Hugging Face packed checkpoint (random 2-bit codes, a weight_scale per projection, a float16
@@ -22,7 +24,7 @@ import { benchArgs } from './args.mjs';
 import { readBandwidth } from './baselines.mjs';
 
 const USAGE = 'usage: node bench/lm.mjs [--models charlm,bitnet-64m,bitnet-160m,bitnet-2b4t] [--tokens 64] [--budget 3000] ' +
-  '[--embedding float32|float16|int8] [--context 256] | --wllama [--models bitnet-64m,bitnet-160m] [--rounds 5] [--tokens 32]';
+  '[--embedding float32|float16|int8] [--context 256] | --wllama [--models bitnet-64m,bitnet-160m] [--rounds 5] [--tokens 32] | --browser | --heap';
 const o = benchArgs('lm.mjs', USAGE, {
   models: { type: 'string' },
   tokens: { type: 'string' },
@@ -31,6 +33,8 @@ const o = benchArgs('lm.mjs', USAGE, {
   context: { type: 'string', default: '256' },
   wllama: { type: 'boolean', default: false },
   rounds: { type: 'string', default: '5' },
+  browser: { type: 'boolean', default: false },
+  heap: { type: 'boolean', default: false },
 });
 o.models ??= o.wllama ? 'bitnet-64m,bitnet-160m' : 'charlm,bitnet-64m,bitnet-160m';
 o.tokens ??= o.wllama ? '32' : '64';
@@ -147,6 +151,10 @@ const tl = await init();
 const tokens = Number(o.tokens), budget = Number(o.budget), context = Number(o.context);
 const embBytes = { float32: 4, float16: 2, int8: 1 }[o.embedding];
 if (!embBytes) throw new Error(`--embedding must be float32, float16 or int8, got ${o.embedding}`);
+if (o.browser || o.heap) {
+  await (o.browser ? inBrowser() : heap());
+  process.exit(0);
+}
 console.log(`# bench/lm.mjs — ${new Date().toISOString().slice(0, 16)} UTC, Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ` +
   `tilelli ${tl.version} (${tl.simd ? 'SIMD128' : 'scalar'}, 1 thread)`);
 
@@ -235,3 +243,45 @@ console.log(`\nbytes / token: what one decoded token reads at least: the packed 
 and the head (the tied embedding, as ${o.embedding}); limit: those bytes / the wasm read bandwidth measured here over a buffer of
 the same size (4 streams, median). Prefill: 64 tokens from an empty cache; decode: ${tokens} single steps after it.
 Medians over repeated runs (${budget} ms per line). Load average at the end: ${loadavg()[0].toFixed(1)} on ${cpus().length} cores.`);
+
+/** The same measurement in Chromium (bench/lm-browser.mjs). */
+async function inBrowser() {
+  const { browserTable, lmInChromium } = await import('./lm-browser.mjs');
+  const models = [], ternary = {};
+  for (const name of o.models.split(',')) {
+    const files = await modelFiles(name);
+    const lm = tl.LanguageModel.load(files, { context: 256 });
+    const c = lm.config;
+    ternary[name] = `${(c.num_hidden_layers * (c.hidden_size * (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim +
+      c.num_attention_heads * c.head_dim * c.hidden_size + 3 * c.hidden_size * c.intermediate_size) / 1e6).toFixed(1)}M`;
+    lm.free();
+    models.push({ name, files });
+  }
+  const r = await lmInChromium({ tl, models, tokens, budget });
+  console.log(`# bench/lm.mjs --browser — ${new Date().toISOString().slice(0, 16)} UTC`);
+  for (const line of browserTable(r, ternary)) console.log(line);
+}
+
+/** JS memory of LanguageModel.fromURL against the file size (bench/lm-heap.mjs), for each random model. */
+async function heap() {
+  const { HEAP_HEADER, heapLines, measureLoad } = await import('./lm-heap.mjs');
+  console.log(`# bench/lm.mjs --heap — ${new Date().toISOString().slice(0, 16)} UTC, Node ${process.version}: JS memory while loading the packed file over HTTP`);
+  console.log(HEAP_HEADER.join('\n'));
+  for (const name of o.models.split(',').filter((n) => SHAPES[n])) {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const lm = tl.LanguageModel.load(await modelFiles(name), { context: 256 });
+    const packed = lm.save();
+    lm.free();
+    const dir = await mkdtemp(join(tmpdir(), 'tilelli-lm-heap-'));
+    try {
+      await writeFile(join(dir, 'packed.safetensors'), packed);
+      for (const line of heapLines(name, await measureLoad(join(dir, 'packed.safetensors')))) console.log(line);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  console.log('\npeak JS memory: the largest heapUsed + arrayBuffers of a fresh Node sampled after each chunk and after the load, above the level');
+  console.log('before it (no GC forced between). Target (issue 17): below 1.5x the file. Wasm memory (not JS) holds the file while C reads it, then the model.');
+}

@@ -2,7 +2,7 @@
 // models with ternary projections), the sampler, and generation with a tokenizer. This module
 // marshals; the numbers are C's.
 //
-//   LanguageModel.load({ config, weights, tokenizer }, { context, activations, format })
+//   LanguageModel.load({ config, weights, tokenizer }, { context, activations, format, embedding })
 //                                (weights: safetensors, Hugging Face packed BitNet, or GGUF)
 //   lm.logits(tokens)            logits of the last token (or of every token: { all: true })
 //   lm.generate(prompt, opts)    streamed generation: onToken, stop, signal, seed
@@ -48,6 +48,31 @@ function finiteIn(x, fn, name, def, lo, hi, openLo) {
   return x;
 }
 
+/** load()'s options, checked before anything is read or downloaded. */
+function loadOptions(rt, opts, fn) {
+  const { context = 0, activations, format = 'i2', embedding } = options(opts, fn);
+  if (embedding !== undefined) pick({ float32: 0, float16: 1, int8: 2 }, embedding, fn, 'embedding');
+  return {
+    ctx: nonNegInt(context, fn, 'context', 0),
+    prec: activations === undefined ? undefined : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations'),
+    f: formatCode(rt, format, fn),
+    embedding,
+  };
+}
+
+/** The config text with options.embedding as its tilelli_embedding (C reads the key). */
+function withEmbedding(text, embedding, fn) {
+  if (embedding === undefined) return text;
+  if (text === undefined) throw invalid(`${fn}: embedding applies to a config.json; a packed or GGUF file keeps its tables' form`);
+  let obj;
+  try {
+    obj = JSON.parse(text);
+  } catch {
+    return text; // C reports the config's JSON error with its detail
+  }
+  return obj && typeof obj === 'object' && !Array.isArray(obj) ? JSON.stringify({ ...obj, tilelli_embedding: embedding }) : text;
+}
+
 /** Let other tasks run (an abort, the page): a MessageChannel round trip where there is one. */
 function yieldTask() {
   if (typeof MessageChannel === 'function') {
@@ -58,6 +83,37 @@ function yieldTask() {
     });
   }
   return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** The model of the n bytes of a safetensors or GGUF file at wp in wasm memory (the caller frees them). */
+function loadAt(Cls, fn, text, wp, n, { ctx, prec, f, embedding }, tokenizer) {
+  const rt = Cls.rt;
+  const gguf = rt.x.tl_lm_is_gguf(wp, n) !== 0;
+  if (gguf && text !== undefined) throw invalid(`${fn}: a GGUF file carries its config: leave config out`);
+  text = withEmbedding(text, embedding, fn);
+  const cfg = text === undefined ? new Uint8Array(0) : new TextEncoder().encode(text);
+  const { base, ptrs: [cp, pp] } = rt.allocBlock(fn, [cfg.length, 8]);
+  let ptr;
+  try {
+    rt.view(Uint8Array, cp, cfg.length).set(cfg);
+    rt.x.tl_error_clear();
+    if (gguf) {
+      rt.check(rt.x.tl_lm_load_gguf(wp, n, f, ctx, pp + 4), fn);
+      ptr = rt.u32(pp + 4);
+      return finish(Cls, ptr, prec, tokenizer, fn);
+    }
+    rt.check(rt.x.tl_safetensors_open(wp, n, pp), `${fn}: weights`);
+    const st = rt.u32(pp);
+    try {
+      rt.check(rt.x.tl_lm_load(text === undefined ? 0 : cp, cfg.length, st, f, ctx, pp + 4), fn);
+      ptr = rt.u32(pp + 4);
+    } finally {
+      rt.x.tl_safetensors_free(st);
+    }
+  } finally {
+    rt.free(base);
+  }
+  return finish(Cls, ptr, prec, tokenizer, fn);
 }
 
 /** A loaded model's object: the activation precision asked for set (the model freed on failure). */
@@ -107,59 +163,26 @@ export class LanguageModel extends Owned {
    * 'float'. tokenizer: a Tokenizer or a tokenizer file (tokenizer.json, or tilelli's character
    * form), needed for text prompts. options.embedding 'float32' (default), 'float16' or 'int8':
    * how the token embedding and the head are held (the config's tilelli_embedding; a quarter of
-   * the memory in int8). A Hugging Face packed BitNet checkpoint (config
-   * quantization_config, U8 projections and weight_scale) is read without loss; a GGUF file
-   * (llama.cpp's bitnet architectures: TQ1_0, TQ2_0 or I2_S projections) carries its config, so
-   * config must then be left out.
+   * the memory in int8). A Hugging Face packed BitNet checkpoint (config quantization_config, U8
+   * projections and weight_scale) is read without loss; a GGUF file (llama.cpp's bitnet
+   * architectures: TQ1_0, TQ2_0 or I2_S projections) carries its config, so config must then be
+   * left out.
    */
   static load(files, opts) {
-    const fn = 'LanguageModel.load', rt = this.rt;
+    const fn = 'LanguageModel.load';
     if (!files || typeof files !== 'object') throw invalid(`${fn}: give { config, weights, tokenizer }, got ${describe(files)}`);
-    const { context = 0, activations, format = 'i2', embedding } = options(opts, fn);
-    const ctx = nonNegInt(context, fn, 'context', 0);
-    const prec = activations === undefined ? undefined : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations');
-    let text = files.config === undefined || files.config === null ? undefined : configText(files.config, fn);
-    if (embedding !== undefined) {
-      pick({ float32: 0, float16: 1, int8: 2 }, embedding, fn, 'embedding');
-      if (text === undefined) throw invalid(`${fn}: embedding applies to a config.json; a packed or GGUF file keeps its tables' form`);
-      let cfgObj;
-      try {
-        cfgObj = JSON.parse(text);
-      } catch {
-        cfgObj = undefined; // C reports the config's JSON error with its detail
-      }
-      if (cfgObj && typeof cfgObj === 'object') text = JSON.stringify({ ...cfgObj, tilelli_embedding: embedding });
-    }
+    const o = loadOptions(this.rt, opts, fn);
+    const text = files.config === undefined || files.config === null ? undefined : configText(files.config, fn);
     const weights = bytesOf(files.weights, fn, 'weights');
     const tokenizer = tokenizerOf(files.tokenizer, fn);
-    const f = formatCode(rt, format, fn);
-    const cfg = text === undefined ? new Uint8Array(0) : new TextEncoder().encode(text);
-    const { base, ptrs: [cp, wp, pp] } = rt.allocBlock(fn, [cfg.length, weights.length, 8]);
-    let ptr;
+    const wp = this.rt.allocBlock(fn, [weights.length]).base;
     try {
-      rt.view(Uint8Array, cp, cfg.length).set(cfg);
-      rt.view(Uint8Array, wp, weights.length).set(weights);
-      rt.x.tl_error_clear();
-      if (rt.x.tl_lm_is_gguf(wp, weights.length)) {
-        if (text !== undefined) throw invalid(`${fn}: a GGUF file carries its config: leave config out`);
-        rt.check(rt.x.tl_lm_load_gguf(wp, weights.length, f, ctx, pp + 4), fn);
-        ptr = rt.u32(pp + 4);
-        return finish(this, ptr, prec, tokenizer, fn);
-      }
-      rt.check(rt.x.tl_safetensors_open(wp, weights.length, pp), `${fn}: weights`);
-      const st = rt.u32(pp);
-      try {
-        rt.check(rt.x.tl_lm_load(text === undefined ? 0 : cp, cfg.length, st, f, ctx, pp + 4), fn);
-        ptr = rt.u32(pp + 4);
-      } finally {
-        rt.x.tl_safetensors_free(st);
-      }
+      this.rt.view(Uint8Array, wp, weights.length).set(weights);
+      return loadAt(this, fn, text, wp, weights.length, o, tokenizer);
     } finally {
-      rt.free(base);
+      this.rt.free(wp);
     }
-    return finish(this, ptr, prec, tokenizer, fn);
   }
-
 
   /**
    * The packed file of this model (a safetensors file: packed projections, float embeddings and
@@ -182,47 +205,104 @@ export class LanguageModel extends Owned {
   /**
    * Download and load: urls is the URL of a packed file (save()'s output), or { weights, config,
    * tokenizer } URLs (config and tokenizer optional, as for load()). Each body is read chunk by
-   * chunk into one buffer of its Content-Length where there is one; options.onProgress({ file,
+   * chunk into one buffer of its Content-Length where there is one, the weights' straight into
+   * wasm memory (no copy of the file on the JS heap); options.onProgress({ file,
    * loaded, total }) after each chunk (total undefined without a Content-Length), options.signal
    * aborts (rejects with its reason); the other options are load()'s.
    */
   static async fromURL(urls, opts) {
-    const fn = 'LanguageModel.fromURL';
+    const fn = 'LanguageModel.fromURL', rt = this.rt;
     const o = options(opts, fn);
     const { onProgress, signal, ...loadOpts } = o;
     if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${fn}: onProgress must be a function, got ${describe(onProgress)}`);
     const spec = typeof urls === 'string' || urls instanceof URL ? { weights: urls } : urls;
     if (!spec || typeof spec !== 'object' || spec.weights === undefined) throw invalid(`${fn}: give the packed file's URL or { weights, config, tokenizer } URLs`);
-    const get = async (file, url) => {
+    const lo = loadOptions(rt, loadOpts, fn);
+    // Each chunk is copied once, into `into(total)` (a JS buffer, or wasm memory for the weights).
+    const get = async (file, url, into) => {
       const { response } = await fetchOk(url, signal, fn);
       const total = declaredLength(response);
       if (!response.body) {
         const b = new Uint8Array(await response.arrayBuffer());
         onProgress?.({ file, loaded: b.length, total: b.length });
-        return b;
+        const dst = into(b.length);
+        dst.write(b, 0);
+        return dst.done(b.length);
       }
-      const reader = response.body.getReader();
-      let buf = new Uint8Array(total ?? 1 << 16), loaded = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (loaded + value.length > buf.length) { // no (or a wrong) Content-Length: grow by doubling
-          const bigger = new Uint8Array(Math.max(buf.length * 2, loaded + value.length));
-          bigger.set(buf.subarray(0, loaded));
-          buf = bigger;
+      // With a known length, a byte stream is read into one reused buffer (BYOB), as Model.fromURL
+      // does: fewer chunks left to the garbage collector (Node's fetch still makes its own).
+      let reader, scratch;
+      if (total !== undefined) {
+        try {
+          reader = response.body.getReader({ mode: 'byob' });
+          scratch = new Uint8Array(Math.min(total, 1 << 16));
+        } catch {} // not a byte stream here: chunks
+      }
+      reader ??= response.body.getReader();
+      const dst = into(total);
+      try {
+        let loaded = 0;
+        for (;;) {
+          const { done, value } = scratch ? await reader.read(scratch) : await reader.read();
+          if (done) break;
+          if (scratch) scratch = new Uint8Array(value.buffer); // the same memory, handed back
+          dst.write(value, loaded);
+          loaded += value.length;
+          onProgress?.({ file, loaded, total });
         }
-        buf.set(value, loaded);
-        loaded += value.length;
-        onProgress?.({ file, loaded, total });
+        return dst.done(loaded);
+      } catch (e) {
+        dst.drop();
+        reader.cancel().catch(() => {});
+        throw e;
       }
-      return loaded === buf.length ? buf : buf.slice(0, loaded);
+    };
+    // A JS buffer of the declared length, grown by doubling without one (or past a wrong one).
+    const inJs = (total) => {
+      let buf = new Uint8Array(total ?? 1 << 16);
+      return {
+        write(value, at) {
+          if (at + value.length > buf.length) {
+            const bigger = new Uint8Array(Math.max(buf.length * 2, at + value.length));
+            bigger.set(buf.subarray(0, at));
+            buf = bigger;
+          }
+          buf.set(value, at);
+        },
+        done: (n) => (n === buf.length ? buf : buf.slice(0, n)),
+        drop() {},
+      };
+    };
+    // The weights straight into wasm memory when their length is known: no JS copy of the file.
+    const inWasm = (total) => {
+      if (total === undefined) return inJs(total);
+      const at = rt.allocBlock(fn, [total]).base;
+      return {
+        write(value, offset) {
+          if (offset + value.length > total) throw invalid(`${fn}: ${spec.weights} sent more than its Content-Length of ${total} bytes`);
+          rt.view(Uint8Array, at + offset, value.length).set(value); // a fresh view: memory may have grown
+        },
+        done(n) {
+          if (n !== total) throw invalid(`${fn}: ${spec.weights} sent ${n} bytes, not its Content-Length of ${total}`);
+          return { at, n };
+        },
+        drop() { rt.free(at); },
+      };
     };
     const files = {};
-    for (const file of ['config', 'tokenizer', 'weights']) {
-      if (spec[file] !== undefined) files[file] = await get(file, spec[file]);
+    for (const file of ['config', 'tokenizer']) {
+      if (spec[file] !== undefined) files[file] = await get(file, spec[file], inJs);
     }
-    signal?.throwIfAborted();
-    return this.load(files, loadOpts);
+    const text = files.config === undefined ? undefined : configText(files.config, fn);
+    const tokenizer = tokenizerOf(files.tokenizer, fn);
+    const weights = await get('weights', spec.weights, inWasm);
+    if (weights instanceof Uint8Array) return this.load({ config: text, weights, tokenizer }, loadOpts);
+    try {
+      signal?.throwIfAborted();
+      return loadAt(this, fn, text, weights.at, weights.n, lo, tokenizer);
+    } finally {
+      rt.free(weights.at);
+    }
   }
 
   /** Tokens fed so far (the KV cache's length). */

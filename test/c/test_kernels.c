@@ -303,6 +303,12 @@ static void check_kernels(tl_format f, size_t rows, size_t cols, size_t batch, i
             close &= fabs((double)out[b * rows + r] - outr[b * rows + r]) <= 1e-5 * mag * sc[r] + 1e-30;
     }
     CHECK(close, "float %s %zux%zu batch %zu within 1e-5", fname(f), rows, cols, batch);
+    /* small integers times a power of two: every sum exact, so the reference's bits (the kernel's
+     * fixed point holds such x exactly) */
+    for (size_t i = 0; i < batch * cols; i++) xf[i] = (float)((int)(i * 37 % 255) - 127) * 0.125f;
+    tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
+    CHECK(tl_matmul_f32(m, xf, batch * cols, batch, out, nout) == TL_OK && memcmp(out, outr, nout * 4) == 0,
+          "float %s %zux%zu batch %zu: exact sums give the reference's bits", fname(f), rows, cols, batch);
 
     tl_matrix_free(m);
     free(w), free(t), free(t2), free(al), free(acc), free(accr), free(out), free(outr), free(xbits),
