@@ -152,3 +152,29 @@ test('embedding: float16 and int8 tables, held in less memory, kept by save() an
     (e) => e instanceof TilelliError && e.code === 'INVALID_ARGUMENT' && /float32, float16, int8/.test(e.message));
   a.free();
 });
+
+test('fromURL of a GGUF file: streamed into wasm memory, the same model as load()', async () => {
+  const tl = builds[0][1];
+  const { createServer } = await import('node:http');
+  const src = tl.LanguageModel.load(files('bitnet256'));
+  const bytes = src.save({ gguf: 'tq1_0' });
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length });
+    res.end(bytes);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${server.address().port}/m.gguf`;
+    const got = await tl.LanguageModel.fromURL(url);
+    const want = tl.LanguageModel.load({ weights: bytes });
+    const toks = [3, 1, 4, 1, 5, 9, 2, 6];
+    assert.deepEqual(got.logits(toks, { all: true }), want.logits(toks, { all: true }));
+    assert.deepEqual(got.config, want.config);
+    await assert.rejects(tl.LanguageModel.fromURL(url, { embedding: 'int8' }),
+      (e) => e instanceof TilelliError && e.code === 'INVALID_ARGUMENT' && /keeps its tables' form/.test(e.message));
+    got.free(), want.free();
+  } finally {
+    server.close();
+    src.free();
+  }
+});
