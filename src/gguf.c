@@ -77,7 +77,9 @@ const char *tl__gguf_type_name(uint32_t type) {
     return k < 0 ? NULL : tl__ggml_types[k].name;
 }
 
-int tl__gguf_is_file(const uint8_t *bytes, size_t len) { return bytes && len >= 4 && !memcmp(bytes, "GGUF", 4); }
+int tl__gguf_is_file(const uint8_t *bytes, size_t len) {
+    return bytes && len >= 4 && !memcmp(bytes, "GGUF", 4);
+}
 
 /* Bytes of n elements of a type (row k of the table), or 0 when n is not whole blocks. */
 static uint64_t tl__type_bytes(int k, uint64_t n) {
@@ -90,8 +92,22 @@ static uint64_t tl__type_bytes(int k, uint64_t n) {
  * Reading
  * ------------------------------------------------------------------------- */
 
-enum { TL__V_U8, TL__V_I8, TL__V_U16, TL__V_I16, TL__V_U32, TL__V_I32, TL__V_F32, TL__V_BOOL, TL__V_STR, TL__V_ARR,
-       TL__V_U64, TL__V_I64, TL__V_F64, TL__V_COUNT };
+enum {
+    TL__V_U8,
+    TL__V_I8,
+    TL__V_U16,
+    TL__V_I16,
+    TL__V_U32,
+    TL__V_I32,
+    TL__V_F32,
+    TL__V_BOOL,
+    TL__V_STR,
+    TL__V_ARR,
+    TL__V_U64,
+    TL__V_I64,
+    TL__V_F64,
+    TL__V_COUNT
+};
 static const uint8_t tl__vsize[TL__V_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
 typedef struct {
@@ -140,9 +156,11 @@ static int tl__rd_u(tl__rd *r, unsigned n, uint64_t *v) {
 static tl_status tl__rd_str(tl__rd *r, const char *what, const char **s, size_t *n) {
     uint64_t l;
     size_t at = r->at;
-    if (!tl__rd_u(r, 8, &l)) return tl__fail(TL_ERR_PARSE, "byte %zu: %s: the file ends inside a string length", at, what);
+    if (!tl__rd_u(r, 8, &l))
+        return tl__fail(TL_ERR_PARSE, "byte %zu: %s: the file ends inside a string length", at, what);
     if (l > r->len - r->at)
-        return tl__fail(TL_ERR_PARSE, "byte %zu: %s: a string of %llu bytes runs past the end of the %zu-byte file", at,
+        return tl__fail(TL_ERR_PARSE,
+                        "byte %zu: %s: a string of %llu bytes runs past the end of the %zu-byte file", at,
                         what, (unsigned long long)l, r->len);
     *s = (const char *)r->p + r->at, *n = (size_t)l;
     r->at += (size_t)l;
@@ -153,7 +171,8 @@ static tl_status tl__rd_str(tl__rd *r, const char *what, const char **s, size_t 
 static tl_status tl__rd_value(tl__rd *r, uint32_t t, const char *key, size_t kl, int in_array) {
     size_t at = r->at;
     if (t >= TL__V_COUNT)
-        return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": unknown value type %u", at, (int)kl, key, (unsigned)t);
+        return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": unknown value type %u", at, (int)kl, key,
+                        (unsigned)t);
     if (t == TL__V_STR) {
         const char *s;
         size_t n;
@@ -161,15 +180,19 @@ static tl_status tl__rd_value(tl__rd *r, uint32_t t, const char *key, size_t kl,
     }
     if (t == TL__V_ARR) {
         uint64_t et, count;
-        if (in_array) return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": nested arrays are not read", at, (int)kl, key);
+        if (in_array)
+            return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": nested arrays are not read", at,
+                            (int)kl, key);
         if (!tl__rd_u(r, 4, &et) || !tl__rd_u(r, 8, &count))
-            return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": the file ends inside an array header", at, (int)kl, key);
+            return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": the file ends inside an array header",
+                            at, (int)kl, key);
         if (et >= TL__V_COUNT || et == TL__V_ARR)
-            return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": array of value type %llu", at, (int)kl, key,
-                            (unsigned long long)et);
+            return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": array of value type %llu", at,
+                            (int)kl, key, (unsigned long long)et);
         size_t left = r->len - r->at, unit = et == TL__V_STR ? 8 : tl__vsize[et];
         if (count > left / unit)
-            return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": an array of %llu items runs past the end", at,
+            return tl__fail(TL_ERR_PARSE,
+                            "byte %zu: metadata \"%.*s\": an array of %llu items runs past the end", at,
                             (int)kl, key, (unsigned long long)count);
         if (et != TL__V_STR) {
             r->at += (size_t)count * unit;
@@ -182,7 +205,8 @@ static tl_status tl__rd_value(tl__rd *r, uint32_t t, const char *key, size_t kl,
         return TL_OK;
     }
     if (r->len - r->at < tl__vsize[t])
-        return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": the file ends inside its value", at, (int)kl, key);
+        return tl__fail(TL_ERR_PARSE, "byte %zu: metadata \"%.*s\": the file ends inside its value", at,
+                        (int)kl, key);
     r->at += tl__vsize[t];
     return TL_OK;
 }
@@ -212,16 +236,20 @@ static tl_status tl__gguf_parse(tl__gguf *g, const uint8_t *bytes, size_t len) {
     tl__rd r = {bytes, len, 0};
     uint64_t version, nt, nkv;
     if (len < 24 || memcmp(bytes, "GGUF", 4))
-        return tl__fail(TL_ERR_PARSE, "byte 0: not a GGUF file (%s)", len < 24 ? "under 24 bytes" : "no \"GGUF\" magic");
+        return tl__fail(TL_ERR_PARSE, "byte 0: not a GGUF file (%s)",
+                        len < 24 ? "under 24 bytes" : "no \"GGUF\" magic");
     r.at = 4;
     tl__rd_u(&r, 4, &version), tl__rd_u(&r, 8, &nt), tl__rd_u(&r, 8, &nkv);
     if (version != 2 && version != 3)
-        return tl__fail(TL_ERR_VERSION, "byte 4: GGUF version %llu (versions 2 and 3 are read)", (unsigned long long)version);
+        return tl__fail(TL_ERR_VERSION, "byte 4: GGUF version %llu (versions 2 and 3 are read)",
+                        (unsigned long long)version);
     /* the smallest entry: a key of 0 bytes (8), a type (4), a one-byte value; a tensor info: 24 */
     if (nkv > (len - r.at) / 13)
-        return tl__fail(TL_ERR_PARSE, "byte 16: %llu metadata entries cannot fit the %zu-byte file", (unsigned long long)nkv, len);
+        return tl__fail(TL_ERR_PARSE, "byte 16: %llu metadata entries cannot fit the %zu-byte file",
+                        (unsigned long long)nkv, len);
     if (nt > (len - r.at) / 24)
-        return tl__fail(TL_ERR_PARSE, "byte 8: %llu tensors cannot fit the %zu-byte file", (unsigned long long)nt, len);
+        return tl__fail(TL_ERR_PARSE, "byte 8: %llu tensors cannot fit the %zu-byte file",
+                        (unsigned long long)nt, len);
     g->nkv = (size_t)nkv, g->nt = (size_t)nt;
     g->kv = tl__calloc(g->nkv ? g->nkv : 1, sizeof *g->kv);
     g->t = tl__calloc(g->nt ? g->nt : 1, sizeof *g->t);
@@ -233,10 +261,12 @@ static tl_status tl__gguf_parse(tl__gguf *g, const uint8_t *bytes, size_t len) {
         tl__gguf_kv_in *e = &g->kv[i];
         uint64_t t;
         if ((s = tl__rd_str(&r, "metadata key", &e->key, &e->key_len))) return s;
-        if (!tl__rd_u(&r, 4, &t)) return tl__fail(TL_ERR_PARSE, "byte %zu: the file ends inside metadata entry %zu", r.at, i);
+        if (!tl__rd_u(&r, 4, &t))
+            return tl__fail(TL_ERR_PARSE, "byte %zu: the file ends inside metadata entry %zu", r.at, i);
         e->type = (uint32_t)t, e->v = bytes + r.at;
         if (t != e->type || (s = tl__rd_value(&r, e->type, e->key, e->key_len, 0))) {
-            return s ? s : tl__fail(TL_ERR_PARSE, "byte %zu: metadata entry %zu: unknown value type", r.at, i);
+            return s ? s
+                     : tl__fail(TL_ERR_PARSE, "byte %zu: metadata entry %zu: unknown value type", r.at, i);
         }
         if (e->key_len == 17 && !memcmp(e->key, "general.alignment", 17)) {
             align = e->type == TL__V_U32 ? tl__le(e->v, 4) : 0;
@@ -249,17 +279,20 @@ static tl_status tl__gguf_parse(tl__gguf *g, const uint8_t *bytes, size_t len) {
         uint64_t v;
         size_t at = r.at;
         if ((s = tl__rd_str(&r, "tensor name", &ti->name, &ti->name_len))) return s;
-        if (!tl__rd_u(&r, 4, &v)) return tl__fail(TL_ERR_PARSE, "byte %zu: the file ends inside tensor info %zu", r.at, i);
+        if (!tl__rd_u(&r, 4, &v))
+            return tl__fail(TL_ERR_PARSE, "byte %zu: the file ends inside tensor info %zu", r.at, i);
         if (v < 1 || v > 4)
-            return tl__fail(TL_ERR_PARSE, "byte %zu: tensor \"%.*s\" has %llu dimensions (1 to 4 are read)", at,
-                            (int)ti->name_len, ti->name, (unsigned long long)v);
+            return tl__fail(TL_ERR_PARSE, "byte %zu: tensor \"%.*s\" has %llu dimensions (1 to 4 are read)",
+                            at, (int)ti->name_len, ti->name, (unsigned long long)v);
         ti->ndim = (size_t)v;
         uint64_t n = 1;
         for (size_t d = 0; d < ti->ndim; d++) {
-            if (!tl__rd_u(&r, 8, &ti->ne[d])) return tl__fail(TL_ERR_PARSE, "byte %zu: the file ends inside tensor info %zu", r.at, i);
+            if (!tl__rd_u(&r, 8, &ti->ne[d]))
+                return tl__fail(TL_ERR_PARSE, "byte %zu: the file ends inside tensor info %zu", r.at, i);
             if (ti->ne[d] < 1 || ti->ne[d] > ((uint64_t)1 << 62) / n)
-                return tl__fail(TL_ERR_PARSE, "byte %zu: tensor \"%.*s\": dimension %zu is %llu (0, or the size overflows)", at,
-                                (int)ti->name_len, ti->name, d, (unsigned long long)ti->ne[d]);
+                return tl__fail(TL_ERR_PARSE,
+                                "byte %zu: tensor \"%.*s\": dimension %zu is %llu (0, or the size overflows)",
+                                at, (int)ti->name_len, ti->name, d, (unsigned long long)ti->ne[d]);
             n *= ti->ne[d];
         }
         ti->n = n;
@@ -269,24 +302,30 @@ static tl_status tl__gguf_parse(tl__gguf *g, const uint8_t *bytes, size_t len) {
         ti->type = (uint32_t)type, ti->offset = off;
         int k = tl__type_row(ti->type);
         if (k < 0)
-            return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" has GGML type %u, which tilelli does not read", (int)ti->name_len,
-                            ti->name, (unsigned)ti->type);
+            return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" has GGML type %u, which tilelli does not read",
+                            (int)ti->name_len, ti->name, (unsigned)ti->type);
         if (ti->ne[0] % tl__ggml_types[k].block || !(ti->nbytes = tl__type_bytes(k, n)))
-            return tl__fail(TL_ERR_PARSE, "tensor \"%.*s\": %llu x ... values are not whole %s blocks", (int)ti->name_len,
-                            ti->name, (unsigned long long)ti->ne[0], tl__ggml_types[k].name);
+            return tl__fail(TL_ERR_PARSE, "tensor \"%.*s\": %llu x ... values are not whole %s blocks",
+                            (int)ti->name_len, ti->name, (unsigned long long)ti->ne[0],
+                            tl__ggml_types[k].name);
         if (off % align)
-            return tl__fail(TL_ERR_PARSE, "tensor \"%.*s\": offset %llu is not a multiple of the alignment %llu",
+            return tl__fail(TL_ERR_PARSE,
+                            "tensor \"%.*s\": offset %llu is not a multiple of the alignment %llu",
                             (int)ti->name_len, ti->name, (unsigned long long)off, (unsigned long long)align);
         g->by_name[i] = ti;
     }
     uint64_t data = (r.at + align - 1) / align * align;
     if (data > len && g->nt)
-        return tl__fail(TL_ERR_PARSE, "byte %zu: the tensor data would start past the end of the %zu-byte file", r.at, len);
+        return tl__fail(TL_ERR_PARSE,
+                        "byte %zu: the tensor data would start past the end of the %zu-byte file", r.at, len);
     for (size_t i = 0; i < g->nt; i++) {
         tl__gguf_ti *ti = &g->t[i];
         if (ti->offset > len - data || ti->nbytes > len - data - ti->offset)
-            return tl__fail(TL_ERR_PARSE, "tensor \"%.*s\": %llu bytes at data offset %llu run past the end of the %zu-byte file",
-                            (int)ti->name_len, ti->name, (unsigned long long)ti->nbytes, (unsigned long long)ti->offset, len);
+            return tl__fail(
+                TL_ERR_PARSE,
+                "tensor \"%.*s\": %llu bytes at data offset %llu run past the end of the %zu-byte file",
+                (int)ti->name_len, ti->name, (unsigned long long)ti->nbytes, (unsigned long long)ti->offset,
+                len);
         ti->data = bytes + data + ti->offset;
     }
     /* names unique (sorted once, then searched), data ranges disjoint */
@@ -304,8 +343,8 @@ static tl_status tl__gguf_parse(tl__gguf *g, const uint8_t *bytes, size_t len) {
     for (size_t i = 1; i < g->nt && !s; i++) {
         const tl__gguf_ti *a = ord[i - 1], *b = ord[i];
         if (a->offset + a->nbytes > b->offset)
-            s = tl__fail(TL_ERR_PARSE, "tensors \"%.*s\" and \"%.*s\" overlap", (int)a->name_len, a->name, (int)b->name_len,
-                         b->name);
+            s = tl__fail(TL_ERR_PARSE, "tensors \"%.*s\" and \"%.*s\" overlap", (int)a->name_len, a->name,
+                         (int)b->name_len, b->name);
     }
     tl__free(ord);
     return s;
@@ -335,18 +374,31 @@ int tl__gguf_get_int(const tl__gguf *g, const char *key, int64_t *v) {
     const tl__gguf_kv_in *e = tl__kv(g, key);
     if (!e) return 0;
     switch (e->type) {
-    case TL__V_U8: case TL__V_U16: case TL__V_U32: *v = (int64_t)tl__le(e->v, tl__vsize[e->type]); return 1;
-    case TL__V_I8: *v = (int8_t)e->v[0]; return 1;
-    case TL__V_I16: *v = (int16_t)tl__le(e->v, 2); return 1;
-    case TL__V_I32: *v = (int32_t)tl__le(e->v, 4); return 1;
-    case TL__V_I64: *v = (int64_t)tl__le(e->v, 8); return 1;
+    case TL__V_U8:
+    case TL__V_U16:
+    case TL__V_U32:
+        *v = (int64_t)tl__le(e->v, tl__vsize[e->type]);
+        return 1;
+    case TL__V_I8:
+        *v = (int8_t)e->v[0];
+        return 1;
+    case TL__V_I16:
+        *v = (int16_t)tl__le(e->v, 2);
+        return 1;
+    case TL__V_I32:
+        *v = (int32_t)tl__le(e->v, 4);
+        return 1;
+    case TL__V_I64:
+        *v = (int64_t)tl__le(e->v, 8);
+        return 1;
     case TL__V_U64: {
         uint64_t u = tl__le(e->v, 8);
         if (u > INT64_MAX) return 0;
         *v = (int64_t)u;
         return 1;
     }
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -405,8 +457,9 @@ const uint8_t *tl__gguf_tensor_data(const tl__gguf *g, size_t i, size_t *nbytes)
 
 tl_status tl__gguf_read_f32(const tl__gguf *g, size_t i, float *out, size_t n) {
     const tl__gguf_ti *t = &g->t[i];
-    if (n != t->n) return tl__fail(TL_ERR_SIZE, "tensor \"%.*s\": %zu values asked of %llu", (int)t->name_len, t->name, n,
-                                   (unsigned long long)t->n);
+    if (n != t->n)
+        return tl__fail(TL_ERR_SIZE, "tensor \"%.*s\": %zu values asked of %llu", (int)t->name_len, t->name,
+                        n, (unsigned long long)t->n);
     const uint8_t *p = t->data;
     switch (t->type) {
     case TL__GGML_F32:
@@ -419,8 +472,8 @@ tl_status tl__gguf_read_f32(const tl__gguf *g, size_t i, float *out, size_t n) {
         for (size_t k = 0; k < n; k++) out[k] = tl__u2f((uint32_t)tl__le(p + 2 * k, 2) << 16);
         return TL_OK;
     default:
-        return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" is %s; float tensors are F32, F16 or BF16", (int)t->name_len, t->name,
-                        tl__gguf_type_name(t->type));
+        return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" is %s; float tensors are F32, F16 or BF16",
+                        (int)t->name_len, t->name, tl__gguf_type_name(t->type));
     }
 }
 
@@ -428,7 +481,8 @@ tl_status tl__gguf_read_f32(const tl__gguf *g, size_t i, float *out, size_t n) {
  * when d < 0, zeroed when d == 0; *row is 0 until a nonzero block sets it. */
 static tl_status tl__fold_scale(const tl__gguf_ti *ti, size_t r, float d, int8_t *t, size_t n, float *row) {
     if (!isfinite(d))
-        return tl__fail(TL_ERR_NON_FINITE, "tensor \"%.*s\" row %zu: a block scale is not finite", (int)ti->name_len, ti->name, r);
+        return tl__fail(TL_ERR_NON_FINITE, "tensor \"%.*s\" row %zu: a block scale is not finite",
+                        (int)ti->name_len, ti->name, r);
     if (d == 0.0f) {
         memset(t, 0, n);
         return TL_OK;
@@ -439,22 +493,27 @@ static tl_status tl__fold_scale(const tl__gguf_ti *ti, size_t r, float d, int8_t
     }
     if (*row == 0.0f) *row = d;
     if (d != *row)
-        return tl__fail(TL_ERR_FORMAT, "tensor \"%.*s\" row %zu: its blocks have scales %g and %g (tilelli keeps one scale per row)",
-                        (int)ti->name_len, ti->name, r, (double)*row, (double)d);
+        return tl__fail(
+            TL_ERR_FORMAT,
+            "tensor \"%.*s\" row %zu: its blocks have scales %g and %g (tilelli keeps one scale per row)",
+            (int)ti->name_len, ti->name, r, (double)*row, (double)d);
     return TL_OK;
 }
 
 static tl_status tl__bad_code(const tl__gguf_ti *ti, size_t r, size_t c) {
-    return tl__fail(TL_ERR_FORMAT, "tensor \"%.*s\" row %zu column %zu: code 3 is no trit", (int)ti->name_len, ti->name, r, c);
+    return tl__fail(TL_ERR_FORMAT, "tensor \"%.*s\" row %zu column %zu: code 3 is no trit", (int)ti->name_len,
+                    ti->name, r, c);
 }
 
-tl_status tl__gguf_read_ternary(const tl__gguf *g, size_t i, size_t rows, size_t cols, int8_t *trits, float *scales) {
+tl_status tl__gguf_read_ternary(const tl__gguf *g, size_t i, size_t rows, size_t cols, int8_t *trits,
+                                float *scales) {
     const tl__gguf_ti *ti = &g->t[i];
     if (ti->type != TL__GGML_TQ1_0 && ti->type != TL__GGML_TQ2_0 && ti->type != TL__GGML_I2_S)
-        return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" is %s, not TQ1_0, TQ2_0 or I2_S", (int)ti->name_len, ti->name,
-                        tl__gguf_type_name(ti->type));
+        return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" is %s, not TQ1_0, TQ2_0 or I2_S", (int)ti->name_len,
+                        ti->name, tl__gguf_type_name(ti->type));
     if (ti->n != (uint64_t)rows * cols || ti->ne[0] != cols)
-        return tl__fail(TL_ERR_SHAPE, "tensor \"%.*s\" is not [%zu, %zu]", (int)ti->name_len, ti->name, rows, cols);
+        return tl__fail(TL_ERR_SHAPE, "tensor \"%.*s\" is not [%zu, %zu]", (int)ti->name_len, ti->name, rows,
+                        cols);
     const uint8_t *p = ti->data;
     tl_status s;
     if (ti->type == TL__GGML_I2_S) {
@@ -488,11 +547,14 @@ tl_status tl__gguf_read_ternary(const tl__gguf *g, size_t i, size_t rows, size_t
                         }
             } else {
                 for (unsigned n = 0; n < 5; n++) {
-                    for (unsigned m = 0; m < 32; m++) t[32 * n + m] = (int8_t)((int)tl__tq1_digit(q[m], n) - 1);
-                    for (unsigned m = 0; m < 16; m++) t[160 + 16 * n + m] = (int8_t)((int)tl__tq1_digit(q[32 + m], n) - 1);
+                    for (unsigned m = 0; m < 32; m++)
+                        t[32 * n + m] = (int8_t)((int)tl__tq1_digit(q[m], n) - 1);
+                    for (unsigned m = 0; m < 16; m++)
+                        t[160 + 16 * n + m] = (int8_t)((int)tl__tq1_digit(q[32 + m], n) - 1);
                 }
                 for (unsigned n = 0; n < 4; n++)
-                    for (unsigned j = 0; j < 4; j++) t[240 + 4 * n + j] = (int8_t)((int)tl__tq1_digit(q[48 + j], n) - 1);
+                    for (unsigned j = 0; j < 4; j++)
+                        t[240 + 4 * n + j] = (int8_t)((int)tl__tq1_digit(q[48 + j], n) - 1);
             }
             float d = tl__u2f(tl__f16_bits((uint32_t)tl__le(q + bb - 2, 2)));
             if ((s = tl__fold_scale(ti, r, d, t, 256, &row))) return s;
@@ -548,14 +610,17 @@ static tl_status tl__put_tensor(uint8_t *o, const tl__gguf_tensor_out *t, int8_t
     }
     if (t->type == TL__GGML_F32 || t->type == TL__GGML_F16) {
         for (uint64_t k = 0; k < n; k++)
-            t->type == TL__GGML_F32 ? tl__st_u(&o, tl__f2u(t->f[k]), 4) : tl__st_u(&o, tl__f16_from_float(t->f[k]), 2);
+            t->type == TL__GGML_F32 ? tl__st_u(&o, tl__f2u(t->f[k]), 4)
+                                    : tl__st_u(&o, tl__f16_from_float(t->f[k]), 2);
         return TL_OK;
     }
     const tl_matrix *m = t->m;
     if (t->type == TL__GGML_I2_S) {
         for (size_t r = 1; r < m->rows; r++)
             if (m->scales[r] != m->scales[0])
-                return tl__fail(TL_ERR_FORMAT, "tensor \"%s\": I2_S holds one scale per tensor; rows 0 and %zu differ", t->name, r);
+                return tl__fail(TL_ERR_FORMAT,
+                                "tensor \"%s\": I2_S holds one scale per tensor; rows 0 and %zu differ",
+                                t->name, r);
         for (size_t r = 0; r < m->rows; r++) {
             tl__decode_row(m, r, row);
             for (size_t c = 0; c < m->cols; c++) {
@@ -604,15 +669,16 @@ static tl_status tl__put_tensor(uint8_t *o, const tl__gguf_tensor_out *t, int8_t
     return TL_OK;
 }
 
-tl_status tl__gguf_write(const tl__gguf_kv *kv, size_t nkv, const tl__gguf_tensor_out *t, size_t nt, uint8_t **out,
-                         size_t *len) {
+tl_status tl__gguf_write(const tl__gguf_kv *kv, size_t nkv, const tl__gguf_tensor_out *t, size_t nt,
+                         uint8_t **out, size_t *len) {
     if ((!kv && nkv) || (!t && nt) || !out || !len) return TL_ERR_NULL;
     size_t widest = 1;
     for (size_t i = 0; i < nt; i++) {
         if (!tl__out_bytes(&t[i]))
             return tl__fail(TL_ERR_ARGUMENT, "tensor \"%s\": [%llu, %llu] cannot be written as %s", t[i].name,
                             (unsigned long long)t[i].rows, (unsigned long long)t[i].cols,
-                            tl__gguf_type_name(t[i].type) ? tl__gguf_type_name(t[i].type) : "an unknown type");
+                            tl__gguf_type_name(t[i].type) ? tl__gguf_type_name(t[i].type)
+                                                          : "an unknown type");
         if (t[i].m && t[i].m->row_weights > widest) widest = t[i].m->row_weights;
     }
     tl__buf b = {0};
@@ -623,10 +689,18 @@ tl_status tl__gguf_write(const tl__gguf_kv *kv, size_t nkv, const tl__gguf_tenso
         tl__put_str(&b, kv[i].key);
         tl__put_u(&b, kv[i].type, 4);
         switch (kv[i].type) {
-        case TL__GGUF_U32: tl__put_u(&b, kv[i].u, 4); break;
-        case TL__GGUF_BOOL: tl__put_u(&b, kv[i].u != 0, 1); break;
-        case TL__GGUF_F32: tl__put_u(&b, tl__f2u((float)kv[i].f), 4); break;
-        case TL__GGUF_STRING: tl__put_str(&b, kv[i].s); break;
+        case TL__GGUF_U32:
+            tl__put_u(&b, kv[i].u, 4);
+            break;
+        case TL__GGUF_BOOL:
+            tl__put_u(&b, kv[i].u != 0, 1);
+            break;
+        case TL__GGUF_F32:
+            tl__put_u(&b, tl__f2u((float)kv[i].f), 4);
+            break;
+        case TL__GGUF_STRING:
+            tl__put_str(&b, kv[i].s);
+            break;
         case TL__GGUF_ARRAY:
             tl__put_u(&b, kv[i].item, 4), tl__put_u(&b, kv[i].n, 8);
             for (size_t k = 0; k < kv[i].n; k++) {
@@ -638,7 +712,10 @@ tl_status tl__gguf_write(const tl__gguf_kv *kv, size_t nkv, const tl__gguf_tenso
                     tl__put_u(&b, (uint32_t)(int32_t)kv[i].fi(k), 4);
             }
             break;
-        default: tl__buf_free(&b); return tl__fail(TL_ERR_ARGUMENT, "metadata \"%s\": value type %u", kv[i].key, (unsigned)kv[i].type);
+        default:
+            tl__buf_free(&b);
+            return tl__fail(TL_ERR_ARGUMENT, "metadata \"%s\": value type %u", kv[i].key,
+                            (unsigned)kv[i].type);
         }
     }
     uint64_t off = 0;
@@ -656,7 +733,8 @@ tl_status tl__gguf_write(const tl__gguf_kv *kv, size_t nkv, const tl__gguf_tenso
     uint64_t total = b.len + off;
     uint8_t *file = NULL;
     int8_t *row = NULL;
-    if (!s && total > SIZE_MAX - 16) s = tl__fail(TL_ERR_OVERFLOW, "the GGUF file would be %llu bytes", (unsigned long long)total);
+    if (!s && total > SIZE_MAX - 16)
+        s = tl__fail(TL_ERR_OVERFLOW, "the GGUF file would be %llu bytes", (unsigned long long)total);
     if (!s) {
         file = tl__calloc((size_t)total, 1);
         row = tl__malloc(widest);

@@ -56,8 +56,14 @@ tl_status tl__gguf_read_ternary(const tl__gguf *g, size_t i, size_t rows, size_t
                                 float *scales);
 
 /* The writer: metadata entries and tensors, in this order. */
-enum { TL__GGUF_U32 = 4, TL__GGUF_I32 = 5, TL__GGUF_F32 = 6, TL__GGUF_BOOL = 7, TL__GGUF_STRING = 8,
-       TL__GGUF_ARRAY = 9 };
+enum {
+    TL__GGUF_U32 = 4,
+    TL__GGUF_I32 = 5,
+    TL__GGUF_F32 = 6,
+    TL__GGUF_BOOL = 7,
+    TL__GGUF_STRING = 8,
+    TL__GGUF_ARRAY = 9
+};
 typedef struct {
     const char *key;
     uint32_t type; /* TL__GGUF_U32, F32, BOOL, STRING, or ARRAY (of strings, f32 or i32) */
@@ -73,12 +79,12 @@ typedef struct {
 } tl__gguf_kv;
 typedef struct {
     const char *name;
-    uint32_t type;      /* F32, F16 (from f, rounded to nearest even), TQ1_0, TQ2_0, I2_S (from m) */
-    size_t ndim;        /* 1 or 2 */
+    uint32_t type;       /* F32, F16 (from f, rounded to nearest even), TQ1_0, TQ2_0, I2_S (from m) */
+    size_t ndim;         /* 1 or 2 */
     uint64_t rows, cols; /* ndim 1: cols values (rows 1) */
     const float *f;
-    const uint16_t *h;              /* F16: the bits as they are (instead of f) */
-    const int8_t *q;                /* F32: q[k] x qs[row] (instead of f) */
+    const uint16_t *h; /* F16: the bits as they are (instead of f) */
+    const int8_t *q;   /* F32: q[k] x qs[row] (instead of f) */
     const float *qs;
     const tl_matrix *m; /* rows x cols; the block scale is the row's scale (f16 for TQ1_0/TQ2_0);
                            I2_S needs one scale for every row */
@@ -86,7 +92,7 @@ typedef struct {
 /* The file in *out (tl__malloc'ed), *len bytes: GGUF v3, alignment 32. TL_ERR_ARGUMENT for a
  * tensor whose shape its type cannot hold (TQ: cols a multiple of 256; I2_S: rows x cols of 128),
  * TL_ERR_FORMAT for an I2_S matrix whose rows have different scales. */
-tl_status tl__gguf_write(const tl__gguf_kv *kv, size_t nkv, const tl__gguf_tensor_out *t, size_t nt, uint8_t **out,
-                         size_t *len);
+tl_status tl__gguf_write(const tl__gguf_kv *kv, size_t nkv, const tl__gguf_tensor_out *t, size_t nt,
+                         uint8_t **out, size_t *len);
 
 #endif

@@ -35,7 +35,7 @@ static void add_f32(tensors *t, const char *name, size_t d0, size_t d1, float ba
 }
 
 static const char *projs[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                              "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+                              "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
 static void make(tensors *t, const shape *s) {
     memset(t, 0, sizeof *t);
@@ -45,7 +45,8 @@ static void make(tensors *t, const shape *s) {
     add_f32(t, "model.norm.weight", s->D, 0, 1, 0.1f);
     if (!s->tied) add_f32(t, "lm_head.weight", s->V, s->D, 0, 0.2f);
     for (size_t l = 0; l < s->L; l++) {
-        const size_t rows[7] = {Q, K, K, s->D, s->F, s->F, s->D}, cols[7] = {s->D, s->D, s->D, Q, s->D, s->D, s->F};
+        const size_t rows[7] = {Q, K, K, s->D, s->F, s->F, s->D},
+                     cols[7] = {s->D, s->D, s->D, Q, s->D, s->D, s->F};
 #define N(suffix) (snprintf(n, sizeof n, "model.layers.%zu.%s", l, suffix), n)
         add_f32(t, N("input_layernorm.weight"), s->D, 0, 1, 0.1f);
         add_f32(t, N("self_attn.attn_sub_norm.weight"), Q, 0, 1, 0.1f);
@@ -65,13 +66,14 @@ static void drop(tensors *t) {
 }
 
 static size_t config(const shape *s, const char *extra, char *out, size_t cap) {
-    return (size_t)snprintf(out, cap,
-                            "{\"vocab_size\":%zu,\"hidden_size\":%zu,\"intermediate_size\":%zu,\"num_hidden_layers\":%zu,"
-                            "\"num_attention_heads\":%zu,\"num_key_value_heads\":%zu,\"head_dim\":%zu,"
-                            "\"max_position_embeddings\":64,\"rms_norm_eps\":1e-5,\"rope_theta\":10000.0,"
-                            "\"hidden_act\":\"%s\",\"tie_word_embeddings\":%s,\"bos_token_id\":1,\"eos_token_id\":2%s}",
-                            s->V, s->D, s->F, s->L, s->H, s->KV, s->hd, s->relu2 ? "relu2" : "silu",
-                            s->tied ? "true" : "false", extra ? extra : "");
+    return (size_t)snprintf(
+        out, cap,
+        "{\"vocab_size\":%zu,\"hidden_size\":%zu,\"intermediate_size\":%zu,\"num_hidden_layers\":%zu,"
+        "\"num_attention_heads\":%zu,\"num_key_value_heads\":%zu,\"head_dim\":%zu,"
+        "\"max_position_embeddings\":64,\"rms_norm_eps\":1e-5,\"rope_theta\":10000.0,"
+        "\"hidden_act\":\"%s\",\"tie_word_embeddings\":%s,\"bos_token_id\":1,\"eos_token_id\":2%s}",
+        s->V, s->D, s->F, s->L, s->H, s->KV, s->hd, s->relu2 ? "relu2" : "silu", s->tied ? "true" : "false",
+        extra ? extra : "");
 }
 
 static tl_status load_st(const tensors *t, const shape *s, const char *extra, tl_lm **out) {
@@ -132,7 +134,8 @@ static void hf_pack(tensors *t, int autobit, int bad_code) {
         CHECK(tl_ternary_signs(t->v[i], rows * cols, tr, &alpha) == TL_OK, "signs");
         uint8_t *p = calloc(P * cols, 1);
         for (size_t r = 0; r < rows; r++)
-            for (size_t c = 0; c < cols; c++) p[(r % P) * cols + c] |= (uint8_t)((tr[r * cols + c] + 1) << (2 * (r / P)));
+            for (size_t c = 0; c < cols; c++)
+                p[(r % P) * cols + c] |= (uint8_t)((tr[r * cols + c] + 1) << (2 * (r / P)));
         if (bad_code) p[5] |= 3, bad_code = 0;
         free(tr);
         t->u8[i] = p;
@@ -156,17 +159,20 @@ static void test_hf(void) {
             tl_lm *fl = NULL, *hf = NULL;
             CHECK(load_st(&t, s, NULL, &fl) == TL_OK, "float: %s", tl_error_detail());
             hf_pack(&t, autobit, 0);
-            const char *q = autobit ? ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"linear_class\":\"autobitlinear\","
+            const char *q = autobit ? ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"linear_"
+                                      "class\":\"autobitlinear\","
                                       "\"quantization_mode\":\"offline\"}"
                                     : ",\"quantization_config\":{\"quant_method\":\"bitnet\"}";
             CHECK(load_st(&t, s, q, &hf) == TL_OK, "hf packed: %s", tl_error_detail());
             if (fl && hf) {
                 if (autobit)
-                    CHECK(same(fl, hf, s->V), "autobitlinear (output x weight_scale): the same logits as the float file, bit for bit");
+                    CHECK(same(fl, hf, s->V), "autobitlinear (output x weight_scale): the same logits as the "
+                                              "float file, bit for bit");
                 else {
                     /* alpha = 1 / (1 / alpha) may be an ulp away */
                     float *x = run(fl, s->V, 0), *y = run(hf, s->V, 0);
-                    CHECK(rel(x, y, 12 * s->V) < 1e-5, "bitlinear (output / weight_scale): the float file's logits (%g)",
+                    CHECK(rel(x, y, 12 * s->V) < 1e-5,
+                          "bitlinear (output / weight_scale): the float file's logits (%g)",
                           rel(x, y, 12 * s->V));
                     free(x), free(y);
                 }
@@ -174,8 +180,11 @@ static void test_hf(void) {
             tl_lm_free(fl), tl_lm_free(hf);
             /* the other direction gives other logits: the scale's direction is not a no-op */
             hf = NULL;
-            const char *wrong = autobit ? ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"linear_class\":\"bitlinear\"}"
-                                        : ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"linear_class\":\"autobitlinear\"}";
+            const char *wrong =
+                autobit
+                    ? ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"linear_class\":\"bitlinear\"}"
+                    : ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"linear_class\":"
+                      "\"autobitlinear\"}";
             CHECK(load_st(&t, s, wrong, &hf) == TL_OK, "wrong class loads");
             if (hf) {
                 tensors t2;
@@ -191,8 +200,8 @@ static void test_hf(void) {
             tl_lm_free(hf);
             /* without quantization_config the U8 tensors are no float weights */
             hf = NULL;
-            CHECK(load_st(&t, s, NULL, &hf) == TL_ERR_SHAPE, "packed projections without quantization_config: SHAPE (%s)",
-                  tl_error_detail());
+            CHECK(load_st(&t, s, NULL, &hf) == TL_ERR_SHAPE,
+                  "packed projections without quantization_config: SHAPE (%s)", tl_error_detail());
             drop(&t);
         }
     }
@@ -204,27 +213,34 @@ static void test_hf(void) {
     make(&t, s);
     hf_pack(&t, 0, 1);
     tl_error_clear();
-    CHECK(load_st(&t, s, q, &m) == TL_ERR_FORMAT && strstr(tl_error_detail(), "code 3"), "code 3: FORMAT (%s)", tl_error_detail());
+    CHECK(load_st(&t, s, q, &m) == TL_ERR_FORMAT && strstr(tl_error_detail(), "code 3"),
+          "code 3: FORMAT (%s)", tl_error_detail());
     drop(&t);
     make(&t, s);
     hf_pack(&t, 0, 0);
     t.n--; /* the last weight_scale */
-    CHECK(load_st(&t, s, q, &m) == TL_ERR_PARSE && strstr(tl_error_detail(), "weight_scale"), "no scale: PARSE (%s)", tl_error_detail());
+    CHECK(load_st(&t, s, q, &m) == TL_ERR_PARSE && strstr(tl_error_detail(), "weight_scale"),
+          "no scale: PARSE (%s)", tl_error_detail());
     t.n++;
     t.v[t.n - 1][0] = 0.0f;
     CHECK(load_st(&t, s, q, &m) == TL_ERR_ALPHA, "scale 0: ALPHA (%s)", tl_error_detail());
     t.v[t.n - 1][0] = 1.0f;
-    CHECK(load_st(&t, s, ",\"quantization_config\":{\"quant_method\":\"gptq\"}", &m) == TL_ERR_PARSE, "gptq: PARSE");
-    CHECK(load_st(&t, s, ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"linear_class\":\"x\"}", &m) == TL_ERR_PARSE,
+    CHECK(load_st(&t, s, ",\"quantization_config\":{\"quant_method\":\"gptq\"}", &m) == TL_ERR_PARSE,
+          "gptq: PARSE");
+    CHECK(load_st(&t, s, ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"linear_class\":\"x\"}",
+                  &m) == TL_ERR_PARSE,
           "unknown linear_class: PARSE");
-    CHECK(load_st(&t, s, ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"use_rms_norm\":true}", &m) == TL_ERR_PARSE,
+    CHECK(load_st(&t, s, ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"use_rms_norm\":true}",
+                  &m) == TL_ERR_PARSE,
           "use_rms_norm: PARSE");
     drop(&t);
     /* online mode: float weights quantized on load, as without the key */
     make(&t, s);
     tl_lm *a = NULL, *b = NULL;
     load_st(&t, s, NULL, &a);
-    CHECK(load_st(&t, s, ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"quantization_mode\":\"online\"}", &b) == TL_OK,
+    CHECK(load_st(&t, s,
+                  ",\"quantization_config\":{\"quant_method\":\"bitnet\",\"quantization_mode\":\"online\"}",
+                  &b) == TL_OK,
           "online: %s", tl_error_detail());
     if (a && b) CHECK(same(a, b, s->V), "online mode: the float file's model");
     tl_lm_free(a), tl_lm_free(b);
@@ -235,7 +251,9 @@ static void test_hf(void) {
  * GGUF
  * ------------------------------------------------------------------------- */
 
-static tl_status gguf_of(tl_lm *lm, uint32_t type, uint8_t **f, size_t *len) { return tl_lm_save_gguf(lm, type, 0, f, len); }
+static tl_status gguf_of(tl_lm *lm, uint32_t type, uint8_t **f, size_t *len) {
+    return tl_lm_save_gguf(lm, type, 0, f, len);
+}
 
 static void test_gguf_roundtrip(void) {
     const shape shapes[] = {{64, 256, 512, 4, 2, 64, 2, 1, 1}, {40, 256, 256, 2, 2, 128, 1, 0, 0}};
@@ -253,15 +271,18 @@ static void test_gguf_roundtrip(void) {
         if (bi) CHECK(same(a, bi, s->V), "I2_S (a float32 scale per tensor): the same logits, bit for bit");
         CHECK(gguf_of(a, TL_GGUF_TQ2_0, &f2, &l2) == TL_OK, "write TQ2_0: %s", tl_error_detail());
         CHECK(tl_lm_load_gguf(f2, l2, TL_FORMAT_I2, 32, &b2) == TL_OK, "read TQ2_0: %s", tl_error_detail());
-        CHECK(l2 > li && l2 < li + li / 25, "TQ2_0 (%zu bytes) a little over I2_S (%zu): 66 bytes per 256 weights", l2, li);
+        CHECK(l2 > li && l2 < li + li / 25,
+              "TQ2_0 (%zu bytes) a little over I2_S (%zu): 66 bytes per 256 weights", l2, li);
         if (b2) {
             float *x = run(a, s->V, 0), *y = run(b2, s->V, 0);
-            CHECK(rel(x, y, 12 * s->V) < 2e-3, "TQ2_0 (float16 scales): within 2e-3 of the float file (%g)", rel(x, y, 12 * s->V));
+            CHECK(rel(x, y, 12 * s->V) < 2e-3, "TQ2_0 (float16 scales): within 2e-3 of the float file (%g)",
+                  rel(x, y, 12 * s->V));
             free(x), free(y);
             /* TQ2_0 -> TQ1_0 -> read: the same trits and float16 scales, the same logits */
             CHECK(gguf_of(b2, TL_GGUF_TQ1_0, &f1, &l1) == TL_OK, "write TQ1_0: %s", tl_error_detail());
             CHECK(l1 < l2, "TQ1_0 (%zu bytes) under TQ2_0 (%zu)", l1, l2);
-            CHECK(tl_lm_load_gguf(f1, l1, TL_FORMAT_TQ1, 32, &b1) == TL_OK, "read TQ1_0: %s", tl_error_detail());
+            CHECK(tl_lm_load_gguf(f1, l1, TL_FORMAT_TQ1, 32, &b1) == TL_OK, "read TQ1_0: %s",
+                  tl_error_detail());
             if (b1) CHECK(same(b2, b1, s->V), "TQ1_0 of the TQ2_0 model: the same logits, bit for bit");
             /* written again from what was read: the same bytes */
             CHECK(gguf_of(b2, TL_GGUF_TQ2_0, &again, &la) == TL_OK && la == l2 && !memcmp(again, f2, l2),
@@ -298,14 +319,16 @@ static void test_gguf_roundtrip(void) {
           "TQ2_0 of 32-wide rows: ARGUMENT (%s)", tl_error_detail());
     CHECK(gguf_of(a, 99, &f, &len) == TL_ERR_ARGUMENT, "type 99: ARGUMENT");
     CHECK(gguf_of(a, TL_GGUF_I2_S, &f, &len) == TL_OK, "I2_S of a small model: %s", tl_error_detail());
-    CHECK(tl_lm_load_gguf(f, len, TL_FORMAT_BITPLANE, 0, &b) == TL_OK, "read into bitplane: %s", tl_error_detail());
+    CHECK(tl_lm_load_gguf(f, len, TL_FORMAT_BITPLANE, 0, &b) == TL_OK, "read into bitplane: %s",
+          tl_error_detail());
     if (b) CHECK(same(a, b, s.V), "I2_S of a small model, read into another format: the same logits");
     tl_lm_free(b);
     tl_free(f);
     /* the placeholder vocabulary: a bigger file that reads to the same model */
     CHECK(tl_lm_save_gguf(a, TL_GGUF_I2_S, TL_LM_GGUF_VOCAB, &f, &len) == TL_OK, "vocab");
     b = NULL;
-    CHECK(tl_lm_load_gguf(f, len, TL_FORMAT_I2, 0, &b) == TL_OK, "read with a vocabulary: %s", tl_error_detail());
+    CHECK(tl_lm_load_gguf(f, len, TL_FORMAT_I2, 0, &b) == TL_OK, "read with a vocabulary: %s",
+          tl_error_detail());
     tl_lm_free(b), tl_free(f);
     tl_lm_free(a);
     drop(&t);
@@ -377,31 +400,36 @@ static void test_gguf_hostile(void) {
 
     buf b = {0};
     put(&b, "GGUF", 4), u32(&b, 4), u64(&b, 0), u64(&b, 0);
-    CHECK(open_g(&b) == TL_ERR_VERSION && strstr(tl_error_detail(), "version 4"), "version 4: VERSION (%s)", tl_error_detail());
+    CHECK(open_g(&b) == TL_ERR_VERSION && strstr(tl_error_detail(), "version 4"), "version 4: VERSION (%s)",
+          tl_error_detail());
     b.n = 0;
     put(&b, "GGUF", 4), u32(&b, 3), u64(&b, (uint64_t)1 << 60), u64(&b, 0);
-    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "tensors cannot fit"), "2^60 tensors: PARSE (%s)", tl_error_detail());
+    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "tensors cannot fit"),
+          "2^60 tensors: PARSE (%s)", tl_error_detail());
     b.n = 0;
     put(&b, "GGUF", 4), u32(&b, 3), u64(&b, 0), u64(&b, UINT64_MAX);
     CHECK(open_g(&b) == TL_ERR_PARSE, "2^64 - 1 metadata entries: PARSE (%s)", tl_error_detail());
     b.n = 0;
     put(&b, "GGUF", 4), u32(&b, 3), u64(&b, 0), u64(&b, 1);
     str(&b, "general.architecture"), u32(&b, 8), u64(&b, UINT64_MAX - 3);
-    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "runs past the end"), "a string of 2^64 - 4 bytes: PARSE (%s)",
-          tl_error_detail());
+    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "runs past the end"),
+          "a string of 2^64 - 4 bytes: PARSE (%s)", tl_error_detail());
     b.n = 0;
     put(&b, "GGUF", 4), u32(&b, 3), u64(&b, 0), u64(&b, 1);
     str(&b, "a"), u32(&b, 9), u32(&b, 4), u64(&b, (uint64_t)1 << 62);
-    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "array"), "an array of 2^62 u32: PARSE (%s)", tl_error_detail());
+    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "array"),
+          "an array of 2^62 u32: PARSE (%s)", tl_error_detail());
     b.n = 0;
     put(&b, "GGUF", 4), u32(&b, 3), u64(&b, 0), u64(&b, 1);
     str(&b, "a"), u32(&b, 9), u32(&b, 9), u64(&b, 1);
-    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "array"), "an array of arrays: PARSE (%s)", tl_error_detail());
+    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "array"), "an array of arrays: PARSE (%s)",
+          tl_error_detail());
     b.n = 0;
     put(&b, "GGUF", 4), u32(&b, 3), u64(&b, 0), u64(&b, 1);
     str(&b, "a"), u32(&b, 13);
     u64(&b, 0);
-    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "value type"), "value type 13: PARSE (%s)", tl_error_detail());
+    CHECK(open_g(&b) == TL_ERR_PARSE && strstr(tl_error_detail(), "value type"), "value type 13: PARSE (%s)",
+          tl_error_detail());
     /* tensor infos: dimensions whose product overflows, an unknown type, a block-less row, data
      * past the end, overlapping and duplicate tensors, misaligned offsets */
     struct {
@@ -426,8 +454,11 @@ static void test_gguf_hostile(void) {
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         b.n = 0;
         put(&b, "GGUF", 4), u32(&b, 3), u64(&b, cases[k].two ? 2 : 1), u64(&b, 0);
-        str(&b, "x.weight"), u32(&b, 2), u64(&b, cases[k].ne0), u64(&b, cases[k].ne1), u32(&b, cases[k].type), u64(&b, cases[k].off);
-        if (cases[k].two) str(&b, cases[k].two == 2 ? "x.weight" : "y.weight"), u32(&b, 1), u64(&b, 16), u32(&b, 0), u64(&b, 32);
+        str(&b, "x.weight"), u32(&b, 2), u64(&b, cases[k].ne0), u64(&b, cases[k].ne1), u32(&b, cases[k].type),
+            u64(&b, cases[k].off);
+        if (cases[k].two)
+            str(&b, cases[k].two == 2 ? "x.weight" : "y.weight"), u32(&b, 1), u64(&b, 16), u32(&b, 0),
+                u64(&b, 32);
         while (b.n % 32) put(&b, "", 1);
         for (uint64_t i = 0; i < cases[k].data; i++) put(&b, "\x55", 1);
         tl_status r = open_g(&b);
@@ -439,7 +470,8 @@ static void test_gguf_hostile(void) {
 
 /* A GGUF whose ternary rows are unusual: a negative block scale flips the trits, a zero one
  * zeroes them, two different scales in one row are refused, a code 3 is refused. */
-static tl_status edit_load(const uint8_t *f, size_t len, uint32_t type, void (*edit)(uint8_t *q), float *logits, size_t V) {
+static tl_status edit_load(const uint8_t *f, size_t len, uint32_t type, void (*edit)(uint8_t *q),
+                           float *logits, size_t V) {
     uint8_t *c = malloc(len);
     memcpy(c, f, len);
     tl__gguf *g = NULL;
@@ -463,12 +495,12 @@ static tl_status edit_load(const uint8_t *f, size_t len, uint32_t type, void (*e
     return r;
 }
 /* TQ2_0 blocks of attn_q (2 per 512-wide row... here rows of 256: one block per row) */
-static void negate_d(uint8_t *q) { q[65] ^= 0x80; }             /* block 0's f16 sign */
-static void zero_d(uint8_t *q) { q[64] = 0, q[65] = 0; }         /* block 0's scale 0 */
-static void other_d(uint8_t *q) { q[64] ^= 1; }                  /* block 0 only: another scale */
-static void code3(uint8_t *q) { q[66 + 3] |= 3; }                /* block 1, a weight's code 3 */
+static void negate_d(uint8_t *q) { q[65] ^= 0x80; }      /* block 0's f16 sign */
+static void zero_d(uint8_t *q) { q[64] = 0, q[65] = 0; } /* block 0's scale 0 */
+static void other_d(uint8_t *q) { q[64] ^= 1; }          /* block 0 only: another scale */
+static void code3(uint8_t *q) { q[66 + 3] |= 3; }        /* block 1, a weight's code 3 */
 static void negate_all(uint8_t *q) {
-    for (size_t r = 0; r < 256; r++) q[66 * r + 65] ^= 0x80;    /* every row: trits flipped */
+    for (size_t r = 0; r < 256; r++) q[66 * r + 65] ^= 0x80; /* every row: trits flipped */
 }
 
 static void test_gguf_scales(void) {
@@ -496,8 +528,8 @@ static void test_gguf_scales(void) {
      * make the scores change sign, so the logits differ; flipping twice is the identity */
     CHECK(edit_load(f, len, 0, negate_all, x, V) == TL_OK, "all negative: %s", tl_error_detail());
     CHECK(memcmp(x, base, 12 * V * 4), "every query row negated: other logits");
-    CHECK(edit_load(f, len, 0, code3, x, V) == TL_ERR_FORMAT && strstr(tl_error_detail(), "code 3"), "code 3: FORMAT (%s)",
-          tl_error_detail());
+    CHECK(edit_load(f, len, 0, code3, x, V) == TL_ERR_FORMAT && strstr(tl_error_detail(), "code 3"),
+          "code 3: FORMAT (%s)", tl_error_detail());
     free(base), free(x), tl_free(f);
     /* two blocks of one row with different scales (rows of 512: two blocks) */
     const shape w = {32, 512, 256, 4, 2, 128, 1, 1, 1};
@@ -507,7 +539,8 @@ static void test_gguf_scales(void) {
     drop(&t);
     CHECK(gguf_of(c, TL_GGUF_TQ2_0, &f, &len) == TL_OK, "write 512");
     x = malloc(12 * w.V * 4);
-    CHECK(edit_load(f, len, 0, other_d, x, w.V) == TL_ERR_FORMAT && strstr(tl_error_detail(), "one scale per row"),
+    CHECK(edit_load(f, len, 0, other_d, x, w.V) == TL_ERR_FORMAT &&
+              strstr(tl_error_detail(), "one scale per row"),
           "two scales in a row: FORMAT (%s)", tl_error_detail());
     free(x), tl_free(f);
     tl_lm_free(c), tl_lm_free(a);
@@ -534,27 +567,34 @@ static void test_embedding(void) {
         /* the tables' values made float16 values: float16 tables then hold them exactly */
         for (size_t i = 0; i < t.n; i++)
             if (strstr(t.name[i], "embed_tokens") || strstr(t.name[i], "lm_head"))
-                for (size_t j = 0; j < t.e[i].nbytes / 4; j++) t.v[i][j] = tl__f16_to_float(tl__f16_from_float(t.v[i][j]));
+                for (size_t j = 0; j < t.e[i].nbytes / 4; j++)
+                    t.v[i][j] = tl__f16_to_float(tl__f16_from_float(t.v[i][j]));
         size_t m0 = tl_mem_live_bytes();
         tl_lm *f32 = NULL, *f16 = NULL, *i8 = NULL, *back = NULL, *g = NULL;
         CHECK(load_st(&t, s, NULL, &f32) == TL_OK, "float32: %s", tl_error_detail());
         size_t m1 = tl_mem_live_bytes();
-        CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"float16\"", &f16) == TL_OK, "float16: %s", tl_error_detail());
+        CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"float16\"", &f16) == TL_OK, "float16: %s",
+              tl_error_detail());
         size_t m2 = tl_mem_live_bytes();
         CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"int8\"", &i8) == TL_OK, "int8: %s", tl_error_detail());
         size_t m3 = tl_mem_live_bytes(), tab = s->V * s->D * (s->tied ? 1 : 2);
-        CHECK((m1 - m0) - (m2 - m1) >= tab * 2 - 64, "float16 tables: %zu bytes less held (%zu x 2 values)", (m1 - m0) - (m2 - m1), tab);
-        CHECK((m1 - m0) - (m3 - m2) >= tab * 3 - 64 - s->V * 8, "int8 tables: %zu bytes less held", (m1 - m0) - (m3 - m2));
-        if (f32 && f16) CHECK(same(f32, f16, s->V), "float16 tables of float16 values: the float32 model's logits, bit for bit");
+        CHECK((m1 - m0) - (m2 - m1) >= tab * 2 - 64, "float16 tables: %zu bytes less held (%zu x 2 values)",
+              (m1 - m0) - (m2 - m1), tab);
+        CHECK((m1 - m0) - (m3 - m2) >= tab * 3 - 64 - s->V * 8, "int8 tables: %zu bytes less held",
+              (m1 - m0) - (m3 - m2));
+        if (f32 && f16)
+            CHECK(same(f32, f16, s->V),
+                  "float16 tables of float16 values: the float32 model's logits, bit for bit");
         if (f32 && i8) {
             float *x = run(f32, s->V, 0), *y = run(i8, s->V, 0);
-            CHECK(rel(x, y, 12 * s->V) < 0.05 && rel(x, y, 12 * s->V) > 0, "int8 tables: near the float32 model's logits (%g)",
-                  rel(x, y, 12 * s->V));
+            CHECK(rel(x, y, 12 * s->V) < 0.05 && rel(x, y, 12 * s->V) > 0,
+                  "int8 tables: near the float32 model's logits (%g)", rel(x, y, 12 * s->V));
             free(x), free(y);
         }
         /* the packed file keeps the form and the numbers */
         if (f16) {
-            CHECK(lm_to_st(f16, &back) == TL_OK && same(f16, back, s->V), "float16: save and load, the same logits");
+            CHECK(lm_to_st(f16, &back) == TL_OK && same(f16, back, s->V),
+                  "float16: save and load, the same logits");
             tl_lm_free(back), back = NULL;
             uint8_t *f = NULL;
             size_t len;
@@ -563,11 +603,13 @@ static void test_embedding(void) {
                   "float16: GGUF (F16 token_embd) and back, the same logits: %s", tl_error_detail());
             char *d = NULL;
             size_t dl;
-            if (g && tl_lm_describe(g, &d, &dl) == TL_OK) CHECK(strstr(d, "\"tilelli_embedding\":\"float16\""), "GGUF F16 table read as float16");
+            if (g && tl_lm_describe(g, &d, &dl) == TL_OK)
+                CHECK(strstr(d, "\"tilelli_embedding\":\"float16\""), "GGUF F16 table read as float16");
             tl_free(d), tl_free(f), tl_lm_free(g), g = NULL;
         }
         if (i8) {
-            CHECK(lm_to_st(i8, &back) == TL_OK && same(i8, back, s->V), "int8: save and load, the same logits");
+            CHECK(lm_to_st(i8, &back) == TL_OK && same(i8, back, s->V),
+                  "int8: save and load, the same logits");
             tl_lm_free(back), back = NULL;
         }
         tl_lm_free(f32), tl_lm_free(f16), tl_lm_free(i8);
@@ -575,7 +617,8 @@ static void test_embedding(void) {
         tl_lm *m = NULL;
         CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"bf16\"", &m) == TL_ERR_PARSE, "bf16: PARSE");
         t.v[0][7] = 1e6f;
-        CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"float16\"", &m) == TL_ERR_OVERFLOW && strstr(tl_error_detail(), "element 7"),
+        CHECK(load_st(&t, s, ",\"tilelli_embedding\":\"float16\"", &m) == TL_ERR_OVERFLOW &&
+                  strstr(tl_error_detail(), "element 7"),
               "1e6 in a float16 table: OVERFLOW (%s)", tl_error_detail());
         drop(&t);
     }
@@ -600,7 +643,8 @@ static void test_head_gemv(void) {
         size_t R = shapes[k][0], C = shapes[k][1];
         uint16_t *h = malloc(R * C * 2);
         int8_t *q = malloc(R * C);
-        float *f = malloc(R * C * 4), *x = malloc(C * 4), *a = malloc(R * 4), *b = malloc(R * 4), *sc = malloc(R * 4), *row = malloc(C * 4);
+        float *f = malloc(R * C * 4), *x = malloc(C * 4), *a = malloc(R * 4), *b = malloc(R * 4),
+              *sc = malloc(R * 4), *row = malloc(C * 4);
         for (size_t i = 0; i < R * C; i++) {
             h[i] = tl__f16_from_float(frand(3.0f)), f[i] = tl__f16_to_float(h[i]);
             q[i] = (int8_t)(check_rnd() % 255 - 127);
@@ -681,20 +725,23 @@ static void test_gguf_scale_tensor(void) {
     float two = 2.0f;
     put(&b, &two, 4);
     tl_lm *with = NULL, *doubled = NULL;
-    CHECK(tl_lm_load_gguf(b.p, b.n, TL_FORMAT_I2, 0, &with) == TL_OK, "with a scale tensor: %s", tl_error_detail());
+    CHECK(tl_lm_load_gguf(b.p, b.n, TL_FORMAT_I2, 0, &with) == TL_OK, "with a scale tensor: %s",
+          tl_error_detail());
     float *x = malloc(12 * s.V * 4);
     CHECK(edit_load(f, len, 0, double_q, x, s.V) == TL_OK, "doubled block scales");
     CHECK(tl_lm_load_gguf(f, len, TL_FORMAT_I2, 0, &doubled) == TL_OK, "base");
     if (with) {
         float *y = run(with, s.V, 0), *z = run(doubled, s.V, 0);
-        CHECK(!memcmp(x, y, 12 * s.V * 4), "blk.0.attn_q.scale = 2: the model with doubled attn_q scales, bit for bit");
+        CHECK(!memcmp(x, y, 12 * s.V * 4),
+              "blk.0.attn_q.scale = 2: the model with doubled attn_q scales, bit for bit");
         CHECK(memcmp(z, y, 12 * s.V * 4), "and not the model without it");
         free(y), free(z);
     }
     /* a scale tensor of 0 or of two values is refused */
     memcpy(b.p + b.n - 4, &(float){0.0f}, 4);
     tl_lm *bad = NULL;
-    CHECK(tl_lm_load_gguf(b.p, b.n, TL_FORMAT_I2, 0, &bad) == TL_ERR_ALPHA && strstr(tl_error_detail(), "attn_q.scale"),
+    CHECK(tl_lm_load_gguf(b.p, b.n, TL_FORMAT_I2, 0, &bad) == TL_ERR_ALPHA &&
+              strstr(tl_error_detail(), "attn_q.scale"),
           "a zero scale tensor: ALPHA (%s)", tl_error_detail());
     free(x), free(b.p), tl_free(f);
     tl_lm_free(with), tl_lm_free(doubled), tl_lm_free(a);

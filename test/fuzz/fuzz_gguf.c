@@ -14,8 +14,8 @@
 
 static int documented(tl_status s) {
     return s == TL_OK || s == TL_ERR_PARSE || s == TL_ERR_VERSION || s == TL_ERR_DTYPE || s == TL_ERR_SHAPE ||
-           s == TL_ERR_FORMAT || s == TL_ERR_NON_FINITE || s == TL_ERR_ALPHA || s == TL_ERR_OVERFLOW || s == TL_ERR_SIZE ||
-           s == TL_ERR_EMPTY;
+           s == TL_ERR_FORMAT || s == TL_ERR_NON_FINITE || s == TL_ERR_ALPHA || s == TL_ERR_OVERFLOW ||
+           s == TL_ERR_SIZE || s == TL_ERR_EMPTY;
 }
 
 static tl_status logits(tl_lm *lm, float **out) {
