@@ -406,45 +406,56 @@ static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_
     return buf;
 }
 
-/* 16 tables of 81 x L int16 (L <= TL__LI) for block `blk` (vectors b0.. of x, past nvec 0). */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((always_inline))
-#endif
-static inline void tl__tabi_block(const int16_t *x, size_t cols, size_t nvec, size_t b0, size_t blk, size_t L,
-                                  int16_t *T) {
-    for (unsigned j = 0; j < 16; j++) {
-        int16_t xi[4][TL__LI], lo[9][TL__LI], hi[9][TL__LI];
-        for (unsigned i = 0; i < 4; i++) {
-            size_t c = 64 * blk + tl__col_of(j, i);
-            for (size_t l = 0; l < L; l++) xi[i][l] = c < cols && b0 + l < nvec ? x[(b0 + l) * cols + c] : 0;
-        }
-        for (int c1 = 0; c1 < 3; c1++)
-            for (int c0 = 0; c0 < 3; c0++)
-                for (size_t l = 0; l < L; l++) {
-                    lo[c0 + 3 * c1][l] = (int16_t)((c0 - 1) * xi[0][l] + (c1 - 1) * xi[1][l]);
-                    hi[c0 + 3 * c1][l] = (int16_t)((c0 - 1) * xi[2][l] + (c1 - 1) * xi[3][l]);
-                }
-        int16_t *Tj = T + 81 * L * j;
-        for (int h = 0; h < 9; h++)
-            for (int o = 0; o < 9; o++) {
-                int16_t *e = Tj + (o + 9 * h) * L;
-#if TL_SIMD
-                for (size_t v = 0; v < L; v += 8)
-                    wasm_v128_store(e + v, wasm_i16x8_add(wasm_v128_load(lo[o] + v), wasm_v128_load(hi[h] + v)));
-#else
-                for (size_t l = 0; l < L; l++) e[l] = (int16_t)(lo[o][l] + hi[h][l]);
-#endif
-            }
+/* x for one pass of the tables, transposed: xt[c * L + l] = x(b0 + l, c) for the Q * 64 padded
+ * columns (0 past cols and past nvec), so that each column's L values are whole vectors. */
+static void tl__tabi_transpose(const int16_t *x, size_t cols, size_t nvec, size_t b0, size_t L, size_t padded,
+                               int16_t *xt) {
+    memset(xt, 0, padded * L * 2);
+    for (size_t l = 0; l < L && b0 + l < nvec; l++) {
+        const int16_t *xv = x + (b0 + l) * cols;
+        for (size_t c = 0; c < cols; c++) xt[c * L + l] = xv[c];
     }
 }
 
-/* The builder with L a constant (the compiler vectorizes the lanes), one per width */
-static void tl__tabi16_block(const int16_t *x, size_t cols, size_t nvec, size_t b0, size_t blk, int16_t *T) {
-    tl__tabi_block(x, cols, nvec, b0, blk, 16, T);
+/* 16 tables of 81 x L int16 (L <= TL__LI) for block `blk` of the transposed x (xt). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline))
+#endif
+static inline void tl__tabi_block(const int16_t *xt, size_t blk, size_t L, int16_t *T) {
+    for (unsigned j = 0; j < 16; j++) {
+        const int16_t *x0 = xt + (64 * blk + tl__col_of(j, 0)) * L, *x1 = xt + (64 * blk + tl__col_of(j, 1)) * L,
+                      *x2 = xt + (64 * blk + tl__col_of(j, 2)) * L, *x3 = xt + (64 * blk + tl__col_of(j, 3)) * L;
+        int16_t *Tj = T + 81 * L * j;
+#if TL_SIMD
+        for (size_t v = 0; v < L; v += 8) {
+            /* the 9 values of two codes: index c0 + 3 c1, value (c0 - 1) a + (c1 - 1) b */
+            v128_t lo[9], hi[9];
+#define TL__PAIR(t, pa, pb)                                                                                  \
+    do {                                                                                                     \
+        v128_t a = wasm_v128_load(pa + v), b = wasm_v128_load(pb + v), na = wasm_i16x8_neg(a);             \
+        t[4] = wasm_i16x8_splat(0), t[5] = a, t[3] = na, t[7] = b, t[1] = wasm_i16x8_neg(b);                 \
+        t[8] = wasm_i16x8_add(a, b), t[0] = wasm_i16x8_neg(t[8]), t[2] = wasm_i16x8_sub(a, b),              \
+        t[6] = wasm_i16x8_sub(b, a);                                                                         \
+    } while (0)
+            TL__PAIR(lo, x0, x1);
+            TL__PAIR(hi, x2, x3);
+#undef TL__PAIR
+            for (int h = 0; h < 9; h++)
+                for (int o = 0; o < 9; o++) wasm_v128_store(Tj + (o + 9 * h) * L + v, wasm_i16x8_add(lo[o], hi[h]));
+        }
+#else
+        for (int h = 0; h < 9; h++)
+            for (int o = 0; o < 9; o++)
+                for (size_t l = 0; l < L; l++)
+                    Tj[(o + 9 * h) * L + l] = (int16_t)((o % 3 - 1) * x0[l] + (o / 3 - 1) * x1[l] +
+                                                        (h % 3 - 1) * x2[l] + (h / 3 - 1) * x3[l]);
+#endif
+    }
 }
-static void tl__tabi32_block(const int16_t *x, size_t cols, size_t nvec, size_t b0, size_t blk, int16_t *T) {
-    tl__tabi_block(x, cols, nvec, b0, blk, 32, T);
-}
+
+/* The builder with L a constant, one per width */
+static void tl__tabi16_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 16, T); }
+static void tl__tabi32_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 32, T); }
 
 /* One row's part of a block, L (16 or 32) vectors, into int32 acc[L]. int16 lanes are safe: an
  * entry is at most 4 * 511 = 2044 in size; a chain adds at most 8 entries of the block and two
@@ -510,7 +521,7 @@ static void tl__luti32_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
 typedef struct {
     size_t Q, band, nband, L; /* L: vectors per pass */
     int conv;
-    uint64_t tab_bytes, acc_bytes, total;
+    uint64_t tab_bytes, acc_bytes, xt_bytes, total;
 } tl__lut_plan;
 
 static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
@@ -521,7 +532,8 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
     p.L = nvec >= TL__LI ? TL__LI : 16;
     p.tab_bytes = (uint64_t)16 * 81 * p.L * 2;
     p.acc_bytes = (uint64_t)p.nband * p.L * 4;
-    p.total = tl__rup16(p.tab_bytes) + tl__rup16(p.acc_bytes) +
+    p.xt_bytes = (uint64_t)p.Q * 64 * p.L * 2;
+    p.total = tl__rup16(p.tab_bytes) + tl__rup16(p.acc_bytes) + tl__rup16(p.xt_bytes) +
               (p.conv ? tl__rup16((uint64_t)p.Q * 64) + tl__rup16((uint64_t)p.nband * p.Q * 16) : 0);
     return p;
 }
@@ -534,6 +546,7 @@ static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, i
     uint8_t *cur = w;
     int16_t *T = tl__take(&cur, pl.tab_bytes);
     int32_t *A = tl__take(&cur, pl.acc_bytes);
+    int16_t *xt = tl__take(&cur, pl.xt_bytes);
     int8_t *t = pl.conv ? tl__take(&cur, (uint64_t)Q * 64) : NULL;
     uint8_t *buf = pl.conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
     if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
@@ -543,13 +556,14 @@ static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, i
         const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
         for (size_t b0 = 0; b0 < nvec; b0 += L) {
             memset(A, 0, nr * L * 4);
+            tl__tabi_transpose(x, cols, nvec, b0, L, Q * 64, xt);
             for (size_t k = 0; k < Q; k++) {
                 const uint8_t *p = base + 16 * k;
                 if (L == 16) {
-                    tl__tabi16_block(x, cols, nvec, b0, k, T);
+                    tl__tabi16_block(xt, k, T);
                     for (size_t r = 0; r < nr; r++) tl__luti16_row(p + r * stride, T, A + r * 16);
                 } else {
-                    tl__tabi32_block(x, cols, nvec, b0, k, T);
+                    tl__tabi32_block(xt, k, T);
                     for (size_t r = 0; r < nr; r++) tl__luti32_row(p + r * stride, T, A + r * 32);
                 }
             }
