@@ -17,6 +17,13 @@ export const MSG = Object.freeze({
   RESULT: 'result', ERROR: 'error', PROGRESS: 'progress', SNAPSHOT: 'snapshot',
 });
 
+/**
+ * The compute threads' protocol (js/threads.js starts them, js/thread-worker.js runs in them): one
+ * START { module, memory, stack } to the worker, one STARTED back just before the worker enters
+ * the core's loop (src/threads.c), where it stays; nothing else crosses.
+ */
+export const MSG_THREAD = Object.freeze({ START: 'tilelli-thread-start', STARTED: 'tilelli-thread-started' });
+
 const REQUESTS = new Set([MSG.START, MSG.PAUSE, MSG.RESUME, MSG.CANCEL, MSG.WEIGHTS, MSG.EVALUATE, MSG.EXPORT]);
 
 /** A request as the worker receives it, or a TilelliError naming what is wrong with it. */

@@ -268,6 +268,30 @@ static void *tl__take(uint8_t **cur, uint64_t bytes) {
 }
 
 /* ---------------------------------------------------------------------------
+ * Splitting a product over threads (threads.c): by rows only, so that every output is computed
+ * by one task exactly as one thread computes it (the same bits for any thread count). Each
+ * thread has its own slot of per-thread scratch (tables, accumulators, decoded rows); what all
+ * rows share (the prepared x) is made once by the calling thread.
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    size_t chunk, tasks, slots; /* rows per task, tasks, per-thread slots (threads that can take one) */
+} tl__split;
+
+/* Tasks of whole groups of `align` rows, `per` tasks per thread (more balance the load on a busy
+ * machine; fewer repeat less per-task setup such as the tables). */
+static tl__split tl__split_rows(const tl_matrix *m, size_t batch, size_t align, size_t per) {
+    tl__split sp = {m->rows, 1, 1};
+    size_t T = tl__threads_n();
+    if (T < 2 || (uint64_t)m->rows * m->row_weights * batch < tl__par_min_work) return sp;
+    size_t n = T * per, c = (m->rows + n - 1) / n;
+    c = (c + align - 1) / align * align;
+    sp.chunk = c, sp.tasks = (m->rows + c - 1) / c;
+    sp.slots = sp.tasks < T ? sp.tasks : T;
+    return sp;
+}
+
+/* ---------------------------------------------------------------------------
  * Argument checks shared by the public kernels
  * ------------------------------------------------------------------------- */
 
@@ -634,9 +658,9 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, int is_float, size_t batc
     return p;
 }
 
-/* w: tl__lut_layout(...).total bytes of workspace, 16-byte aligned */
-static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi8, size_t batch,
-                           const float *x_scales, int32_t *acc, float *out, uint8_t *w) {
+/* Rows ra..rb - 1 of the product; w: tl__lut_layout(...).total bytes of workspace, 16-byte aligned */
+static void tl__lut_rows(const tl_matrix *m, const float *xf, const int8_t *xi8, size_t batch,
+                         const float *x_scales, int32_t *acc, float *out, uint8_t *w, size_t ra, size_t rb) {
     const tl__lut_plan pl = tl__lut_layout(m, xf != NULL, batch);
     const size_t rows = m->rows, cols = m->cols, Q = pl.Q, band = pl.band, nband = pl.nband, L = pl.L;
     const int conv = pl.conv, one = pl.one;
@@ -648,8 +672,8 @@ static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi
     uint8_t *buf = conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
     if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
 
-    for (size_t r0 = 0; r0 < rows; r0 += band) {
-        size_t nr = rows - r0 < band ? rows - r0 : band, stride;
+    for (size_t r0 = ra; r0 < rb; r0 += band) {
+        size_t nr = rb - r0 < band ? rb - r0 : band, stride;
         const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
         for (size_t b0 = 0; b0 < batch; b0 += one ? 1 : L) {
             if (one)
@@ -700,23 +724,109 @@ static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi
     }
 }
 
+/* Tables: tl__lut_rows per task, each thread with its own tables and accumulators (the table
+ * building is repeated per task, so one task per thread). */
+#define TL__TASKS_LUT 1
+
+typedef struct {
+    const tl_matrix *m;
+    const float *xf, *x_scales;
+    const int8_t *xi8;
+    size_t batch, chunk;
+    int32_t *acc;
+    float *out;
+    uint8_t *w;
+    uint64_t slot;
+} tl__lut_job;
+
+static void tl__lut_task(void *c, size_t task, unsigned thread) {
+    const tl__lut_job *j = c;
+    size_t ra = task * j->chunk, rb = j->m->rows - ra < j->chunk ? j->m->rows : ra + j->chunk;
+    tl__lut_rows(j->m, j->xf, j->xi8, j->batch, j->x_scales, j->acc, j->out, j->w + thread * j->slot, ra, rb);
+}
+
+static uint64_t tl__lut_need(const tl_matrix *m, int is_float, size_t batch) {
+    return tl__split_rows(m, batch, 4, TL__TASKS_LUT).slots * tl__rup16(tl__lut_layout(m, is_float, batch).total);
+}
+
+/* w: tl__lut_need bytes */
+static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi8, size_t batch,
+                           const float *x_scales, int32_t *acc, float *out, uint8_t *w) {
+    tl__split sp = tl__split_rows(m, batch, 4, TL__TASKS_LUT);
+    tl__lut_job j = {m, xf, x_scales, xi8, batch, sp.chunk, acc, out, w,
+                     tl__rup16(tl__lut_layout(m, xf != NULL, batch).total)};
+    tl__parallel(sp.tasks, tl__lut_task, &j);
+}
+
 /* ---------------------------------------------------------------------------
  * int8 by dot products (small batches): int16 copies of x, one dot per row and vector
  * ------------------------------------------------------------------------- */
 
+/* Rows per task: 4 tasks per thread (the x copies are shared, a task costs nothing to start) */
+#define TL__TASKS_DOT 4
+
+static tl__split tl__i8_dot_split(const tl_matrix *m, size_t batch) {
+    return tl__split_rows(m, batch, 4, TL__TASKS_DOT);
+}
+
+/* the int16 (or int8) copies of x and their sums, shared; per thread a decoded row (formats
+ * without dot_x16) */
 static uint64_t tl__i8_dot_need(const tl_matrix *m, size_t batch) {
     return tl__rup16((uint64_t)batch * m->row_weights * 2) + tl__rup16((uint64_t)batch * 4) +
-           (m->traits->dot_x16 ? 0 : tl__rup16((uint64_t)m->row_weights + 16));
+           (m->traits->dot_x16 ? 0 : tl__i8_dot_split(m, batch).slots * tl__rup16((uint64_t)m->row_weights + 16));
+}
+
+typedef struct {
+    const tl_matrix *m;
+    const int16_t *x16;
+    const int32_t *sums;
+    const float *x_scales;
+    size_t batch, chunk;
+    int32_t *acc;
+    float *out;
+    int8_t *t;
+    uint64_t slot;
+} tl__i8_dot_job;
+
+static void tl__i8_dot_task(void *c, size_t task, unsigned thread) {
+    const tl__i8_dot_job *j = c;
+    const tl_matrix *m = j->m;
+    size_t P = m->row_weights, ra = task * j->chunk, rb = m->rows - ra < j->chunk ? m->rows : ra + j->chunk;
+    if (m->traits->dot_x16) {
+        for (size_t r = ra; r < rb; r += 4) {
+            size_t n = rb - r < 4 ? rb - r : 4;
+            for (size_t b = 0; b < j->batch; b++) {
+                int32_t a[4];
+                m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, j->x16 + b * P, j->sums[b], a);
+                for (size_t i = 0; i < n; i++)
+                    tl__emit(m, b, r + i, a[i], j->x_scales ? j->x_scales[b] : 1.0f, j->acc, j->out);
+            }
+        }
+        return;
+    }
+    int8_t *t = j->t + thread * j->slot;
+    for (size_t r = ra; r < rb; r++) {
+        tl__decode_row(m, r, t);
+        for (size_t b = 0; b < j->batch; b++) {
+#if TL_RELAXED
+            int32_t a = tl__dot_t8_x8(t, (const int8_t *)(j->x16 + b * P), P, j->sums[b]);
+#else
+            (void)j->sums;
+            int32_t a = tl__dot_t8_x16(t, j->x16 + b * P, P);
+#endif
+            tl__emit(m, b, r, a, j->x_scales ? j->x_scales[b] : 1.0f, j->acc, j->out);
+        }
+    }
 }
 
 static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
                        float *out, uint8_t *w) {
     size_t P = m->row_weights, cols = m->cols;
-    uint64_t xb = (uint64_t)batch * P * 2, sb = (uint64_t)batch * 4, tb = m->traits->dot_x16 ? 0 : P + 16;
+    uint64_t xb = (uint64_t)batch * P * 2, sb = (uint64_t)batch * 4;
+    tl__split sp = tl__i8_dot_split(m, batch);
     uint8_t *cur = w;
     int16_t *x16 = tl__take(&cur, xb); /* int8 in the relaxed build's i2 layout: half used */
     int32_t *sums = tl__take(&cur, sb);
-    int8_t *t = tl__take(&cur, tb);
     for (size_t b = 0; b < batch; b++) {
         int32_t sum = 0;
         for (size_t c = 0; c < cols; c++) sum += x[b * cols + c];
@@ -734,28 +844,9 @@ static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const 
 #endif
         }
     }
-    if (m->traits->dot_x16) {
-        for (size_t r = 0; r < m->rows; r += 4) {
-            size_t n = m->rows - r < 4 ? m->rows - r : 4;
-            for (size_t b = 0; b < batch; b++) {
-                int32_t a[4];
-                m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, x16 + b * P, sums[b], a);
-                for (size_t i = 0; i < n; i++) tl__emit(m, b, r + i, a[i], x_scales ? x_scales[b] : 1.0f, acc, out);
-            }
-        }
-        return;
-    }
-    for (size_t r = 0; r < m->rows; r++) {
-        tl__decode_row(m, r, t);
-        for (size_t b = 0; b < batch; b++) {
-#if TL_RELAXED
-            int32_t a = tl__dot_t8_x8(t, (const int8_t *)(x16 + b * P), P, sums[b]);
-#else
-            int32_t a = tl__dot_t8_x16(t, x16 + b * P, P);
-#endif
-            tl__emit(m, b, r, a, x_scales ? x_scales[b] : 1.0f, acc, out);
-        }
-    }
+    tl__i8_dot_job j = {m, x16, sums, x_scales, batch, sp.chunk, acc, out, (int8_t *)cur,
+                        tl__rup16((uint64_t)P + 16)};
+    tl__parallel(sp.tasks, tl__i8_dot_task, &j);
 }
 
 /* int8 by tables (batches of TL__I8_TABLE_MIN and more, TL__I8_TABLE_MIN_ROWS rows and more) or by dot
@@ -764,7 +855,7 @@ static int tl__i8_tables(const tl_matrix *m, size_t batch) {
     return batch >= TL__I8_TABLE_MIN && m->rows >= TL__I8_TABLE_MIN_ROWS;
 }
 static uint64_t tl__i8_need(const tl_matrix *m, size_t batch) {
-    return tl__i8_tables(m, batch) ? tl__lut_layout(m, 0, batch).total : tl__i8_dot_need(m, batch);
+    return tl__i8_tables(m, batch) ? tl__lut_need(m, 0, batch) : tl__i8_dot_need(m, batch);
 }
 static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
                        float *out, uint8_t *w) {
@@ -787,7 +878,7 @@ tl_status tl__matmul_i8_ws(const tl_matrix *m, const int8_t *x, size_t batch, co
 }
 
 tl_status tl__matmul_f32_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws) {
-    tl_status s = tl__ws_need(ws, tl__lut_layout(m, 1, batch).total);
+    tl_status s = tl__ws_need(ws, tl__lut_need(m, 1, batch));
     if (s) return s;
     tl__lut_matmul(m, x, NULL, batch, NULL, NULL, out, ws->p);
     return TL_OK;
@@ -805,6 +896,26 @@ tl_status tl__matmul_f32_i8_ws(const tl_matrix *m, const float *x, size_t batch,
     return TL_OK;
 }
 
+typedef struct {
+    const tl_matrix *m;
+    const uint64_t *xw;
+    size_t words, batch, chunk;
+    int32_t *acc;
+    float *out;
+} tl__bits_job;
+
+static void tl__bits_task(void *c, size_t task, unsigned thread) {
+    const tl__bits_job *j = c;
+    const tl_matrix *m = j->m;
+    size_t ra = task * j->chunk, rb = m->rows - ra < j->chunk ? m->rows : ra + j->chunk;
+    (void)thread;
+    for (size_t r = ra; r < rb; r++) {
+        const uint8_t *row = m->data + r * m->row_bytes;
+        for (size_t b = 0; b < j->batch; b++)
+            tl__emit(m, b, r, m->traits->dot_bits(row, m->row_bytes, j->xw + b * j->words), 1.0f, j->acc, j->out);
+    }
+}
+
 tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batch, int32_t *acc, float *out,
                                tl__ws *ws) {
     size_t xb = tl_binary_row_bytes(m->cols);
@@ -820,11 +931,9 @@ tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batc
             memcpy(dst, x + b * xb, xb);
             if (m->cols % 8) dst[xb - 1] &= (uint8_t)((1u << (m->cols % 8)) - 1);
         }
-        for (size_t r = 0; r < m->rows; r++) {
-            const uint8_t *row = m->data + r * m->row_bytes;
-            for (size_t b = 0; b < batch; b++)
-                tl__emit(m, b, r, m->traits->dot_bits(row, m->row_bytes, xw + b * words), 1.0f, acc, out);
-        }
+        tl__split sp = tl__split_rows(m, batch, 1, TL__TASKS_DOT);
+        tl__bits_job j = {m, xw, words, batch, sp.chunk, acc, out};
+        tl__parallel(sp.tasks, tl__bits_task, &j);
         return TL_OK;
     }
     /* Other formats: the bits become 0/1 int8 activations for the int path. */
