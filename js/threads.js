@@ -77,7 +77,9 @@ async function spawn() {
   const url = new URL('./thread-worker.js', import.meta.url);
   if (!isNode) return new Worker(url, { type: 'module', name: 'tilelli-thread' });
   const wt = await nodeWorkerThreads();
-  const w = new wt.Worker(url);
+  // no execArgv: the caller's (e.g. `node -e script`) would run again in the worker; V8 flags are
+  // process-wide, so the worker compiles what the caller compiles
+  const w = new wt.Worker(url, { execArgv: [] });
   w.unref(); // a sleeping worker does not keep the process alive
   return w;
 }
