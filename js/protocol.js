@@ -19,8 +19,9 @@ export const MSG = Object.freeze({
 
 /**
  * The compute threads' protocol (js/threads.js starts them, js/thread-worker.js runs in them): one
- * START { module, memory, stack } to the worker, one STARTED back just before the worker enters
- * the core's loop (src/threads.c), where it stays; nothing else crosses.
+ * START { started: STARTED, module, memory, stack } to the worker, one STARTED back just before the
+ * worker enters the core's loop (src/threads.c), where it stays; nothing else crosses. The worker
+ * imports nothing (Deno checks each module a worker loads), so START carries the answer's name.
  */
 export const MSG_THREAD = Object.freeze({ START: 'tilelli-thread-start', STARTED: 'tilelli-thread-started' });
 

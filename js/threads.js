@@ -16,6 +16,9 @@ import { TilelliError } from './errors.js';
 import { MSG_THREAD } from './protocol.js';
 
 const isNode = typeof globalThis.process?.versions?.node === 'string' && typeof globalThis.Deno === 'undefined';
+// Deno starts the workers through its node:worker_threads too: a web Worker that is alive keeps a
+// Deno process from ending, an unref()'d worker_threads Worker does not.
+const isDeno = typeof globalThis.Deno?.version?.deno === 'string';
 
 /** Bytes of stack per worker (kernel slices need little: a few KiB of locals). */
 const STACK_BYTES = 256 * 1024;
@@ -23,7 +26,7 @@ const STACK_BYTES = 256 * 1024;
 const START_TIMEOUT_MS = 20000;
 
 function nodeWorkerThreads() {
-  if (typeof process.getBuiltinModule === 'function') return process.getBuiltinModule('node:worker_threads');
+  if (typeof globalThis.process?.getBuiltinModule === 'function') return process.getBuiltinModule('node:worker_threads');
   const specifier = 'node:worker_threads';
   return import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
 }
@@ -32,7 +35,7 @@ function nodeWorkerThreads() {
 export function threadsUnavailable() {
   if (typeof SharedArrayBuffer !== 'function') return 'no SharedArrayBuffer';
   if (globalThis.crossOriginIsolated === false) return 'the page is not crossOriginIsolated (send COOP same-origin and COEP require-corp)';
-  if (!isNode && typeof globalThis.Worker !== 'function') return 'no Worker';
+  if (!isNode && !isDeno && typeof globalThis.Worker !== 'function') return 'no Worker';
   try {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
     if (!(memory.buffer instanceof SharedArrayBuffer)) return 'no shared WebAssembly.Memory';
@@ -75,7 +78,7 @@ export function threadsOption(threads) {
 
 async function spawn() {
   const url = new URL('./thread-worker.js', import.meta.url);
-  if (!isNode) return new Worker(url, { type: 'module', name: 'tilelli-thread' });
+  if (!isNode && !isDeno) return new Worker(url, { type: 'module', name: 'tilelli-thread' });
   const wt = await nodeWorkerThreads();
   // no execArgv: the caller's (e.g. `node -e script`) would run again in the worker; V8 flags are
   // process-wide, so the worker compiles what the caller compiles
@@ -115,8 +118,11 @@ export async function startThreads(module, memory, exports, n) {
       };
       const timer = setTimeout(() => done(false), START_TIMEOUT_MS);
       offs.push(on(worker, 'message', (m) => { if (m?.type === MSG_THREAD.STARTED) done(true); }),
-        on(worker, 'error', () => done(false)));
-      worker.postMessage({ type: MSG_THREAD.START, module, memory, stack, id });
+        on(worker, 'error', (e) => {
+          e?.preventDefault?.(); // Deno and browsers: handled here (Deno would end the process)
+          done(false);
+        }));
+      worker.postMessage({ type: MSG_THREAD.START, started: MSG_THREAD.STARTED, module, memory, stack });
     })).catch(() => null));
   }
   const workers = (await Promise.all(started)).filter(Boolean);

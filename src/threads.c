@@ -52,6 +52,7 @@ static struct {
 /* A worker spins this many polls of gen before it sleeps: a model's layers come microseconds
  * apart, and waking a sleeping thread costs tens of microseconds. */
 #define TL__SPIN 20000
+#define TL__SLEEP_NS 100000000 /* 100 ms */
 
 static void tl__take_tasks(unsigned thread) {
     uint32_t n = tl__job.ntasks;
@@ -71,7 +72,9 @@ void tl_threads_worker(void) {
         unsigned spins = 0;
         while ((g = __atomic_load_n(&tl__job.gen, __ATOMIC_SEQ_CST)) == seen) {
             if (spins++ < TL__SPIN) continue;
-            __builtin_wasm_memory_atomic_wait32((int *)&tl__job.gen, (int)seen, -1);
+            /* a bounded sleep: a runtime that ends the process terminates its workers, and Deno
+             * cannot interrupt an unbounded memory.atomic.wait32 (the process would hang) */
+            __builtin_wasm_memory_atomic_wait32((int *)&tl__job.gen, (int)seen, TL__SLEEP_NS);
         }
         seen = g;
         if (id > (g & 255)) continue; /* not one of this job's workers */
