@@ -38,35 +38,51 @@ uint64_t tl__par_min_work = (uint64_t)1 << 20;
 #if TL_THREADS
 #include <stdlib.h>
 
-/* The job in flight. gen changes once per job (the workers wait on it): a counter in its high
- * bits, the number of workers the job uses in its low 8 (read in the same load, so a worker never
- * mixes two jobs). busy counts the job's workers that have not yet left it. The plain fields are
- * written before gen's (sequentially consistent) store and read after a worker saw it. */
+/* The job in flight. `word` packs the job's number (bits 32..63), how many threads have joined it
+ * (16..31) and the next task (0..15); a thread takes a task with one compare-and-swap of the whole
+ * word, so a worker that woke late for an older job can never take a task of a newer one (its
+ * swap fails), and the job's fields (written before the word, read after a successful swap) are
+ * those of the job whose task it took. A thread's first task of a job also gives it its slot: the
+ * join count before it (0 .. threads - 1), which indexes per-thread scratch. `done` counts the
+ * finished tasks: the caller waits for those only, never for a worker that has not woken up. `gen`
+ * is the job's number again, for the sleepers (memory.atomic.wait32 takes 32 bits). */
 static struct {
-    uint32_t gen, next, busy, ready;
-    uint32_t ntasks;
+    uint64_t word;
+    uint32_t gen, done, ready, ntasks, nthreads;
     tl__task_fn fn;
     void *ctx;
 } tl__job;
+
+#define TL__NEXT_MASK 0xFFFFull
+#define TL__JOIN_ONE 0x10000ull
 
 /* A worker spins this many polls of gen before it sleeps: a model's layers come microseconds
  * apart, and waking a sleeping thread costs tens of microseconds. */
 #define TL__SPIN 20000
 #define TL__SLEEP_NS 100000000 /* 100 ms */
 
-static void tl__take_tasks(unsigned thread) {
-    uint32_t n = tl__job.ntasks;
+/* Take and run tasks of job g until none is left (or the job is no longer g). */
+static void tl__take_tasks(uint32_t g) {
+    int slot = -1;
     for (;;) {
-        uint32_t i = __atomic_fetch_add(&tl__job.next, 1, __ATOMIC_SEQ_CST);
-        if (i >= n) break;
-        tl__job.fn(tl__job.ctx, i, thread);
+        uint64_t w = __atomic_load_n(&tl__job.word, __ATOMIC_SEQ_CST), want;
+        if ((uint32_t)(w >> 32) != g) return;
+        uint32_t i = (uint32_t)(w & TL__NEXT_MASK), joined = (uint32_t)(w >> 16) & 0xFFFF;
+        if (i >= __atomic_load_n(&tl__job.ntasks, __ATOMIC_SEQ_CST)) return;
+        if (slot < 0 && joined >= __atomic_load_n(&tl__job.nthreads, __ATOMIC_SEQ_CST)) return; /* full */
+        want = w + 1 + (slot < 0 ? TL__JOIN_ONE : 0);
+        if (!__atomic_compare_exchange_n(&tl__job.word, &w, want, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) continue;
+        if (slot < 0) slot = (int)joined;
+        /* The swap made this a task of job g, which cannot end before it is done: its fields hold. */
+        if (i >= tl__job.ntasks) return;
+        tl__job.fn(tl__job.ctx, i, (unsigned)slot);
+        __atomic_fetch_add(&tl__job.done, 1, __ATOMIC_SEQ_CST);
     }
 }
 
-/* Worker ids are 1, 2, ... in the order the workers reach their loop, so that the ones in use
- * (id <= nworkers) are all running whichever failed to start. */
 void tl_threads_worker(void) {
-    uint32_t seen = 0, id = __atomic_add_fetch(&tl__job.ready, 1, __ATOMIC_SEQ_CST);
+    uint32_t seen = __atomic_load_n(&tl__job.gen, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&tl__job.ready, 1, __ATOMIC_SEQ_CST);
     for (;;) {
         uint32_t g;
         unsigned spins = 0;
@@ -77,9 +93,7 @@ void tl_threads_worker(void) {
             __builtin_wasm_memory_atomic_wait32((int *)&tl__job.gen, (int)seen, TL__SLEEP_NS);
         }
         seen = g;
-        if (id > (g & 255)) continue; /* not one of this job's workers */
-        tl__take_tasks(id);
-        __atomic_fetch_sub(&tl__job.busy, 1, __ATOMIC_SEQ_CST);
+        tl__take_tasks(g);
     }
 }
 
@@ -102,19 +116,23 @@ uint32_t tl_threads_set(uint32_t n) {
 }
 
 void tl__parallel(size_t ntasks, tl__task_fn fn, void *ctx) {
-    unsigned workers = tl__nthreads - 1;
-    if (workers == 0 || ntasks < 2) {
+    if (tl__nthreads < 2 || ntasks < 2 || ntasks > TL__NEXT_MASK) {
         for (size_t i = 0; i < ntasks; i++) fn(ctx, i, 0);
         return;
     }
-    if (workers > ntasks - 1) workers = (unsigned)ntasks - 1;
-    tl__job.fn = fn, tl__job.ctx = ctx, tl__job.ntasks = (uint32_t)ntasks;
-    __atomic_store_n(&tl__job.next, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&tl__job.busy, workers, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&tl__job.gen, ((tl__job.gen >> 8) + 1) << 8 | workers, __ATOMIC_SEQ_CST);
-    __builtin_wasm_memory_atomic_notify((int *)&tl__job.gen, 0xFFFFFFFFu); /* all: the sleepers may not be this job's */
-    tl__take_tasks(0);
-    while (__atomic_load_n(&tl__job.busy, __ATOMIC_SEQ_CST)) {
+    uint32_t g = tl__job.gen + 1;
+    /* First the word says job g with no task left: a worker still looking at the previous job
+     * (which read the new fields below) cannot swap that job's word any more. */
+    __atomic_store_n(&tl__job.word, (uint64_t)g << 32 | TL__NEXT_MASK, __ATOMIC_SEQ_CST);
+    tl__job.fn = fn, tl__job.ctx = ctx;
+    __atomic_store_n(&tl__job.ntasks, (uint32_t)ntasks, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&tl__job.nthreads, tl__nthreads, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&tl__job.done, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&tl__job.word, (uint64_t)g << 32, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&tl__job.gen, g, __ATOMIC_SEQ_CST);
+    __builtin_wasm_memory_atomic_notify((int *)&tl__job.gen, tl__nthreads - 1);
+    tl__take_tasks(g);
+    while (__atomic_load_n(&tl__job.done, __ATOMIC_SEQ_CST) < ntasks) {
     }
 }
 #else
