@@ -6,6 +6,8 @@
 //
 //   GEMV 4096x4096 (i2), int8 activations (target >= 1.5x) and float activations (reported)
 //   wide MLP 1024-4096-4096-1024 (i2, ReLU), batch 16, float and int8 activations (target >= 1.7x)
+//   MNIST training epoch: the 784-256-256-10 MLP of bench/train.mjs, batch 64, 7996 digits (>= 1.4x;
+//   --epochs rounds of one epoch each side, the networks' weights compared bit for bit after each)
 //
 // The physical limit is the core count: N threads can at most be N times faster (and on a machine
 // busy with other work, less: the load average is printed before and after). Calls go through the
@@ -17,12 +19,14 @@ import { availableParallelism, loadavg } from 'node:os';
 
 import { init } from '../js/index.js';
 import { benchArgs } from './args.mjs';
+import { loadDigits } from './mnist-digits.mjs';
 
-const USAGE = 'usage: node bench/threads.mjs [--threads 2] [--rounds 15] [--budget 60] [--check]';
+const USAGE = 'usage: node bench/threads.mjs [--threads 2] [--rounds 15] [--budget 60] [--epochs 3] [--check]';
 const opts = benchArgs('threads.mjs', USAGE, {
   threads: { type: 'string', default: '2' },
   rounds: { type: 'string', default: '15' },
   budget: { type: 'string', default: '60' },
+  epochs: { type: 'string', default: '3' },
   check: { type: 'boolean', default: false },
 });
 const args = { rounds: Number(opts.rounds), budget: Number(opts.budget), check: opts.check };
@@ -134,4 +138,28 @@ function line(name, r, target) {
     b.free();
   }
 }
+// MNIST training epoch
+{
+  const { train } = loadDigits();
+  const nets = [tl1, tlN].map((tl) => tl.Network.create({ widths: [784, 256, 256, 10], seed: 20240611 }));
+  const epoch = (net) => {
+    const t0 = performance.now();
+    net.fit({ x: train.x, labels: train.labels }, { epochs: 1, batchSize: 64, seed: 1 });
+    return performance.now() - t0;
+  };
+  const a = [], b = [];
+  for (let r = 0; r < (args.check ? 1 : Number(opts.epochs)); r++) {
+    a.push(epoch(nets[0]));
+    b.push(epoch(nets[1]));
+    for (let k = 0; k < 3; k++) {
+      if (!same(nets[0].getLayer(k).weight, nets[1].getLayer(k).weight)) {
+        console.error(`MNIST: the threaded network's layer ${k} differs after epoch ${r + 1}`);
+        process.exit(1);
+      }
+    }
+  }
+  if (!args.check) line('MNIST training epoch 784-256-256-10, batch 64', { one: median(a), many: median(b) }, 1.4);
+  for (const net of nets) net.free();
+}
+
 console.log(args.check ? 'threads bench --check: both instances give the same bits' : `load average after: ${load()}`);

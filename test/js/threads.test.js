@@ -170,3 +170,24 @@ test('the relaxed threaded build (child Node with the relaxed-SIMD flags) gives 
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()), { build: 'relaxed', threads: 3, n: 24 });
 });
+
+test('training steps on 2 threads leave the bits of one thread: weights, biases, gradients, losses', async () => {
+  const one = await init({ threads: 1 });
+  const two = await init({ threads: 2 });
+  const widths = [300, 256, 130, 10]; // 64 x 256 x 300 products: split; odd and even output counts
+  const batch = 64;
+  const x = floats(batch * widths[0], 41);
+  const labels = Uint32Array.from({ length: batch }, (_, i) => (i * 7) % 10);
+  const nets = [one, two].map((tl) => tl.Network.create({ widths, seed: 5 }));
+  const losses = nets.map(() => []);
+  for (let step = 0; step < 3; step++) nets.forEach((net, i) => losses[i].push(net.trainStep(x, { labels })));
+  assert.deepEqual(losses[0], losses[1]);
+  for (let k = 0; k < widths.length - 1; k++) {
+    const [a, b] = nets.map((net) => net.getLayer(k));
+    assert.ok(bits(a.weight).equals(bits(b.weight)) && bits(a.bias).equals(bits(b.bias)), `layer ${k} weights`);
+    const [ga, gb] = nets.map((net) => net.getGrads(k));
+    assert.ok(bits(ga.weight).equals(bits(gb.weight)), `layer ${k} gradients`);
+  }
+  assert.ok(bits(nets[0].forward(x)).equals(bits(nets[1].forward(x))), 'forward');
+  for (const net of nets) net.free();
+});
