@@ -77,8 +77,9 @@ export function threadsOption(threads) {
 }
 
 async function spawn() {
+  // the literal form that bundlers which understand workers (webpack 5, Vite, Parcel) recognize
+  if (!isNode && !isDeno) return new Worker(new URL('./thread-worker.js', import.meta.url), { type: 'module', name: 'tilelli-thread' });
   const url = new URL('./thread-worker.js', import.meta.url);
-  if (!isNode && !isDeno) return new Worker(url, { type: 'module', name: 'tilelli-thread' });
   const wt = await nodeWorkerThreads();
   // no execArgv: the caller's (e.g. `node -e script`) would run again in the worker; V8 flags are
   // process-wide, so the worker compiles what the caller compiles
