@@ -58,7 +58,7 @@ static struct {
 
 /* A worker spins this many polls of gen before it sleeps: a model's layers come microseconds
  * apart, and waking a sleeping thread costs tens of microseconds. */
-#define TL__SPIN 20000
+#define TL__SPIN 100000
 #define TL__SLEEP_NS 100000000 /* 100 ms */
 
 /* Take and run tasks of job g until none is left (or the job is no longer g). */
