@@ -4,6 +4,8 @@
 // (the bytes it reads: packed projections + the float32 head / measured read bandwidth).
 //
 //   node bench/lm.mjs [--models charlm,bitnet-64m] [--tokens 64] [--budget 3000]
+//   node bench/lm.mjs --browser     the same in headless Chromium (bench/lm-browser.mjs, bench/lm-page/)
+//   node bench/lm.mjs --heap        JS memory while LanguageModel.fromURL loads a packed model (bench/lm-heap.mjs)
 //
 // Not here yet (issue 17): the BitNet-b1.58-2B4T shape (30 layers, dim 2560, vocab 128256: its
 // float32 head alone is 1.3 GB; it needs f16/int8 embeddings and a streaming loader) and
@@ -15,11 +17,13 @@ import { init } from '../js/node.js';
 import { benchArgs } from './args.mjs';
 import { readBandwidth } from './baselines.mjs';
 
-const USAGE = 'usage: node bench/lm.mjs [--models charlm,bitnet-64m,bitnet-160m] [--tokens 64] [--budget 3000]';
+const USAGE = 'usage: node bench/lm.mjs [--models charlm,bitnet-64m,bitnet-160m] [--tokens 64] [--budget 3000] [--browser | --heap]';
 const o = benchArgs('lm.mjs', USAGE, {
   models: { type: 'string', default: 'charlm,bitnet-64m,bitnet-160m' },
   tokens: { type: 'string', default: '64' },
   budget: { type: 'string', default: '3000' },
+  browser: { type: 'boolean', default: false },
+  heap: { type: 'boolean', default: false },
 });
 
 // BitNet-b1.58-shaped configs (squared ReLU, sub-norms, GQA 4:1, tied embeddings), random weights
@@ -82,6 +86,10 @@ const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
 const tl = await init();
 const tokens = Number(o.tokens), budget = Number(o.budget);
+if (o.browser || o.heap) {
+  await (o.browser ? inBrowser() : heap());
+  process.exit(0);
+}
 console.log(`# bench/lm.mjs — ${new Date().toISOString().slice(0, 16)} UTC, Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ` +
   `tilelli ${tl.version} (${tl.simd ? 'SIMD128' : 'scalar'}, 1 thread)`);
 console.log('\n| model | ternary weights | activations | prefill tok/s (64) | decode tok/s | bytes / token | limit tok/s | of limit |');
@@ -123,3 +131,45 @@ console.log(`\nbytes / token: what one decoded token reads at least: the packed 
 and the float32 head (the tied embedding); limit: those bytes / the wasm read bandwidth measured here over a buffer of
 the same size (4 streams, median). Prefill: 64 tokens from an empty cache; decode: ${tokens} single steps after it.
 Medians over repeated runs (${budget} ms per line). Load average at the end: ${loadavg()[0].toFixed(1)} on ${cpus().length} cores.`);
+
+/** The same measurement in Chromium (bench/lm-browser.mjs). */
+async function inBrowser() {
+  const { browserTable, lmInChromium } = await import('./lm-browser.mjs');
+  const models = [], ternary = {};
+  for (const name of o.models.split(',')) {
+    const files = await modelFiles(name);
+    const lm = tl.LanguageModel.load(files, { context: 256 });
+    const c = lm.config;
+    ternary[name] = `${(c.num_hidden_layers * (c.hidden_size * (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim +
+      c.num_attention_heads * c.head_dim * c.hidden_size + 3 * c.hidden_size * c.intermediate_size) / 1e6).toFixed(1)}M`;
+    lm.free();
+    models.push({ name, files });
+  }
+  const r = await lmInChromium({ tl, models, tokens, budget });
+  console.log(`# bench/lm.mjs --browser — ${new Date().toISOString().slice(0, 16)} UTC`);
+  for (const line of browserTable(r, ternary)) console.log(line);
+}
+
+/** JS memory of LanguageModel.fromURL against the file size (bench/lm-heap.mjs), for each random model. */
+async function heap() {
+  const { HEAP_HEADER, heapLines, measureLoad } = await import('./lm-heap.mjs');
+  console.log(`# bench/lm.mjs --heap — ${new Date().toISOString().slice(0, 16)} UTC, Node ${process.version}: JS memory while loading the packed file over HTTP`);
+  console.log(HEAP_HEADER.join('\n'));
+  for (const name of o.models.split(',').filter((n) => SHAPES[n])) {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const lm = tl.LanguageModel.load(await modelFiles(name), { context: 256 });
+    const packed = lm.save();
+    lm.free();
+    const dir = await mkdtemp(join(tmpdir(), 'tilelli-lm-heap-'));
+    try {
+      await writeFile(join(dir, 'packed.safetensors'), packed);
+      for (const line of heapLines(name, await measureLoad(join(dir, 'packed.safetensors')))) console.log(line);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  console.log('\npeak JS memory: the largest heapUsed + arrayBuffers of a fresh Node sampled after each chunk and after the load, above the level');
+  console.log('before it (no GC forced between). Target (issue 17): below 1.5x the file. Wasm memory (not JS) holds the file while C reads it, then the model.');
+}

@@ -1,10 +1,11 @@
 // main.js — the demo page (bundled by scripts/demo.mjs into build/demo/app/app.js).
 //
 // Loads the SIMD128 build of tilelli (the scalar one where SIMD128 is missing), the MNIST digits
-// (data/digits.bin) and the model trained at build time (models/default.tlm), then wires the four
+// (data/digits.bin) and the model trained at build time (models/default.tlm), then wires the five
 // panels: Train (train-panel.js), Draw (draw-panel.js), Pack (pack-panel.js), Kernels
-// (kernels-panel.js). The current model is shared: training replaces it at each epoch end, Draw
-// runs it, Pack packs it.
+// (kernels-panel.js) and Generate (generate-panel.js: a character language model in a worker).
+// The current MNIST model is shared: training replaces it at each epoch end, Draw runs it, Pack
+// packs it.
 //
 // window.demo is what the browser test (test/runtimes/demo.test.js) reads: states, counters, the
 // last classification, and predictTest() to compare the page's predictions with Node's.
@@ -13,6 +14,7 @@ import { init, simdSupported } from 'tilelli';
 import { counters } from './charts.js';
 import { decodeDigits, inputs } from './digits.js';
 import { drawPanel } from './draw-panel.js';
+import { generatePanel } from './generate-panel.js';
 import { kernelsPanel } from './kernels-panel.js';
 import { packPanel } from './pack-panel.js';
 import { trainPanel } from './train-panel.js';
@@ -90,6 +92,7 @@ async function main() {
   demo.draw = drawPanel(app);
   demo.pack = packPanel(app);
   demo.bench = kernelsPanel(app);
+  demo.generate = generatePanel(app);
 
   /** Predictions of the current model on test digits [from, to): tl.Model and the int8 path. */
   demo.predictTest = (from, to) => {

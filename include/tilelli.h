@@ -276,7 +276,7 @@ tl_status tl_matrix_unpack(const tl_matrix *m, int8_t *trits, size_t n);
  * Each writes the int32 accumulators to acc and/or the float outputs to out (either may
  * be NULL, not both), both batch x rows, batch-major; out_len must be batch * rows.
  * Float outputs: binary and sparse: acc * scale[r]; int8: (acc * scale[r]) / x_scale[b];
- * float: acc * scale[r] (acc summed in float by adds and subtracts only).
+ * float: (acc / u) * scale[r], acc the exact integer sum of x in fixed point (below).
  * Kernels may allocate scratch memory (TL_ERR_NO_MEMORY when that fails).
  * ------------------------------------------------------------------------- */
 
@@ -303,9 +303,10 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
 tl_status tl_matmul_i8(const tl_matrix *m, const int8_t *x, size_t x_len, size_t batch, const float *x_scales,
                        int32_t *acc, float *out, size_t out_len);
 
-/* float32 activations (x_len = batch * cols): adds and subtracts, one multiply per output.
- * Every build returns the same bits; a vector's outputs may differ in the last bits between
- * batch 1 and a larger batch (the GEMM sums in another order). */
+/* float32 activations (x_len = batch * cols). Each vector is held in fixed point: q = nearest(x * u),
+ * u the largest power of two with max |x| * u < 2^23 (so each x within max |x| * 2^-23); the sum of
+ * trit * q is exact, and out = fl(fl(sum / u) * scale[r]). No float multiply per weight; every build
+ * returns the same bits, and a vector's outputs are the same bits at any batch (docs/FORMATS.md). */
 tl_status tl_matmul_f32(const tl_matrix *m, const float *x, size_t x_len, size_t batch, float *out, size_t out_len);
 
 /* The BitNet b1.58 per-token activation quantizer, per vector of cols:

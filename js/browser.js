@@ -6,3 +6,4 @@ export { TilelliError, relaxedSupported, simdSupported, wasmUrl } from './loader
 export { Tokenizer } from './tokenizer.js';
 export const init = makeInit((build) => compileFetched(wasmUrl(build)));
 export { startTraining } from './worker.js';
+export { loadLanguageModel } from './lm-worker.js';

@@ -13,7 +13,7 @@ if (process.features && process.features.require_module) {
     throw new Error(`tilelli: require('tilelli').${name} needs Node >= 20.19 (require of ES modules); ` +
       `on this Node use (await import('tilelli')).${name}${name === 'Tokenizer' ? '' : `, or tl.${name} after init()`}`);
   };
-  for (const name of ['TilelliError', 'Tokenizer', 'startTraining', 'relaxedSupported', 'simdSupported', 'wasmUrl']) {
+  for (const name of ['TilelliError', 'Tokenizer', 'startTraining', 'loadLanguageModel', 'relaxedSupported', 'simdSupported', 'wasmUrl']) {
     Object.defineProperty(exports, name, { enumerable: true, get: needs(name) });
   }
 }

@@ -238,9 +238,9 @@ declare class PackedMatrix {
   matmulInt8(values: Trits, options?: MatmulInt8Options): Float32Array | Int32Array;
 
   /**
-   * float32 activations, batch x cols: sum(+x where trit = +1, -x where trit = -1) * scale[r], by
-   * adds and subtracts in float32. Every build returns the same bits; a vector's outputs may
-   * differ in the last bits between batch 1 and a larger batch (another summation order).
+   * float32 activations, batch x cols: sum(+x where trit = +1, -x where trit = -1) * scale[r], with
+   * each vector held in 23-bit fixed point (every x within max|x| * 2^-23) and summed exactly in
+   * integers. Every build returns the same bits, and a vector's outputs are the same at any batch.
    * @throws TilelliError NON_FINITE, SIZE_MISMATCH, FREED, INVALID_ARGUMENT
    */
   matmulFloat(values: Weights): Float32Array;
@@ -999,3 +999,85 @@ declare class LanguageModel {
   [Symbol.dispose](): void;
 }
 export type { LanguageModel };
+
+// ---------------------------------------------------------------------------------------------
+// A language model in a worker (js/lm-worker.js): no init() needed on this side
+// ---------------------------------------------------------------------------------------------
+
+/** What loadLanguageModel loads: the packed file (URL or bytes), or the three files all as URLs or all as contents. */
+export type LanguageModelSource =
+  | string | URL | Uint8Array | ArrayBuffer
+  | { weights: string | URL; config?: string | URL; tokenizer?: string | URL }
+  | { weights: Uint8Array | ArrayBuffer; config?: JSONSource<object>; tokenizer?: JSONSource<object> };
+
+export interface LoadLanguageModelOptions {
+  /** The KV cache's length in tokens (LanguageModel.load's). */
+  context?: number;
+  activations?: Activations;
+  format?: MatrixFormat;
+  /** After each downloaded chunk (URL sources). */
+  onProgress?: (p: { file: 'config' | 'tokenizer' | 'weights'; loaded: number; total: number | undefined }) => void;
+  /** Aborts the load (rejects with an AbortError) and ends the worker. */
+  signal?: AbortSignal;
+  /** Transfer the bytes to the worker instead of copying them (the caller's buffer is detached). Default false. */
+  transfer?: boolean;
+  /** init() options for the worker; default: the wasm URL of the latest init({ url }). */
+  init?: InitOptions;
+  /** The worker entry (tilelli/worker-entry.js) as a URL, a Worker, or a function returning one. */
+  worker?: string | URL | { postMessage(message: unknown, transfer?: unknown): void } | (() => unknown);
+}
+
+/** A token as generation streams it. */
+export interface GeneratedToken {
+  id: number;
+  /** The text this token completes ('' while a UTF-8 character is cut in two; '' without a tokenizer). */
+  text: string;
+  index: number;
+}
+
+/** stream()'s tokens; leaving the loop early cancels the generation. */
+export interface GenerationStream extends AsyncIterableIterator<GeneratedToken> {
+  /** The Generation once it ends. */
+  readonly result: Promise<Generation>;
+}
+
+/**
+ * A LanguageModel in a worker (a module Web Worker, a Deno worker or a Node worker_thread).
+ * Requests run one after another in the worker; the same seed gives the main thread's tokens.
+ * After free() or a failure of the worker, calls reject with TilelliError FREED.
+ */
+export interface WorkerLanguageModel {
+  readonly config: LanguageModelConfig;
+  readonly vocabSize: number;
+  readonly context: number;
+  /** Tokens fed so far, as of the worker's latest answer. */
+  readonly position: number;
+  /** The model came with a tokenizer: text prompts work. */
+  readonly hasTokenizer: boolean;
+  readonly freed: boolean;
+  /** The Worker (web) or worker_threads Worker (Node). */
+  readonly worker: unknown;
+  /**
+   * LanguageModel.generate in the worker. onToken as each token arrives; signal rejects at once
+   * with an AbortError and stops the worker between two tokens (what was fed stays in the cache).
+   * @throws TilelliError of the worker (code and message), FREED after free()
+   */
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<Generation>;
+  /** generate() as an async iterator of tokens. */
+  stream(prompt: string | ArrayLike<number>, options?: Omit<GenerateOptions, 'onToken'>): GenerationStream;
+  logits(tokens: ArrayLike<number>, options?: { all?: boolean; signal?: AbortSignal }): Promise<Float32Array>;
+  reset(): Promise<void>;
+  setActivations(activations: Activations): Promise<void>;
+  /** The packed file (LanguageModel.save). */
+  save(): Promise<Uint8Array>;
+  /** Free the model and end the worker; what is pending rejects with an AbortError. */
+  free(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Load a language model in a worker. Bad arguments throw a TilelliError at once; a failed load
+ * rejects with the worker's TilelliError (PARSE, SHAPE, INVALID_ARGUMENT for HTTP errors, ...).
+ */
+export function loadLanguageModel(source: LanguageModelSource, options?: LoadLanguageModelOptions): Promise<WorkerLanguageModel>;

@@ -17,3 +17,4 @@ export { TilelliError, relaxedSupported, simdSupported, wasmUrl } from './loader
 export { Tokenizer } from './tokenizer.js';
 export const init = makeInit((build) => load(wasmUrl(build)), load);
 export { startTraining } from './worker.js';
+export { loadLanguageModel } from './lm-worker.js';

@@ -47,6 +47,16 @@ function finiteIn(x, fn, name, def, lo, hi, openLo) {
   return x;
 }
 
+/** load()'s options, checked before anything is read or downloaded. */
+function loadOptions(rt, opts, fn) {
+  const { context = 0, activations, format = 'i2' } = options(opts, fn);
+  return {
+    ctx: nonNegInt(context, fn, 'context', 0),
+    prec: activations === undefined ? undefined : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations'),
+    f: formatCode(rt, format, fn),
+  };
+}
+
 /** Let other tasks run (an abort, the page): a MessageChannel round trip where there is one. */
 function yieldTask() {
   if (typeof MessageChannel === 'function') {
@@ -57,6 +67,34 @@ function yieldTask() {
     });
   }
   return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** The model of the n bytes of a safetensors file at wp in wasm memory (the caller frees them). */
+function loadAt(Cls, fn, text, wp, n, { ctx, prec, f }, tokenizer) {
+  const rt = Cls.rt;
+  const cfg = text === undefined ? new Uint8Array(0) : new TextEncoder().encode(text);
+  const { base, ptrs: [cp, pp] } = rt.allocBlock(fn, [cfg.length, 8]);
+  let ptr;
+  try {
+    rt.view(Uint8Array, cp, cfg.length).set(cfg);
+    rt.x.tl_error_clear();
+    rt.check(rt.x.tl_safetensors_open(wp, n, pp), `${fn}: weights`);
+    const st = rt.u32(pp);
+    try {
+      rt.check(rt.x.tl_lm_load(text === undefined ? 0 : cp, cfg.length, st, f, ctx, pp + 4), fn);
+      ptr = rt.u32(pp + 4);
+    } finally {
+      rt.x.tl_safetensors_free(st);
+    }
+  } finally {
+    rt.free(base);
+  }
+  if (prec !== undefined) {
+    const s = rt.x.tl_lm_set_precision(ptr, prec);
+    if (s < 0) rt.x.tl_lm_free(ptr);
+    rt.check(s, fn);
+  }
+  return new Cls(ptr, tokenizer);
 }
 
 export class LanguageModel extends Owned {
@@ -96,39 +134,19 @@ export class LanguageModel extends Owned {
    * form), needed for text prompts.
    */
   static load(files, opts) {
-    const fn = 'LanguageModel.load', rt = this.rt;
+    const fn = 'LanguageModel.load';
     if (!files || typeof files !== 'object') throw invalid(`${fn}: give { config, weights, tokenizer }, got ${describe(files)}`);
-    const { context = 0, activations, format = 'i2' } = options(opts, fn);
-    const ctx = nonNegInt(context, fn, 'context', 0);
-    const prec = activations === undefined ? undefined : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations');
+    const o = loadOptions(this.rt, opts, fn);
     const text = files.config === undefined || files.config === null ? undefined : configText(files.config, fn);
     const weights = bytesOf(files.weights, fn, 'weights');
     const tokenizer = tokenizerOf(files.tokenizer, fn);
-    const f = formatCode(rt, format, fn);
-    const cfg = text === undefined ? new Uint8Array(0) : new TextEncoder().encode(text);
-    const { base, ptrs: [cp, wp, pp] } = rt.allocBlock(fn, [cfg.length, weights.length, 8]);
-    let ptr;
+    const wp = this.rt.allocBlock(fn, [weights.length]).base;
     try {
-      rt.view(Uint8Array, cp, cfg.length).set(cfg);
-      rt.view(Uint8Array, wp, weights.length).set(weights);
-      rt.x.tl_error_clear();
-      rt.check(rt.x.tl_safetensors_open(wp, weights.length, pp), `${fn}: weights`);
-      const st = rt.u32(pp);
-      try {
-        rt.check(rt.x.tl_lm_load(text === undefined ? 0 : cp, cfg.length, st, f, ctx, pp + 4), fn);
-        ptr = rt.u32(pp + 4);
-      } finally {
-        rt.x.tl_safetensors_free(st);
-      }
+      this.rt.view(Uint8Array, wp, weights.length).set(weights);
+      return loadAt(this, fn, text, wp, weights.length, o, tokenizer);
     } finally {
-      rt.free(base);
+      this.rt.free(wp);
     }
-    if (prec !== undefined) {
-      const s = rt.x.tl_lm_set_precision(ptr, prec);
-      if (s < 0) rt.x.tl_lm_free(ptr);
-      rt.check(s, fn);
-    }
-    return new this(ptr, tokenizer);
   }
 
   /**
@@ -146,47 +164,104 @@ export class LanguageModel extends Owned {
   /**
    * Download and load: urls is the URL of a packed file (save()'s output), or { weights, config,
    * tokenizer } URLs (config and tokenizer optional, as for load()). Each body is read chunk by
-   * chunk into one buffer of its Content-Length where there is one; options.onProgress({ file,
+   * chunk into one buffer of its Content-Length where there is one, the weights' straight into
+   * wasm memory (no copy of the file on the JS heap); options.onProgress({ file,
    * loaded, total }) after each chunk (total undefined without a Content-Length), options.signal
    * aborts (rejects with its reason); the other options are load()'s.
    */
   static async fromURL(urls, opts) {
-    const fn = 'LanguageModel.fromURL';
+    const fn = 'LanguageModel.fromURL', rt = this.rt;
     const o = options(opts, fn);
     const { onProgress, signal, ...loadOpts } = o;
     if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${fn}: onProgress must be a function, got ${describe(onProgress)}`);
     const spec = typeof urls === 'string' || urls instanceof URL ? { weights: urls } : urls;
     if (!spec || typeof spec !== 'object' || spec.weights === undefined) throw invalid(`${fn}: give the packed file's URL or { weights, config, tokenizer } URLs`);
-    const get = async (file, url) => {
+    const lo = loadOptions(rt, loadOpts, fn);
+    // Each chunk is copied once, into `into(total)` (a JS buffer, or wasm memory for the weights).
+    const get = async (file, url, into) => {
       const { response } = await fetchOk(url, signal, fn);
       const total = declaredLength(response);
       if (!response.body) {
         const b = new Uint8Array(await response.arrayBuffer());
         onProgress?.({ file, loaded: b.length, total: b.length });
-        return b;
+        const dst = into(b.length);
+        dst.write(b, 0);
+        return dst.done(b.length);
       }
-      const reader = response.body.getReader();
-      let buf = new Uint8Array(total ?? 1 << 16), loaded = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (loaded + value.length > buf.length) { // no (or a wrong) Content-Length: grow by doubling
-          const bigger = new Uint8Array(Math.max(buf.length * 2, loaded + value.length));
-          bigger.set(buf.subarray(0, loaded));
-          buf = bigger;
+      // With a known length, a byte stream is read into one reused buffer (BYOB), as Model.fromURL
+      // does: fewer chunks left to the garbage collector (Node's fetch still makes its own).
+      let reader, scratch;
+      if (total !== undefined) {
+        try {
+          reader = response.body.getReader({ mode: 'byob' });
+          scratch = new Uint8Array(Math.min(total, 1 << 16));
+        } catch {} // not a byte stream here: chunks
+      }
+      reader ??= response.body.getReader();
+      const dst = into(total);
+      try {
+        let loaded = 0;
+        for (;;) {
+          const { done, value } = scratch ? await reader.read(scratch) : await reader.read();
+          if (done) break;
+          if (scratch) scratch = new Uint8Array(value.buffer); // the same memory, handed back
+          dst.write(value, loaded);
+          loaded += value.length;
+          onProgress?.({ file, loaded, total });
         }
-        buf.set(value, loaded);
-        loaded += value.length;
-        onProgress?.({ file, loaded, total });
+        return dst.done(loaded);
+      } catch (e) {
+        dst.drop();
+        reader.cancel().catch(() => {});
+        throw e;
       }
-      return loaded === buf.length ? buf : buf.slice(0, loaded);
+    };
+    // A JS buffer of the declared length, grown by doubling without one (or past a wrong one).
+    const inJs = (total) => {
+      let buf = new Uint8Array(total ?? 1 << 16);
+      return {
+        write(value, at) {
+          if (at + value.length > buf.length) {
+            const bigger = new Uint8Array(Math.max(buf.length * 2, at + value.length));
+            bigger.set(buf.subarray(0, at));
+            buf = bigger;
+          }
+          buf.set(value, at);
+        },
+        done: (n) => (n === buf.length ? buf : buf.slice(0, n)),
+        drop() {},
+      };
+    };
+    // The weights straight into wasm memory when their length is known: no JS copy of the file.
+    const inWasm = (total) => {
+      if (total === undefined) return inJs(total);
+      const at = rt.allocBlock(fn, [total]).base;
+      return {
+        write(value, offset) {
+          if (offset + value.length > total) throw invalid(`${fn}: ${spec.weights} sent more than its Content-Length of ${total} bytes`);
+          rt.view(Uint8Array, at + offset, value.length).set(value); // a fresh view: memory may have grown
+        },
+        done(n) {
+          if (n !== total) throw invalid(`${fn}: ${spec.weights} sent ${n} bytes, not its Content-Length of ${total}`);
+          return { at, n };
+        },
+        drop() { rt.free(at); },
+      };
     };
     const files = {};
-    for (const file of ['config', 'tokenizer', 'weights']) {
-      if (spec[file] !== undefined) files[file] = await get(file, spec[file]);
+    for (const file of ['config', 'tokenizer']) {
+      if (spec[file] !== undefined) files[file] = await get(file, spec[file], inJs);
     }
-    signal?.throwIfAborted();
-    return this.load(files, loadOpts);
+    const text = files.config === undefined ? undefined : configText(files.config, fn);
+    const tokenizer = tokenizerOf(files.tokenizer, fn);
+    const weights = await get('weights', spec.weights, inWasm);
+    if (weights instanceof Uint8Array) return this.load({ config: text, weights, tokenizer }, loadOpts);
+    try {
+      signal?.throwIfAborted();
+      return loadAt(this, fn, text, weights.at, weights.n, lo, tokenizer);
+    } finally {
+      rt.free(weights.at);
+    }
   }
 
   /** Tokens fed so far (the KV cache's length). */

@@ -10,3 +10,4 @@ export { Tokenizer } from './tokenizer.js';
 export const init = makeInit((build) => compileFile(wasmUrl(build)), (url) =>
   (url.protocol === 'file:' ? compileFile(url) : import('./loader.js').then((l) => l.compileFetched(url))));
 export { startTraining } from './worker.js';
+export { loadLanguageModel } from './lm-worker.js';

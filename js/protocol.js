@@ -1,10 +1,13 @@
-// protocol.js — the training worker's protocol, shared by both sides (js/worker.js on the caller's
-// side, js/worker-entry.js inside the worker): the message types, the shape checks of what is
-// posted, and how errors cross the boundary.
+// protocol.js — the worker protocol, shared by both sides (js/worker.js and js/lm-worker.js on the
+// caller's side, js/worker-entry.js inside the worker): the message types, the shape checks of
+// what is posted, and how errors cross the boundary.
 //
 // Every request is { id, type, data } and gets exactly one { id, type: RESULT, data } or
 // { id, type: ERROR, data: serialized error }. While START runs, the worker also posts, under the
-// start's id, PROGRESS events and SNAPSHOT copies of the weights.
+// start's id, PROGRESS events and SNAPSHOT copies of the weights. A worker holds one training job
+// or one language model: LM_LOAD posts PROGRESS events (the download) under its id, LM_GENERATE
+// posts a TOKEN event per token under its id, and LM_CANCEL { id } aborts that load or generation
+// (between two tokens) and answers at once.
 
 import { TilelliError } from './errors.js';
 import { STATUS } from './constants.js';
@@ -13,8 +16,11 @@ import { invalid, show } from './runtime.js';
 export const MSG = Object.freeze({
   // requests
   START: 'start', PAUSE: 'pause', RESUME: 'resume', CANCEL: 'cancel', WEIGHTS: 'weights', EVALUATE: 'evaluate', EXPORT: 'export',
+  // requests to a language-model worker
+  LM_LOAD: 'lm-load', LM_GENERATE: 'lm-generate', LM_LOGITS: 'lm-logits', LM_RESET: 'lm-reset',
+  LM_ACTIVATIONS: 'lm-activations', LM_SAVE: 'lm-save', LM_FREE: 'lm-free', LM_CANCEL: 'lm-cancel',
   // answers and events
-  RESULT: 'result', ERROR: 'error', PROGRESS: 'progress', SNAPSHOT: 'snapshot',
+  RESULT: 'result', ERROR: 'error', PROGRESS: 'progress', SNAPSHOT: 'snapshot', TOKEN: 'token',
 });
 
 /**
@@ -25,13 +31,18 @@ export const MSG = Object.freeze({
  */
 export const MSG_THREAD = Object.freeze({ START: 'tilelli-thread-start', STARTED: 'tilelli-thread-started' });
 
-const REQUESTS = new Set([MSG.START, MSG.PAUSE, MSG.RESUME, MSG.CANCEL, MSG.WEIGHTS, MSG.EVALUATE, MSG.EXPORT]);
+const TRAINING = [MSG.START, MSG.PAUSE, MSG.RESUME, MSG.CANCEL, MSG.WEIGHTS, MSG.EVALUATE, MSG.EXPORT];
+const LM = [MSG.LM_LOAD, MSG.LM_GENERATE, MSG.LM_LOGITS, MSG.LM_RESET, MSG.LM_ACTIVATIONS, MSG.LM_SAVE, MSG.LM_FREE, MSG.LM_CANCEL];
+const REQUESTS = new Set([...TRAINING, ...LM]);
+
+/** True for the requests a language-model worker answers. */
+export const isLmRequest = (type) => LM.includes(type);
 
 /** A request as the worker receives it, or a TilelliError naming what is wrong with it. */
 export function checkRequest(message) {
   const { id, type } = message ?? {};
-  if (!Number.isSafeInteger(id)) throw invalid(`training worker: a request needs an integer id, got ${show(id)}`);
-  if (!REQUESTS.has(type)) throw invalid(`training worker: unknown request ${show(type)}`);
+  if (!Number.isSafeInteger(id)) throw invalid(`tilelli worker: a request needs an integer id, got ${show(id)}`);
+  if (!REQUESTS.has(type)) throw invalid(`tilelli worker: unknown request ${show(type)}`);
   return message;
 }
 
@@ -73,7 +84,7 @@ export function reviveError(d) {
   if (d?.name === 'TilelliError' && typeof d.code === 'string') return new TilelliError(d.code, d.message, { status: d.status });
   if (d?.name === 'AbortError') return abortError(d.message);
   const Ctor = { TypeError, RangeError, SyntaxError }[d?.name] ?? Error;
-  const e = new Ctor(`${d?.message ?? 'the training worker failed'}`);
+  const e = new Ctor(`${d?.message ?? 'the worker failed'}`);
   if (d?.name && e.name !== d.name) e.name = d.name;
   if (d?.stack) Object.defineProperty(e, 'workerStack', { value: d.stack, configurable: true });
   return e;

@@ -1,8 +1,10 @@
-// worker-entry.js — what runs inside the training worker (a browser module worker, a Deno worker or
-// a Node worker_thread) that js/worker.js starts. One job per worker: it loads tilelli, builds a
-// Network (js/train.js) and trains it in chunks of steps, yielding to the event loop between
-// chunks so that pause, resume, cancel, evaluate, export and weights requests are answered between
-// two steps, never during one.
+// worker-entry.js — what runs inside a tilelli worker (a browser module worker, a Deno worker or
+// a Node worker_thread) that js/worker.js (training) or js/lm-worker.js (a language model)
+// starts. One job per worker. A training job loads tilelli, builds a Network (js/train.js) and
+// trains it in chunks of steps, yielding to the event loop between chunks so that pause, resume,
+// cancel, evaluate, export and weights requests are answered between two steps, never during one.
+// A language model (js/lm.js) answers its requests one after another; LanguageModel.generate
+// yields between tokens, so a cancel is answered (and takes effect) between two tokens.
 //
 // Protocol (ffmpeg.wasm / Squoosh style): every request is { id, type, data } and gets exactly one
 // { id, type: 'result', data } or { id, type: 'error', data: { name, code, message, status } }.
@@ -14,8 +16,10 @@
 // Nothing here names a 'node:' module literally: bundlers for the browser (esbuild, Vite, webpack)
 // fail on `import('node:…')` even behind a runtime check.
 
+import { STATUS } from './constants.js';
+import { TilelliError } from './errors.js';
 import { compileFetched, makeInit, wasmUrl } from './loader.js';
-import { MSG, checkRequest, invalid, serializeError } from './protocol.js';
+import { MSG, checkRequest, invalid, isLmRequest, serializeError } from './protocol.js';
 
 const isNode = typeof globalThis.process?.versions?.node === 'string';
 const isWebWorker = typeof WorkerGlobalScope === 'function' && globalThis instanceof WorkerGlobalScope;
@@ -189,10 +193,122 @@ async function ready() {
   await job.ready;
 }
 
+// ---------------------------------------------------------------------------------------------
+// A language model
+// ---------------------------------------------------------------------------------------------
+
+const lm = {
+  model: undefined,
+  loading: false,
+  queue: Promise.resolve(), // requests run one after another, in the order they came
+  running: new Map(), // id -> AbortController of a load or generation under way
+};
+
+/** What the caller's side mirrors of the model. */
+function lmInfo(m) {
+  return { config: m.config, vocabSize: m.vocabSize, context: m.context, position: m.position, hasTokenizer: m.tokenizer !== undefined, eosId: m.tokenizer?.eosId };
+}
+
+/** The defined keys of o (the options LanguageModel checks: undefined ones are left out). */
+const defined = (o) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+
+async function lmLoad(id, d) {
+  if (job.started || lm.model || lm.loading) throw invalid('loadLanguageModel: this worker already holds a job or a model');
+  lm.loading = true;
+  const ac = new AbortController();
+  lm.running.set(id, ac);
+  try {
+    const tl = await init(d.init ?? {});
+    const opts = defined({ context: d.context, activations: d.activations, format: d.format });
+    lm.model = d.urls
+      ? await tl.LanguageModel.fromURL(d.urls, { ...opts, signal: ac.signal, onProgress: (p) => post({ id, type: MSG.PROGRESS, data: p }) })
+      : tl.LanguageModel.load(d.files, opts);
+    if (ac.signal.aborted) { // cancelled as the load ended
+      lm.model.free();
+      lm.model = undefined;
+      ac.signal.throwIfAborted();
+    }
+    return { data: lmInfo(lm.model) };
+  } finally {
+    lm.loading = false;
+    lm.running.delete(id);
+  }
+}
+
+function model() {
+  if (!lm.model) throw lm.loading ? invalid('the language model is still loading')
+    : new TilelliError('FREED', 'the language model was freed', { status: STATUS.FREED });
+  return lm.model;
+}
+
+async function lmGenerate(id, d) {
+  const m = model();
+  const ac = new AbortController();
+  lm.running.set(id, ac);
+  try {
+    const r = await m.generate(d.prompt, {
+      ...defined(d.options), signal: ac.signal,
+      onToken: (t) => post({ id, type: MSG.TOKEN, data: t }),
+    });
+    return { data: { ...r, position: m.position }, transfer: [r.tokens.buffer] };
+  } finally {
+    lm.running.delete(id);
+  }
+}
+
+async function lmRequest(id, type, d) {
+  switch (type) {
+    case MSG.LM_LOAD: return lmLoad(id, d);
+    case MSG.LM_GENERATE: return lmGenerate(id, d);
+    case MSG.LM_LOGITS: {
+      const m = model();
+      const logits = m.logits(d.tokens, defined(d.options));
+      return { data: { logits, position: m.position }, transfer: [logits.buffer] };
+    }
+    case MSG.LM_RESET: model().reset(); return { data: { position: 0 } };
+    case MSG.LM_ACTIVATIONS: {
+      const m = model();
+      m.setActivations(d);
+      return { data: { config: m.config } };
+    }
+    case MSG.LM_SAVE: {
+      const bytes = model().save();
+      return { data: bytes, transfer: [bytes.buffer] };
+    }
+    case MSG.LM_FREE:
+      lm.model?.free();
+      lm.model = undefined;
+      return { data: undefined };
+    default: // checkRequest refused anything else
+      return { data: undefined };
+  }
+}
+
+function lmHandle({ id, type, data }) {
+  if (type === MSG.LM_CANCEL) { // at once, not after what runs
+    lm.running.get(data?.id)?.abort(new DOMException('cancelled by the caller', 'AbortError'));
+    post({ id, type: MSG.RESULT, data: undefined });
+    return;
+  }
+  lm.queue = lm.queue.then(async () => {
+    try {
+      const { data: result, transfer = [] } = await lmRequest(id, type, data);
+      post({ id, type: MSG.RESULT, data: result }, transfer);
+    } catch (e) {
+      post({ id, type: MSG.ERROR, data: { ...serializeError(e), position: lm.model?.freed === false ? lm.model.position : undefined } });
+    }
+  });
+}
+
 async function handle(message) {
   const { id, type, data } = message ?? {};
   try {
     checkRequest(message);
+    if (isLmRequest(type)) {
+      lmHandle(message);
+      return;
+    }
+    if (lm.model || lm.loading) throw invalid('startTraining: this worker holds a language model');
     let result, transfer = [];
     switch (type) {
       case MSG.START:

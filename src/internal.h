@@ -172,11 +172,14 @@ void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out);
  * (keeping its contents; TL_ERR_NO_MEMORY leaves it as it was) and never shrinks it;
  * tl__ws_free releases it (a zeroed tl__ws is empty; freeing twice is harmless). A kernel
  * reserves what it needs itself, so after the first call of a shape nothing is allocated.
- * What a call reserves (src/kernels.c): float/int8 tables of one 128-column tile (32 KB at batch 1,
- * 83 KB float or 41 KB int8 batched), batched accumulators (min(rows, 4096) x 32 bytes), the int16
- * copy of x for int8 batches under 4 (2 x batch x row weights), the quantized or 0/1 copy of x
- * (fused and binary: batch x cols), and for tq1/bitplane 256 rows re-encoded to i2 (64 x cols
- * bytes: 256 KB at 4096 columns).
+ * What a call reserves (src/kernels.c): int16 copies of x (batch x cols x 2 bytes; float: the
+ * int32 fixed-point copy, 4 bytes per value, and its three int16 digits at batch 1), the int32
+ * results (batch x rows), int16 tables of one 64-column block for int8 batches (41 KB at 16
+ * vectors, 83 KB at 32) or int32 tables of one 128-column tile for float batches (83 KB),
+ * batched accumulators (min(rows, 4096) x 128 bytes at most), the prescaled copies of x for the
+ * dot products (2 x vectors x row weights), the quantized or 0/1 copy of x (fused and binary:
+ * batch x cols), and for tq1/bitplane 256 rows re-encoded to i2 (64 x cols bytes: 256 KB at 4096
+ * columns).
  *
  * The tl__matmul_*_ws functions do what their public twins do, with the same outputs (see the
  * public docs), but skip the checks: the caller guarantees m and pointers valid, batch >= 1,

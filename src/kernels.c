@@ -2,20 +2,25 @@
  *
  * Paths (each format's fast paths are entries of its row in src/formats.c):
  *   - bitplane x binary: popcount(x & pos) - popcount(x & neg), 64 bits at a time (dot_bits);
- *   - int8, batch 1..3 (or under 64 rows): i2 puts the codes of 8 consecutive weights in the
- *     16-bit lanes of a vector after one shift and one mask, so the product is
- *     i32x4.dot_i16x8_s(codes, x) per 8 weights (dot_x16); codes are trit + 1, so sum(x * trit) =
- *     sum(x * code) - sum(x). Other formats: a decoded row, reused by every vector;
- *   - float (every batch) and int8 from batch 4: tables of x over each i2 byte's 4 weights, shared
- *     by all rows ("Table kernels" below): one lookup per 4 weights, and in batches one weight
- *     byte feeds 8 vectors. tq1 and bitplane rows are re-encoded to i2 a band at a time;
- *   - binary on i2/tq1: the int8 paths on 0/1 activations; fused float -> int8
- *     (tl_matmul_f32_i8): the activation quantizer, then the int8 paths;
+ *   - every other path is one exact integer product of int16 vectors (|x| <= 511): int8
+ *     activations widened, or the two pieces of a float vector's 20-bit fixed-point form ("Float
+ *     activations" below), so float and int8 activations share the kernels, and a vector's
+ *     outputs are the same bits in every build and at any batch;
+ *   - few vectors (under 4, or under 64 rows): i2 puts the codes of 8 consecutive weights in the
+ *     16-bit lanes of a vector after one mask, so the product is i32x4.dot_i16x8_s(codes, x) per
+ *     8 weights; codes are trit + 1, so sum(x * trit) = sum(x * code) - sum(x). The relaxed build
+ *     multiplies int8 activations as bytes (relaxed_dot). Other formats: a decoded row, reused by
+ *     every vector;
+ *   - batches: tables of x over each i2 byte's 4 weights for 16 or 32 vectors, shared by all rows
+ *     ("Table kernels" below): one lookup per 4 weights feeds the whole pass. tq1 and bitplane
+ *     rows are re-encoded to i2 a band at a time;
+ *   - binary on i2/tq1: the integer product on 0/1 activations; fused float -> int8
+ *     (tl_matmul_f32_i8): the activation quantizer, then the int8 path;
  *   - sparse index lists: a column-major copy of the trits (built on first use, i2 codes along
  *     the rows; the only derived copy a matrix keeps, counted by tl_mem_live_bytes) lets each
  *     active column add its codes to 64 row accumulators at a time.
  * Every path has the plain reference in kernels_ref.c, checked bit for bit in every build
- * (the float paths to a tolerance: they add in another order, docs/FORMATS.md).
+ * (the float path to a tolerance: it rounds x to fixed point, docs/FORMATS.md).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -32,6 +37,10 @@ void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out) {
 
 /* ---------------------------------------------------------------------------
  * Dot products (n is a multiple of 16: rows are whole blocks)
+ *
+ * The integer paths take x as int16 vectors with |x| <= 511: int8 activations widened, or the
+ * two pieces of a float vector's fixed-point form (tl__f32_split). The relaxed build also keeps
+ * int8 x as it is for its int8 dot products (relaxed_dot multiplies bytes).
  * ------------------------------------------------------------------------- */
 
 #if TL_RELAXED
@@ -60,8 +69,10 @@ static int32_t tl__dot_t8_x8(const int8_t *t, const int8_t *x, size_t n, int32_t
     return wasm_i32x4_extract_lane(acc, 0) + wasm_i32x4_extract_lane(acc, 1) + wasm_i32x4_extract_lane(acc, 2) +
            wasm_i32x4_extract_lane(acc, 3) - x_sum;
 }
-#else
-/* sum t[i] * x[i] for decoded trits and int16 activations. */
+#endif
+
+/* sum t[i] * x[i] for decoded trits and int16 activations (|sum| < 2^31: the lanes add modulo
+ * 2^32 and the total is right). */
 static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 #if TL_SIMD
     v128_t a0 = wasm_i32x4_splat(0), a1 = a0;
@@ -72,25 +83,96 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
             a1, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(tv), wasm_v128_load(x + i + 8)));
     }
     a0 = wasm_i32x4_add(a0, a1);
-    return wasm_i32x4_extract_lane(a0, 0) + wasm_i32x4_extract_lane(a0, 1) + wasm_i32x4_extract_lane(a0, 2) +
-           wasm_i32x4_extract_lane(a0, 3);
+    return (int32_t)((uint32_t)wasm_i32x4_extract_lane(a0, 0) + (uint32_t)wasm_i32x4_extract_lane(a0, 1) +
+                     (uint32_t)wasm_i32x4_extract_lane(a0, 2) + (uint32_t)wasm_i32x4_extract_lane(a0, 3));
 #else
-    int32_t acc = 0;
+    int64_t acc = 0;
     for (size_t i = 0; i < n; i++) acc += t[i] * x[i];
-    return acc;
+    return (int32_t)acc;
 #endif
 }
-#endif
 
 /* Column c of the block's 64 (byte j, field i) */
 static size_t tl__col_of(unsigned j, unsigned i) { return 8 * (4 * (j % 2) + i) + j / 2; }
+
+/* x in the layout tl__i2_dot_w16 takes: int16, zero-padded to whole blocks, column c of block q
+ * (group g = c / 8 of its 8 groups of 8 columns) times 4^(3 - g % 4) (|x| <= 511: fits int16). */
+static void tl__i2_xw(const int16_t *x, size_t cols, size_t padded, int16_t *xs) {
+    for (size_t c = 0; c < padded; c++)
+        xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
+}
+
+/* sum trit[i] * x[i] over n (1..4) consecutive i2 rows (blocks of 64), x in tl__i2_xw's layout,
+ * x_sum = sum x: out[i] for row i. */
+static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *xs, int32_t x_sum,
+                           int32_t *out) {
+    size_t blocks = row_bytes / 16;
+#if TL_SIMD
+    /* Rows past n repeat row 0 (computed, not stored). */
+    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + row_bytes : rows, *r2 = n > 2 ? rows + 2 * row_bytes : rows,
+                  *r3 = n > 3 ? rows + 3 * row_bytes : rows;
+    v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
+    /* Field k of a lane masked in place is code_k << 2k; its x comes scaled by 4^(3 - k), so every
+     * product is code * x * 64 and one accumulator per row takes all 8 fields (the high byte's
+     * fields 4..7 are brought down by one shift and share the masks). Four rows share each load of
+     * x: 8 weights of a row cost an and, a dot and an add. A product is at most 2 * 512 * 64 = 2^16
+     * in size, a block adds 16 to a lane: 64 blocks stay under 2^26, then the accumulators are
+     * flushed (exactly divided by 64). The totals add modulo 2^32: the result fits int32. */
+    const v128_t m0 = wasm_i16x8_splat(3), m1 = wasm_i16x8_splat(3 << 2), m2 = wasm_i16x8_splat(3 << 4),
+                 m3 = wasm_i16x8_splat(3 << 6);
+    for (size_t b0 = 0; b0 < blocks; b0 += 64) {
+        size_t b1 = blocks - b0 > 64 ? b0 + 64 : blocks;
+        v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t b = b0; b < b1; b++) {
+            const int16_t *xb = xs + 64 * b;
+            v128_t v0 = wasm_v128_load(r0 + 16 * b), v1 = wasm_v128_load(r1 + 16 * b),
+                   v2 = wasm_v128_load(r2 + 16 * b), v3 = wasm_v128_load(r3 + 16 * b), x;
+#define TL__DOT4(m)                                                                                          \
+    a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v0, m), x)),                                  \
+    a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m), x)),                                  \
+    a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v2, m), x)),                                  \
+    a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v3, m), x))
+            x = wasm_v128_load(xb), TL__DOT4(m0);
+            x = wasm_v128_load(xb + 8), TL__DOT4(m1);
+            x = wasm_v128_load(xb + 16), TL__DOT4(m2);
+            x = wasm_v128_load(xb + 24), TL__DOT4(m3);
+            v0 = wasm_u16x8_shr(v0, 8), v1 = wasm_u16x8_shr(v1, 8), v2 = wasm_u16x8_shr(v2, 8),
+            v3 = wasm_u16x8_shr(v3, 8);
+            x = wasm_v128_load(xb + 32), TL__DOT4(m0);
+            x = wasm_v128_load(xb + 40), TL__DOT4(m1);
+            x = wasm_v128_load(xb + 48), TL__DOT4(m2);
+            x = wasm_v128_load(xb + 56), TL__DOT4(m3);
+#undef TL__DOT4
+        }
+        t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, 6)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, 6));
+        t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(a2, 6)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(a3, 6));
+    }
+    /* transpose-add: lane i of s = sum of t_i's lanes */
+    v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
+    v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
+    v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5), wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+    s = wasm_i32x4_sub(s, wasm_i32x4_splat(x_sum));
+    int32_t r[4];
+    wasm_v128_store(r, s);
+    for (size_t i = 0; i < n; i++) out[i] = r[i];
+#else
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *row = rows + i * row_bytes;
+        int64_t acc = 0;
+        for (size_t b = 0; b < blocks; b++)
+            for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
+                acc += (int32_t)tl__i2_code(row + 16 * b, w) *
+                       (xs[TL__I2_BLOCK_WEIGHTS * b + w] / (1 << (2 * (3 - (w / 8) % 4))));
+        out[i] = (int32_t)(acc - x_sum);
+    }
+#endif
+}
 
 #if TL_RELAXED
 /* x in the layout tl__i2_dot_x16 takes in the relaxed build: int8, zero-padded to whole blocks;
  * byte 16k + j of block q is column 8 (4 (j % 2) + k) + j / 2, the weight whose code sits in byte j
  * of the block at bits 2k (so that (block >> 2k) & 3 lines the codes up with these 16 bytes). */
-static void tl__i2_x16(const int8_t *x, size_t cols, size_t padded, void *out) {
-    int8_t *xr = out;
+static void tl__i2_x8(const int8_t *x, size_t cols, size_t padded, int8_t *xr) {
     for (size_t q = 0; q < padded / 64; q++)
         for (unsigned k = 0; k < 4; k++)
             for (unsigned j = 0; j < 16; j++) {
@@ -98,27 +180,17 @@ static void tl__i2_x16(const int8_t *x, size_t cols, size_t padded, void *out) {
                 xr[64 * q + 16 * k + j] = c < cols ? x[c] : 0;
             }
 }
-#else
-/* x in the layout tl__i2_dot_x16 takes: int16, zero-padded to whole blocks, column c of block q
- * (group g = c / 8 of its 8 groups of 8 columns) times 4^(3 - g % 4). */
-static void tl__i2_x16(const int8_t *x, size_t cols, size_t padded, void *out) {
-    int16_t *xs = out;
-    for (size_t c = 0; c < padded; c++)
-        xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
-}
 #endif
 
-/* sum trit[i] * x[i] over n (1..4) consecutive i2 rows (blocks of 64), x in tl__i2_x16's layout,
- * x_sum = sum x: out[i] for row i. */
+/* The int8 dot of the format table: in the relaxed build, x int8 in tl__i2_x8's layout; in the
+ * others, int16 in tl__i2_xw's (tl__i2_dot_w16). */
 void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const void *x_in, int32_t x_sum,
                     int32_t *out) {
+#if TL_RELAXED
     size_t blocks = row_bytes / 16;
-#if TL_SIMD
-    /* Rows past n repeat row 0 (computed, not stored). */
     const uint8_t *r0 = rows, *r1 = n > 1 ? rows + row_bytes : rows, *r2 = n > 2 ? rows + 2 * row_bytes : rows,
                   *r3 = n > 3 ? rows + 3 * row_bytes : rows;
     v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
-#if TL_RELAXED
     /* (v >> 2k) & 3 puts the codes of 16 weights in bytes (u16 shifts: the mask clears what
      * crosses bytes); relaxed_dot(x, codes) adds x * code in pairs of bytes into int16 lanes. The
      * codes (0..2) are the 7-bit operand, x the signed one: exact on every engine. A lane takes
@@ -151,45 +223,6 @@ void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const void 
         t2 = wasm_i32x4_add(t2, wasm_i32x4_extadd_pairwise_i16x8(a2));
         t3 = wasm_i32x4_add(t3, wasm_i32x4_extadd_pairwise_i16x8(a3));
     }
-#else
-    const int16_t *xs = x_in;
-    /* Field k of a lane masked in place is code_k << 2k; its x comes scaled by 4^(3 - k), so every
-     * product is code * x * 64 and one accumulator per row takes all 8 fields (the high byte's
-     * fields 4..7 are brought down by one shift and share the masks). Four rows share each load of
-     * x: 8 weights of a row cost an and, a dot and an add. Lanes stay in range: a block adds 16
-     * products of at most 128 * 127 * 64 to a lane, 64 blocks at most 2^30; the accumulators are
-     * flushed every 64 blocks. */
-    const v128_t m0 = wasm_i16x8_splat(3), m1 = wasm_i16x8_splat(3 << 2), m2 = wasm_i16x8_splat(3 << 4),
-                 m3 = wasm_i16x8_splat(3 << 6);
-    for (size_t b0 = 0; b0 < blocks; b0 += 64) {
-        size_t b1 = blocks - b0 > 64 ? b0 + 64 : blocks;
-        v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t b = b0; b < b1; b++) {
-            const int16_t *xb = xs + 64 * b;
-            v128_t v0 = wasm_v128_load(r0 + 16 * b), v1 = wasm_v128_load(r1 + 16 * b),
-                   v2 = wasm_v128_load(r2 + 16 * b), v3 = wasm_v128_load(r3 + 16 * b), x;
-#define TL__DOT4(m)                                                                                          \
-    a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v0, m), x)),                                  \
-    a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m), x)),                                  \
-    a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v2, m), x)),                                  \
-    a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v3, m), x))
-            x = wasm_v128_load(xb), TL__DOT4(m0);
-            x = wasm_v128_load(xb + 8), TL__DOT4(m1);
-            x = wasm_v128_load(xb + 16), TL__DOT4(m2);
-            x = wasm_v128_load(xb + 24), TL__DOT4(m3);
-            v0 = wasm_u16x8_shr(v0, 8), v1 = wasm_u16x8_shr(v1, 8), v2 = wasm_u16x8_shr(v2, 8),
-            v3 = wasm_u16x8_shr(v3, 8);
-            x = wasm_v128_load(xb + 32), TL__DOT4(m0);
-            x = wasm_v128_load(xb + 40), TL__DOT4(m1);
-            x = wasm_v128_load(xb + 48), TL__DOT4(m2);
-            x = wasm_v128_load(xb + 56), TL__DOT4(m3);
-#undef TL__DOT4
-        }
-        t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, 6)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, 6));
-        t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(a2, 6)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(a3, 6));
-    }
-#endif
-    /* transpose-add: lane i of s = sum of t_i's lanes */
     v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
     v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
     v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5), wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
@@ -198,16 +231,7 @@ void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const void 
     wasm_v128_store(r, s);
     for (size_t i = 0; i < n; i++) out[i] = r[i];
 #else
-    const int16_t *xs = x_in;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *row = rows + i * row_bytes;
-        int32_t acc = 0;
-        for (size_t b = 0; b < blocks; b++)
-            for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
-                acc += (int32_t)tl__i2_code(row + 16 * b, w) *
-                       (xs[TL__I2_BLOCK_WEIGHTS * b + w] >> (2 * (3 - (w / 8) % 4)));
-        out[i] = acc - x_sum;
-    }
+    tl__i2_dot_w16(rows, row_bytes, n, x_in, x_sum, out);
 #endif
 }
 
@@ -279,17 +303,29 @@ typedef struct {
 } tl__split;
 
 /* Tasks of whole groups of `align` rows, `per` tasks per thread (more balance the load on a busy
- * machine; fewer repeat less per-task setup such as the tables). */
-static tl__split tl__split_rows(const tl_matrix *m, size_t batch, size_t align, size_t per) {
+ * machine; fewer repeat less per-task setup such as the tables). One task when the product is
+ * under tl__par_min_work multiply-adds or there is one thread. */
+static tl__split tl__split_rows(const tl_matrix *m, size_t nvec, size_t align, size_t per) {
     tl__split sp = {m->rows, 1, 1};
     size_t T = tl__threads_n();
-    if (T < 2 || (uint64_t)m->rows * m->row_weights * batch < tl__par_min_work) return sp;
+    if (T < 2 || (uint64_t)m->rows * m->row_weights * nvec < tl__par_min_work) return sp;
     size_t n = T * per, c = (m->rows + n - 1) / n;
     c = (c + align - 1) / align * align;
     sp.chunk = c, sp.tasks = (m->rows + c - 1) / c;
     sp.slots = sp.tasks < T ? sp.tasks : T;
     return sp;
 }
+
+/* Rows ra..rb - 1 of task `task` */
+static void tl__task_rows(const tl_matrix *m, size_t chunk, size_t task, size_t *ra, size_t *rb) {
+    *ra = task * chunk;
+    *rb = m->rows - *ra < chunk ? m->rows : *ra + chunk;
+}
+
+/* Tasks per thread: the tables are built again by every task (one per thread), the dot products
+ * start for free (four, for balance). */
+#define TL__TASKS_LUT 1
+#define TL__TASKS_DOT 4
 
 /* ---------------------------------------------------------------------------
  * Argument checks shared by the public kernels
@@ -312,43 +348,29 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
 }
 
 /* ---------------------------------------------------------------------------
- * Table kernels over i2 bytes
+ * Table kernels over i2 bytes (batches)
  *
  * Byte j (0..15) of an i2 block holds the codes of 4 weights: lane j / 2, fields 4 (j % 2) + i
  * (i = 0..3, bits 2i), i.e. columns 8 (4 (j % 2) + i) + j / 2 of the block. For every block of
  * x and every byte position, a table holds the value of all 3^4 code combinations
- * (sum_i v(code_i), v = -x, 0, +x); a row's product is then one lookup and one add per byte:
- * 4 weights. Each entry is (v0 + v1) + (v2 + v3), built from two 16-entry pair tables.
- *
- * Tables are built per tile of TL__TILE blocks (512 columns) and shared by every row of a band,
- * so they stay in L2 however wide x is. Per row and tile, byte j adds into chain j % 4; the tile's
- * part is (c0 + c1) + (c2 + c3), added to the row's running sum tile after tile. That is the float
- * summation order (docs/FORMATS.md), the same for batch 1 and larger batches and in every build
- * (the SIMD and scalar code make the same adds).
- *
- * Batched (L = 8 vectors per pass): the table entry of a combination is 8 values, one per vector
- * (float, or int16 for int8 activations), and each lookup is one vector add per 4 lanes: the
- * decoded weight byte is reused by the whole batch. Those tables are indexed by the base-3 number
- * of the 4 codes (81 entries, through tl__i2_b3) to keep them small.
+ * (sum_i v(code_i), v = -x, 0, +x) for L vectors at once (int16 entries); a row's product is then
+ * one lookup per byte (4 weights) and one vector add per 8 vectors: the decoded weight byte is
+ * reused by the whole batch. The tables are indexed by the base-3 number of the 4 codes (81
+ * entries, through tl__i2_b3) to keep them small, and built per block, shared by every row of a
+ * band, so they stay in L1 however wide x is.
  *
  * Other formats are decoded and re-encoded to i2 a band of rows at a time.
  * ------------------------------------------------------------------------- */
 
-#define TL__TILE 2               /* i2 blocks (64 columns) per table tile (float) */
-#define TL__TILE_I 1             /* the same for int8 (its tables are twice as wide) */
-#define TL__L 8                  /* float vectors per pass of the batched table kernels */
-#define TL__LI 32                /* int8 vectors per pass, at most (16 below 32 vectors) */
+#define TL__LI 32                /* int16 vectors per pass, at most (16 below 32 vectors) */
 #define TL__BAND_I2 4096         /* rows per band read as they are (bounds the batched accumulators) */
 #define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
-/* int8 batches of TL__I8_TABLE_MIN vectors and more go through the tables, when there are
- * TL__I8_TABLE_MIN_ROWS rows and more to pay for building them. The relaxed build's dot products are
- * cheaper: at 4096x4096 (i2) they are 4x faster than the tables at batch 4 and even at batch 12. */
-#if TL_RELAXED
-#define TL__I8_TABLE_MIN 12
-#else
-#define TL__I8_TABLE_MIN 4
-#endif
-#define TL__I8_TABLE_MIN_ROWS 64
+/* Batches of TL__TABLE_MIN int16 vectors and more go through the tables, when there are
+ * TL__TABLE_MIN_ROWS rows and more to pay for building them. The relaxed build's int8 dot products
+ * are cheaper: at 4096x4096 (i2) they are 4x faster than the tables at batch 4 and even at batch 12. */
+#define TL__TABLE_MIN 4
+#define TL__TABLE_MIN_R8 12
+#define TL__TABLE_MIN_ROWS 64
 
 /* i2 byte -> base-3 index of its 4 codes (code 3, never in valid data, read as 1) */
 #define TL__C3(b, s) ((((b) >> (s)) & 3) == 3 ? 1 : (((b) >> (s)) & 3))
@@ -398,147 +420,17 @@ static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_
     return buf;
 }
 
-/* o[c0 + 4 c1] = v(c0, x0) + v(c1, x1); v(0, x) = -x, v(2, x) = x, else 0 */
-static void tl__pair_f32(float x0, float x1, float *o) {
-    const float v0[4] = {-x0, 0.0f, x0, 0.0f}, v1[4] = {-x1, 0.0f, x1, 0.0f};
-    for (int c1 = 0; c1 < 4; c1++)
-        for (int c0 = 0; c0 < 4; c0++) o[c0 + 4 * c1] = v0[c0] + v1[c1];
-}
-
-/* Batch 1: 16 tables of 256 floats for block `blk` of x (columns past cols are 0). */
-static void tl__tab1_block(const float *x, size_t cols, size_t blk, float *T) {
-    for (unsigned j = 0; j < 16; j++) {
-        float xi[4], lo[16], hi[16];
-        for (unsigned i = 0; i < 4; i++) {
-            size_t c = 64 * blk + tl__col_of(j, i);
-            xi[i] = c < cols ? x[c] : 0.0f;
-        }
-        tl__pair_f32(xi[0], xi[1], lo), tl__pair_f32(xi[2], xi[3], hi);
-        float *Tj = T + 256 * j;
-        for (unsigned h = 0; h < 16; h++) {
-            if ((h & 3) == 3 || h >> 2 == 3) continue; /* code 3: never read */
-#if TL_SIMD
-            v128_t hv = wasm_f32x4_splat(hi[h]);
-            for (int v = 0; v < 4; v++)
-                wasm_v128_store(Tj + 16 * h + 4 * v, wasm_f32x4_add(wasm_v128_load(lo + 4 * v), hv));
-#else
-            for (int l = 0; l < 16; l++) Tj[16 * h + l] = lo[l] + hi[h];
-#endif
-        }
-    }
-}
-
-/* The table lookups are scalar on purpose: clang's SLP vectorizer otherwise packs the
- * independent chains into f32x4 lanes filled one replace_lane at a time, twice as slow (and it
- * would vectorize them again once inlined into a SIMD caller). */
-#if defined(__wasm_simd128__) && defined(__clang__)
-#define TL__SCALAR_CODE __attribute__((target("no-simd128"), noinline))
-#else
-#define TL__SCALAR_CODE
-#endif
-
-/* Two rows' parts of a tile (p and q), batch 1: eight chains in flight, the same order as one. */
-TL__SCALAR_CODE static void tl__lut1_row2(const uint8_t *p, const uint8_t *q, const float *T, size_t nb,
-                                          float *o0, float *o1) {
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f, u0 = 0.0f, u1 = 0.0f, u2 = 0.0f, u3 = 0.0f;
-    for (size_t b = 0; b < nb; b++, p += 16, q += 16, T += 4096) {
-        for (int j = 0; j < 16; j += 4) {
-            const float *t = T + 256 * j;
-            s0 += t[p[j]], u0 += t[q[j]], s1 += t[256 + p[j + 1]], u1 += t[256 + q[j + 1]];
-            s2 += t[512 + p[j + 2]], u2 += t[512 + q[j + 2]], s3 += t[768 + p[j + 3]],
-                u3 += t[768 + q[j + 3]];
-        }
-    }
-    *o0 += (s0 + s1) + (s2 + s3);
-    *o1 += (u0 + u1) + (u2 + u3);
-}
-
-/* One row's part of a tile (nb blocks from p), batch 1. */
-TL__SCALAR_CODE static float tl__lut1_row(const uint8_t *p, const float *T, size_t nb) {
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    for (size_t b = 0; b < nb; b++, p += 16, T += 4096) {
-        s0 += T[p[0]], s1 += T[256 + p[1]], s2 += T[512 + p[2]], s3 += T[768 + p[3]];
-        s0 += T[1024 + p[4]], s1 += T[1280 + p[5]], s2 += T[1536 + p[6]], s3 += T[1792 + p[7]];
-        s0 += T[2048 + p[8]], s1 += T[2304 + p[9]], s2 += T[2560 + p[10]], s3 += T[2816 + p[11]];
-        s0 += T[3072 + p[12]], s1 += T[3328 + p[13]], s2 += T[3584 + p[14]], s3 += T[3840 + p[15]];
-    }
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* Batched float: 16 tables of 81 x 8 floats for block `blk`, vectors b0..b0 + 7 (past batch: 0). */
-static void tl__tab8_block(const float *x, size_t cols, size_t batch, size_t b0, size_t blk, float *T) {
-    for (unsigned j = 0; j < 16; j++) {
-        float xi[4][TL__L], lo[16][TL__L], hi[16][TL__L];
-        for (unsigned i = 0; i < 4; i++) {
-            size_t c = 64 * blk + tl__col_of(j, i);
-            for (size_t l = 0; l < TL__L; l++)
-                xi[i][l] = c < cols && b0 + l < batch ? x[(b0 + l) * cols + c] : 0.0f;
-        }
-        for (int c1 = 0; c1 < 3; c1++)
-            for (int c0 = 0; c0 < 3; c0++)
-                for (size_t l = 0; l < TL__L; l++) {
-                    float a0 = c0 == 0 ? -xi[0][l] : c0 == 2 ? xi[0][l] : 0.0f;
-                    float a1 = c1 == 0 ? -xi[1][l] : c1 == 2 ? xi[1][l] : 0.0f;
-                    float a2 = c0 == 0 ? -xi[2][l] : c0 == 2 ? xi[2][l] : 0.0f;
-                    float a3 = c1 == 0 ? -xi[3][l] : c1 == 2 ? xi[3][l] : 0.0f;
-                    lo[c0 + 3 * c1][l] = a0 + a1, hi[c0 + 3 * c1][l] = a2 + a3;
-                }
-        float *Tj = T + 81 * TL__L * j;
-        for (int h = 0; h < 9; h++)
-            for (int o = 0; o < 9; o++) {
-                float *e = Tj + (o + 9 * h) * TL__L;
-#if TL_SIMD
-                for (int v = 0; v < TL__L; v += 4)
-                    wasm_v128_store(e + v,
-                                    wasm_f32x4_add(wasm_v128_load(lo[o] + v), wasm_v128_load(hi[h] + v)));
-#else
-                for (size_t l = 0; l < TL__L; l++) e[l] = lo[o][l] + hi[h][l];
-#endif
-            }
-    }
-}
-
-/* Entry of byte j of the current block (T: its 16 tables, p: its bytes) */
-#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * TL__L)
-
-/* One row's part of a tile, 8 vectors: acc[l] += the tile's sum for vector l. */
-static void tl__lut8_row(const uint8_t *p, const float *T, size_t nb, float *acc) {
-#if TL_SIMD
-    v128_t z = wasm_f32x4_splat(0.0f), a0 = z, b0 = z, a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L) {
-#define TL__ADD(j, a, bb)                                                                                    \
-    a = wasm_f32x4_add(a, wasm_v128_load(TL__E(j))), bb = wasm_f32x4_add(bb, wasm_v128_load(TL__E(j) + 4))
-        TL__ADD(0, a0, b0), TL__ADD(1, a1, b1), TL__ADD(2, a2, b2), TL__ADD(3, a3, b3);
-        TL__ADD(4, a0, b0), TL__ADD(5, a1, b1), TL__ADD(6, a2, b2), TL__ADD(7, a3, b3);
-        TL__ADD(8, a0, b0), TL__ADD(9, a1, b1), TL__ADD(10, a2, b2), TL__ADD(11, a3, b3);
-        TL__ADD(12, a0, b0), TL__ADD(13, a1, b1), TL__ADD(14, a2, b2), TL__ADD(15, a3, b3);
-#undef TL__ADD
-    }
-    v128_t sa = wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3));
-    v128_t sb = wasm_f32x4_add(wasm_f32x4_add(b0, b1), wasm_f32x4_add(b2, b3));
-    wasm_v128_store(acc, wasm_f32x4_add(wasm_v128_load(acc), sa));
-    wasm_v128_store(acc + 4, wasm_f32x4_add(wasm_v128_load(acc + 4), sb));
-#else
-    float s[4][TL__L] = {{0}};
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L)
-        for (int j = 0; j < 16; j++)
-            for (size_t l = 0; l < TL__L; l++) s[j % 4][l] += TL__E(j)[l];
-    for (size_t l = 0; l < TL__L; l++) acc[l] += (s[0][l] + s[1][l]) + (s[2][l] + s[3][l]);
-#endif
-}
-
-/* Batched int8: 16 tables of 81 x L int16 (L <= TL__LI) for block `blk` (vectors b0.. of x, past batch 0). */
+/* 16 tables of 81 x L int16 (L <= TL__LI) for block `blk` (vectors b0.. of x, past nvec 0). */
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((always_inline))
 #endif
-static inline void tl__tabi_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, size_t L,
+static inline void tl__tabi_block(const int16_t *x, size_t cols, size_t nvec, size_t b0, size_t blk, size_t L,
                                   int16_t *T) {
     for (unsigned j = 0; j < 16; j++) {
         int16_t xi[4][TL__LI], lo[9][TL__LI], hi[9][TL__LI];
         for (unsigned i = 0; i < 4; i++) {
             size_t c = 64 * blk + tl__col_of(j, i);
-            for (size_t l = 0; l < L; l++)
-                xi[i][l] = c < cols && b0 + l < batch ? x[(b0 + l) * cols + c] : 0;
+            for (size_t l = 0; l < L; l++) xi[i][l] = c < cols && b0 + l < nvec ? x[(b0 + l) * cols + c] : 0;
         }
         for (int c1 = 0; c1 < 3; c1++)
             for (int c0 = 0; c0 < 3; c0++)
@@ -561,32 +453,28 @@ static inline void tl__tabi_block(const int8_t *x, size_t cols, size_t batch, si
 }
 
 /* The builder with L a constant (the compiler vectorizes the lanes), one per width */
-static void tl__tabi16_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, int16_t *T) {
-    tl__tabi_block(x, cols, batch, b0, blk, 16, T);
+static void tl__tabi16_block(const int16_t *x, size_t cols, size_t nvec, size_t b0, size_t blk, int16_t *T) {
+    tl__tabi_block(x, cols, nvec, b0, blk, 16, T);
 }
-static void tl__tabi32_block(const int8_t *x, size_t cols, size_t batch, size_t b0, size_t blk, int16_t *T) {
-    tl__tabi_block(x, cols, batch, b0, blk, 32, T);
+static void tl__tabi32_block(const int16_t *x, size_t cols, size_t nvec, size_t b0, size_t blk, int16_t *T) {
+    tl__tabi_block(x, cols, nvec, b0, blk, 32, T);
 }
 
-#undef TL__E
-
-/* One row's part of a tile, L (16 or 32) int8 vectors, into int32 acc[L]. int16 lanes are safe: an
- * entry is at most 4 * 128 = 512 in size; a chain adds at most 8 entries per block (TL__TILE_I = 1)
- * and two chains are added before widening: 16 * 512 = 8192 < 32768. */
+/* One row's part of a block, L (16 or 32) vectors, into int32 acc[L]. int16 lanes are safe: an
+ * entry is at most 4 * 511 = 2044 in size; a chain adds at most 8 entries of the block and two
+ * chains are added before widening: 16 * 2044 = 32704 < 32768. */
 #define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * 16)
-static void tl__luti16_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t *acc) {
+static void tl__luti16_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
 #if TL_SIMD
     v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * 16) {
 #define TL__ADD(j, a, c)                                                                                     \
     a = wasm_i16x8_add(a, wasm_v128_load(TL__E(j))), c = wasm_i16x8_add(c, wasm_v128_load(TL__E(j) + 8))
-        TL__ADD(0, a0, c0), TL__ADD(1, a1, c1), TL__ADD(2, a2, c2), TL__ADD(3, a3, c3);
-        TL__ADD(4, a0, c0), TL__ADD(5, a1, c1), TL__ADD(6, a2, c2), TL__ADD(7, a3, c3);
-        TL__ADD(8, a0, c0), TL__ADD(9, a1, c1), TL__ADD(10, a2, c2), TL__ADD(11, a3, c3);
-        TL__ADD(12, a0, c0), TL__ADD(13, a1, c1), TL__ADD(14, a2, c2), TL__ADD(15, a3, c3);
+    TL__ADD(0, a0, c0), TL__ADD(1, a1, c1), TL__ADD(2, a2, c2), TL__ADD(3, a3, c3);
+    TL__ADD(4, a0, c0), TL__ADD(5, a1, c1), TL__ADD(6, a2, c2), TL__ADD(7, a3, c3);
+    TL__ADD(8, a0, c0), TL__ADD(9, a1, c1), TL__ADD(10, a2, c2), TL__ADD(11, a3, c3);
+    TL__ADD(12, a0, c0), TL__ADD(13, a1, c1), TL__ADD(14, a2, c2), TL__ADD(15, a3, c3);
 #undef TL__ADD
-    }
-        v128_t a = wasm_i16x8_add(a0, a1), b = wasm_i16x8_add(a2, a3), c = wasm_i16x8_add(c0, c1),
+    v128_t a = wasm_i16x8_add(a0, a1), b = wasm_i16x8_add(a2, a3), c = wasm_i16x8_add(c0, c1),
            d = wasm_i16x8_add(c2, c3);
     v128_t lo = wasm_i32x4_add(wasm_i32x4_extend_low_i16x8(a), wasm_i32x4_extend_low_i16x8(b));
     v128_t hi = wasm_i32x4_add(wasm_i32x4_extend_high_i16x8(a), wasm_i32x4_extend_high_i16x8(b));
@@ -597,30 +485,27 @@ static void tl__luti16_row(const uint8_t *p, const int16_t *T, size_t nb, int32_
     wasm_v128_store(acc + 8, wasm_i32x4_add(wasm_v128_load(acc + 8), lo2));
     wasm_v128_store(acc + 12, wasm_i32x4_add(wasm_v128_load(acc + 12), hi2));
 #else
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * 16)
-        for (int j = 0; j < 16; j++)
-            for (size_t l = 0; l < 16; l++) acc[l] += TL__E(j)[l];
+    for (int j = 0; j < 16; j++)
+        for (size_t l = 0; l < 16; l++) acc[l] += TL__E(j)[l];
 #endif
 }
 #undef TL__E
 #define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * 32)
-static void tl__luti32_row(const uint8_t *p, const int16_t *T, size_t nb, int32_t *acc) {
+static void tl__luti32_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
 #if TL_SIMD
     /* two chains (even and odd bytes) of 32 / 8 vectors each */
     v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * 32) {
 #define TL__ADD4(j, x0, x1, x2, x3)                                                                          \
     do {                                                                                                     \
         const int16_t *e = TL__E(j);                                                                         \
         x0 = wasm_i16x8_add(x0, wasm_v128_load(e)), x1 = wasm_i16x8_add(x1, wasm_v128_load(e + 8));          \
         x2 = wasm_i16x8_add(x2, wasm_v128_load(e + 16)), x3 = wasm_i16x8_add(x3, wasm_v128_load(e + 24));    \
     } while (0)
-        for (int j = 0; j < 16; j += 2) {
-            TL__ADD4(j, a0, a1, a2, a3);
-            TL__ADD4(j + 1, c0, c1, c2, c3);
-        }
-#undef TL__ADD4
+    for (int j = 0; j < 16; j += 2) {
+        TL__ADD4(j, a0, a1, a2, a3);
+        TL__ADD4(j + 1, c0, c1, c2, c3);
     }
+#undef TL__ADD4
     const v128_t v[4] = {wasm_i16x8_add(a0, c0), wasm_i16x8_add(a1, c1), wasm_i16x8_add(a2, c2),
                          wasm_i16x8_add(a3, c3)};
     for (int k = 0; k < 4; k++) {
@@ -629,240 +514,432 @@ static void tl__luti32_row(const uint8_t *p, const int16_t *T, size_t nb, int32_
                         wasm_i32x4_add(wasm_v128_load(acc + 8 * k + 4), wasm_i32x4_extend_high_i16x8(v[k])));
     }
 #else
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * 32)
-        for (int j = 0; j < 16; j++)
-            for (size_t l = 0; l < 32; l++) acc[l] += TL__E(j)[l];
+    for (int j = 0; j < 16; j++)
+        for (size_t l = 0; l < 32; l++) acc[l] += TL__E(j)[l];
 #endif
 }
 #undef TL__E
 
-/* The table kernels' driver. x is float (xi8 NULL) or int8 (xf NULL); out (float) or acc (int32).
- * Batch 1 float uses the 256-entry tables; everything else 8 vectors per pass. */
+/* The table kernels' workspace. */
 typedef struct {
-    size_t Q, band, nband, L, tile; /* L: vectors per pass, tile: blocks per table tile */
-    int conv, one;
+    size_t Q, band, nband, L; /* L: vectors per pass */
+    int conv;
     uint64_t tab_bytes, acc_bytes, total;
 } tl__lut_plan;
 
-static tl__lut_plan tl__lut_layout(const tl_matrix *m, int is_float, size_t batch) {
+static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
     tl__lut_plan p;
     p.Q = (m->row_weights + 63) / 64;
-    p.conv = !m->traits->rows_are_i2, p.one = is_float && batch == 1;
+    p.conv = !m->traits->rows_are_i2;
     p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
-    p.L = is_float ? TL__L : batch >= TL__LI ? TL__LI : 16;
-    p.tile = is_float ? TL__TILE : TL__TILE_I;
-    p.tab_bytes = p.one ? (uint64_t)p.tile * 16 * 256 * 4 : (uint64_t)p.tile * 16 * 81 * p.L * (is_float ? 4 : 2);
-    p.acc_bytes = p.one ? 0 : (uint64_t)p.nband * p.L * 4;
+    p.L = nvec >= TL__LI ? TL__LI : 16;
+    p.tab_bytes = (uint64_t)16 * 81 * p.L * 2;
+    p.acc_bytes = (uint64_t)p.nband * p.L * 4;
     p.total = tl__rup16(p.tab_bytes) + tl__rup16(p.acc_bytes) +
               (p.conv ? tl__rup16((uint64_t)p.Q * 64) + tl__rup16((uint64_t)p.nband * p.Q * 16) : 0);
     return p;
 }
 
-/* Rows ra..rb - 1 of the product; w: tl__lut_layout(...).total bytes of workspace, 16-byte aligned */
-static void tl__lut_rows(const tl_matrix *m, const float *xf, const int8_t *xi8, size_t batch,
-                         const float *x_scales, int32_t *acc, float *out, uint8_t *w, size_t ra, size_t rb) {
-    const tl__lut_plan pl = tl__lut_layout(m, xf != NULL, batch);
+/* acc[v * rows + r] = sum_c trit(r, c) * x(v, c) for nvec int16 vectors (|x| <= 511), rows
+ * ra..rb - 1. w: tl__lut_layout(m, nvec).total bytes of workspace, 16-byte aligned. */
+static void tl__lut_rows(const tl_matrix *m, const int16_t *x, size_t nvec, int32_t *acc, uint8_t *w, size_t ra,
+                         size_t rb) {
+    const tl__lut_plan pl = tl__lut_layout(m, nvec);
     const size_t rows = m->rows, cols = m->cols, Q = pl.Q, band = pl.band, nband = pl.nband, L = pl.L;
-    const int conv = pl.conv, one = pl.one;
-    const uint64_t tab_bytes = pl.tab_bytes, acc_bytes = pl.acc_bytes;
     uint8_t *cur = w;
-    void *T = tl__take(&cur, tab_bytes);
-    void *A = tl__take(&cur, acc_bytes);
-    int8_t *t = conv ? tl__take(&cur, (uint64_t)Q * 64) : NULL;
-    uint8_t *buf = conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
+    int16_t *T = tl__take(&cur, pl.tab_bytes);
+    int32_t *A = tl__take(&cur, pl.acc_bytes);
+    int8_t *t = pl.conv ? tl__take(&cur, (uint64_t)Q * 64) : NULL;
+    uint8_t *buf = pl.conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
     if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
 
     for (size_t r0 = ra; r0 < rb; r0 += band) {
         size_t nr = rb - r0 < band ? rb - r0 : band, stride;
         const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
-        for (size_t b0 = 0; b0 < batch; b0 += one ? 1 : L) {
-            if (one)
-                for (size_t r = 0; r < nr; r++) out[r0 + r] = 0.0f;
-            else
-                memset(A, 0, nr * L * 4);
-            for (size_t k0 = 0; k0 < Q; k0 += pl.tile) {
-                size_t nb = Q - k0 < pl.tile ? Q - k0 : pl.tile;
-                for (size_t k = 0; k < nb; k++) {
-                    if (one)
-                        tl__tab1_block(xf, cols, k0 + k, (float *)T + k * 16 * 256);
-                    else if (xf)
-                        tl__tab8_block(xf, cols, batch, b0, k0 + k, (float *)T + k * 16 * 81 * TL__L);
-                    else if (L == 16)
-                        tl__tabi16_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * 16);
-                    else
-                        tl__tabi32_block(xi8, cols, batch, b0, k0 + k, (int16_t *)T + k * 16 * 81 * 32);
+        for (size_t b0 = 0; b0 < nvec; b0 += L) {
+            memset(A, 0, nr * L * 4);
+            for (size_t k = 0; k < Q; k++) {
+                const uint8_t *p = base + 16 * k;
+                if (L == 16) {
+                    tl__tabi16_block(x, cols, nvec, b0, k, T);
+                    for (size_t r = 0; r < nr; r++) tl__luti16_row(p + r * stride, T, A + r * 16);
+                } else {
+                    tl__tabi32_block(x, cols, nvec, b0, k, T);
+                    for (size_t r = 0; r < nr; r++) tl__luti32_row(p + r * stride, T, A + r * 32);
                 }
-                const uint8_t *p = base + 16 * k0;
-                if (one) {
-                    size_t r = 0;
-                    for (; r + 2 <= nr; r += 2)
-                        tl__lut1_row2(p + r * stride, p + (r + 1) * stride, T, nb, out + r0 + r,
-                                      out + r0 + r + 1);
-                    if (r < nr) out[r0 + r] += tl__lut1_row(p + r * stride, T, nb);
-                } else if (xf)
-                    for (size_t r = 0; r < nr; r++)
-                        tl__lut8_row(p + r * stride, T, nb, (float *)A + r * TL__L);
-                else if (L == 16)
-                    for (size_t r = 0; r < nr; r++) tl__luti16_row(p + r * stride, T, nb, (int32_t *)A + r * 16);
-                else
-                    for (size_t r = 0; r < nr; r++) tl__luti32_row(p + r * stride, T, nb, (int32_t *)A + r * 32);
-            }
-            if (one) {
-                for (size_t r = 0; r < nr; r++) out[r0 + r] *= m->scales[r0 + r];
-                continue;
             }
             for (size_t r = 0; r < nr; r++)
-                for (size_t l = 0; l < L && b0 + l < batch; l++) {
-                    size_t i = (b0 + l) * rows + r0 + r;
-                    if (xf)
-                        out[i] = ((float *)A)[r * L + l] * m->scales[r0 + r];
-                    else
-                        tl__emit(m, b0 + l, r0 + r, ((int32_t *)A)[r * L + l],
-                                 x_scales ? x_scales[b0 + l] : 1.0f, acc, out);
-                }
+                for (size_t l = 0; l < L && b0 + l < nvec; l++) acc[(b0 + l) * rows + r0 + r] = A[r * L + l];
         }
     }
 }
 
-/* Tables: tl__lut_rows per task, each thread with its own tables and accumulators (the table
- * building is repeated per task, so one task per thread). */
-#define TL__TASKS_LUT 1
-
 typedef struct {
     const tl_matrix *m;
-    const float *xf, *x_scales;
-    const int8_t *xi8;
-    size_t batch, chunk;
+    const int16_t *x;
+    size_t nvec, chunk;
     int32_t *acc;
-    float *out;
     uint8_t *w;
     uint64_t slot;
 } tl__lut_job;
 
 static void tl__lut_task(void *c, size_t task, unsigned thread) {
     const tl__lut_job *j = c;
-    size_t ra = task * j->chunk, rb = j->m->rows - ra < j->chunk ? j->m->rows : ra + j->chunk;
-    tl__lut_rows(j->m, j->xf, j->xi8, j->batch, j->x_scales, j->acc, j->out, j->w + thread * j->slot, ra, rb);
+    size_t ra, rb;
+    tl__task_rows(j->m, j->chunk, task, &ra, &rb);
+    tl__lut_rows(j->m, j->x, j->nvec, j->acc, j->w + thread * j->slot, ra, rb);
 }
 
-static uint64_t tl__lut_need(const tl_matrix *m, int is_float, size_t batch) {
-    return tl__split_rows(m, batch, 4, TL__TASKS_LUT).slots * tl__rup16(tl__lut_layout(m, is_float, batch).total);
+static uint64_t tl__lut_need(const tl_matrix *m, size_t nvec) {
+    return tl__split_rows(m, nvec, 4, TL__TASKS_LUT).slots * tl__rup16(tl__lut_layout(m, nvec).total);
 }
 
-/* w: tl__lut_need bytes */
-static void tl__lut_matmul(const tl_matrix *m, const float *xf, const int8_t *xi8, size_t batch,
-                           const float *x_scales, int32_t *acc, float *out, uint8_t *w) {
-    tl__split sp = tl__split_rows(m, batch, 4, TL__TASKS_LUT);
-    tl__lut_job j = {m, xf, x_scales, xi8, batch, sp.chunk, acc, out, w,
-                     tl__rup16(tl__lut_layout(m, xf != NULL, batch).total)};
+/* tl__lut_rows over all rows, split over the threads; w: tl__lut_need bytes */
+static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, int32_t *acc, uint8_t *w) {
+    tl__split sp = tl__split_rows(m, nvec, 4, TL__TASKS_LUT);
+    tl__lut_job j = {m, x, nvec, sp.chunk, acc, w, tl__rup16(tl__lut_layout(m, nvec).total)};
     tl__parallel(sp.tasks, tl__lut_task, &j);
 }
 
 /* ---------------------------------------------------------------------------
- * int8 by dot products (small batches): int16 copies of x, one dot per row and vector
+ * The integer product: dot products (few vectors) or tables
  * ------------------------------------------------------------------------- */
 
-/* Rows per task: 4 tasks per thread (the x copies are shared, a task costs nothing to start) */
-#define TL__TASKS_DOT 4
-
-static tl__split tl__i8_dot_split(const tl_matrix *m, size_t batch) {
-    return tl__split_rows(m, batch, 4, TL__TASKS_DOT);
+/* r8: the vectors are int8 too, and the relaxed build's int8 dot products may take them */
+static int tl__use_tables(const tl_matrix *m, size_t nvec, int r8) {
+    return m->rows >= TL__TABLE_MIN_ROWS && nvec >= (TL_RELAXED && r8 ? TL__TABLE_MIN_R8 : TL__TABLE_MIN);
 }
 
-/* the int16 (or int8) copies of x and their sums, shared; per thread a decoded row (formats
- * without dot_x16) */
-static uint64_t tl__i8_dot_need(const tl_matrix *m, size_t batch) {
-    return tl__rup16((uint64_t)batch * m->row_weights * 2) + tl__rup16((uint64_t)batch * 4) +
-           (m->traits->dot_x16 ? 0 : tl__i8_dot_split(m, batch).slots * tl__rup16((uint64_t)m->row_weights + 16));
+/* the prepared vectors and their sums (shared), a decoded row per thread (formats without dot_x16) */
+static uint64_t tl__dot_need(const tl_matrix *m, size_t nvec) {
+    return tl__rup16((uint64_t)nvec * m->row_weights * 2) + tl__rup16((uint64_t)nvec * 4) +
+           (m->traits->dot_x16 ? 0
+                               : tl__split_rows(m, nvec, 4, TL__TASKS_DOT).slots *
+                                     tl__rup16((uint64_t)m->row_weights + 16));
 }
 
+static uint64_t tl__product_need(const tl_matrix *m, size_t nvec, int r8) {
+    return tl__use_tables(m, nvec, r8) ? tl__lut_need(m, nvec) : tl__dot_need(m, nvec);
+}
+
+/* The dot products of rows ra..rb - 1 (tl__product's second half): xs, sums prepared; t a decoded
+ * row's scratch (formats without dot_x16). */
 typedef struct {
     const tl_matrix *m;
-    const int16_t *x16;
+    const int16_t *xs;
     const int32_t *sums;
-    const float *x_scales;
-    size_t batch, chunk;
+    size_t nvec, chunk;
+    int r8;
     int32_t *acc;
-    float *out;
     int8_t *t;
     uint64_t slot;
-} tl__i8_dot_job;
+} tl__dot_job;
 
-static void tl__i8_dot_task(void *c, size_t task, unsigned thread) {
-    const tl__i8_dot_job *j = c;
+static void tl__dot_task(void *c, size_t task, unsigned thread) {
+    const tl__dot_job *j = c;
     const tl_matrix *m = j->m;
-    size_t P = m->row_weights, ra = task * j->chunk, rb = m->rows - ra < j->chunk ? m->rows : ra + j->chunk;
+    const size_t P = m->row_weights, rows = m->rows, nvec = j->nvec;
+    const int16_t *xs = j->xs;
+    const int32_t *sums = j->sums;
+    int32_t *acc = j->acc;
+    size_t ra, rb;
+    tl__task_rows(m, j->chunk, task, &ra, &rb);
     if (m->traits->dot_x16) {
         for (size_t r = ra; r < rb; r += 4) {
             size_t n = rb - r < 4 ? rb - r : 4;
-            for (size_t b = 0; b < j->batch; b++) {
+            for (size_t v = 0; v < nvec; v++) {
                 int32_t a[4];
-                m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, j->x16 + b * P, j->sums[b], a);
-                for (size_t i = 0; i < n; i++)
-                    tl__emit(m, b, r + i, a[i], j->x_scales ? j->x_scales[b] : 1.0f, j->acc, j->out);
+                if (j->r8)
+                    m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
+                else
+                    tl__i2_dot_w16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
+                for (size_t i = 0; i < n; i++) acc[v * rows + r + i] = a[i];
             }
         }
         return;
     }
-    int8_t *t = j->t + thread * j->slot;
+    int8_t *t = (int8_t *)((uint8_t *)j->t + thread * j->slot);
     for (size_t r = ra; r < rb; r++) {
         tl__decode_row(m, r, t);
-        for (size_t b = 0; b < j->batch; b++) {
+        for (size_t v = 0; v < nvec; v++) {
 #if TL_RELAXED
-            int32_t a = tl__dot_t8_x8(t, (const int8_t *)(j->x16 + b * P), P, j->sums[b]);
-#else
-            (void)j->sums;
-            int32_t a = tl__dot_t8_x16(t, j->x16 + b * P, P);
+            if (j->r8) {
+                acc[v * rows + r] = tl__dot_t8_x8(t, (const int8_t *)(xs + v * P), P, sums[v]);
+                continue;
+            }
 #endif
-            tl__emit(m, b, r, a, j->x_scales ? j->x_scales[b] : 1.0f, j->acc, j->out);
+            acc[v * rows + r] = tl__dot_t8_x16(t, xs + v * P, P);
         }
     }
 }
 
-static void tl__i8_dot(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
-                       float *out, uint8_t *w) {
-    size_t P = m->row_weights, cols = m->cols;
-    uint64_t xb = (uint64_t)batch * P * 2, sb = (uint64_t)batch * 4;
-    tl__split sp = tl__i8_dot_split(m, batch);
+/* acc[v * rows + r] = sum_c trit(r, c) * x(v, c), exact, for nvec vectors of x (int16, nvec * cols;
+ * |x| <= 512 for dot products, 511 for tables, 512 cols < 2^31); x8: the same vectors as int8 (int8 activations), or NULL; w: tl__product_need(m,
+ * nvec, x8 != NULL) bytes. */
+static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, size_t nvec, int32_t *acc,
+                        uint8_t *w) {
+    if (tl__use_tables(m, nvec, x8 != NULL)) {
+        tl__lut_product(m, x, nvec, acc, w);
+        return;
+    }
+    const size_t P = m->row_weights, cols = m->cols;
+    const int r8 = TL_RELAXED && x8 != NULL; /* the relaxed int8 dot products */
     uint8_t *cur = w;
-    int16_t *x16 = tl__take(&cur, xb); /* int8 in the relaxed build's i2 layout: half used */
-    int32_t *sums = tl__take(&cur, sb);
-    for (size_t b = 0; b < batch; b++) {
+    int16_t *xs = tl__take(&cur, (uint64_t)nvec * P * 2); /* int8 for r8: half used */
+    int32_t *sums = tl__take(&cur, (uint64_t)nvec * 4);
+    tl__split sp = tl__split_rows(m, nvec, 4, TL__TASKS_DOT);
+    for (size_t v = 0; v < nvec; v++) {
+        const int16_t *xv = x + v * cols;
         int32_t sum = 0;
-        for (size_t c = 0; c < cols; c++) sum += x[b * cols + c];
-        sums[b] = sum;
-        if (m->traits->dot_x16)
-            tl__i2_x16(x + b * cols, cols, P, x16 + b * P);
-        else {
+        for (size_t c = 0; c < cols; c++) sum += xv[c];
+        sums[v] = sum;
 #if TL_RELAXED
-            int8_t *x8 = (int8_t *)(x16 + b * P); /* int8 for tl__dot_t8_x8 */
-            memcpy(x8, x + b * cols, cols);
-            memset(x8 + cols, 0, P - cols);
-#else
-            for (size_t c = 0; c < cols; c++) x16[b * P + c] = x[b * cols + c];
-            for (size_t c = cols; c < P; c++) x16[b * P + c] = 0;
-#endif
+        if (r8) {
+            int8_t *x8v = (int8_t *)(xs + v * P);
+            if (m->traits->dot_x16)
+                tl__i2_x8(x8 + v * cols, cols, P, x8v);
+            else
+                memcpy(x8v, x8 + v * cols, cols), memset(x8v + cols, 0, P - cols);
+            continue;
         }
+#endif
+        if (m->traits->dot_x16)
+            tl__i2_xw(xv, cols, P, xs + v * P);
+        else
+            memcpy(xs + v * P, xv, cols * 2), memset(xs + v * P + cols, 0, (P - cols) * 2);
     }
-    tl__i8_dot_job j = {m, x16, sums, x_scales, batch, sp.chunk, acc, out, (int8_t *)cur,
-                        tl__rup16((uint64_t)P + 16)};
-    tl__parallel(sp.tasks, tl__i8_dot_task, &j);
+    tl__dot_job j = {m, xs, sums, nvec, sp.chunk, r8, acc, (int8_t *)cur, tl__rup16((uint64_t)P + 16)};
+    tl__parallel(sp.tasks, tl__dot_task, &j);
 }
 
-/* int8 by tables (batches of TL__I8_TABLE_MIN and more, TL__I8_TABLE_MIN_ROWS rows and more) or by dot
- * products */
-static int tl__i8_tables(const tl_matrix *m, size_t batch) {
-    return batch >= TL__I8_TABLE_MIN && m->rows >= TL__I8_TABLE_MIN_ROWS;
+/* ---------------------------------------------------------------------------
+ * int8 activations: widened to int16, the integer product, then the reference's output
+ * ------------------------------------------------------------------------- */
+
+static uint64_t tl__i8_need(const tl_matrix *m, size_t batch, int have_acc) {
+    return tl__rup16((uint64_t)batch * m->cols * 2) + (have_acc ? 0 : tl__rup16((uint64_t)batch * m->rows * 4)) +
+           tl__product_need(m, batch, 1);
 }
-static uint64_t tl__i8_need(const tl_matrix *m, size_t batch) {
-    return tl__i8_tables(m, batch) ? tl__lut_need(m, 0, batch) : tl__i8_dot_need(m, batch);
-}
+
 static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales, int32_t *acc,
                        float *out, uint8_t *w) {
-    if (tl__i8_tables(m, batch))
-        tl__lut_matmul(m, NULL, x, batch, x_scales, acc, out, w);
-    else
-        tl__i8_dot(m, x, batch, x_scales, acc, out, w);
+    uint64_t n = (uint64_t)batch * m->cols;
+    uint8_t *cur = w;
+    int16_t *x16 = tl__take(&cur, n * 2);
+    int32_t *a = acc ? acc : tl__take(&cur, (uint64_t)batch * m->rows * 4);
+    for (uint64_t i = 0; i < n; i++) x16[i] = x[i];
+    tl__product(m, x16, x, batch, a, cur);
+    if (out)
+        for (size_t b = 0; b < batch; b++)
+            for (size_t r = 0; r < m->rows; r++)
+                tl__emit(m, b, r, a[b * m->rows + r], x_scales ? x_scales[b] : 1.0f, NULL, out);
+}
+
+/* ---------------------------------------------------------------------------
+ * Float activations: each vector in fixed point, then exact integer sums
+ *
+ * A vector x (finite) with M = max |x| becomes q = nearest(x * u), u the largest power of two with
+ * M u < 2^23: x * u is exact, |q| <= 2^23, and |x - q / u| <= 1 / (2u) <= M 2^-23. The product
+ * S = sum_c trit * q is exact (int64), and y[r] = fl(fl(S / u) * scale[r]) (the division exact in
+ * double, then rounded once to float). So against the exact product the error is under
+ * nnz(row) * M * 2^-23 * |scale[r]| (typically sqrt(nnz) * M * 2^-25) plus those two roundings,
+ * about what a float32 sum of the same terms may lose; sums of x that are multiples of 1 / u (small
+ * integers times a power of two) come out exact. Every build returns the same bits, at any batch.
+ *
+ * Batch 1 splits q into three int16 digits q = 2^20 h + 2^10 m + l (|m|, |l| <= 512, |h| <= 8)
+ * for the integer dot products (three vectors: S = 2^20 S_h + 2^10 S_m + S_l); batches use tables
+ * of int32 sums over each i2 byte (below), 8 vectors per pass, tile sums added into int64.
+ * ------------------------------------------------------------------------- */
+
+#define TL__FQ 23       /* |q| <= 2^23 */
+#define TL__L 8         /* float vectors per pass of the batched tables */
+#define TL__TILE 2      /* i2 blocks (64 columns) per table tile: |tile sum| <= 128 * 2^23 = 2^30 */
+#define TL__DOT_COLS ((size_t)1 << 21) /* the dot path's digit sums fit int32 up to here */
+
+/* x (cols floats) -> q (cols int32); returns 1 / u. */
+static double tl__f32_q(const float *x, size_t cols, int32_t *q) {
+    size_t c = 0;
+    float mx = 0.0f;
+#if TL_SIMD
+    v128_t m4 = wasm_f32x4_splat(0.0f);
+    for (; c + 4 <= cols; c += 4) m4 = wasm_f32x4_pmax(m4, wasm_f32x4_abs(wasm_v128_load(x + c)));
+    for (int k = 0; k < 4; k++) {
+        float v = wasm_f32x4_extract_lane(m4, 0);
+        mx = v > mx ? v : mx;
+        m4 = wasm_i32x4_shuffle(m4, m4, 1, 2, 3, 0);
+    }
+#endif
+    for (; c < cols; c++) mx = fabsf(x[c]) > mx ? fabsf(x[c]) : mx;
+    int e;
+    (void)frexpf(mx > 0.0f ? mx : 1.0f, &e); /* 2^(e-1) <= max < 2^e */
+    const int sh = TL__FQ - e;                /* max * 2^sh < 2^23 */
+    /* u = u1 u2, both floats (u reaches 2^172 for subnormal x): x u1 u2 is exact */
+    const float u1 = sh > 100 ? 0x1p64f : 1.0f, u2 = ldexpf(1.0f, sh > 100 ? sh - 64 : sh);
+    c = 0;
+#if TL_SIMD
+    const v128_t u1v = wasm_f32x4_splat(u1), u2v = wasm_f32x4_splat(u2);
+    for (; c + 4 <= cols; c += 4)
+        wasm_v128_store(q + c, wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(
+                                   wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(x + c), u1v), u2v))));
+#endif
+    for (; c < cols; c++) q[c] = (int32_t)rintf(x[c] * u1 * u2);
+    return ldexp(1.0, -sh);
+}
+
+/* q -> its digits h, m, l (cols int16 each): q = 2^20 h + 2^10 m + l, m and l in [-512, 511]. */
+static void tl__f32_digits(const int32_t *q, size_t cols, int16_t *h, int16_t *m, int16_t *l) {
+    for (size_t c = 0; c < cols; c++) {
+        int32_t v = q[c], lo = ((v + 512) & 1023) - 512, mid;
+        v = (v - lo) / 1024;
+        mid = ((v + 512) & 1023) - 512;
+        h[c] = (int16_t)((v - mid) / 1024), m[c] = (int16_t)mid, l[c] = (int16_t)lo;
+    }
+}
+
+/* o[c0 + 3 c1] = v(c0, x0) + v(c1, x1) for L vectors; v(0, x) = -x, v(1, x) = 0, v(2, x) = x */
+static void tl__tabq_block(const int32_t *q, size_t cols, size_t batch, size_t b0, size_t blk, int32_t *T) {
+    for (unsigned j = 0; j < 16; j++) {
+        int32_t xi[4][TL__L], lo[9][TL__L], hi[9][TL__L];
+        for (unsigned i = 0; i < 4; i++) {
+            size_t c = 64 * blk + tl__col_of(j, i);
+            for (size_t l = 0; l < TL__L; l++) xi[i][l] = c < cols && b0 + l < batch ? q[(b0 + l) * cols + c] : 0;
+        }
+        for (int c1 = 0; c1 < 3; c1++)
+            for (int c0 = 0; c0 < 3; c0++)
+                for (size_t l = 0; l < TL__L; l++) {
+                    lo[c0 + 3 * c1][l] = (c0 - 1) * xi[0][l] + (c1 - 1) * xi[1][l];
+                    hi[c0 + 3 * c1][l] = (c0 - 1) * xi[2][l] + (c1 - 1) * xi[3][l];
+                }
+        int32_t *Tj = T + 81 * TL__L * j;
+        for (int h = 0; h < 9; h++)
+            for (int o = 0; o < 9; o++) {
+                int32_t *e = Tj + (o + 9 * h) * TL__L;
+#if TL_SIMD
+                for (int v = 0; v < TL__L; v += 4)
+                    wasm_v128_store(e + v, wasm_i32x4_add(wasm_v128_load(lo[o] + v), wasm_v128_load(hi[h] + v)));
+#else
+                for (size_t l = 0; l < TL__L; l++) e[l] = lo[o][l] + hi[h][l];
+#endif
+            }
+    }
+}
+
+/* One row's part of a tile (nb blocks), 8 vectors: acc[l] += the tile's sum for vector l. */
+#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * TL__L)
+static void tl__lutq_row(const uint8_t *p, const int32_t *T, size_t nb, int64_t *acc) {
+#if TL_SIMD
+    v128_t z = wasm_i32x4_splat(0), a0 = z, b0 = z, a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L) {
+#define TL__ADD(j, a, bb)                                                                                    \
+    a = wasm_i32x4_add(a, wasm_v128_load(TL__E(j))), bb = wasm_i32x4_add(bb, wasm_v128_load(TL__E(j) + 4))
+        TL__ADD(0, a0, b0), TL__ADD(1, a1, b1), TL__ADD(2, a2, b2), TL__ADD(3, a3, b3);
+        TL__ADD(4, a0, b0), TL__ADD(5, a1, b1), TL__ADD(6, a2, b2), TL__ADD(7, a3, b3);
+        TL__ADD(8, a0, b0), TL__ADD(9, a1, b1), TL__ADD(10, a2, b2), TL__ADD(11, a3, b3);
+        TL__ADD(12, a0, b0), TL__ADD(13, a1, b1), TL__ADD(14, a2, b2), TL__ADD(15, a3, b3);
+#undef TL__ADD
+    }
+    v128_t sa = wasm_i32x4_add(wasm_i32x4_add(a0, a1), wasm_i32x4_add(a2, a3));
+    v128_t sb = wasm_i32x4_add(wasm_i32x4_add(b0, b1), wasm_i32x4_add(b2, b3));
+    wasm_v128_store(acc, wasm_i64x2_add(wasm_v128_load(acc), wasm_i64x2_extend_low_i32x4(sa)));
+    wasm_v128_store(acc + 2, wasm_i64x2_add(wasm_v128_load(acc + 2), wasm_i64x2_extend_high_i32x4(sa)));
+    wasm_v128_store(acc + 4, wasm_i64x2_add(wasm_v128_load(acc + 4), wasm_i64x2_extend_low_i32x4(sb)));
+    wasm_v128_store(acc + 6, wasm_i64x2_add(wasm_v128_load(acc + 6), wasm_i64x2_extend_high_i32x4(sb)));
+#else
+    int32_t s[TL__L] = {0};
+    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L)
+        for (int j = 0; j < 16; j++)
+            for (size_t l = 0; l < TL__L; l++) s[l] += TL__E(j)[l];
+    for (size_t l = 0; l < TL__L; l++) acc[l] += s[l];
+#endif
+}
+#undef TL__E
+
+static int tl__f32_dots(const tl_matrix *m, size_t batch) { return batch == 1 && m->cols <= TL__DOT_COLS; }
+
+/* The batched float tables' scratch, per thread: tables of a tile, int64 accumulators, and for
+ * formats re-encoded to i2 a decoded row and a band of re-encoded rows */
+static uint64_t tl__f32_lut_slot(const tl_matrix *m) {
+    const tl__lut_plan p = tl__lut_layout(m, 0);
+    return tl__rup16((uint64_t)TL__TILE * 16 * 81 * TL__L * 4) + tl__rup16((uint64_t)p.nband * TL__L * 8) +
+           (p.conv ? tl__rup16((uint64_t)p.Q * 64) + tl__rup16((uint64_t)p.nband * p.Q * 16) : 0);
+}
+
+static uint64_t tl__f32_need(const tl_matrix *m, size_t batch) {
+    uint64_t head = tl__rup16((uint64_t)batch * m->cols * 4) + tl__rup16((uint64_t)batch * 8);
+    if (tl__f32_dots(m, batch))
+        return head + tl__rup16((uint64_t)3 * m->cols * 2) + tl__rup16((uint64_t)3 * m->rows * 4) +
+               tl__product_need(m, 3, 0);
+    return head + tl__split_rows(m, batch, 4, TL__TASKS_LUT).slots * tl__f32_lut_slot(m);
+}
+
+/* The batched float product of rows ra..rb - 1: q in fixed point, unit per vector; w: a slot of
+ * tl__f32_lut_slot bytes */
+static void tl__f32_lut_rows(const tl_matrix *m, const int32_t *q, const double *unit, size_t batch, float *out,
+                             uint8_t *w, size_t ra, size_t rb) {
+    const size_t cols = m->cols, rows = m->rows;
+    uint8_t *cur = w;
+    const tl__lut_plan pl = tl__lut_layout(m, 0);
+    const size_t Q = pl.Q, band = pl.band, nband = pl.nband;
+    int32_t *T = tl__take(&cur, (uint64_t)TL__TILE * 16 * 81 * TL__L * 4);
+    int64_t *A = tl__take(&cur, (uint64_t)nband * TL__L * 8);
+    int8_t *t = pl.conv ? tl__take(&cur, (uint64_t)Q * 64) : NULL;
+    uint8_t *buf = pl.conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
+    if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
+    for (size_t r0 = ra; r0 < rb; r0 += band) {
+        size_t nr = rb - r0 < band ? rb - r0 : band, stride;
+        const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
+        for (size_t b0 = 0; b0 < batch; b0 += TL__L) {
+            memset(A, 0, nr * TL__L * 8);
+            for (size_t k0 = 0; k0 < Q; k0 += TL__TILE) {
+                size_t nb = Q - k0 < TL__TILE ? Q - k0 : TL__TILE;
+                for (size_t k = 0; k < nb; k++) tl__tabq_block(q, cols, batch, b0, k0 + k, T + k * 16 * 81 * TL__L);
+                for (size_t r = 0; r < nr; r++) tl__lutq_row(base + 16 * k0 + r * stride, T, nb, A + r * TL__L);
+            }
+            for (size_t r = 0; r < nr; r++)
+                for (size_t l = 0; l < TL__L && b0 + l < batch; l++)
+                    out[(b0 + l) * rows + r0 + r] = (float)((double)A[r * TL__L + l] * unit[b0 + l]) * m->scales[r0 + r];
+        }
+    }
+}
+
+typedef struct {
+    const tl_matrix *m;
+    const int32_t *q;
+    const double *unit;
+    size_t batch, chunk;
+    float *out;
+    uint8_t *w;
+    uint64_t slot;
+} tl__f32_lut_job;
+
+static void tl__f32_lut_task(void *c, size_t task, unsigned thread) {
+    const tl__f32_lut_job *j = c;
+    size_t ra, rb;
+    tl__task_rows(j->m, j->chunk, task, &ra, &rb);
+    tl__f32_lut_rows(j->m, j->q, j->unit, j->batch, j->out, j->w + thread * j->slot, ra, rb);
+}
+
+static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float *out, uint8_t *w) {
+    const size_t cols = m->cols, rows = m->rows;
+    uint8_t *cur = w;
+    int32_t *q = tl__take(&cur, (uint64_t)batch * cols * 4);
+    double *unit = tl__take(&cur, (uint64_t)batch * 8);
+    for (size_t b = 0; b < batch; b++) unit[b] = tl__f32_q(x + b * cols, cols, q + b * cols);
+
+    if (tl__f32_dots(m, batch)) {
+        int16_t *d = tl__take(&cur, (uint64_t)3 * cols * 2);
+        int32_t *a = tl__take(&cur, (uint64_t)3 * rows * 4);
+        tl__f32_digits(q, cols, d, d + cols, d + 2 * cols);
+        tl__product(m, d, NULL, 3, a, cur);
+        for (size_t r = 0; r < rows; r++) {
+            int64_t s = (int64_t)a[r] * (1 << 20) + (int64_t)a[rows + r] * 1024 + a[2 * rows + r];
+            out[r] = (float)((double)s * unit[0]) * m->scales[r];
+        }
+        return;
+    }
+    tl__split sp = tl__split_rows(m, batch, 4, TL__TASKS_LUT);
+    tl__f32_lut_job j = {m, q, unit, batch, sp.chunk, out, cur, tl__f32_lut_slot(m)};
+    tl__parallel(sp.tasks, tl__f32_lut_task, &j);
 }
 
 /* ---------------------------------------------------------------------------
@@ -871,23 +948,23 @@ static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const 
 
 tl_status tl__matmul_i8_ws(const tl_matrix *m, const int8_t *x, size_t batch, const float *x_scales,
                            int32_t *acc, float *out, tl__ws *ws) {
-    tl_status s = tl__ws_need(ws, tl__i8_need(m, batch));
+    tl_status s = tl__ws_need(ws, tl__i8_need(m, batch, acc != NULL));
     if (s) return s;
     tl__i8_run(m, x, batch, x_scales, acc, out, ws->p);
     return TL_OK;
 }
 
 tl_status tl__matmul_f32_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws) {
-    tl_status s = tl__ws_need(ws, tl__lut_need(m, 1, batch));
+    tl_status s = tl__ws_need(ws, tl__f32_need(m, batch));
     if (s) return s;
-    tl__lut_matmul(m, x, NULL, batch, NULL, NULL, out, ws->p);
+    tl__f32_run(m, x, batch, out, ws->p);
     return TL_OK;
 }
 
 tl_status tl__matmul_f32_i8_ws(const tl_matrix *m, const float *x, size_t batch, float *out, tl__ws *ws) {
     /* the quantized copy and its scales at the front of the workspace, the product's parts after */
     uint64_t n = (uint64_t)batch * m->cols, head = tl__rup16(n) + tl__rup16((uint64_t)batch * 4);
-    tl_status s = tl__ws_need(ws, head + tl__i8_need(m, batch));
+    tl_status s = tl__ws_need(ws, head + tl__i8_need(m, batch, 0));
     if (s) return s;
     int8_t *xq = ws->p;
     float *xs = (float *)((uint8_t *)ws->p + tl__rup16(n));
@@ -896,6 +973,7 @@ tl_status tl__matmul_f32_i8_ws(const tl_matrix *m, const float *x, size_t batch,
     return TL_OK;
 }
 
+/* bitplane x binary, rows of a task: popcounts against the prepared words */
 typedef struct {
     const tl_matrix *m;
     const uint64_t *xw;
@@ -907,8 +985,9 @@ typedef struct {
 static void tl__bits_task(void *c, size_t task, unsigned thread) {
     const tl__bits_job *j = c;
     const tl_matrix *m = j->m;
-    size_t ra = task * j->chunk, rb = m->rows - ra < j->chunk ? m->rows : ra + j->chunk;
+    size_t ra, rb;
     (void)thread;
+    tl__task_rows(m, j->chunk, task, &ra, &rb);
     for (size_t r = ra; r < rb; r++) {
         const uint8_t *row = m->data + r * m->row_bytes;
         for (size_t b = 0; b < j->batch; b++)
@@ -938,7 +1017,7 @@ tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batc
     }
     /* Other formats: the bits become 0/1 int8 activations for the int path. */
     uint64_t head = tl__rup16((uint64_t)batch * m->cols);
-    if ((s = tl__ws_need(ws, head + tl__i8_need(m, batch)))) return s;
+    if ((s = tl__ws_need(ws, head + tl__i8_need(m, batch, acc != NULL)))) return s;
     int8_t *x8 = ws->p;
     for (size_t b = 0; b < batch; b++)
         for (size_t c = 0; c < m->cols; c++)

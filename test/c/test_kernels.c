@@ -319,6 +319,12 @@ static void check_kernels(tl_format f, size_t rows, size_t cols, size_t batch, i
               "float %s %zux%zu batch %zu: %u threads give the bits of one", fname(f), rows, cols, batch, (unsigned)nth);
         free(o1), free(o2), free(o3);
     }
+    /* small integers times a power of two: every sum exact, so the reference's bits (the kernel's
+     * fixed point holds such x exactly) */
+    for (size_t i = 0; i < batch * cols; i++) xf[i] = (float)((int)(i * 37 % 255) - 127) * 0.125f;
+    tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
+    CHECK(tl_matmul_f32(m, xf, batch * cols, batch, out, nout) == TL_OK && memcmp(out, outr, nout * 4) == 0,
+          "float %s %zux%zu batch %zu: exact sums give the reference's bits", fname(f), rows, cols, batch);
 
     tl_matrix_free(m);
     free(w), free(t), free(t2), free(al), free(acc), free(accr), free(out), free(outr), free(xbits),

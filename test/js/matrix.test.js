@@ -389,7 +389,8 @@ test('the worked examples of docs/FORMATS.md come out of both builds', () => {
     assert.deepEqual([...q.scales], [127]);
     assert.deepEqual([...m.matmulInt8(q.values, { raw: true })], [77, 0]);
     assert.deepEqual([...m.matmulInt8(q.values, { scales: q.scales })], [f(38.5 / 127), 0]);
-    assert.deepEqual([...m.matmulFloat([0.1, -0.5, 0.25, 1, 0, 0, 0, 0, 0, 0])], [f(f(f(0.1) + 0.5) * 0.5), 0]);
+    // fixed point: u = 2^22, q(0.1) = 419430, q(-0.5) = -2^21
+    assert.deepEqual([...m.matmulFloat([0.1, -0.5, 0.25, 1, 0, 0, 0, 0, 0, 0])], [f(f(2516582 / 2 ** 22) * 0.5), 0]);
     m.free();
   }
 });

@@ -18,12 +18,14 @@
 //    CLI (`tilelli run`) too. Then a test digit the downloaded model gets right in Node is drawn
 //    on the page, which must say the same.
 // 6. Kernels: the 1024 x 1024 GEMV benchmark runs; both wasm builds give the same int32 sums.
-// 7. Screenshots (test-artifacts/demo/, git-ignored): each panel at 1280 x 900, the whole page, and
+// 7. Generate: the character language model, loaded in a worker, writes Node's greedy text (100
+//    characters) with prefill and decode tokens/s; Stop ends a long sampled text.
+// 8. Screenshots (test-artifacts/demo/, git-ignored): each panel at 1280 x 900, the whole page, and
 //    the whole page at a phone's 390 x 844 (where nothing may scroll sideways).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +36,7 @@ import { init } from 'tilelli';
 import { decodeDigits, inputs, sample } from '../../demo/digits.js';
 import { enlarge, toModelInput } from '../../demo/preprocess.js';
 import { buildDemo, serveDemo } from '../../scripts/demo.mjs';
-import { CHROMIUM, launchChromium, watchPage } from './harness.js';
+import { CHROMIUM, launchChromium, watchPage, withoutStreamedAborts } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const artifacts = join(root, 'test-artifacts', 'demo');
@@ -230,6 +232,42 @@ test('the demo page: train in a worker, draw, download the packed model, benchma
       assert.ok(bench.relError < 0.05, `int8 activations move the outputs by ${bench.relError}`);
       report.bench = bench;
 
+      // --- Generate: the character model in a worker, greedy text equal to Node's; Stop --------------
+      await page.waitForFunction(() => ['ready', 'failed'].includes(window.demo.generate.state));
+      const loaded = await demo(() => window.demo.generate);
+      assert.equal(loaded.state, 'ready', `the language model loaded: ${loaded.lastError}`);
+      assert.ok(loaded.loadEvents >= 2, 'progress while the model downloads');
+      const lmBytes = (await stat(join(built.out, 'models', 'charlm.safetensors'))).size;
+      assert.deepEqual(loaded.loaded.weights, { loaded: lmBytes, total: lmBytes }, 'the whole packed model arrived');
+      assert.equal(loaded.loaded.tokenizer.loaded, loaded.loaded.tokenizer.total);
+      const lmFiles = { weights: await readFile(join(built.out, 'models', 'charlm.safetensors')), tokenizer: await readFile(join(built.out, 'models', 'charlm-tokenizer.json')) };
+      const nodeLm = tl.LanguageModel.load(lmFiles);
+      const greedy = await nodeLm.generate('hacker n. ', { maxNewTokens: 100 });
+      nodeLm.free();
+      await page.fill('#gen-prompt', 'hacker n. ');
+      await page.fill('#gen-temperature', '0');
+      await page.fill('#gen-length', '100');
+      await page.click('#gen-run');
+      await page.waitForFunction(() => window.demo.generate.state === 'done');
+      const written = await demo(() => window.demo.generate);
+      assert.equal(written.text, greedy.text, 'greedy text in the page\'s worker is Node\'s');
+      assert.equal(await page.locator('#gen-out').textContent(), `hacker n. ${greedy.text}`, 'the text is on the page');
+      assert.ok(written.prefill.tokensPerSecond > 0 && written.decode.tokensPerSecond > 0);
+      assert.equal(written.decode.tokens, 99);
+      await page.locator('#generate').screenshot({ path: join(artifacts, 'generate.png') });
+      // Stop: a long sampled text, stopped after some characters
+      await page.fill('#gen-temperature', '0.8');
+      await page.fill('#gen-length', '4000');
+      await page.click('#gen-run');
+      await page.waitForFunction(() => window.demo.generate.text.length >= 20);
+      await page.click('#gen-stop');
+      await page.waitForFunction(() => window.demo.generate.state === 'stopped');
+      const stopped = await demo(() => window.demo.generate);
+      assert.ok(stopped.text.length >= 20 && stopped.text.length < 4000, `stopped after ${stopped.text.length} characters`);
+      await page.waitForTimeout(200);
+      assert.equal((await demo(() => window.demo.generate.text)).length, stopped.text.length, 'nothing is written after Stop');
+      report.generate = { decode: written.decode.tokensPerSecond, prefill: written.prefill.tokensPerSecond, stoppedAt: stopped.text.length };
+
       // --- Screenshots --------------------------------------------------------------------------------
       for (const id of ['draw', 'pack', 'kernels']) await page.locator(`#${id}`).screenshot({ path: join(artifacts, `${id}.png`) });
       await page.screenshot({ path: join(artifacts, 'laptop.png'), fullPage: true });
@@ -248,7 +286,9 @@ test('the demo page: train in a worker, draw, download the packed model, benchma
 
       const bad = server.requests.filter((r) => r.status !== 200);
       assert.deepEqual(bad, [], 'every request was served');
-      assert.deepEqual(problems, [], 'no console error, page error, failed or off-site request');
+      // the Generate panel's streamed downloads were complete (checked above)
+      assert.deepEqual(withoutStreamedAborts(problems, ['/models/charlm.safetensors', '/models/charlm-tokenizer.json']), [],
+        'no console error, page error, failed or off-site request');
     } finally {
       await browser?.close();
       await server.close();
@@ -262,5 +302,6 @@ test('the demo page: train in a worker, draw, download the packed model, benchma
     t.diagnostic(`downloaded ${report.download.name} (${report.download.bytes} B; tq1 ${report.download.tq1} B): Node and the CLI predict as the page, ` +
       `accuracy ${(report.download.accuracy * 100).toFixed(2)}%; test digit #${report.trained.index} (a 4) read right`);
     t.diagnostic(`GEMV 1024 x 1024 i2: ${report.bench.rows.map((r) => `${r.id} ${r.us.toFixed(1)} µs`).join(', ')}`);
-    t.diagnostic(`screenshots: ${artifacts}/{train,draw,pack,kernels,laptop,phone}.png`);
+    t.diagnostic(`Generate (charlm in a worker): prefill ${report.generate.prefill.toFixed(0)} tokens/s, decode ${report.generate.decode.toFixed(0)} tokens/s; stopped after ${report.generate.stoppedAt} characters`);
+    t.diagnostic(`screenshots: ${artifacts}/{train,draw,pack,kernels,generate,laptop,phone}.png`);
   });
