@@ -21,6 +21,8 @@
  *     active column add its codes to 64 row accumulators at a time.
  * Every path has the plain reference in kernels_ref.c, checked bit for bit in every build
  * (the float path to a tolerance: it rounds x to fixed point, docs/FORMATS.md).
+ * The threaded builds split every product but the sparse one by rows over their workers
+ * ("Splitting a product over threads" below): the same bits on any number of threads.
  */
 #include <math.h>
 #include <stdlib.h>
