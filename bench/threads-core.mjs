@@ -25,39 +25,47 @@ function same(a, b) {
   return true;
 }
 
-/** ms per call of f, calls repeated for about budget ms */
-function timeCalls(f, budget) {
-  const t0 = performance.now();
+/** ms per call of f (wall, and process CPU when cpu() is given), calls repeated for about budget ms */
+function timeCalls(f, budget, cpu) {
+  const c0 = cpu?.(), t0 = performance.now();
   let n = 0;
   do {
     f();
     n++;
   } while (performance.now() - t0 < budget);
-  return (performance.now() - t0) / n;
+  return { wall: (performance.now() - t0) / n, cpu: cpu ? (cpu() - c0) / n : undefined };
 }
 
 /**
  * tl1: an instance on 1 thread, tlN: one on N threads (same build). opts: { rounds, budget, epochs,
  * check (no timing) }. mnist: { x, labels } training digits (784 floats each), or undefined to skip
- * the training line. Throws when the instances differ.
+ * the training line. cpu: () => ms of CPU the process has used (Node), or undefined. Throws when the
+ * instances differ.
+ *
+ * With cpu, each line also prints the CPU time per call of both and N x CPU(1) / CPU(N): the
+ * speedup the N threads would give if each had a core of its own (the work, spinning and repeated
+ * table building included), a bound that a busy machine's wall-clock ratio cannot show.
  */
-export function runThreadsBench({ tl1, tlN, opts, mnist, log }) {
+export function runThreadsBench({ tl1, tlN, opts, mnist, log, cpu }) {
   const lines = [];
   const compare = (one, many) => {
     one();
     many();
-    const a = [], b = [];
+    const a = [], b = [], ca = [], cb = [];
     for (let r = 0; r < opts.rounds; r++) {
-      a.push(timeCalls(one, opts.budget));
-      b.push(timeCalls(many, opts.budget));
+      const x = timeCalls(one, opts.budget, cpu), y = timeCalls(many, opts.budget, cpu);
+      a.push(x.wall), b.push(y.wall), ca.push(x.cpu), cb.push(y.cpu);
     }
-    return { one: median(a), many: median(b) };
+    return { one: median(a), many: median(b), cpuOne: cpu ? median(ca) : undefined, cpuMany: cpu ? median(cb) : undefined };
   };
   const line = (name, r, target) => {
     const ratio = r.one / r.many;
     const verdict = target ? (ratio >= target ? `MET (>= ${target}x)` : `NOT MET (>= ${target}x)`) : '(no target)';
-    log(`${name.padEnd(46)} ${tl1.build} 1 thread ${r.one.toFixed(3).padStart(9)} ms | ${tlN.build} ${tlN.threads} threads ${r.many.toFixed(3).padStart(9)} ms | ${ratio.toFixed(2)}x ${verdict}`);
-    lines.push({ name, one: r.one, many: r.many, ratio, target, met: target ? ratio >= target : undefined });
+    const cpuNote = r.cpuOne !== undefined
+      ? ` | CPU/call ${r.cpuOne.toFixed(2)} vs ${r.cpuMany.toFixed(2)} ms: ${(tlN.threads * r.cpuOne / r.cpuMany).toFixed(2)}x with a core per thread`
+      : '';
+    log(`${name.padEnd(46)} ${tl1.build} 1 thread ${r.one.toFixed(3).padStart(9)} ms | ${tlN.build} ${tlN.threads} threads ${r.many.toFixed(3).padStart(9)} ms | ${ratio.toFixed(2)}x ${verdict}${cpuNote}`);
+    lines.push({ name, ...r, ratio, target, met: target ? ratio >= target : undefined });
   };
   const check = (ok, what) => {
     if (!ok) throw new Error(`${what}: the ${tlN.threads}-thread instance differs from the 1-thread one`);
@@ -109,17 +117,20 @@ export function runThreadsBench({ tl1, tlN, opts, mnist, log }) {
   if (mnist) {
     const nets = [tl1, tlN].map((tl) => tl.Network.create({ widths: [784, 256, 256, 10], seed: 20240611 }));
     const epoch = (net) => {
-      const t0 = performance.now();
+      const c0 = cpu?.(), t0 = performance.now();
       net.fit({ x: mnist.x, labels: mnist.labels }, { epochs: 1, batchSize: 64, seed: 1 });
-      return performance.now() - t0;
+      return { wall: performance.now() - t0, cpu: cpu ? cpu() - c0 : undefined };
     };
-    const a = [], b = [];
+    const a = [], b = [], ca = [], cb = [];
     for (let r = 0; r < (opts.check ? 1 : opts.epochs); r++) {
-      a.push(epoch(nets[0]));
-      b.push(epoch(nets[1]));
+      const x = epoch(nets[0]), y = epoch(nets[1]);
+      a.push(x.wall), b.push(y.wall), ca.push(x.cpu), cb.push(y.cpu);
       for (let k = 0; k < 3; k++) check(same(nets[0].getLayer(k).weight, nets[1].getLayer(k).weight), `MNIST layer ${k} after epoch ${r + 1}`);
     }
-    if (!opts.check) line('MNIST training epoch 784-256-256-10, batch 64', { one: median(a), many: median(b) }, 1.4);
+    if (!opts.check) {
+      line('MNIST training epoch 784-256-256-10, batch 64',
+        { one: median(a), many: median(b), cpuOne: cpu ? median(ca) : undefined, cpuMany: cpu ? median(cb) : undefined }, 1.4);
+    }
     for (const net of nets) net.free();
   }
   return lines;

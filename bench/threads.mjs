@@ -47,7 +47,11 @@ async function inNode() {
   console.log(`threads bench: Node ${process.versions.node}, build ${tlN.build}, ${tlN.threads} threads vs 1, ${availableParallelism()} cores ` +
     `(limit ${Math.min(N, availableParallelism())}.0x), load average ${load()}`);
   if (tlN.threads !== N) throw new Error(`asked for ${N} threads, got ${tlN.threads}`);
-  return runThreadsBench({ tl1, tlN, opts: args, mnist, log: (l) => console.log(l) });
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  return runThreadsBench({ tl1, tlN, opts: args, mnist, log: (l) => console.log(l), cpu });
 }
 
 async function inChromium() {
