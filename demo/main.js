@@ -51,6 +51,7 @@ async function main() {
   const app = {
     tl, simd, data, testX, siteUrl, wasm,
     scalarWasm: siteUrl('app/tilelli-scalar.wasm'),
+    relaxedWasm: siteUrl('app/tilelli-relaxed.wasm'),
     workerUrl: siteUrl('app/train-worker.js'),
     current: null,
     percent,

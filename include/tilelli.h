@@ -602,7 +602,11 @@ typedef struct tl_lm tl_lm;
 /* context: the KV cache's length in tokens (0: min(max_position_embeddings, 2048)). The model
  * keeps its own copies: config and st may be freed afterwards. A packed file (tl_lm_save) keeps
  * its weights' format (f is for float checkpoints) and its config: config may then be NULL
- * (config_len 0). */
+ * (config_len 0). A Hugging Face BitNet checkpoint packed as bitnet-b1.58-2B-4T ships (config
+ * "quantization_config": {"quant_method": "bitnet"}, mode "offline" by default) is read without
+ * loss: each projection is U8 [rows / 4, cols], unpacked row k x rows / 4 + p in bits 2k of packed
+ * row p, trit = code - 1, and its "<name>_scale" divides the output (linear_class "bitlinear", the
+ * default: alpha = 1 / weight_scale) or multiplies it ("autobitlinear": alpha = weight_scale). */
 tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
                      tl_lm **out);
 void tl_lm_free(tl_lm *lm);
@@ -620,6 +624,25 @@ void tl_lm_reset(tl_lm *lm);
  * (F32, rows), the other tensors float32 under their Hugging Face names. tl_lm_load of it gives
  * the same model (the same trits and scales). */
 tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len);
+/* GGUF files (src/gguf.c; docs/FORMATS.md, "GGUF"): llama.cpp's BitNet architectures
+ * ("bitnet-25": squared ReLU, as bitnet.cpp writes BitNet b1.58 2B4T; "bitnet", "bitnet-b1.58":
+ * SiLU), the config from their "<arch>.*" metadata, llama.cpp's tensor names, projections in
+ * TQ1_0, TQ2_0 or I2_S (bitnet.cpp's type 36, x86 layout) read without loss (trits and scales as
+ * ggml dequantizes them; F32, F16 or BF16 projections are quantized on load into f), the other
+ * tensors F32, F16 or BF16. The file is validated whole first (sizes in 64 bits, offsets,
+ * overlaps): TL_ERR_PARSE / TL_ERR_VERSION / TL_ERR_DTYPE with a detail. Blocks of one row with
+ * different scales are TL_ERR_FORMAT (tilelli keeps one scale per row). */
+typedef enum tl_gguf_type { TL_GGUF_TQ1_0 = 34, TL_GGUF_TQ2_0 = 35, TL_GGUF_I2_S = 36 } tl_gguf_type;
+/* Nonzero when bytes start like a GGUF file (its magic), to tell it from a safetensors file. */
+int tl_lm_is_gguf(const uint8_t *bytes, size_t len);
+tl_status tl_lm_load_gguf(const uint8_t *bytes, size_t len, tl_format f, size_t context, tl_lm **out);
+/* The model as GGUF v3 (free it with tl_free): projections in type (TL_GGUF_*: TQ1_0 and TQ2_0
+ * round each row's scale to float16 and need rows of whole 256-weight blocks; I2_S needs one scale
+ * per tensor and whole 128-weight blocks, TL_ERR_ARGUMENT / TL_ERR_FORMAT otherwise), the other
+ * tensors F32. flags TL_LM_GGUF_VOCAB adds a placeholder vocabulary ("<unk>", "<s>", "</s>", 256
+ * byte tokens, then "t<id>") that llama.cpp-based runtimes need to load a file. */
+#define TL_LM_GGUF_VOCAB 1u
+tl_status tl_lm_save_gguf(const tl_lm *lm, uint32_t type, uint32_t flags, uint8_t **bytes, size_t *len);
 size_t tl_lm_position(const tl_lm *lm);
 size_t tl_lm_vocab_size(const tl_lm *lm);
 size_t tl_lm_context(const tl_lm *lm);

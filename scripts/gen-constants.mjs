@@ -74,6 +74,8 @@ const constants = {
   OPTIMIZER: table('tl_optimizer', 'TL_OPT_'),
   SCHEDULE: table('tl_schedule', 'TL_SCHED_'),
   PRECISION: table('tl_precision', 'TL_PRECISION_'),
+  GGUF_TYPE: table('tl_gguf_type', 'TL_GGUF_'),
+  LM_GGUF_VOCAB: define('TL_LM_GGUF_VOCAB'),
   DTYPE: Object.fromEntries(Object.entries(table('tl_dtype', 'TL_DTYPE_', false)).map(([k, v]) => [v, k])),
   // tl_deadzone_stats: its leading doubles, in order (JS names)
   UNSIGNED_RESULTS: unsignedFunctions(),

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 echo "== C tests (ctest)"
 ctest --test-dir build --output-on-failure
 
-echo "== Fuzzing: each libFuzzer target (json, safetensors, model, pack, kernels, quant) for ${TILELLI_FUZZ_SECONDS:-60} s"
+echo "== Fuzzing: each libFuzzer target (json, safetensors, model, pack, kernels, quant, gguf) for ${TILELLI_FUZZ_SECONDS:-60} s"
 cmake -S . -B build -DTILELLI_FUZZ_SECONDS="${TILELLI_FUZZ_SECONDS:-60}" >/dev/null
 if cmake --build build --target fuzz-run >build/fuzz-run.log 2>&1; then
   grep -E "^(Done [0-9]+ runs|stat::number_of_executed_units)" build/fuzz-run.log || true

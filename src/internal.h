@@ -33,6 +33,17 @@ tl_status tl__fail(tl_status s, const char *fmt, ...)
  * are floating point (safetensors.c). */
 const char *tl__dtype_name(tl_dtype d);
 int tl__dtype_is_float(tl_dtype d);
+/* IEEE binary16 bits -> binary32 bits, exactly (safetensors.c; the GGUF reader shares it). */
+uint32_t tl__f16_bits(uint32_t h);
+/* binary16 bits -> float, exactly, for finite values (the language model's float16 tables hold no
+ * infinity or NaN): the bits sign-extended and moved into a binary32 exponent field (the sign's
+ * copies above the exponent cleared), the bias fixed by one multiply by 2^112, which also
+ * normalizes subnormals; no branch and inline, so loops vectorize. */
+static inline float tl__f16_to_float(uint16_t h) {
+    return tl__u2f(((uint32_t)(int32_t)(int16_t)h << 13) & 0x8FFFE000u) * 0x1p112f;
+}
+/* float -> binary16 bits, rounded to nearest even (safetensors.c). */
+uint16_t tl__f16_from_float(float f);
 
 /* The safetensors writer (safetensors.c): n tensors in this order, data packed one after the
  * other, and nmeta __metadata__ entries (meta[2j] the key, meta[2j + 1] the value, NUL-terminated
@@ -77,6 +88,10 @@ float tl__silu(float x);
 void tl__softmax(float *x, size_t n);
 float tl__dot_f32(const float *a, const float *b, size_t n);
 void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, float *out);
+/* tl__gemv_f32 over a float16 table (binary16 bits): the same bits as over its float32 values. */
+void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, float *out);
+/* out[r] = scales[r] * dot(int8 row r as floats, x) (the dot: tl__dot_f32's bits). */
+void tl__gemv_i8(const int8_t *w, const float *scales, size_t rows, size_t cols, const float *x, float *out);
 void tl__axpy_f32(float *y, float a, const float *x, size_t n);
 
 /*

@@ -100,8 +100,30 @@ static size_t tl__col_of(unsigned j, unsigned i) { return 8 * (4 * (j % 2) + i) 
 /* x in the layout tl__i2_dot_w16 takes: int16, zero-padded to whole blocks, column c of block q
  * (group g = c / 8 of its 8 groups of 8 columns) times 4^(3 - g % 4) (|x| <= 511: fits int16). */
 static void tl__i2_xw(const int16_t *x, size_t cols, size_t padded, int16_t *xs) {
-    for (size_t c = 0; c < padded; c++)
-        xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
+    size_t c = 0;
+#if TL_SIMD
+    for (; c + 32 <= cols; c += 32) {
+        wasm_v128_store(xs + c, wasm_i16x8_shl(wasm_v128_load(x + c), 6));
+        wasm_v128_store(xs + c + 8, wasm_i16x8_shl(wasm_v128_load(x + c + 8), 4));
+        wasm_v128_store(xs + c + 16, wasm_i16x8_shl(wasm_v128_load(x + c + 16), 2));
+        wasm_v128_store(xs + c + 24, wasm_v128_load(x + c + 24));
+    }
+#endif
+    for (; c < padded; c++) xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
+}
+
+/* sum of n int16 (|sum| < 2^31) */
+static int32_t tl__sum16(const int16_t *x, size_t n) {
+    size_t c = 0;
+    int32_t s = 0;
+#if TL_SIMD
+    v128_t a = wasm_i32x4_splat(0);
+    for (; c + 8 <= n; c += 8) a = wasm_i32x4_add(a, wasm_i32x4_extadd_pairwise_i16x8(wasm_v128_load(x + c)));
+    s = (int32_t)((uint32_t)wasm_i32x4_extract_lane(a, 0) + (uint32_t)wasm_i32x4_extract_lane(a, 1) +
+                  (uint32_t)wasm_i32x4_extract_lane(a, 2) + (uint32_t)wasm_i32x4_extract_lane(a, 3));
+#endif
+    for (; c < n; c++) s += x[c];
+    return s;
 }
 
 /* sum trit[i] * x[i] over n (1..4) consecutive i2 rows (blocks of 64), x in tl__i2_xw's layout,
@@ -692,9 +714,7 @@ static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, 
     tl__split sp = tl__split_rows(m, nvec, 4, TL__TASKS_DOT);
     for (size_t v = 0; v < nvec; v++) {
         const int16_t *xv = x + v * cols;
-        int32_t sum = 0;
-        for (size_t c = 0; c < cols; c++) sum += xv[c];
-        sums[v] = sum;
+        sums[v] = tl__sum16(xv, cols);
 #if TL_RELAXED
         if (r8) {
             int8_t *x8v = (int8_t *)(xs + v * P);
@@ -748,8 +768,8 @@ static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const 
  * about what a float32 sum of the same terms may lose; sums of x that are multiples of 1 / u (small
  * integers times a power of two) come out exact. Every build returns the same bits, at any batch.
  *
- * Batch 1 splits q into three int16 digits q = 2^20 h + 2^10 m + l (|m|, |l| <= 512, |h| <= 8)
- * for the integer dot products (three vectors: S = 2^20 S_h + 2^10 S_m + S_l); batches use tables
+ * Batch 1 splits q into digits for the integer dot products (three of 10 bits, S = 2^20 S_2 +
+ * 2^10 S_1 + S_0; the relaxed build: four int8 digits for its byte dot products); batches use tables
  * of int32 sums over each i2 byte (below), 8 vectors per pass, tile sums added into int64.
  * ------------------------------------------------------------------------- */
 
@@ -788,13 +808,42 @@ static double tl__f32_q(const float *x, size_t cols, int32_t *q) {
     return ldexp(1.0, -sh);
 }
 
-/* q -> its digits h, m, l (cols int16 each): q = 2^20 h + 2^10 m + l, m and l in [-512, 511]. */
-static void tl__f32_digits(const int32_t *q, size_t cols, int16_t *h, int16_t *m, int16_t *l) {
-    for (size_t c = 0; c < cols; c++) {
-        int32_t v = q[c], lo = ((v + 512) & 1023) - 512, mid;
-        v = (v - lo) / 1024;
-        mid = ((v + 512) & 1023) - 512;
-        h[c] = (int16_t)((v - mid) / 1024), m[c] = (int16_t)mid, l[c] = (int16_t)lo;
+/* The digits of q for the batch-1 dot products, lowest first: TL__FD digits of TL__FB bits, each
+ * in [-2^(FB-1), 2^(FB-1)) but the last (q = sum_k d_k 2^(FB k)): three of 10 bits for the int16
+ * dot products, four of 8 bits (int8) for the relaxed build's. */
+#if TL_RELAXED
+#define TL__FD 4
+#define TL__FB 8
+#else
+#define TL__FD 3
+#define TL__FB 10
+#endif
+
+/* q (cols int32) -> TL__FD digit vectors of cols int16 (d + k cols: digit k) */
+static void tl__f32_digits(const int32_t *q, size_t cols, int16_t *d) {
+    const int32_t half = 1 << (TL__FB - 1), mask = (1 << TL__FB) - 1;
+    size_t c = 0;
+#if TL_SIMD
+    const v128_t hv = wasm_i32x4_splat(half), mv = wasm_i32x4_splat(mask);
+    for (; c + 8 <= cols; c += 8) {
+        v128_t v0 = wasm_v128_load(q + c), v1 = wasm_v128_load(q + c + 4);
+        for (int k = 0; k < TL__FD - 1; k++) {
+            v128_t l0 = wasm_i32x4_sub(wasm_v128_and(wasm_i32x4_add(v0, hv), mv), hv),
+                   l1 = wasm_i32x4_sub(wasm_v128_and(wasm_i32x4_add(v1, hv), mv), hv);
+            v0 = wasm_i32x4_shr(wasm_i32x4_sub(v0, l0), TL__FB), v1 = wasm_i32x4_shr(wasm_i32x4_sub(v1, l1), TL__FB);
+            wasm_v128_store(d + k * cols + c, wasm_i16x8_narrow_i32x4(l0, l1));
+        }
+        wasm_v128_store(d + (TL__FD - 1) * cols + c, wasm_i16x8_narrow_i32x4(v0, v1));
+    }
+#endif
+    for (; c < cols; c++) {
+        int32_t v = q[c];
+        for (int k = 0; k < TL__FD - 1; k++) {
+            int32_t lo = ((v + half) & mask) - half;
+            d[k * cols + c] = (int16_t)lo;
+            v = (v - lo) / (1 << TL__FB);
+        }
+        d[(TL__FD - 1) * cols + c] = (int16_t)v;
     }
 }
 
@@ -869,8 +918,8 @@ static uint64_t tl__f32_lut_slot(const tl_matrix *m) {
 static uint64_t tl__f32_need(const tl_matrix *m, size_t batch) {
     uint64_t head = tl__rup16((uint64_t)batch * m->cols * 4) + tl__rup16((uint64_t)batch * 8);
     if (tl__f32_dots(m, batch))
-        return head + tl__rup16((uint64_t)3 * m->cols * 2) + tl__rup16((uint64_t)3 * m->rows * 4) +
-               tl__product_need(m, 3, 0);
+        return head + tl__rup16((uint64_t)TL__FD * m->cols * 3) + tl__rup16((uint64_t)TL__FD * m->rows * 4) +
+               tl__product_need(m, TL__FD, TL_RELAXED);
     return head + tl__split_rows(m, batch, 4, TL__TASKS_LUT).slots * tl__f32_lut_slot(m);
 }
 
@@ -929,12 +978,16 @@ static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float 
     for (size_t b = 0; b < batch; b++) unit[b] = tl__f32_q(x + b * cols, cols, q + b * cols);
 
     if (tl__f32_dots(m, batch)) {
-        int16_t *d = tl__take(&cur, (uint64_t)3 * cols * 2);
-        int32_t *a = tl__take(&cur, (uint64_t)3 * rows * 4);
-        tl__f32_digits(q, cols, d, d + cols, d + 2 * cols);
-        tl__product(m, d, NULL, 3, a, cur);
+        int16_t *d = tl__take(&cur, (uint64_t)TL__FD * cols * 2);
+        int8_t *d8 = tl__take(&cur, (uint64_t)TL__FD * cols); /* the relaxed build's int8 digits */
+        int32_t *a = tl__take(&cur, (uint64_t)TL__FD * rows * 4);
+        tl__f32_digits(q, cols, d);
+        if (TL_RELAXED)
+            for (size_t i = 0; i < TL__FD * cols; i++) d8[i] = (int8_t)d[i];
+        tl__product(m, d, TL_RELAXED ? d8 : NULL, TL__FD, a, cur);
         for (size_t r = 0; r < rows; r++) {
-            int64_t s = (int64_t)a[r] * (1 << 20) + (int64_t)a[rows + r] * 1024 + a[2 * rows + r];
+            int64_t s = 0;
+            for (int k = TL__FD - 1; k >= 0; k--) s = s * (1 << TL__FB) + a[k * rows + r];
             out[r] = (float)((double)s * unit[0]) * m->scales[r];
         }
         return;

@@ -3,7 +3,10 @@
  *
  * A model comes from a Hugging Face config.json and a safetensors file of the same names
  * (tl_lm_load): float projections are quantized on load with the reference's per-tensor rule
- * (tl_matrix_quantize), embeddings and norms are kept in float32. The numbers (docs/FORMATS.md,
+ * (tl_matrix_quantize), Hugging Face packed BitNet projections (U8 codes + weight_scale) and
+ * tilelli's packed file are read without loss; or from a GGUF file (tl_lm_load_gguf: the container
+ * is src/gguf.c's, the architectures, names and keys are here). Norms are float32; the embedding
+ * and head float32, float16 or int8 (tl__lm_table). The numbers (docs/FORMATS.md,
  * "Language models"):
  *   layer:  x = rmsnorm(h) ; q, k, v = BitLinear(x) ; RoPE(q, k) ; causal attention with grouped
  *           KV heads ; h += o_proj(attn_sub_norm(attention))
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gguf.h"
 #include "internal.h"
 #include "json.h"
 
@@ -35,38 +39,55 @@ typedef struct {
  * projection: tl_matrix *). The loader's check, the loader and the writer all go by this table. */
 enum { TL__DD, TL__DF, TL__DQ, TL__DKV, TL__DNONE };
 static const struct {
-    const char *name;
+    const char *name, *gguf; /* llama.cpp's name: "blk.<i>.<gguf>.weight" */
     int d0, d1, proj;
     size_t at;
 } tl__lm_tensors[] = {
-    {"input_layernorm.weight", TL__DD, TL__DNONE, 0, offsetof(tl__lm_layer, in_norm)},
-    {"self_attn.q_proj.weight", TL__DQ, TL__DD, 1, offsetof(tl__lm_layer, q)},
-    {"self_attn.k_proj.weight", TL__DKV, TL__DD, 1, offsetof(tl__lm_layer, k)},
-    {"self_attn.v_proj.weight", TL__DKV, TL__DD, 1, offsetof(tl__lm_layer, v)},
-    {"self_attn.attn_sub_norm.weight", TL__DQ, TL__DNONE, 0, offsetof(tl__lm_layer, attn_norm)},
-    {"self_attn.o_proj.weight", TL__DD, TL__DQ, 1, offsetof(tl__lm_layer, o)},
-    {"post_attention_layernorm.weight", TL__DD, TL__DNONE, 0, offsetof(tl__lm_layer, post_norm)},
-    {"mlp.gate_proj.weight", TL__DF, TL__DD, 1, offsetof(tl__lm_layer, gate)},
-    {"mlp.up_proj.weight", TL__DF, TL__DD, 1, offsetof(tl__lm_layer, up)},
-    {"mlp.ffn_sub_norm.weight", TL__DF, TL__DNONE, 0, offsetof(tl__lm_layer, ffn_norm)},
-    {"mlp.down_proj.weight", TL__DD, TL__DF, 1, offsetof(tl__lm_layer, down)},
+    {"input_layernorm.weight", "attn_norm", TL__DD, TL__DNONE, 0, offsetof(tl__lm_layer, in_norm)},
+    {"self_attn.q_proj.weight", "attn_q", TL__DQ, TL__DD, 1, offsetof(tl__lm_layer, q)},
+    {"self_attn.k_proj.weight", "attn_k", TL__DKV, TL__DD, 1, offsetof(tl__lm_layer, k)},
+    {"self_attn.v_proj.weight", "attn_v", TL__DKV, TL__DD, 1, offsetof(tl__lm_layer, v)},
+    {"self_attn.attn_sub_norm.weight", "attn_sub_norm", TL__DQ, TL__DNONE, 0, offsetof(tl__lm_layer, attn_norm)},
+    {"self_attn.o_proj.weight", "attn_output", TL__DD, TL__DQ, 1, offsetof(tl__lm_layer, o)},
+    {"post_attention_layernorm.weight", "ffn_norm", TL__DD, TL__DNONE, 0, offsetof(tl__lm_layer, post_norm)},
+    {"mlp.gate_proj.weight", "ffn_gate", TL__DF, TL__DD, 1, offsetof(tl__lm_layer, gate)},
+    {"mlp.up_proj.weight", "ffn_up", TL__DF, TL__DD, 1, offsetof(tl__lm_layer, up)},
+    {"mlp.ffn_sub_norm.weight", "ffn_sub_norm", TL__DF, TL__DNONE, 0, offsetof(tl__lm_layer, ffn_norm)},
+    {"mlp.down_proj.weight", "ffn_down", TL__DD, TL__DF, 1, offsetof(tl__lm_layer, down)},
 };
 #define TL__LM_NTENSORS (sizeof tl__lm_tensors / sizeof *tl__lm_tensors)
+
+/* The token embedding and the LM head, vocab rows of hidden values: float32 (the default, config
+ * "tilelli_embedding": "float32"), float16 ("float16": each value rounded to nearest, for a
+ * checkpoint's bf16 or f16 table a lossless or near-lossless half of the memory), or int8 ("int8":
+ * per row d = max|w| / 127, q = clamp(rint(w / d), -127, 127), value q x d; a quarter of the
+ * memory). The embedding of a token is its row's values; a logit is dot(row, h) in float32 (the
+ * float32 and float16 tables: the same bits as a float32 table of those values), for int8
+ * fl(d x dot(q, h)). */
+enum { TL__EMB_F32, TL__EMB_F16, TL__EMB_I8 };
+static const char *const tl__emb_names[] = {"float32", "float16", "int8"};
+typedef struct {
+    void *w;       /* vocab x hidden: float, uint16_t (binary16 bits) or int8_t */
+    float *scales; /* int8: vocab values of d */
+} tl__lm_table;
 
 struct tl_lm {
     size_t vocab, hidden, inter, nlayers, heads, kv_heads, head_dim, context, max_pos;
     float eps, theta;
     int act; /* TL_LM_ACT_* */
     int tied;
+    int hf; /* Hugging Face packed BitNet projections: TL__HF_BITLINEAR, TL__HF_AUTOBITLINEAR, or 0 */
     int64_t bos, eos;
     tl_precision prec;
-    float *embed, *head, *final_norm; /* head == embed when tied */
+    int emb; /* how the embedding (and an untied head) is held: TL__EMB_* */
+    tl__lm_table embed, head_own; /* the head is embed when tied, else head_own (tl__lm_head) */
+    float *final_norm;
     tl__lm_layer *layers;
     float *kc, *vc;       /* layers x context x kv_dim */
     float *cos_t, *sin_t; /* context x head_dim / 2 */
     size_t pos;
     /* scratch for TL__LM_CHUNK tokens */
-    float *h, *x, *q, *k, *v, *att, *g, *u, *scores;
+    float *h, *x, *q, *k, *v, *att, *g, *u, *scores, *row;
     int8_t *xq;
     float *xs;
     tl__ws ws;
@@ -123,6 +144,37 @@ static tl_status tl__cfg_token(const tl__json *cfg, const char *key, int64_t *ou
     return TL_OK;
 }
 
+/* Hugging Face's "quantization_config" of a BitNet checkpoint (transformers' BitNetQuantConfig):
+ * quant_method "bitnet"; quantization_mode "offline" (the default: projections stored packed, see
+ * tl__lm_hf_proj) or "online" (float weights, quantized here on load as without the key);
+ * linear_class "bitlinear" (the default: the output is divided by weight_scale) or
+ * "autobitlinear" (multiplied by it). use_rms_norm (a norm inside every BitLinear) is not part of
+ * this architecture. Any other quant_method is refused: its weights would be read wrongly. */
+enum { TL__HF_BITLINEAR = 1, TL__HF_AUTOBITLINEAR = 2 };
+static tl_status tl__lm_quant_config(tl_lm *lm, const tl__json *cfg) {
+    const tl__json *q = tl__json_find(cfg, "quantization_config", 19, NULL);
+    lm->hf = 0;
+    if (!q || tl__json_kind_of(q) == TL__JSON_NULL) return TL_OK;
+    if (tl__json_kind_of(q) != TL__JSON_OBJECT) return tl__fail(TL_ERR_PARSE, "config: \"quantization_config\" must be an object");
+    if (!tl__json_string_is(tl__json_find(q, "quant_method", 12, NULL), "bitnet"))
+        return tl__fail(TL_ERR_PARSE, "config: quantization_config.quant_method must be \"bitnet\" (other methods are not read)");
+    const tl__json *mode = tl__json_find(q, "quantization_mode", 17, NULL), *cls = tl__json_find(q, "linear_class", 12, NULL),
+                   *rms = tl__json_find(q, "use_rms_norm", 12, NULL);
+    if (rms && tl__json_kind_of(rms) == TL__JSON_TRUE)
+        return tl__fail(TL_ERR_PARSE, "config: quantization_config.use_rms_norm true is not supported");
+    if (mode && !tl__json_string_is(mode, "offline")) {
+        if (tl__json_string_is(mode, "online")) return TL_OK;
+        return tl__fail(TL_ERR_PARSE, "config: quantization_config.quantization_mode must be \"offline\" or \"online\"");
+    }
+    if (!cls || tl__json_string_is(cls, "bitlinear"))
+        lm->hf = TL__HF_BITLINEAR;
+    else if (tl__json_string_is(cls, "autobitlinear"))
+        lm->hf = TL__HF_AUTOBITLINEAR;
+    else
+        return tl__fail(TL_ERR_PARSE, "config: quantization_config.linear_class must be \"bitlinear\" or \"autobitlinear\"");
+    return TL_OK;
+}
+
 static tl_status tl__lm_config(tl_lm *lm, const tl__json *cfg) {
     if (tl__json_kind_of(cfg) != TL__JSON_OBJECT) return tl__fail(TL_ERR_PARSE, "config: not a JSON object");
     tl_status s;
@@ -169,6 +221,15 @@ static tl_status tl__lm_config(tl_lm *lm, const tl__json *cfg) {
     lm->tied = tie && tl__json_kind_of(tie) == TL__JSON_TRUE;
     if ((s = tl__cfg_token(cfg, "bos_token_id", &lm->bos)) || (s = tl__cfg_token(cfg, "eos_token_id", &lm->eos)))
         return s;
+    if ((s = tl__lm_quant_config(lm, cfg))) return s;
+    const tl__json *e = tl__json_find(cfg, "tilelli_embedding", 17, NULL);
+    lm->emb = TL__EMB_F32;
+    if (e) {
+        int k = 0;
+        while (k < 3 && !tl__json_string_is(e, tl__emb_names[k])) k++;
+        if (k == 3) return tl__fail(TL_ERR_PARSE, "config: \"tilelli_embedding\" must be \"float32\", \"float16\" or \"int8\"");
+        lm->emb = k;
+    }
     const tl__json *a = tl__json_find(cfg, "tilelli_activations", 19, NULL);
     if (!a || tl__json_string_is(a, "int8"))
         lm->prec = TL_PRECISION_INT8;
@@ -183,28 +244,73 @@ static tl_status tl__lm_config(tl_lm *lm, const tl__json *cfg) {
  * Tensors
  * ------------------------------------------------------------------------- */
 
-/* The tensor `name` with shape [d0] (d1 == 0) or [d0, d1]: its index. */
-static tl_status tl__lm_find(const tl_safetensors *st, const char *name, size_t d0, size_t d1, size_t *index) {
-    if (tl_safetensors_find(st, name, strlen(name), index)) return tl__fail(TL_ERR_PARSE, "weights: no tensor \"%s\"", name);
+/* Where the loader reads tensors: a safetensors file with Hugging Face names (float projections;
+ * Hugging Face packed BitNet ones when lm->hf; tilelli's packed file when pf), or a GGUF file
+ * (src/gguf.c) with llama.cpp's names, mapped by tl__lm_gguf_name. */
+typedef struct {
+    const tl_safetensors *st;
+    const tl__gguf *gg;
+    tl_format pf;
+    int hf;
+} tl__lm_src;
+
+/* llama.cpp's name of a Hugging Face tensor name (the per-layer ones through tl__lm_tensors). */
+static const struct {
+    const char *hf, *gguf;
+} tl__lm_globals[] = {{"model.embed_tokens.weight", "token_embd.weight"},
+                      {"model.norm.weight", "output_norm.weight"},
+                      {"lm_head.weight", "output.weight"}};
+static int tl__lm_gguf_name(const char *name, char *out, size_t cap) {
+    for (size_t k = 0; k < sizeof tl__lm_globals / sizeof *tl__lm_globals; k++)
+        if (!strcmp(name, tl__lm_globals[k].hf)) return snprintf(out, cap, "%s", tl__lm_globals[k].gguf), 1;
+    unsigned layer;
+    int at = 0;
+    if (sscanf(name, "model.layers.%u.%n", &layer, &at) != 1 || !at) return 0;
+    for (size_t j = 0; j < TL__LM_NTENSORS; j++)
+        if (!strcmp(name + at, tl__lm_tensors[j].name)) return snprintf(out, cap, "blk.%u.%s.weight", layer, tl__lm_tensors[j].gguf), 1;
+    return 0;
+}
+
+/* The tensor `name` with shape [d0] (d1 == 0) or [d0, d1]: its index (in the GGUF file, its
+ * llama.cpp name, the dimensions listed row length first). */
+static tl_status tl__lm_find(const tl__lm_src *src, const char *name, size_t d0, size_t d1, size_t *index) {
     size_t ndim;
-    const int64_t *shape;
-    tl_safetensors_tensor(st, *index, NULL, NULL, NULL, &ndim, &shape, NULL, NULL);
-    int ok = d1 ? ndim == 2 && (uint64_t)shape[0] == d0 && (uint64_t)shape[1] == d1
-                : ndim == 1 && (uint64_t)shape[0] == d0;
+    uint64_t shape[2] = {0, 0};
+    const char *shown = name;
+    char gn[96];
+    if (src->gg) {
+        const uint64_t *ne;
+        if (!tl__lm_gguf_name(name, gn, sizeof gn) || tl__gguf_find(src->gg, gn, index))
+            return tl__fail(TL_ERR_PARSE, "weights: no tensor \"%s\" (%s)", tl__lm_gguf_name(name, gn, sizeof gn) ? gn : name, name);
+        tl__gguf_tensor(src->gg, *index, NULL, &ndim, &ne);
+        shape[0] = ndim == 2 ? ne[1] : ne[0], shape[1] = ndim == 2 ? ne[0] : 0;
+        shown = gn;
+    } else {
+        const int64_t *sh;
+        if (tl_safetensors_find(src->st, name, strlen(name), index)) return tl__fail(TL_ERR_PARSE, "weights: no tensor \"%s\"", name);
+        tl_safetensors_tensor(src->st, *index, NULL, NULL, NULL, &ndim, &sh, NULL, NULL);
+        if (ndim >= 1) shape[0] = (uint64_t)sh[0];
+        if (ndim == 2) shape[1] = (uint64_t)sh[1];
+    }
+    int ok = d1 ? ndim == 2 && shape[0] == d0 && shape[1] == d1 : ndim == 1 && shape[0] == d0;
     if (!ok) {
-        if (d1) return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should be [%zu, %zu]", name, d0, d1);
-        return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should be [%zu]", name, d0);
+        if (d1) return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should be [%zu, %zu]", shown, d0, d1);
+        return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should be [%zu]", shown, d0);
     }
     return TL_OK;
 }
 
-static tl_status tl__lm_read(const tl_safetensors *st, const char *name, size_t d0, size_t d1, float **out) {
+static tl_status tl__lm_read_f32(const tl__lm_src *src, size_t i, float *out, size_t n) {
+    return src->gg ? tl__gguf_read_f32(src->gg, i, out, n) : tl_safetensors_read_f32(src->st, i, out, n);
+}
+
+static tl_status tl__lm_read(const tl__lm_src *src, const char *name, size_t d0, size_t d1, float **out) {
     size_t i, n = d1 ? d0 * d1 : d0;
-    tl_status s = tl__lm_find(st, name, d0, d1, &i);
+    tl_status s = tl__lm_find(src, name, d0, d1, &i);
     if (s) return s;
     float *p = tl__malloc(n * sizeof(float));
     if (!p) return TL_ERR_NO_MEMORY;
-    if ((s = tl_safetensors_read_f32(st, i, p, n))) {
+    if ((s = tl__lm_read_f32(src, i, p, n))) {
         tl__free(p);
         return s;
     }
@@ -217,34 +323,116 @@ static tl_status tl__lm_read(const tl_safetensors *st, const char *name, size_t 
     return TL_OK;
 }
 
+/* A Hugging Face packed projection (transformers' BitLinear / AutoBitLinear buffers): "<name>"
+ * U8 [rows / 4, cols] and "<module>.weight_scale" (one value, any float dtype). Unpacked row
+ * r = k x P + p (P = rows / 4) is bits 2k of packed row p; the trit is the code - 1 (code 3 is no
+ * trit). The output is divided by weight_scale (bitlinear) or multiplied by it (autobitlinear),
+ * so alpha = 1 / weight_scale or weight_scale. */
+static tl_status tl__lm_hf_names(const tl__lm_src *src, const char *name, size_t rows, size_t cols, size_t *wi,
+                                 size_t *si) {
+    char sn[128];
+    size_t nl = strlen(name), ndim, nbytes;
+    tl_dtype dt;
+    const int64_t *sh;
+    tl_status s;
+    if (rows % 4) return tl__fail(TL_ERR_SHAPE, "weights: \"%s\": %zu rows are not packed 4 per byte", name, rows);
+    if ((s = tl__lm_find(src, name, rows / 4, cols, wi))) return s;
+    tl_safetensors_tensor(src->st, *wi, NULL, NULL, &dt, NULL, NULL, NULL, NULL);
+    if (dt != TL_DTYPE_U8) return tl__fail(TL_ERR_DTYPE, "weights: \"%s\" must be U8 (packed trits: quantization_config says offline)", name);
+    snprintf(sn, sizeof sn, "%.*s_scale", (int)nl, name); /* "....weight" -> "....weight_scale" */
+    if (tl_safetensors_find(src->st, sn, strlen(sn), si)) return tl__fail(TL_ERR_PARSE, "weights: no tensor \"%s\"", sn);
+    tl_safetensors_tensor(src->st, *si, NULL, NULL, &dt, &ndim, &sh, NULL, &nbytes);
+    size_t count = 1;
+    for (size_t d = 0; d < ndim; d++) count *= (size_t)sh[d];
+    if (count != 1) return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should hold one value", sn);
+    return TL_OK;
+}
+
+static tl_status tl__lm_hf_proj(const tl__lm_src *src, const char *name, size_t rows, size_t cols, tl_format f,
+                                int8_t *t, tl_matrix **out) {
+    size_t wi, si, P = rows / 4;
+    float ws;
+    const uint8_t *p;
+    tl_status s;
+    if ((s = tl__lm_hf_names(src, name, rows, cols, &wi, &si)) || (s = tl_safetensors_read_f32(src->st, si, &ws, 1))) return s;
+    if (!(ws > 0.0f) || !isfinite(ws))
+        return tl__fail(TL_ERR_ALPHA, "weights: \"%s_scale\" is %g (not finite and > 0)", name, (double)ws);
+    tl_safetensors_tensor(src->st, wi, NULL, NULL, NULL, NULL, NULL, &p, NULL);
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *b = p + (r % P) * cols;
+        unsigned sh = 2u * (unsigned)(r / P);
+        for (size_t c = 0; c < cols; c++) {
+            unsigned code = (b[c] >> sh) & 3u;
+            if (code == 3) return tl__fail(TL_ERR_FORMAT, "weights: \"%s\" row %zu column %zu: code 3 is no trit", name, r, c);
+            t[r * cols + c] = (int8_t)((int)code - 1);
+        }
+    }
+    float alpha = src->hf == TL__HF_AUTOBITLINEAR ? ws : 1.0f / ws;
+    if (!(alpha > 0.0f) || !isfinite(alpha)) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\": 1 / weight_scale is not finite", name);
+    return tl_matrix_from_trits(f, t, rows, cols, &alpha, 1, out);
+}
+
 /* A projection: in a packed file (pf != 0, format pf), "<name>.tilelli_packed" (U8 [rows,
  * row_bytes]) and "<name>.tilelli_scales" (F32 [rows]), validated as tl_matrix_from_packed does;
- * else the float tensor quantized per tensor into format f (w: scratch of rows x cols floats). */
+ * a Hugging Face packed one (tl__lm_hf_proj); a ternary GGUF tensor (trits and row scales, as
+ * ggml dequantizes it); else a float tensor quantized per tensor into format f. w: scratch of
+ * rows x cols floats (float sources) or rows x cols bytes and rows floats (the others). */
 #define TL__PACKED ".tilelli_packed"
 #define TL__SCALES ".tilelli_scales"
-static tl_status tl__lm_proj(const tl_safetensors *st, const char *name, size_t rows, size_t cols, tl_format f,
-                             tl_format pf, float *w, tl_matrix **out) {
+static tl_status tl__lm_proj(const tl__lm_src *src, const char *name, size_t rows, size_t cols, tl_format f, float *w,
+                             tl_matrix **out) {
     size_t i;
     tl_status s;
+    tl_format pf = src->pf;
     if (pf) {
         char pn[128], sn[128];
         size_t rb, si, nbytes;
         tl_dtype dt;
         const uint8_t *data;
         snprintf(pn, sizeof pn, "%s" TL__PACKED, name), snprintf(sn, sizeof sn, "%s" TL__SCALES, name);
-        if ((s = tl_format_row_bytes(pf, cols, &rb)) || (s = tl__lm_find(st, pn, rows, rb, &i)) ||
-            (s = tl__lm_find(st, sn, rows, 0, &si)))
+        if ((s = tl_format_row_bytes(pf, cols, &rb)) || (s = tl__lm_find(src, pn, rows, rb, &i)) ||
+            (s = tl__lm_find(src, sn, rows, 0, &si)))
             return s;
-        tl_safetensors_tensor(st, i, NULL, NULL, &dt, NULL, NULL, &data, &nbytes);
+        tl_safetensors_tensor(src->st, i, NULL, NULL, &dt, NULL, NULL, &data, &nbytes);
         if (dt != TL_DTYPE_U8) return tl__fail(TL_ERR_DTYPE, "weights: \"%s\" must be U8", pn);
-        if ((s = tl_safetensors_read_f32(st, si, w, rows))) return s;
+        if ((s = tl_safetensors_read_f32(src->st, si, w, rows))) return s;
         if ((s = tl_matrix_from_packed(pf, data, nbytes, rows, cols, w, rows, out)))
             return s == TL_ERR_ALPHA || s == TL_ERR_FORMAT
                        ? tl__fail(s, "weights: \"%s\": %s", name, s == TL_ERR_ALPHA ? "a scale is not finite or not > 0" : "packed bytes not valid")
                        : s;
         return TL_OK;
     }
-    if ((s = tl__lm_find(st, name, rows, cols, &i)) || (s = tl_safetensors_read_f32(st, i, w, rows * cols))) return s;
+    if (src->hf) return tl__lm_hf_proj(src, name, rows, cols, f, (int8_t *)(void *)w, out);
+    if ((s = tl__lm_find(src, name, rows, cols, &i))) return s;
+    if (src->gg) {
+        uint32_t type;
+        tl__gguf_tensor(src->gg, i, &type, NULL, NULL);
+        if (type == TL__GGML_TQ1_0 || type == TL__GGML_TQ2_0 || type == TL__GGML_I2_S) {
+            float *scales = w; /* rows floats, then the trits */
+            int8_t *t = (int8_t *)(void *)(w + rows);
+            if ((s = tl__gguf_read_ternary(src->gg, i, rows, cols, t, scales))) return s;
+            /* llama.cpp's optional per-tensor "blk.N.<proj>.scale" multiplies the product's output */
+            char gn[96], sn[96];
+            size_t si, nd;
+            const uint64_t *ne;
+            float sc;
+            tl__lm_gguf_name(name, gn, sizeof gn);
+            snprintf(sn, sizeof sn, "%.*s.scale", (int)(strlen(gn) - 7), gn);
+            if (!tl__gguf_find(src->gg, sn, &si)) {
+                tl__gguf_tensor(src->gg, si, NULL, &nd, &ne);
+                if (nd != 1 || ne[0] != 1) return tl__fail(TL_ERR_SHAPE, "weights: \"%s\" should be [1]", sn);
+                if ((s = tl__gguf_read_f32(src->gg, si, &sc, 1))) return s;
+                if (!(sc > 0.0f) || !isfinite(sc)) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" is %g (not finite and > 0)", sn, (double)sc);
+                for (size_t r = 0; r < rows; r++) {
+                    scales[r] *= sc;
+                    if (!(scales[r] > 0.0f) || !isfinite(scales[r]))
+                        return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" x \"%s\" row %zu is not finite and > 0", gn, sn, r);
+                }
+            }
+            return tl_matrix_from_trits(f, t, rows, cols, scales, rows, out);
+        }
+    }
+    if ((s = tl__lm_read_f32(src, i, w, rows * cols))) return s;
     size_t bad = tl__first_non_finite(w, rows * cols);
     if (bad != rows * cols)
         return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, bad);
@@ -265,8 +453,8 @@ static void tl__lm_free_layers(tl_lm *lm) {
 void tl_lm_free(tl_lm *lm) {
     if (!lm) return;
     tl__lm_free_layers(lm);
-    if (lm->head != lm->embed) tl__free(lm->head);
-    tl__free(lm->embed), tl__free(lm->final_norm), tl__free(lm->kc), tl__free(lm->vc);
+    tl__free(lm->embed.w), tl__free(lm->embed.scales), tl__free(lm->head_own.w), tl__free(lm->head_own.scales);
+    tl__free(lm->final_norm), tl__free(lm->kc), tl__free(lm->vc), tl__free(lm->row);
     tl__free(lm->cos_t), tl__free(lm->sin_t);
     tl__free(lm->h), tl__free(lm->x), tl__free(lm->q), tl__free(lm->k), tl__free(lm->v), tl__free(lm->att);
     tl__free(lm->g), tl__free(lm->u), tl__free(lm->scores), tl__free(lm->xq), tl__free(lm->xs);
@@ -274,14 +462,111 @@ void tl_lm_free(tl_lm *lm) {
     tl__free(lm);
 }
 
+static const tl__lm_table *tl__lm_head(const tl_lm *lm) { return lm->tied ? &lm->embed : &lm->head_own; }
+
+/* Row r of a table as float32 values. */
+static void tl__lm_table_row(const tl_lm *lm, const tl__lm_table *t, size_t r, float *out) {
+    size_t D = lm->hidden;
+    if (lm->emb == TL__EMB_F32) {
+        memcpy(out, (const float *)t->w + r * D, D * sizeof(float));
+    } else if (lm->emb == TL__EMB_F16) {
+        const uint16_t *h = (const uint16_t *)t->w + r * D;
+        for (size_t c = 0; c < D; c++) out[c] = tl__f16_to_float(h[c]);
+    } else {
+        const int8_t *q = (const int8_t *)t->w + r * D;
+        float d = t->scales[r];
+        for (size_t c = 0; c < D; c++) out[c] = (float)q[c] * d;
+    }
+}
+
+/* The table `name` (vocab x hidden) in the model's form (lm->emb), converted row by row from the
+ * file's F32 / F16 / BF16 bytes (no float32 copy of a table held in another form); a packed file
+ * (tl_lm_save) of an int8 table holds it as I8 with "<name minus .weight>.tilelli_scales". */
+static tl_status tl__lm_read_table(tl_lm *lm, const tl__lm_src *src, const char *name, tl__lm_table *t) {
+    size_t V = lm->vocab, D = lm->hidden, i;
+    tl_status s = tl__lm_find(src, name, V, D, &i);
+    if (s) return s;
+    if (lm->emb == TL__EMB_F32) return tl__lm_read(src, name, V, D, (float **)&t->w);
+    /* the raw rows: F32, F16 or BF16 (little-endian), else a float32 copy of the whole tensor */
+    int raw = -1; /* 0 F32, 1 F16, 2 BF16 */
+    const uint8_t *p = NULL;
+    tl_dtype dt = (tl_dtype)0;
+    if (src->gg) {
+        uint32_t type;
+        size_t nb;
+        tl__gguf_tensor(src->gg, i, &type, NULL, NULL);
+        p = tl__gguf_tensor_data(src->gg, i, &nb);
+        raw = type == TL__GGML_F32 ? 0 : type == TL__GGML_F16 ? 1 : type == TL__GGML_BF16 ? 2 : -1;
+    } else {
+        tl_safetensors_tensor(src->st, i, NULL, NULL, &dt, NULL, NULL, &p, NULL);
+        raw = dt == TL_DTYPE_F32 ? 0 : dt == TL_DTYPE_F16 ? 1 : dt == TL_DTYPE_BF16 ? 2 : -1;
+    }
+    size_t elt = lm->emb == TL__EMB_F16 ? 2 : 1;
+    t->w = tl__malloc(V * D * elt);
+    if (lm->emb == TL__EMB_I8) t->scales = tl__malloc(V * sizeof(float));
+    if (!t->w || (lm->emb == TL__EMB_I8 && !t->scales)) return TL_ERR_NO_MEMORY;
+    if (src->pf && lm->emb == TL__EMB_I8 && dt == TL_DTYPE_I8) { /* our packed file: q and d as they are */
+        char sn[128];
+        size_t si;
+        snprintf(sn, sizeof sn, "%.*s" TL__SCALES, (int)(strlen(name) - 7), name);
+        if ((s = tl__lm_find(src, sn, V, 0, &si)) || (s = tl_safetensors_read_f32(src->st, si, t->scales, V))) return s;
+        memcpy(t->w, p, V * D);
+        for (size_t r = 0; r < V; r++)
+            if (!(t->scales[r] > 0.0f) || !isfinite(t->scales[r]))
+                return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" row %zu: the scale is not finite and > 0", sn, r);
+        return TL_OK;
+    }
+    float *all = NULL, *row = tl__malloc(D * sizeof(float));
+    if (!row) return TL_ERR_NO_MEMORY;
+    if (raw < 0 && (s = tl__lm_read(src, name, V, D, &all))) {
+        tl__free(row);
+        return s;
+    }
+    for (size_t r = 0; r < V && !s; r++) {
+        const uint8_t *b = p + r * D * (raw == 0 ? 4 : 2);
+        for (size_t c = 0; c < D; c++)
+            row[c] = raw < 0   ? all[r * D + c]
+                     : raw == 0 ? tl__u2f((uint32_t)b[4 * c] | (uint32_t)b[4 * c + 1] << 8 | (uint32_t)b[4 * c + 2] << 16 |
+                                          (uint32_t)b[4 * c + 3] << 24)
+                     : raw == 1 ? tl__u2f(tl__f16_bits((uint32_t)b[2 * c] | (uint32_t)b[2 * c + 1] << 8))
+                                : tl__u2f(((uint32_t)b[2 * c] | (uint32_t)b[2 * c + 1] << 8) << 16);
+        size_t bad = tl__first_non_finite(row, D);
+        if (bad != D) {
+            s = tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, r * D + bad);
+            break;
+        }
+        if (lm->emb == TL__EMB_F16) {
+            uint16_t *h = (uint16_t *)t->w + r * D;
+            for (size_t c = 0; c < D; c++) {
+                h[c] = tl__f16_from_float(row[c]);
+                if ((h[c] & 0x7C00u) == 0x7C00u)
+                    s = tl__fail(TL_ERR_OVERFLOW, "weights: \"%s\" element %zu (%g) does not fit float16", name, r * D + c,
+                                 (double)row[c]);
+            }
+        } else {
+            float mx = 0.0f;
+            for (size_t c = 0; c < D; c++) mx = fabsf(row[c]) > mx ? fabsf(row[c]) : mx;
+            float d = mx > 0.0f ? mx / 127.0f : 1.0f;
+            int8_t *q = (int8_t *)t->w + r * D;
+            for (size_t c = 0; c < D; c++) {
+                float v = rintf(row[c] / d);
+                q[c] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+            }
+            t->scales[r] = d;
+        }
+    }
+    tl__free(row), tl__free(all);
+    return s;
+}
+
 /* Every tensor present with its shape, before anything big is allocated. */
-static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl_safetensors *st, tl_format pf) {
+static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl__lm_src *src) {
     char name[96];
-    size_t D = lm->hidden, i;
+    size_t D = lm->hidden, i, i2;
     tl_status s;
-    if ((s = tl__lm_find(st, "model.embed_tokens.weight", lm->vocab, D, &i)) ||
-        (s = tl__lm_find(st, "model.norm.weight", D, 0, &i)) ||
-        (!lm->tied && (s = tl__lm_find(st, "lm_head.weight", lm->vocab, D, &i))))
+    if ((s = tl__lm_find(src, "model.embed_tokens.weight", lm->vocab, D, &i)) ||
+        (s = tl__lm_find(src, "model.norm.weight", D, 0, &i)) ||
+        (!lm->tied && (s = tl__lm_find(src, "lm_head.weight", lm->vocab, D, &i))))
         return s;
     size_t dims[5];
     tl__lm_dims(lm, dims);
@@ -289,30 +574,32 @@ static tl_status tl__lm_check_tensors(const tl_lm *lm, const tl_safetensors *st,
         for (size_t j = 0; j < TL__LM_NTENSORS; j++) {
             snprintf(name, sizeof name, "model.layers.%zu.%s", l, tl__lm_tensors[j].name);
             size_t d0 = dims[tl__lm_tensors[j].d0], d1 = dims[tl__lm_tensors[j].d1], rb;
-            if (pf && tl__lm_tensors[j].proj) { /* packed: the codes and the scales */
+            if (src->pf && tl__lm_tensors[j].proj) { /* packed: the codes and the scales */
                 char pn[128], sn[128];
                 snprintf(pn, sizeof pn, "%s" TL__PACKED, name), snprintf(sn, sizeof sn, "%s" TL__SCALES, name);
-                if ((s = tl_format_row_bytes(pf, d1, &rb)) || (s = tl__lm_find(st, pn, d0, rb, &i)) ||
-                    (s = tl__lm_find(st, sn, d0, 0, &i)))
+                if ((s = tl_format_row_bytes(src->pf, d1, &rb)) || (s = tl__lm_find(src, pn, d0, rb, &i)) ||
+                    (s = tl__lm_find(src, sn, d0, 0, &i)))
                     return s;
-            } else if ((s = tl__lm_find(st, name, d0, d1, &i)))
+            } else if (src->hf && tl__lm_tensors[j].proj) {
+                if ((s = tl__lm_hf_names(src, name, d0, d1, &i, &i2))) return s;
+            } else if ((s = tl__lm_find(src, name, d0, d1, &i)))
                 return s;
         }
     return TL_OK;
 }
 
-static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f, tl_format pf) {
+static tl_status tl__lm_weights(tl_lm *lm, const tl__lm_src *src, tl_format f) {
     size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim;
     tl_status s;
-    if ((s = tl__lm_read(st, "model.embed_tokens.weight", lm->vocab, D, &lm->embed)) ||
-        (s = tl__lm_read(st, "model.norm.weight", D, 0, &lm->final_norm)))
-        return s;
-    if (lm->tied)
-        lm->head = lm->embed;
-    else if ((s = tl__lm_read(st, "lm_head.weight", lm->vocab, D, &lm->head)))
+    if ((s = tl__lm_read_table(lm, src, "model.embed_tokens.weight", &lm->embed)) ||
+        (s = tl__lm_read(src, "model.norm.weight", D, 0, &lm->final_norm)) ||
+        (!lm->tied && (s = tl__lm_read_table(lm, src, "lm_head.weight", &lm->head_own))))
         return s;
     lm->layers = tl__calloc(lm->nlayers, sizeof *lm->layers);
-    size_t big = pf ? (F > Q ? (F > D ? F : D) : (Q > D ? Q : D)) : F * D > Q * D ? F * D : Q * D;
+    /* scratch: a float projection (rows x cols floats); else its trits and one scale per row */
+    size_t wide = F > Q ? (F > D ? F : D) : (Q > D ? Q : D), most = F * D > Q * D ? F * D : Q * D;
+    size_t big = src->pf ? wide : (src->hf || src->gg) ? wide + (most + 3) / 4 : most;
+    if (src->gg) big = big > most ? big : most; /* a GGUF file may hold float projections */
     float *w = tl__malloc(big * sizeof(float));
     if (!lm->layers || !w) {
         tl__free(w);
@@ -326,8 +613,8 @@ static tl_status tl__lm_weights(tl_lm *lm, const tl_safetensors *st, tl_format f
             char *at = (char *)&lm->layers[l] + tl__lm_tensors[j].at;
             size_t d0 = dims[tl__lm_tensors[j].d0], d1 = dims[tl__lm_tensors[j].d1];
             snprintf(name, sizeof name, "model.layers.%zu.%s", l, tl__lm_tensors[j].name);
-            s = tl__lm_tensors[j].proj ? tl__lm_proj(st, name, d0, d1, f, pf, w, (tl_matrix **)(void *)at)
-                                       : tl__lm_read(st, name, d0, 0, (float **)(void *)at);
+            s = tl__lm_tensors[j].proj ? tl__lm_proj(src, name, d0, d1, f, w, (tl_matrix **)(void *)at)
+                                       : tl__lm_read(src, name, d0, 0, (float **)(void *)at);
         }
     tl__free(w);
     return s;
@@ -354,10 +641,11 @@ static tl_status tl__lm_buffers(tl_lm *lm) {
     lm->g = tl__malloc(n * F * sizeof(float));
     lm->u = tl__malloc(n * F * sizeof(float));
     lm->scores = tl__malloc(C * sizeof(float));
+    lm->row = tl__malloc(D * sizeof(float));
     lm->xq = tl__malloc(n * wide);
     lm->xs = tl__malloc(n * sizeof(float));
     if (!lm->kc || !lm->vc || !lm->cos_t || !lm->sin_t || !lm->h || !lm->x || !lm->q || !lm->k || !lm->v ||
-        !lm->att || !lm->g || !lm->u || !lm->scores || !lm->xq || !lm->xs)
+        !lm->att || !lm->g || !lm->u || !lm->scores || !lm->xq || !lm->xs || !lm->row)
         return TL_ERR_NO_MEMORY;
     /* RoPE: freq_j = theta^(-2j / head_dim) and the angle p * freq_j in double, cos/sin rounded once */
     for (size_t j = 0; j < half; j++) {
@@ -384,18 +672,9 @@ static const char *tl__lm_meta(const tl_safetensors *st, const char *key, size_t
     return NULL;
 }
 
-tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
-                     tl_lm **out) {
-    if (!st || !out || (!config && config_len)) return TL_ERR_NULL;
-    if (!tl_format_name(f)) return tl__fail(TL_ERR_FORMAT, "format %d is no packed format", (int)f);
-    /* a packed file (tl_lm_save) names its weights' format and may carry its config */
-    tl_format pf = (tl_format)0;
-    size_t wl = 0, ml = 0;
-    const char *magic = tl__lm_meta(st, "format", &ml), *wf = tl__lm_meta(st, "tilelli.weights", &wl);
-    if (magic && ml == 10 && !memcmp(magic, "tilelli-lm", 10)) {
-        if (!wf || tl_format_from_name(wf, wl, &pf)) return tl__fail(TL_ERR_PARSE, "metadata: \"tilelli.weights\" names no format");
-        if (!config) config = tl__lm_meta(st, "config", &config_len);
-    }
+/* A model from its config (JSON text) and the tensors of src. */
+static tl_status tl__lm_load_src(const char *config, size_t config_len, tl__lm_src *src, tl_format f, size_t context,
+                                 tl_lm **out) {
     if (!config) return tl__fail(TL_ERR_PARSE, "no config: give config.json (the file has none in its metadata)");
     tl__json *cfg = NULL;
     tl_status s = tl__json_parse(config, config_len, &cfg);
@@ -407,12 +686,14 @@ tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors
     }
     s = tl__lm_config(lm, cfg);
     tl__json_free(cfg);
+    if (!s && src->gg && lm->hf) s = tl__fail(TL_ERR_PARSE, "config: quantization_config belongs to safetensors files");
+    if (!s && !src->pf && !src->gg) src->hf = lm->hf;
     if (!s) {
         lm->context = context ? context : (lm->max_pos < 2048 ? lm->max_pos : 2048);
         if (lm->context > TL_MAX_ELEMENTS) s = tl__fail(TL_ERR_OVERFLOW, "context %zu is too large", context);
     }
-    if (!s) s = tl__lm_check_tensors(lm, st, pf);
-    if (!s) s = tl__lm_weights(lm, st, f, pf);
+    if (!s) s = tl__lm_check_tensors(lm, src);
+    if (!s) s = tl__lm_weights(lm, src, f);
     if (!s) s = tl__lm_buffers(lm);
     if (s) {
         tl_lm_free(lm);
@@ -420,6 +701,226 @@ tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors
     }
     *out = lm;
     return TL_OK;
+}
+
+tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
+                     tl_lm **out) {
+    if (!st || !out || (!config && config_len)) return TL_ERR_NULL;
+    if (!tl_format_name(f)) return tl__fail(TL_ERR_FORMAT, "format %d is no packed format", (int)f);
+    /* a packed file (tl_lm_save) names its weights' format and may carry its config */
+    tl__lm_src src = {st, NULL, (tl_format)0, 0};
+    size_t wl = 0, ml = 0;
+    const char *magic = tl__lm_meta(st, "format", &ml), *wf = tl__lm_meta(st, "tilelli.weights", &wl);
+    if (magic && ml == 10 && !memcmp(magic, "tilelli-lm", 10)) {
+        if (!wf || tl_format_from_name(wf, wl, &src.pf)) return tl__fail(TL_ERR_PARSE, "metadata: \"tilelli.weights\" names no format");
+        if (!config) config = tl__lm_meta(st, "config", &config_len);
+    }
+    return tl__lm_load_src(config, config_len, &src, f, context, out);
+}
+
+/* ---------------------------------------------------------------------------
+ * GGUF (the container: src/gguf.c): llama.cpp's BitNet architectures. The metadata keys under
+ * "<arch>." name the config's numbers; "bitnet-25" (bitnet.cpp's 2B4T) is squared ReLU, "bitnet"
+ * and "bitnet-b1.58" are SiLU; no "output.weight" means a tied head. Rotary embeddings are the
+ * rotate_half ones (ggml's NEOX mode, as these architectures use, so q and k rows are in
+ * Hugging Face order).
+ * ------------------------------------------------------------------------- */
+
+static const struct {
+    const char *arch;
+    int act;
+} tl__lm_archs[] = {{"bitnet-25", TL_LM_ACT_RELU2}, {"bitnet", TL_LM_ACT_SILU}, {"bitnet-b1.58", TL_LM_ACT_SILU}};
+
+/* The config keys and their GGUF keys (after "<arch>."): integers, then floats. */
+static const struct {
+    const char *config, *gguf;
+    int required, is_float;
+} tl__lm_gguf_keys[] = {
+    {"hidden_size", "embedding_length", 1, 0},
+    {"intermediate_size", "feed_forward_length", 1, 0},
+    {"num_hidden_layers", "block_count", 1, 0},
+    {"num_attention_heads", "attention.head_count", 1, 0},
+    {"num_key_value_heads", "attention.head_count_kv", 0, 0},
+    {"head_dim", "attention.key_length", 0, 0},
+    {"max_position_embeddings", "context_length", 0, 0},
+    {"rms_norm_eps", "attention.layer_norm_rms_epsilon", 0, 1},
+    {"rope_theta", "rope.freq_base", 0, 1},
+};
+#define TL__LM_NGKEYS (sizeof tl__lm_gguf_keys / sizeof *tl__lm_gguf_keys)
+
+/* The config.json that g's metadata describes, into b. */
+static tl_status tl__lm_gguf_config(const tl__gguf *g, tl__buf *b) {
+    const char *arch;
+    size_t al;
+    if (!tl__gguf_get_str(g, "general.architecture", &arch, &al))
+        return tl__fail(TL_ERR_PARSE, "metadata: no \"general.architecture\" string");
+    size_t a = 0, na = sizeof tl__lm_archs / sizeof *tl__lm_archs;
+    while (a < na && !(strlen(tl__lm_archs[a].arch) == al && !memcmp(tl__lm_archs[a].arch, arch, al))) a++;
+    if (a == na || al > 32)
+        return tl__fail(TL_ERR_PARSE, "metadata: architecture \"%.*s\" (bitnet-25, bitnet and bitnet-b1.58 are read)",
+                        (int)(al > 32 ? 32 : al), arch);
+    char key[96];
+    int64_t v;
+    double d;
+    size_t ti;
+    tl__buf_printf(b, "{\"model_type\":\"bitnet\",\"hidden_act\":\"%s\"", tl__lm_archs[a].act == TL_LM_ACT_RELU2 ? "relu2" : "silu");
+    for (size_t k = 0; k < TL__LM_NGKEYS; k++) {
+        snprintf(key, sizeof key, "%.*s.%s", (int)al, arch, tl__lm_gguf_keys[k].gguf);
+        if (tl__lm_gguf_keys[k].is_float ? tl__gguf_get_float(g, key, &d) : tl__gguf_get_int(g, key, &v)) {
+            tl__buf_printf(b, ",\"%s\":", tl__lm_gguf_keys[k].config);
+            if (tl__lm_gguf_keys[k].is_float) {
+                if (!isfinite(d)) return tl__fail(TL_ERR_PARSE, "metadata \"%s\" is not finite", key);
+                tl__buf_json_number(b, d);
+            } else
+                tl__buf_printf(b, "%lld", (long long)v);
+        } else if (tl__lm_gguf_keys[k].required)
+            return tl__fail(TL_ERR_PARSE, "metadata: no integer \"%s\"", key);
+    }
+    /* the vocabulary: its key, else the embedding's rows */
+    snprintf(key, sizeof key, "%.*s.vocab_size", (int)al, arch);
+    if (!tl__gguf_get_int(g, key, &v)) {
+        const uint64_t *ne;
+        size_t nd;
+        if (tl__gguf_find(g, "token_embd.weight", &ti)) return tl__fail(TL_ERR_PARSE, "weights: no tensor \"token_embd.weight\"");
+        tl__gguf_tensor(g, ti, NULL, &nd, &ne);
+        v = nd == 2 && ne[1] <= INT64_MAX ? (int64_t)ne[1] : 0;
+    }
+    tl__buf_printf(b, ",\"vocab_size\":%lld", (long long)v);
+    /* partial rotary embeddings are not this architecture */
+    int64_t rd, heads = 0, hd = 0, dim = 0;
+    snprintf(key, sizeof key, "%.*s.rope.dimension_count", (int)al, arch);
+    if (tl__gguf_get_int(g, key, &rd)) {
+        snprintf(key, sizeof key, "%.*s.attention.key_length", (int)al, arch);
+        if (!tl__gguf_get_int(g, key, &hd)) {
+            snprintf(key, sizeof key, "%.*s.embedding_length", (int)al, arch), tl__gguf_get_int(g, key, &dim);
+            snprintf(key, sizeof key, "%.*s.attention.head_count", (int)al, arch), tl__gguf_get_int(g, key, &heads);
+            hd = heads > 0 ? dim / heads : 0;
+        }
+        if (rd != hd) return tl__fail(TL_ERR_PARSE, "metadata: rope.dimension_count %lld is not the head size %lld", (long long)rd, (long long)hd);
+    }
+    tl__buf_printf(b, ",\"tie_word_embeddings\":%s", tl__gguf_find(g, "output.weight", &ti) ? "true" : "false");
+    if (tl__gguf_get_int(g, "tokenizer.ggml.bos_token_id", &v)) tl__buf_printf(b, ",\"bos_token_id\":%lld", (long long)v);
+    if (tl__gguf_get_int(g, "tokenizer.ggml.eos_token_id", &v)) tl__buf_printf(b, ",\"eos_token_id\":%lld", (long long)v);
+    const char *act;
+    if (tl__gguf_get_str(g, "tilelli.activations", &act, &al)) {
+        tl__buf_printf(b, ",\"tilelli_activations\":");
+        tl__buf_json_string(b, act, al);
+    }
+    /* the tables: as the file says, else float16 when the embedding is F16 (no loss, half the memory) */
+    uint32_t et;
+    if (tl__gguf_get_str(g, "tilelli.embedding", &act, &al)) {
+        tl__buf_printf(b, ",\"tilelli_embedding\":");
+        tl__buf_json_string(b, act, al);
+    } else if (!tl__gguf_find(g, "token_embd.weight", &ti) && (tl__gguf_tensor(g, ti, &et, NULL, NULL), et == TL__GGML_F16)) {
+        tl__buf_printf(b, ",\"tilelli_embedding\":\"float16\"");
+    }
+    tl__buf_printf(b, "}");
+    return tl__buf_status(b);
+}
+
+int tl_lm_is_gguf(const uint8_t *bytes, size_t len) { return tl__gguf_is_file(bytes, len); }
+
+tl_status tl_lm_load_gguf(const uint8_t *bytes, size_t len, tl_format f, size_t context, tl_lm **out) {
+    if (!bytes || !out) return TL_ERR_NULL;
+    if (!tl_format_name(f)) return tl__fail(TL_ERR_FORMAT, "format %d is no packed format", (int)f);
+    tl__gguf *g = NULL;
+    tl_status s = tl__gguf_open(bytes, len, &g);
+    if (s) return s;
+    tl__buf cfg = {0};
+    s = tl__lm_gguf_config(g, &cfg);
+    if (!s) {
+        tl__lm_src src = {NULL, g, (tl_format)0, 0};
+        s = tl__lm_load_src((const char *)cfg.p, cfg.len, &src, f, context, out);
+    }
+    tl__buf_free(&cfg);
+    tl__gguf_free(g);
+    return s;
+}
+
+/* Placeholder vocabulary entries (flag TL_LM_GGUF_VOCAB): llama.cpp's loaders need one. */
+static const char *tl__lm_vocab_token(size_t i, char *buf, size_t cap) {
+    if (i == 0) return "<unk>";
+    if (i == 1) return "<s>";
+    if (i == 2) return "</s>";
+    if (i < 3 + 256) return snprintf(buf, cap, "<0x%02X>", (unsigned)(i - 3)), buf;
+    return snprintf(buf, cap, "t%zu", i), buf;
+}
+static double tl__lm_vocab_score(size_t i) { return -(double)i; }
+static double tl__lm_vocab_type(size_t i) { return i == 0 ? 2 : i < 3 ? 3 : i < 3 + 256 ? 6 : 1; }
+
+/* A table as a GGUF tensor: float32 as F32, float16 as F16 (the same bits), int8 as F32 values q x d. */
+static tl__gguf_tensor_out tl__lm_gguf_table(const tl_lm *lm, const char *name, const tl__lm_table *tb) {
+    tl__gguf_tensor_out o = {.name = name, .type = TL__GGML_F32, .ndim = 2, .rows = lm->vocab, .cols = lm->hidden};
+    if (lm->emb == TL__EMB_F32) o.f = tb->w;
+    if (lm->emb == TL__EMB_F16) o.type = TL__GGML_F16, o.h = tb->w;
+    if (lm->emb == TL__EMB_I8) o.q = tb->w, o.qs = tb->scales;
+    return o;
+}
+
+tl_status tl_lm_save_gguf(const tl_lm *lm, uint32_t type, uint32_t flags, uint8_t **bytes, size_t *len) {
+    if (!lm || !bytes || !len) return TL_ERR_NULL;
+    if (type != TL__GGML_TQ1_0 && type != TL__GGML_TQ2_0 && type != TL__GGML_I2_S)
+        return tl__fail(TL_ERR_ARGUMENT, "GGUF type %u: the projections are written as TQ1_0 (34), TQ2_0 (35) or I2_S (36)", (unsigned)type);
+    const char *arch = lm->act == TL_LM_ACT_RELU2 ? "bitnet-25" : "bitnet";
+    size_t D = lm->hidden, nt = 2 + !lm->tied + TL__LM_NTENSORS * lm->nlayers;
+    tl__gguf_tensor_out *t = tl__calloc(nt, sizeof *t);
+    char *names = tl__malloc(nt * 48), keys[TL__LM_NGKEYS + 2][64];
+    if (!t || !names) {
+        tl__free(t), tl__free(names);
+        return TL_ERR_NO_MEMORY;
+    }
+    size_t n = 0;
+    t[n++] = tl__lm_gguf_table(lm, "token_embd.weight", &lm->embed);
+    t[n++] = (tl__gguf_tensor_out){.name = "output_norm.weight", .type = TL__GGML_F32, .ndim = 1, .rows = 1, .cols = D,
+                                   .f = lm->final_norm};
+    if (!lm->tied) t[n++] = tl__lm_gguf_table(lm, "output.weight", &lm->head_own);
+    char *at = names;
+    for (size_t l = 0; l < lm->nlayers; l++)
+        for (size_t j = 0; j < TL__LM_NTENSORS; j++, at += 48) {
+            const char *field = (const char *)&lm->layers[l] + tl__lm_tensors[j].at;
+            snprintf(at, 48, "blk.%zu.%s.weight", l, tl__lm_tensors[j].gguf);
+            if (tl__lm_tensors[j].proj) {
+                const tl_matrix *m = *(tl_matrix *const *)(const void *)field;
+                t[n++] = (tl__gguf_tensor_out){.name = at, .type = type, .ndim = 2, .rows = m->rows, .cols = m->cols, .m = m};
+            } else {
+                size_t dims[5];
+                tl__lm_dims(lm, dims);
+                t[n++] = (tl__gguf_tensor_out){.name = at, .type = TL__GGML_F32, .ndim = 1, .rows = 1,
+                                               .cols = dims[tl__lm_tensors[j].d0], .f = *(float *const *)(const void *)field};
+            }
+        }
+    tl__gguf_kv kv[TL__LM_NGKEYS + 16];
+    size_t nk = 0;
+    kv[nk++] = (tl__gguf_kv){.key = "general.architecture", .type = TL__GGUF_STRING, .s = arch};
+    kv[nk++] = (tl__gguf_kv){.key = "general.name", .type = TL__GGUF_STRING, .s = "tilelli"};
+    const size_t ints[] = {D, lm->inter, lm->nlayers, lm->heads, lm->kv_heads, lm->head_dim, lm->max_pos};
+    for (size_t k = 0; k < TL__LM_NGKEYS; k++) {
+        snprintf(keys[k], sizeof keys[k], "%s.%s", arch, tl__lm_gguf_keys[k].gguf);
+        kv[nk++] = tl__lm_gguf_keys[k].is_float
+                       ? (tl__gguf_kv){.key = keys[k], .type = TL__GGUF_F32, .f = k == TL__LM_NGKEYS - 1 ? lm->theta : lm->eps}
+                       : (tl__gguf_kv){.key = keys[k], .type = TL__GGUF_U32, .u = ints[k]};
+    }
+    snprintf(keys[TL__LM_NGKEYS], 64, "%s.vocab_size", arch);
+    kv[nk++] = (tl__gguf_kv){.key = keys[TL__LM_NGKEYS], .type = TL__GGUF_U32, .u = lm->vocab};
+    snprintf(keys[TL__LM_NGKEYS + 1], 64, "%s.rope.dimension_count", arch);
+    kv[nk++] = (tl__gguf_kv){.key = keys[TL__LM_NGKEYS + 1], .type = TL__GGUF_U32, .u = lm->head_dim};
+    if (lm->bos >= 0) kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.bos_token_id", .type = TL__GGUF_U32, .u = (uint64_t)lm->bos};
+    if (lm->eos >= 0) kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.eos_token_id", .type = TL__GGUF_U32, .u = (uint64_t)lm->eos};
+    kv[nk++] = (tl__gguf_kv){.key = "tilelli.activations", .type = TL__GGUF_STRING,
+                             .s = lm->prec == TL_PRECISION_INT8 ? "int8" : "float"};
+    kv[nk++] = (tl__gguf_kv){.key = "tilelli.embedding", .type = TL__GGUF_STRING, .s = tl__emb_names[lm->emb]};
+    if (flags & TL_LM_GGUF_VOCAB) {
+        kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.model", .type = TL__GGUF_STRING, .s = "llama"};
+        kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.tokens", .type = TL__GGUF_ARRAY, .item = TL__GGUF_STRING,
+                                 .n = lm->vocab, .at = tl__lm_vocab_token};
+        kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.scores", .type = TL__GGUF_ARRAY, .item = TL__GGUF_F32,
+                                 .n = lm->vocab, .fi = tl__lm_vocab_score};
+        kv[nk++] = (tl__gguf_kv){.key = "tokenizer.ggml.token_type", .type = TL__GGUF_ARRAY, .item = TL__GGUF_I32,
+                                 .n = lm->vocab, .fi = tl__lm_vocab_type};
+    }
+    tl_status s = tl__gguf_write(kv, nk, t, n, bytes, len);
+    tl__free(t), tl__free(names);
+    return s;
 }
 
 /* The configuration (Hugging Face keys) as JSON; with_state adds the runtime's fields. */
@@ -446,6 +947,7 @@ static void tl__lm_config_json(const tl_lm *lm, tl__buf *b, int with_state) {
     if (lm->bos >= 0) tl__buf_printf(b, ",\"bos_token_id\":%lld", (long long)lm->bos);
     if (lm->eos >= 0) tl__buf_printf(b, ",\"eos_token_id\":%lld", (long long)lm->eos);
     tl__buf_printf(b, ",\"tilelli_activations\":\"%s\"", lm->prec == TL_PRECISION_INT8 ? "int8" : "float");
+    if (lm->emb != TL__EMB_F32) tl__buf_printf(b, ",\"tilelli_embedding\":\"%s\"", tl__emb_names[lm->emb]);
     if (with_state) {
         tl__buf_printf(b, ",\"context\":%zu,\"position\":%zu", lm->context, lm->pos);
         tl__buf_printf(b, ",\"format\":\"%s\"", tl_format_name(lm->layers[0].q->format));
@@ -455,7 +957,7 @@ static void tl__lm_config_json(const tl_lm *lm, tl__buf *b, int with_state) {
 
 tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
     if (!lm || !bytes || !len) return TL_ERR_NULL;
-    size_t D = lm->hidden, nt = 3;
+    size_t D = lm->hidden, nt = 5; /* embedding, norm, head, and int8 tables' scales */
     for (size_t j = 0; j < TL__LM_NTENSORS; j++) nt += (tl__lm_tensors[j].proj ? 2 : 1) * lm->nlayers;
     tl__st_entry *e = tl__calloc(nt, sizeof *e);
     char *names = tl__malloc(nt * 80);
@@ -471,9 +973,20 @@ tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
     size_t n = 0;
 #define TL__F32(nm, p, d0, d1)                                                                               \
     (e[n] = (tl__st_entry){nm, TL_DTYPE_F32, (d1) ? 2 : 1, {(d0), (d1)}, (p), (d0) * ((d1) ? (d1) : 1) * 4}, n++)
-    TL__F32("model.embed_tokens.weight", lm->embed, lm->vocab, D);
+    /* the tables in their form: F32, F16 (the same bits) or I8 with "<name>.tilelli_scales" */
+    const char *tnames[2][2] = {{"model.embed_tokens.weight", "model.embed_tokens" TL__SCALES},
+                                {"lm_head.weight", "lm_head" TL__SCALES}};
+    for (int k = 0; k < 2 - lm->tied; k++) {
+        const tl__lm_table *tb = k ? &lm->head_own : &lm->embed;
+        size_t V = lm->vocab;
+        if (lm->emb == TL__EMB_F32) TL__F32(tnames[k][0], tb->w, V, D);
+        if (lm->emb == TL__EMB_F16) e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_F16, 2, {V, D}, tb->w, V * D * 2};
+        if (lm->emb == TL__EMB_I8) {
+            e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_I8, 2, {V, D}, tb->w, V * D};
+            TL__F32(tnames[k][1], tb->scales, V, 0);
+        }
+    }
     TL__F32("model.norm.weight", lm->final_norm, D, 0);
-    if (!lm->tied) TL__F32("lm_head.weight", lm->head, lm->vocab, D);
     char *at = names;
     size_t dims[5];
     tl__lm_dims(lm, dims);
@@ -576,7 +1089,7 @@ static tl_status tl__lm_norm_rows(float *x, size_t n, size_t width, float eps, c
 /* One chunk of n <= TL__LM_CHUNK tokens through every layer; h holds their hidden states after. */
 static tl_status tl__lm_chunk(tl_lm *lm, const uint32_t *tokens, size_t n) {
     size_t D = lm->hidden, F = lm->inter, Q = lm->heads * lm->head_dim, KV = lm->kv_heads * lm->head_dim, p = lm->pos;
-    for (size_t t = 0; t < n; t++) memcpy(lm->h + t * D, lm->embed + (size_t)tokens[t] * D, D * sizeof(float));
+    for (size_t t = 0; t < n; t++) tl__lm_table_row(lm, &lm->embed, tokens[t], lm->h + t * D);
     tl_status s;
     for (size_t l = 0; l < lm->nlayers; l++) {
         const tl__lm_layer *L = &lm->layers[l];
@@ -615,7 +1128,14 @@ static tl_status tl__lm_chunk(tl_lm *lm, const uint32_t *tokens, size_t n) {
 static tl_status tl__lm_logits(tl_lm *lm, float *h, float *logits) {
     if (tl__rms_norm(h, lm->hidden, lm->eps, lm->final_norm))
         return tl__fail(TL_ERR_NON_FINITE, "final norm: an output is not finite");
-    tl__gemv_f32(lm->head, lm->vocab, lm->hidden, h, logits);
+    const tl__lm_table *head = tl__lm_head(lm);
+    if (lm->emb == TL__EMB_F32) {
+        tl__gemv_f32((const float *)head->w, lm->vocab, lm->hidden, h, logits);
+    } else if (lm->emb == TL__EMB_F16) {
+        tl__gemv_f16((const uint16_t *)head->w, lm->vocab, lm->hidden, h, logits);
+    } else {
+        tl__gemv_i8((const int8_t *)head->w, head->scales, lm->vocab, lm->hidden, h, logits);
+    }
     size_t bad = tl__first_non_finite(logits, lm->vocab);
     if (bad != lm->vocab) return tl__fail(TL_ERR_NON_FINITE, "logits[%zu] is not finite", bad);
     return TL_OK;

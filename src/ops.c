@@ -78,6 +78,86 @@ void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, floa
     for (; r < rows; r++) out[r] = tl__dot_f32(w + r * cols, x, cols);
 }
 
+/* tl__gemv_f32 of a float16 table (binary16 bits, finite): out[r] = dot(row r as floats, x) with the
+ * same bits as tl__gemv_f32 over a float32 table of those values; each value widened as
+ * tl__f16_to_float does (bits into a binary32 exponent field, one multiply by 2^112). */
+#if TL_SIMD
+/* four i32 lanes of sign-extended binary16 bits -> floats: shifted left 13, the sign copies above the
+ * exponent cleared (the sign stays in bit 31), one multiply by 2^112 (tl__f16_to_float's rule) */
+static inline v128_t tl__f16x4(v128_t v) {
+    return wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(v, 13), wasm_i32x4_splat((int32_t)0x8FFFE000u)), wasm_f32x4_splat(0x1p112f));
+}
+#endif
+void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, float *out) {
+    size_t r = 0;
+#if TL_SIMD
+    if (cols % 8 == 0)
+        for (; r + 4 <= rows; r += 4) {
+            const uint16_t *w0 = w + r * cols;
+            v128_t s[4] = {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)};
+            for (size_t i = 0; i < cols; i += 8) {
+                v128_t x0 = wasm_v128_load(x + i), x1 = wasm_v128_load(x + i + 4);
+                for (int k = 0; k < 4; k++) {
+                    v128_t h = wasm_v128_load(w0 + k * cols + i);
+                    /* lanes i..i+3 then i+4..i+7: each lane's chain adds in the order of the float kernel */
+                    s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(tl__f16x4(wasm_i32x4_extend_low_i16x8(h)), x0));
+                    s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(tl__f16x4(wasm_i32x4_extend_high_i16x8(h)), x1));
+                }
+            }
+            for (int k = 0; k < 4; k++) {
+                float l[4];
+                wasm_v128_store(l, s[k]);
+                out[r + k] = (l[0] + l[1]) + (l[2] + l[3]);
+            }
+        }
+#endif
+    for (; r < rows; r++) {
+        float l[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        size_t i = 0;
+        for (; i + 4 <= cols; i += 4)
+            for (int k = 0; k < 4; k++) l[k] = l[k] + tl__f16_to_float(w[r * cols + i + k]) * x[i + k];
+        for (int k = 0; i < cols; i++, k++) l[k] = l[k] + tl__f16_to_float(w[r * cols + i]) * x[i];
+        out[r] = (l[0] + l[1]) + (l[2] + l[3]);
+    }
+}
+
+/* out[r] = scales[r] x dot(row r of int8 values as floats, x), the dot with tl__dot_f32's bits. */
+void tl__gemv_i8(const int8_t *w, const float *scales, size_t rows, size_t cols, const float *x, float *out) {
+    size_t r = 0;
+#if TL_SIMD
+    if (cols % 16 == 0)
+        for (; r + 4 <= rows; r += 4) {
+            const int8_t *w0 = w + r * cols;
+            v128_t s[4] = {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)};
+            for (size_t i = 0; i < cols; i += 16) {
+                v128_t xs[4] = {wasm_v128_load(x + i), wasm_v128_load(x + i + 4), wasm_v128_load(x + i + 8), wasm_v128_load(x + i + 12)};
+                for (int k = 0; k < 4; k++) {
+                    v128_t q = wasm_v128_load(w0 + k * cols + i);
+                    v128_t lo = wasm_i16x8_extend_low_i8x16(q), hi = wasm_i16x8_extend_high_i8x16(q);
+                    v128_t f[4] = {wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(lo)),
+                                   wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(lo)),
+                                   wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(hi)),
+                                   wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(hi))};
+                    for (int j = 0; j < 4; j++) s[k] = wasm_f32x4_add(s[k], wasm_f32x4_mul(f[j], xs[j]));
+                }
+            }
+            for (int k = 0; k < 4; k++) {
+                float l[4];
+                wasm_v128_store(l, s[k]);
+                out[r + k] = scales[r + k] * ((l[0] + l[1]) + (l[2] + l[3]));
+            }
+        }
+#endif
+    for (; r < rows; r++) {
+        float l[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        size_t i = 0;
+        for (; i + 4 <= cols; i += 4)
+            for (int k = 0; k < 4; k++) l[k] = l[k] + (float)w[r * cols + i + k] * x[i + k];
+        for (int k = 0; i < cols; i++, k++) l[k] = l[k] + (float)w[r * cols + i] * x[i];
+        out[r] = scales[r] * ((l[0] + l[1]) + (l[2] + l[3]));
+    }
+}
+
 /* y[i] += a * x[i] */
 void tl__axpy_f32(float *y, float a, const float *x, size_t n) {
     size_t i = 0;

@@ -413,7 +413,7 @@ tl_status tl_safetensors_find(const tl_safetensors *st, const char *name, size_t
 
 /* IEEE binary16 -> binary32 bits, exactly: subnormals normalized, inf kept, NaN payloads (and
  * the quiet bit) kept as they are. */
-static uint32_t tl__f16_bits(uint32_t h) {
+uint32_t tl__f16_bits(uint32_t h) {
     uint32_t sign = (h & 0x8000u) << 16, exp = h >> 10 & 0x1Fu, mant = h & 0x3FFu;
     if (exp == 0x1F) return sign | TL__INF_BITS | mant << 13;
     if (exp) return sign | (exp + 112) << 23 | mant << 13; /* rebias 15 -> 127 */
@@ -422,6 +422,23 @@ static uint32_t tl__f16_bits(uint32_t h) {
     uint32_t top = 9;
     while (!(mant >> top)) top--;
     return sign | (top + 103) << 23 | ((mant << (23 - top)) & 0x7FFFFFu);
+}
+
+/* float -> binary16 bits, rounded to nearest even; past 65504 to infinity; NaN stays NaN. */
+uint16_t tl__f16_from_float(float f) {
+    uint32_t u = tl__f2u(f), sign = (u >> 16) & 0x8000u, a = u & TL__ABS_MASK;
+    if (a >= TL__INF_BITS) return (uint16_t)(sign | 0x7C00u | (a > TL__INF_BITS ? 0x200u : 0));
+    if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u); /* rounds past 65504 */
+    if (a < 0x38800000u) {                                  /* subnormal or zero in binary16 */
+        if (a < 0x33000000u) return (uint16_t)sign;          /* at most half the smallest subnormal */
+        uint32_t e = a >> 23, m = (a & 0x7FFFFFu) | 0x800000u, shift = 126 - e; /* 14..24 */
+        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (a >> 13) - (112u << 10), rem = a & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sign | h);
 }
 
 /* OCP F8 E4M3FN -> binary32 bits, exactly: bias 7, no infinities, S.1111.111 is NaN. */

@@ -240,6 +240,9 @@ class BitProjection(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self._mode = [mode]  # in a list: not a submodule
+        # (trits, alpha) that the exact mode uses instead of quantizing the weight: a checkpoint
+        # that stores them (tilelli.hf_bitnet.load_hf_packed)
+        self.fixed: Optional[tuple] = None
 
     def forward(self, x: Tensor) -> Tensor:
         mode = self._mode[0]
@@ -249,7 +252,7 @@ class BitProjection(nn.Module):
                     mode.trace.append((x.detach().float() * quantize_activations(x.detach())[1]).reshape(-1))
                 x = fake_quantize_activations(x)
             return F.linear(x, quant.ternarize(self.weight))
-        trits, alpha = runtime_ternary(self.weight)
+        trits, alpha = self.fixed if self.fixed is not None else runtime_ternary(self.weight)
         if mode.activations == "int8":
             q, s = quantize_activations(x)
             if mode.trace is not None:

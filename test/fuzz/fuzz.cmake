@@ -1,7 +1,7 @@
 # test/fuzz/fuzz.cmake — the libFuzzer targets (test/fuzz/README.md), built with clang whatever
 # compiler the project uses, since libFuzzer is clang's. include() it from the top-level
 # CMakeLists.txt after enable_testing(). Gives, when clang links -fsanitize=fuzzer:
-#   fuzz_json, fuzz_safetensors, fuzz_model, fuzz_pack, fuzz_kernels, fuzz_quant   the fuzzers (ASan + UBSan), in <build>/fuzz/
+#   fuzz_json, fuzz_safetensors, fuzz_model, fuzz_pack, fuzz_kernels, fuzz_quant, fuzz_gguf   the fuzzers (ASan + UBSan), in <build>/fuzz/
 #   tests fuzz_<t>_corpus          every committed seed run once (a regression test, ~1 s)
 #   target fuzz-run                each fuzzer for TILELLI_FUZZ_SECONDS, growing a corpus in
 #                                  <build>/fuzz/corpus/<t>, crashes in <build>/fuzz/artifacts/
@@ -41,8 +41,8 @@ message(STATUS "fuzz: building ${TL_FUZZ_TARGETS} (fuzz_<name>) with ${TL_FUZZ_C
 set(TL_FUZZ_LIB ${TL_SOURCES})
 list(TRANSFORM TL_FUZZ_LIB PREPEND ${TL_FUZZ_ROOT}/)
 set(TL_FUZZ_HEADERS ${TL_FUZZ_ROOT}/include/tilelli.h ${TL_FUZZ_ROOT}/src/internal.h ${TL_FUZZ_ROOT}/src/json.h
-    ${TL_FUZZ_ROOT}/src/simd.h)
-set(TL_FUZZ_TARGETS json safetensors model pack kernels quant)
+    ${TL_FUZZ_ROOT}/src/simd.h ${TL_FUZZ_ROOT}/src/gguf.h)
+set(TL_FUZZ_TARGETS json safetensors model pack kernels quant gguf)
 set(TL_FUZZ_RUN "")
 foreach(t IN LISTS TL_FUZZ_TARGETS)
   set(exe ${TL_FUZZ_BIN}/fuzz_${t})
@@ -63,4 +63,4 @@ foreach(t IN LISTS TL_FUZZ_TARGETS)
             ${TL_FUZZ_BIN}/corpus/${t} ${TL_FUZZ_ROOT}/test/fuzz/corpus/${t})
 endforeach()
 add_custom_target(fuzz-run ${TL_FUZZ_RUN} DEPENDS fuzz_json fuzz_safetensors fuzz_model fuzz_pack fuzz_kernels
-                  fuzz_quant USES_TERMINAL VERBATIM)
+                  fuzz_quant fuzz_gguf USES_TERMINAL VERBATIM)
