@@ -74,7 +74,8 @@ static void tl__take_tasks(uint32_t g) {
         if (i >= __atomic_load_n(&tl__job.ntasks, __ATOMIC_SEQ_CST)) return;
         if (slot < 0 && joined >= __atomic_load_n(&tl__job.nthreads, __ATOMIC_SEQ_CST)) return; /* full */
         want = w + 1 + (slot < 0 ? TL__JOIN_ONE : 0);
-        if (!__atomic_compare_exchange_n(&tl__job.word, &w, want, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) continue;
+        if (!__atomic_compare_exchange_n(&tl__job.word, &w, want, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            continue;
         if (slot < 0) slot = (int)joined;
         /* The swap made this a task of job g, which cannot end before it is done: its fields hold. */
         if (i >= tl__job.ntasks) return;
