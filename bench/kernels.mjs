@@ -538,7 +538,8 @@ const baselineTiming = { warmup: 1, budgetMs, minReps: 3, maxReps: 200 };
 // --- the run ---------------------------------------------------------------------------------------------
 
 console.log(
-  `tilelli kernel bench: Node ${process.version}, ${cpus()[0]?.model ?? '?'} (${cpus().length} cores), single thread`,
+  `tilelli kernel bench: Node ${process.version}, ${cpus()[0]?.model ?? '?'} (${cpus().length} cores), every build on 1 thread ` +
+    '(the single-threaded files; 1 thread vs N of the threaded builds: bench/threads.mjs)',
 );
 console.log(withRelaxed
   ? `relaxed SIMD: ${process.env.TILELLI_KERNELS_CHILD ? `this Node validates it only with ${process.execArgv.filter((a) => RELAXED_FLAGS.includes(a)).join(' ')}: the bench re-ran itself with them (all builds)` : 'validated by this Node'}`
@@ -594,11 +595,11 @@ const ratio = (a, b) => (a && b ? `${num(a / b, 2)}x` : '');
 
 const header = [
   'rows x cols', 'batch', 'format', 'kind',
-  'SIMD us med', 'best', 'G w/s', 'GB/s', '% bw',
-  'scalar us med', 'best', 'G w/s', 'GB/s', '% bw',
+  'SIMD 1T us med', 'best', 'G w/s', 'GB/s', '% bw',
+  'scalar 1T us med', 'best', 'G w/s', 'GB/s', '% bw',
   'native us med', 'best', 'G w/s', 'GB/s',
   'SIMD/native', 'vs ORT f32',
-  'relaxed us med', 'G w/s', '% bw', 'relaxed/SIMD',
+  'relaxed 1T us med', 'G w/s', '% bw', 'relaxed/SIMD',
 ];
 const table = [];
 const failures = []; // baselines that could not run, listed under the table

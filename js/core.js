@@ -13,6 +13,7 @@ import { Model, Safetensors, packCheckpoint, packModel } from './model.js';
 import { Fit, Network } from './train.js';
 import { LanguageModel } from './lm.js';
 import { relaxedSelfTest } from './selftest.js';
+import { startThreads } from './threads.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
@@ -21,11 +22,14 @@ const INITIAL_PAGES = 16; // the module's declared minimum (-sINITIAL_MEMORY=1MB
 /**
  * Instantiate `module` (a WebAssembly.Module built from dist/tilelli-*.wasm).
  * @param {WebAssembly.Module} module
- * @param {{ maxMemory?: number }} [options] maxMemory: the wasm memory's maximum in bytes
+ * @param {{ maxMemory?: number, threads?: number }} [options] maxMemory: the wasm memory's maximum
+ * in bytes; threads: how many to run when the module is a threaded build (the caller's included)
  */
 export async function instantiate(module, options = {}) {
   const maxPages = pagesFor(options.maxMemory);
-  const memory = new WebAssembly.Memory({ initial: Math.min(INITIAL_PAGES, maxPages), maximum: maxPages });
+  // a threaded build imports a shared memory (and its workers share it)
+  const threaded = WebAssembly.Module.exports(module).some((e) => e.name === 'tl_threads_worker');
+  const memory = new WebAssembly.Memory({ initial: Math.min(INITIAL_PAGES, maxPages), maximum: maxPages, shared: threaded });
   const imports = {
     env: {
       memory,
@@ -53,7 +57,8 @@ export async function instantiate(module, options = {}) {
         "this engine computes relaxed SIMD wrongly (Node 20: run with --no-liftoff); use init({ build: 'simd' })");
     }
   }
-  return createApi(new Runtime(instance.exports, memory, maxPages), build);
+  const threads = threaded && options.threads > 1 ? await startThreads(module, memory, instance.exports, options.threads) : 1;
+  return createApi(new Runtime(instance.exports, memory, maxPages), build, threads);
 }
 
 /** 'relaxed', 'simd' or 'scalar', from tl_build_flags(). */
@@ -71,7 +76,7 @@ function pagesFor(maxMemory) {
   return Math.min(MAX_PAGES, Math.floor(maxMemory / PAGE));
 }
 
-function createApi(rt, build) {
+function createApi(rt, build, threads) {
   const x = rt.x;
 
   /** Reject lengths past the core's limit before trying to allocate for them. */
@@ -159,6 +164,11 @@ function createApi(rt, build) {
     simd: rt.simd,
     /** Which build is running: 'relaxed' (relaxed SIMD), 'simd' (SIMD128) or 'scalar'. */
     build,
+    /**
+     * How many threads run the products (the calling one included): more than 1 only with a
+     * threaded build where shared memory can be used (Node, Deno, crossOriginIsolated pages).
+     */
+    threads,
     /** Library version, "MAJOR.MINOR.PATCH". */
     version: ((v) => `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`)(x.tl_version()),
 

@@ -56,7 +56,7 @@ export interface InitOptions {
   build?: Build;
   /** Older form of `build`: true is 'simd' (SIMD128), false is 'scalar'. */
   simd?: boolean;
-  /** A compiled module of one of dist/tilelli-{relaxed,simd,scalar}.wasm, for runtimes that import .wasm. */
+  /** A compiled module of one of dist/tilelli-{relaxed,simd,scalar}.wasm (or a threaded -mt file), for runtimes that import .wasm. */
   module?: WebAssembly.Module;
   /** The bytes of one of the .wasm builds. */
   bytes?: BufferSource;
@@ -64,6 +64,14 @@ export interface InitOptions {
   url?: string | URL;
   /** Maximum wasm memory in bytes (default and upper limit 4 GiB). Allocations past it throw OUT_OF_MEMORY. */
   maxMemory?: number;
+  /**
+   * Threads for the products (the calling one included), 1 to 64. Default: min(4, cores) where a
+   * shared wasm memory can be used (Node, Deno, pages that are crossOriginIsolated: COOP
+   * same-origin + COEP require-corp), else 1. Where threads cannot run (workerd, a page that is
+   * not isolated, the scalar build) the library runs on one thread, with the same results.
+   * Workers start once, in init(); calls stay synchronous on the calling thread.
+   */
+  threads?: number;
 }
 
 /** The six numbers of the reference's deadzone_stats. */
@@ -259,6 +267,8 @@ export interface Tilelli {
   readonly simd: boolean;
   /** Which build is running. */
   readonly build: Build;
+  /** How many threads run the products (1 where threads cannot run: see InitOptions.threads). */
+  readonly threads: number;
   /** Library version, "MAJOR.MINOR.PATCH". */
   readonly version: string;
   /**
@@ -544,8 +554,8 @@ export function simdSupported(): boolean;
 /** True when this runtime validates WebAssembly relaxed SIMD (Node 20: only with --experimental-wasm-relaxed-simd). */
 export function relaxedSupported(): boolean;
 
-/** The URL of a shipped build (true: 'simd', false: 'scalar'). */
-export function wasmUrl(build: Build | boolean): URL;
+/** The URL of a shipped build (true: 'simd', false: 'scalar'), or of its threaded file ('simd-mt', 'relaxed-mt'). */
+export function wasmUrl(build: Build | 'simd-mt' | 'relaxed-mt' | boolean): URL;
 
 // ---------------------------------------------------------------------------------------------
 // Training in a worker (js/worker.js, js/worker-entry.js)

@@ -9,15 +9,23 @@
 // (SIMD128) and 'scalar'. By default init() takes the relaxed build where the runtime validates
 // relaxed SIMD and the instance passes its self-test (js/selftest.js), else SIMD128 where
 // validated, else scalar.
+//
+// Threads: where a shared memory can be used (js/threads.js) and more than one thread is wanted
+// (init({ threads }), by default min(4, cores)), the threaded file of the chosen build is loaded
+// (dist/tilelli-relaxed-mt.wasm, dist/tilelli-simd-mt.wasm; the scalar build has none) and its
+// workers are started once, here; elsewhere the single-threaded file, exactly as before.
 
 import { instantiate } from './core.js';
 import { TilelliError } from './errors.js';
 import { relaxedSupported } from './selftest.js';
+import { threadsOption, threadsUnavailable } from './threads.js';
 
 export { TilelliError, relaxedSupported };
 
 /** The shipped builds. */
 export const BUILDS = Object.freeze(['relaxed', 'simd', 'scalar']);
+/** The builds that have a threaded file (dist/tilelli-<build>-mt.wasm). */
+const THREADED = new Set(['relaxed', 'simd']);
 
 // The smallest module that uses a SIMD128 instruction: (func (result v128) i32.const 0 i8x16.splat).
 const SIMD_PROBE = new Uint8Array([
@@ -31,15 +39,22 @@ export function simdSupported() {
 
 /**
  * The URL of a shipped wasm build, next to this package's js/ folder.
- * @param {'relaxed' | 'simd' | 'scalar' | boolean} build a build; true and false (older callers)
- * mean 'simd' and 'scalar'
+ * @param {'relaxed' | 'simd' | 'scalar' | 'relaxed-mt' | 'simd-mt' | boolean} build a build, or the
+ * threaded file of one ('-mt'); true and false (older callers) mean 'simd' and 'scalar'
  */
 export function wasmUrl(build) {
   const name = build === true ? 'simd' : build === false ? 'scalar' : build;
-  if (!BUILDS.includes(name)) {
-    throw new TilelliError('INVALID_ARGUMENT', `wasmUrl: build must be one of ${BUILDS.join(', ')} (or a boolean), got ${String(build)}`);
+  const base = typeof name === 'string' && name.endsWith('-mt') ? name.slice(0, -3) : name;
+  if (!BUILDS.includes(base) || (base !== name && !THREADED.has(base))) {
+    throw new TilelliError('INVALID_ARGUMENT', `wasmUrl: build must be one of ${BUILDS.join(', ')}, ${[...THREADED].map((b) => `${b}-mt`).join(', ')} (or a boolean), got ${String(build)}`);
   }
   return new URL(`../dist/tilelli-${name}.wasm`, import.meta.url);
+}
+
+let unavailable; // why threads cannot run here (computed once), '' when they can
+function threadsHere() {
+  unavailable ??= threadsUnavailable() ?? '';
+  return !unavailable;
 }
 
 /** Compile what fetch(url) returns, streaming when the server says application/wasm. */
@@ -60,10 +75,12 @@ export function lastInitUrl() { return lastUrl; }
 
 /**
  * Make the init() of an entry.
- * @param {(build: 'relaxed' | 'simd' | 'scalar') => Promise<WebAssembly.Module>} loadBuild the shipped build, compiled
+ * @param {(build: 'relaxed' | 'simd' | 'scalar' | 'relaxed-mt' | 'simd-mt') => Promise<WebAssembly.Module>} loadBuild
+ * the shipped build (or its threaded file), compiled
  * @param {(url: URL) => Promise<WebAssembly.Module>} [loadUrl] how this runtime loads `{ url }`
+ * @param {{ threads?: boolean }} [can] threads: false for a runtime that never runs threads (workerd)
  */
-export function makeInit(loadBuild, loadUrl = compileFetched) {
+export function makeInit(loadBuild, loadUrl = compileFetched, can = {}) {
   const cache = new Map(); // build or url -> Promise<WebAssembly.Module>: compile once per process
   let relaxedFailed = false; // the relaxed build failed once here (self-test, missing file): not tried again
   const cached = (key, load) => {
@@ -80,6 +97,13 @@ export function makeInit(loadBuild, loadUrl = compileFetched) {
       throw new TilelliError('INVALID_ARGUMENT', `init: options must be an object, got ${options === null ? 'null' : typeof options}`);
     }
     const { simd, build, module, bytes, url, maxMemory } = options;
+    // threads: how many the caller wants (validated in every runtime), then how many can run here
+    const wantThreads = threadsOption(options.threads);
+    const threads = can.threads === false || !threadsHere() ? 1 : wantThreads;
+    const load = (b) => (threads > 1 && THREADED.has(b)
+      ? cached(`${b}-mt`, () => loadBuild(`${b}-mt`))
+      : cached(b, () => loadBuild(b)));
+    const opts = { maxMemory, threads };
     if (simd !== undefined && typeof simd !== 'boolean') {
       throw new TilelliError('INVALID_ARGUMENT', `init: simd must be a boolean, got ${typeof simd}`);
     }
@@ -119,20 +143,20 @@ export function makeInit(loadBuild, loadUrl = compileFetched) {
       if (wanted === 'simd' && !simdSupported()) {
         throw new TilelliError('INVALID_ARGUMENT', `init: ${build ? "build 'simd'" : 'simd: true'} was asked for, but this runtime has no WebAssembly SIMD128`);
       }
-      if (wanted) return instantiate(await cached(wanted, () => loadBuild(wanted)), { maxMemory });
+      if (wanted) return instantiate(await load(wanted), opts);
       if (relaxedSupported() && !relaxedFailed) {
         // The relaxed build where it compiles and passes its self-test; any failure (a wrong
         // engine, a bundle that left the file out) falls back to SIMD128, and later calls go
         // there directly.
         try {
-          return await instantiate(await cached('relaxed', () => loadBuild('relaxed')), { maxMemory });
+          return await instantiate(await load('relaxed'), opts);
         } catch {
           relaxedFailed = true;
         }
       }
       const fallback = simdSupported() ? 'simd' : 'scalar';
-      mod = await cached(fallback, () => loadBuild(fallback));
+      mod = await load(fallback);
     }
-    return instantiate(mod, { maxMemory });
+    return instantiate(mod, opts);
   };
 }

@@ -23,6 +23,14 @@ export const MSG = Object.freeze({
   RESULT: 'result', ERROR: 'error', PROGRESS: 'progress', SNAPSHOT: 'snapshot', TOKEN: 'token',
 });
 
+/**
+ * The compute threads' protocol (js/threads.js starts them, js/thread-worker.js runs in them): one
+ * START { started: STARTED, module, memory, stack } to the worker, one STARTED back just before the
+ * worker enters the core's loop (src/threads.c), where it stays; nothing else crosses. The worker
+ * imports nothing (Deno checks each module a worker loads), so START carries the answer's name.
+ */
+export const MSG_THREAD = Object.freeze({ START: 'tilelli-thread-start', STARTED: 'tilelli-thread-started' });
+
 const TRAINING = [MSG.START, MSG.PAUSE, MSG.RESUME, MSG.CANCEL, MSG.WEIGHTS, MSG.EVALUATE, MSG.EXPORT];
 const LM = [MSG.LM_LOAD, MSG.LM_GENERATE, MSG.LM_LOGITS, MSG.LM_RESET, MSG.LM_ACTIVATIONS, MSG.LM_SAVE, MSG.LM_FREE, MSG.LM_CANCEL];
 const REQUESTS = new Set([...TRAINING, ...LM]);

@@ -78,11 +78,11 @@ export class Runtime {
     const bytes = this.u8();
     let end = ptr;
     while (bytes[end] !== 0) end++;
-    return utf8.decode(bytes.subarray(ptr, end));
+    return utf8.decode(bytes.slice(ptr, end)); // a copy: browsers refuse to decode views of a shared memory
   }
 
   /** A UTF-8 string of len bytes at ptr (not NUL-terminated). */
-  string(ptr, len) { return utf8.decode(this.view(Uint8Array, ptr, len)); }
+  string(ptr, len) { return utf8.decode(this.view(Uint8Array, ptr, len).slice()); }
 
   statusName(status) { return this.cString(this.x.tl_status_name(status)); }
 

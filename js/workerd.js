@@ -10,4 +10,4 @@ import { makeInit } from './loader.js';
 export { TilelliError, relaxedSupported, simdSupported, wasmUrl } from './loader.js';
 export { Tokenizer } from './tokenizer.js';
 const modules = { relaxed: relaxedModule, simd: simdModule, scalar: scalarModule };
-export const init = makeInit(async (build) => modules[build]);
+export const init = makeInit(async (build) => modules[build], undefined, { threads: false }); // workerd runs no threads

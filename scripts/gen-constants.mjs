@@ -67,7 +67,7 @@ const constants = {
   MAX_I8_COLS: define('TL_MAX_I8_COLS'),
   MAX_WIDTH: define('TL_MAX_WIDTH'),
   MODEL_VERSION: define('TL_MODEL_VERSION'),
-  BUILD_FLAGS: { SIMD128: define('TL_BUILD_SIMD128'), RELAXED_SIMD: define('TL_BUILD_RELAXED_SIMD') },
+  BUILD_FLAGS: { SIMD128: define('TL_BUILD_SIMD128'), RELAXED_SIMD: define('TL_BUILD_RELAXED_SIMD'), THREADS: define('TL_BUILD_THREADS') },
   QUANTIZER: table('tl_quantizer', 'TL_QUANT_'),
   ACTIVATION: table('tl_activation', 'TL_ACT_'),
   LOSS: table('tl_loss', 'TL_LOSS_'),

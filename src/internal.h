@@ -222,6 +222,23 @@ tl_status tl__matmul_i8_ws(const tl_matrix *m, const int8_t *x, size_t batch, co
 tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batch, int32_t *acc, float *out,
                                tl__ws *ws);
 
+/* Threads (threads.c). tl__parallel runs fn(ctx, task, thread) for every task < ntasks and returns
+ * when all are done; thread is 0 for the calling thread and 1..tl__threads_n() - 1 for the workers
+ * of a threaded build (elsewhere it is a plain loop on thread 0). A task must not allocate, record
+ * an error detail or call tl__parallel: it runs on any thread. Per-thread scratch is indexed by
+ * thread, so a caller sizes it for tl__threads_n() threads. */
+typedef void (*tl__task_fn)(void *ctx, size_t task, unsigned thread);
+unsigned tl__threads_n(void);
+/* Products under this many weight x vector multiply-adds run on the calling thread alone (waking
+ * the workers costs more than they save); the C tests set it to 0 to split every product. */
+extern uint64_t tl__par_min_work;
+void tl__parallel(size_t ntasks, tl__task_fn fn, void *ctx);
+/* The workers' side of the threaded builds (wasm exports only, called by js/threads.js): a stack's
+ * top, the worker loop (never returns), how many workers are in their loop. */
+uintptr_t tl_threads_stack(size_t bytes);
+void tl_threads_worker(void);
+uint32_t tl_threads_ready(void);
+
 /* The scalar reference kernels, on unpacked trits (rows x cols) and per-row scales;
  * same outputs as the public kernels (acc and/or out may be NULL). */
 void tl_ref_matmul_binary(const int8_t *t, const float *scales, size_t rows, size_t cols, const uint8_t *x,

@@ -21,6 +21,8 @@
  *     active column add its codes to 64 row accumulators at a time.
  * Every path has the plain reference in kernels_ref.c, checked bit for bit in every build
  * (the float path to a tolerance: it rounds x to fixed point, docs/FORMATS.md).
+ * The threaded builds split every product but the sparse one by rows over their workers
+ * ("Splitting a product over threads" below): the same bits on any number of threads.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -314,6 +316,42 @@ static void *tl__take(uint8_t **cur, uint64_t bytes) {
 }
 
 /* ---------------------------------------------------------------------------
+ * Splitting a product over threads (threads.c): by rows only, so that every output is computed
+ * by one task exactly as one thread computes it (the same bits for any thread count). Each
+ * thread has its own slot of per-thread scratch (tables, accumulators, decoded rows); what all
+ * rows share (the prepared x) is made once by the calling thread.
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    size_t chunk, tasks, slots; /* rows per task, tasks, per-thread slots (threads that can take one) */
+} tl__split;
+
+/* Tasks of whole groups of `align` rows, `per` tasks per thread (more balance the load on a busy
+ * machine; fewer repeat less per-task setup such as the tables). One task when the product is
+ * under tl__par_min_work multiply-adds or there is one thread. */
+static tl__split tl__split_rows(const tl_matrix *m, size_t nvec, size_t align, size_t per) {
+    tl__split sp = {m->rows, 1, 1};
+    size_t T = tl__threads_n();
+    if (T < 2 || (uint64_t)m->rows * m->row_weights * nvec < tl__par_min_work) return sp;
+    size_t n = T * per, c = (m->rows + n - 1) / n;
+    c = (c + align - 1) / align * align;
+    sp.chunk = c, sp.tasks = (m->rows + c - 1) / c;
+    sp.slots = sp.tasks < T ? sp.tasks : T;
+    return sp;
+}
+
+/* Rows ra..rb - 1 of task `task` */
+static void tl__task_rows(const tl_matrix *m, size_t chunk, size_t task, size_t *ra, size_t *rb) {
+    *ra = task * chunk;
+    *rb = m->rows - *ra < chunk ? m->rows : *ra + chunk;
+}
+
+/* Tasks per thread: the tables are built again by every task (one per thread), the dot products
+ * start for free (four, for balance). */
+#define TL__TASKS_LUT 1
+#define TL__TASKS_DOT 4
+
+/* ---------------------------------------------------------------------------
  * Argument checks shared by the public kernels
  * ------------------------------------------------------------------------- */
 
@@ -538,9 +576,10 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
     return p;
 }
 
-/* acc[v * rows + r] = sum_c trit(r, c) * x(v, c) for nvec int16 vectors (|x| <= 511).
- * w: tl__lut_layout(m, nvec).total bytes of workspace, 16-byte aligned. */
-static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, int32_t *acc, uint8_t *w) {
+/* acc[v * rows + r] = sum_c trit(r, c) * x(v, c) for nvec int16 vectors (|x| <= 511), rows
+ * ra..rb - 1. w: tl__lut_layout(m, nvec).total bytes of workspace, 16-byte aligned. */
+static void tl__lut_rows(const tl_matrix *m, const int16_t *x, size_t nvec, int32_t *acc, uint8_t *w, size_t ra,
+                         size_t rb) {
     const tl__lut_plan pl = tl__lut_layout(m, nvec);
     const size_t rows = m->rows, cols = m->cols, Q = pl.Q, band = pl.band, nband = pl.nband, L = pl.L;
     uint8_t *cur = w;
@@ -551,8 +590,8 @@ static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, i
     uint8_t *buf = pl.conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
     if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
 
-    for (size_t r0 = 0; r0 < rows; r0 += band) {
-        size_t nr = rows - r0 < band ? rows - r0 : band, stride;
+    for (size_t r0 = ra; r0 < rb; r0 += band) {
+        size_t nr = rb - r0 < band ? rb - r0 : band, stride;
         const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
         for (size_t b0 = 0; b0 < nvec; b0 += L) {
             memset(A, 0, nr * L * 4);
@@ -573,6 +612,33 @@ static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, i
     }
 }
 
+typedef struct {
+    const tl_matrix *m;
+    const int16_t *x;
+    size_t nvec, chunk;
+    int32_t *acc;
+    uint8_t *w;
+    uint64_t slot;
+} tl__lut_job;
+
+static void tl__lut_task(void *c, size_t task, unsigned thread) {
+    const tl__lut_job *j = c;
+    size_t ra, rb;
+    tl__task_rows(j->m, j->chunk, task, &ra, &rb);
+    tl__lut_rows(j->m, j->x, j->nvec, j->acc, j->w + thread * j->slot, ra, rb);
+}
+
+static uint64_t tl__lut_need(const tl_matrix *m, size_t nvec) {
+    return tl__split_rows(m, nvec, 4, TL__TASKS_LUT).slots * tl__rup16(tl__lut_layout(m, nvec).total);
+}
+
+/* tl__lut_rows over all rows, split over the threads; w: tl__lut_need bytes */
+static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, int32_t *acc, uint8_t *w) {
+    tl__split sp = tl__split_rows(m, nvec, 4, TL__TASKS_LUT);
+    tl__lut_job j = {m, x, nvec, sp.chunk, acc, w, tl__rup16(tl__lut_layout(m, nvec).total)};
+    tl__parallel(sp.tasks, tl__lut_task, &j);
+}
+
 /* ---------------------------------------------------------------------------
  * The integer product: dot products (few vectors) or tables
  * ------------------------------------------------------------------------- */
@@ -582,13 +648,67 @@ static int tl__use_tables(const tl_matrix *m, size_t nvec, int r8) {
     return m->rows >= TL__TABLE_MIN_ROWS && nvec >= (TL_RELAXED && r8 ? TL__TABLE_MIN_R8 : TL__TABLE_MIN);
 }
 
+/* the prepared vectors and their sums (shared), a decoded row per thread (formats without dot_x16) */
 static uint64_t tl__dot_need(const tl_matrix *m, size_t nvec) {
     return tl__rup16((uint64_t)nvec * m->row_weights * 2) + tl__rup16((uint64_t)nvec * 4) +
-           (m->traits->dot_x16 ? 0 : tl__rup16((uint64_t)m->row_weights + 16));
+           (m->traits->dot_x16 ? 0
+                               : tl__split_rows(m, nvec, 4, TL__TASKS_DOT).slots *
+                                     tl__rup16((uint64_t)m->row_weights + 16));
 }
 
 static uint64_t tl__product_need(const tl_matrix *m, size_t nvec, int r8) {
-    return tl__use_tables(m, nvec, r8) ? tl__lut_layout(m, nvec).total : tl__dot_need(m, nvec);
+    return tl__use_tables(m, nvec, r8) ? tl__lut_need(m, nvec) : tl__dot_need(m, nvec);
+}
+
+/* The dot products of rows ra..rb - 1 (tl__product's second half): xs, sums prepared; t a decoded
+ * row's scratch (formats without dot_x16). */
+typedef struct {
+    const tl_matrix *m;
+    const int16_t *xs;
+    const int32_t *sums;
+    size_t nvec, chunk;
+    int r8;
+    int32_t *acc;
+    int8_t *t;
+    uint64_t slot;
+} tl__dot_job;
+
+static void tl__dot_task(void *c, size_t task, unsigned thread) {
+    const tl__dot_job *j = c;
+    const tl_matrix *m = j->m;
+    const size_t P = m->row_weights, rows = m->rows, nvec = j->nvec;
+    const int16_t *xs = j->xs;
+    const int32_t *sums = j->sums;
+    int32_t *acc = j->acc;
+    size_t ra, rb;
+    tl__task_rows(m, j->chunk, task, &ra, &rb);
+    if (m->traits->dot_x16) {
+        for (size_t r = ra; r < rb; r += 4) {
+            size_t n = rb - r < 4 ? rb - r : 4;
+            for (size_t v = 0; v < nvec; v++) {
+                int32_t a[4];
+                if (j->r8)
+                    m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
+                else
+                    tl__i2_dot_w16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
+                for (size_t i = 0; i < n; i++) acc[v * rows + r + i] = a[i];
+            }
+        }
+        return;
+    }
+    int8_t *t = (int8_t *)((uint8_t *)j->t + thread * j->slot);
+    for (size_t r = ra; r < rb; r++) {
+        tl__decode_row(m, r, t);
+        for (size_t v = 0; v < nvec; v++) {
+#if TL_RELAXED
+            if (j->r8) {
+                acc[v * rows + r] = tl__dot_t8_x8(t, (const int8_t *)(xs + v * P), P, sums[v]);
+                continue;
+            }
+#endif
+            acc[v * rows + r] = tl__dot_t8_x16(t, xs + v * P, P);
+        }
+    }
 }
 
 /* acc[v * rows + r] = sum_c trit(r, c) * x(v, c), exact, for nvec vectors of x (int16, nvec * cols;
@@ -600,12 +720,12 @@ static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, 
         tl__lut_product(m, x, nvec, acc, w);
         return;
     }
-    const size_t P = m->row_weights, cols = m->cols, rows = m->rows;
+    const size_t P = m->row_weights, cols = m->cols;
     const int r8 = TL_RELAXED && x8 != NULL; /* the relaxed int8 dot products */
     uint8_t *cur = w;
     int16_t *xs = tl__take(&cur, (uint64_t)nvec * P * 2); /* int8 for r8: half used */
     int32_t *sums = tl__take(&cur, (uint64_t)nvec * 4);
-    int8_t *t = m->traits->dot_x16 ? NULL : tl__take(&cur, P + 16);
+    tl__split sp = tl__split_rows(m, nvec, 4, TL__TASKS_DOT);
     for (size_t v = 0; v < nvec; v++) {
         const int16_t *xv = x + v * cols;
         sums[v] = tl__sum16(xv, cols);
@@ -624,32 +744,8 @@ static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, 
         else
             memcpy(xs + v * P, xv, cols * 2), memset(xs + v * P + cols, 0, (P - cols) * 2);
     }
-    if (m->traits->dot_x16) {
-        for (size_t r = 0; r < rows; r += 4) {
-            size_t n = rows - r < 4 ? rows - r : 4;
-            for (size_t v = 0; v < nvec; v++) {
-                int32_t a[4];
-                if (r8)
-                    m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
-                else
-                    tl__i2_dot_w16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
-                for (size_t i = 0; i < n; i++) acc[v * rows + r + i] = a[i];
-            }
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) {
-        tl__decode_row(m, r, t);
-        for (size_t v = 0; v < nvec; v++) {
-#if TL_RELAXED
-            if (r8) {
-                acc[v * rows + r] = tl__dot_t8_x8(t, (const int8_t *)(xs + v * P), P, sums[v]);
-                continue;
-            }
-#endif
-            acc[v * rows + r] = tl__dot_t8_x16(t, xs + v * P, P);
-        }
-    }
+    tl__dot_job j = {m, xs, sums, nvec, sp.chunk, r8, acc, (int8_t *)cur, tl__rup16((uint64_t)P + 16)};
+    tl__parallel(sp.tasks, tl__dot_task, &j);
 }
 
 /* ---------------------------------------------------------------------------
@@ -825,14 +921,67 @@ static void tl__lutq_row(const uint8_t *p, const int32_t *T, size_t nb, int64_t 
 
 static int tl__f32_dots(const tl_matrix *m, size_t batch) { return batch == 1 && m->cols <= TL__DOT_COLS; }
 
+/* The batched float tables' scratch, per thread: tables of a tile, int64 accumulators, and for
+ * formats re-encoded to i2 a decoded row and a band of re-encoded rows */
+static uint64_t tl__f32_lut_slot(const tl_matrix *m) {
+    const tl__lut_plan p = tl__lut_layout(m, 0);
+    return tl__rup16((uint64_t)TL__TILE * 16 * 81 * TL__L * 4) + tl__rup16((uint64_t)p.nband * TL__L * 8) +
+           (p.conv ? tl__rup16((uint64_t)p.Q * 64) + tl__rup16((uint64_t)p.nband * p.Q * 16) : 0);
+}
+
 static uint64_t tl__f32_need(const tl_matrix *m, size_t batch) {
     uint64_t head = tl__rup16((uint64_t)batch * m->cols * 4) + tl__rup16((uint64_t)batch * 8);
     if (tl__f32_dots(m, batch))
         return head + tl__rup16((uint64_t)TL__FD * m->cols * 3) + tl__rup16((uint64_t)TL__FD * m->rows * 4) +
                tl__product_need(m, TL__FD, TL_RELAXED);
-    const tl__lut_plan p = tl__lut_layout(m, 0);
-    return head + tl__rup16((uint64_t)TL__TILE * 16 * 81 * TL__L * 4) + tl__rup16((uint64_t)p.nband * TL__L * 8) +
-           (p.conv ? tl__rup16((uint64_t)p.Q * 64) + tl__rup16((uint64_t)p.nband * p.Q * 16) : 0);
+    return head + tl__split_rows(m, batch, 4, TL__TASKS_LUT).slots * tl__f32_lut_slot(m);
+}
+
+/* The batched float product of rows ra..rb - 1: q in fixed point, unit per vector; w: a slot of
+ * tl__f32_lut_slot bytes */
+static void tl__f32_lut_rows(const tl_matrix *m, const int32_t *q, const double *unit, size_t batch, float *out,
+                             uint8_t *w, size_t ra, size_t rb) {
+    const size_t cols = m->cols, rows = m->rows;
+    uint8_t *cur = w;
+    const tl__lut_plan pl = tl__lut_layout(m, 0);
+    const size_t Q = pl.Q, band = pl.band, nband = pl.nband;
+    int32_t *T = tl__take(&cur, (uint64_t)TL__TILE * 16 * 81 * TL__L * 4);
+    int64_t *A = tl__take(&cur, (uint64_t)nband * TL__L * 8);
+    int8_t *t = pl.conv ? tl__take(&cur, (uint64_t)Q * 64) : NULL;
+    uint8_t *buf = pl.conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
+    if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
+    for (size_t r0 = ra; r0 < rb; r0 += band) {
+        size_t nr = rb - r0 < band ? rb - r0 : band, stride;
+        const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
+        for (size_t b0 = 0; b0 < batch; b0 += TL__L) {
+            memset(A, 0, nr * TL__L * 8);
+            for (size_t k0 = 0; k0 < Q; k0 += TL__TILE) {
+                size_t nb = Q - k0 < TL__TILE ? Q - k0 : TL__TILE;
+                for (size_t k = 0; k < nb; k++) tl__tabq_block(q, cols, batch, b0, k0 + k, T + k * 16 * 81 * TL__L);
+                for (size_t r = 0; r < nr; r++) tl__lutq_row(base + 16 * k0 + r * stride, T, nb, A + r * TL__L);
+            }
+            for (size_t r = 0; r < nr; r++)
+                for (size_t l = 0; l < TL__L && b0 + l < batch; l++)
+                    out[(b0 + l) * rows + r0 + r] = (float)((double)A[r * TL__L + l] * unit[b0 + l]) * m->scales[r0 + r];
+        }
+    }
+}
+
+typedef struct {
+    const tl_matrix *m;
+    const int32_t *q;
+    const double *unit;
+    size_t batch, chunk;
+    float *out;
+    uint8_t *w;
+    uint64_t slot;
+} tl__f32_lut_job;
+
+static void tl__f32_lut_task(void *c, size_t task, unsigned thread) {
+    const tl__f32_lut_job *j = c;
+    size_t ra, rb;
+    tl__task_rows(j->m, j->chunk, task, &ra, &rb);
+    tl__f32_lut_rows(j->m, j->q, j->unit, j->batch, j->out, j->w + thread * j->slot, ra, rb);
 }
 
 static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float *out, uint8_t *w) {
@@ -857,28 +1006,9 @@ static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float 
         }
         return;
     }
-    const tl__lut_plan pl = tl__lut_layout(m, 0);
-    const size_t Q = pl.Q, band = pl.band, nband = pl.nband;
-    int32_t *T = tl__take(&cur, (uint64_t)TL__TILE * 16 * 81 * TL__L * 4);
-    int64_t *A = tl__take(&cur, (uint64_t)nband * TL__L * 8);
-    int8_t *t = pl.conv ? tl__take(&cur, (uint64_t)Q * 64) : NULL;
-    uint8_t *buf = pl.conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
-    if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
-    for (size_t r0 = 0; r0 < rows; r0 += band) {
-        size_t nr = rows - r0 < band ? rows - r0 : band, stride;
-        const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
-        for (size_t b0 = 0; b0 < batch; b0 += TL__L) {
-            memset(A, 0, nr * TL__L * 8);
-            for (size_t k0 = 0; k0 < Q; k0 += TL__TILE) {
-                size_t nb = Q - k0 < TL__TILE ? Q - k0 : TL__TILE;
-                for (size_t k = 0; k < nb; k++) tl__tabq_block(q, cols, batch, b0, k0 + k, T + k * 16 * 81 * TL__L);
-                for (size_t r = 0; r < nr; r++) tl__lutq_row(base + 16 * k0 + r * stride, T, nb, A + r * TL__L);
-            }
-            for (size_t r = 0; r < nr; r++)
-                for (size_t l = 0; l < TL__L && b0 + l < batch; l++)
-                    out[(b0 + l) * rows + r0 + r] = (float)((double)A[r * TL__L + l] * unit[b0 + l]) * m->scales[r0 + r];
-        }
-    }
+    tl__split sp = tl__split_rows(m, batch, 4, TL__TASKS_LUT);
+    tl__f32_lut_job j = {m, q, unit, batch, sp.chunk, out, cur, tl__f32_lut_slot(m)};
+    tl__parallel(sp.tasks, tl__f32_lut_task, &j);
 }
 
 /* ---------------------------------------------------------------------------
@@ -912,6 +1042,28 @@ tl_status tl__matmul_f32_i8_ws(const tl_matrix *m, const float *x, size_t batch,
     return TL_OK;
 }
 
+/* bitplane x binary, rows of a task: popcounts against the prepared words */
+typedef struct {
+    const tl_matrix *m;
+    const uint64_t *xw;
+    size_t words, batch, chunk;
+    int32_t *acc;
+    float *out;
+} tl__bits_job;
+
+static void tl__bits_task(void *c, size_t task, unsigned thread) {
+    const tl__bits_job *j = c;
+    const tl_matrix *m = j->m;
+    size_t ra, rb;
+    (void)thread;
+    tl__task_rows(m, j->chunk, task, &ra, &rb);
+    for (size_t r = ra; r < rb; r++) {
+        const uint8_t *row = m->data + r * m->row_bytes;
+        for (size_t b = 0; b < j->batch; b++)
+            tl__emit(m, b, r, m->traits->dot_bits(row, m->row_bytes, j->xw + b * j->words), 1.0f, j->acc, j->out);
+    }
+}
+
 tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batch, int32_t *acc, float *out,
                                tl__ws *ws) {
     size_t xb = tl_binary_row_bytes(m->cols);
@@ -927,11 +1079,9 @@ tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batc
             memcpy(dst, x + b * xb, xb);
             if (m->cols % 8) dst[xb - 1] &= (uint8_t)((1u << (m->cols % 8)) - 1);
         }
-        for (size_t r = 0; r < m->rows; r++) {
-            const uint8_t *row = m->data + r * m->row_bytes;
-            for (size_t b = 0; b < batch; b++)
-                tl__emit(m, b, r, m->traits->dot_bits(row, m->row_bytes, xw + b * words), 1.0f, acc, out);
-        }
+        tl__split sp = tl__split_rows(m, batch, 1, TL__TASKS_DOT);
+        tl__bits_job j = {m, xw, words, batch, sp.chunk, acc, out};
+        tl__parallel(sp.tasks, tl__bits_task, &j);
         return TL_OK;
     }
     /* Other formats: the bits become 0/1 int8 activations for the int path. */

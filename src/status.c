@@ -56,6 +56,9 @@ uint32_t tl_build_flags(void) {
 #ifdef __wasm_relaxed_simd__
     f |= TL_BUILD_RELAXED_SIMD;
 #endif
+#if defined(__wasm__) && defined(__wasm_atomics__)
+    f |= TL_BUILD_THREADS;
+#endif
     return f;
 }
 

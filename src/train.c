@@ -46,11 +46,13 @@ struct tl_net {
  * Dense float32 products (row-major)
  * ------------------------------------------------------------------------- */
 
-/* z[B x O] = x[B x I] . w[O x I]^T: tiles of 4 inputs x 2 weight rows share their loads. */
-static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const float *w, float *z) {
-    size_t o = 0;
+/* z[B x O] = x[B x I] . w[O x I]^T, outputs o0..o1 - 1 (o0 even): tiles of 4 inputs x 2 weight rows
+ * share their loads. */
+static void tl__gemm_nt_rows(size_t B, size_t O, size_t I, const float *x, const float *w, float *z, size_t o0,
+                             size_t o1) {
+    size_t o = o0;
 #if TL_SIMD
-    for (; o + 2 <= O; o += 2) {
+    for (; o + 2 <= o1; o += 2) {
         const float *w0 = w + o * I, *w1 = w0 + I;
         size_t t = 0;
         for (; t + 4 <= B; t += 4) {
@@ -91,7 +93,7 @@ static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const floa
             }
     }
 #endif
-    for (; o < O; o++)
+    for (; o < o1; o++)
         for (size_t t = 0; t < B; t++) {
             float acc = 0;
             for (size_t i = 0; i < I; i++) acc += x[t * I + i] * w[o * I + i];
@@ -99,9 +101,11 @@ static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const floa
         }
 }
 
-/* dx[B x I] = dz[B x O] . w[O x I] */
-static void tl__gemm_nn(size_t B, size_t O, size_t I, const float *dz, const float *w, float *dx) {
-    for (size_t t = 0; t < B; t++) {
+/* dx[B x I] = dz[B x O] . w[O x I], vectors t0..t1 - 1 */
+static void tl__gemm_nn_rows(size_t B, size_t O, size_t I, const float *dz, const float *w, float *dx, size_t t0,
+                             size_t t1) {
+    (void)B;
+    for (size_t t = t0; t < t1; t++) {
         float *d = dx + t * I;
         const float *g = dz + t * O;
         size_t i = 0;
@@ -130,11 +134,13 @@ static void tl__gemm_nn(size_t B, size_t O, size_t I, const float *dz, const flo
     }
 }
 
-/* dw[O x I] = dz[B x O]^T . x[B x I]: two weight rows at a time share the loads of x. */
-static void tl__gemm_tn(size_t B, size_t O, size_t I, const float *dz, const float *x, float *dw) {
-    size_t o = 0;
+/* dw[O x I] = dz[B x O]^T . x[B x I], weight rows o0..o1 - 1 (o0 even): two weight rows at a time
+ * share the loads of x. */
+static void tl__gemm_tn_rows(size_t B, size_t O, size_t I, const float *dz, const float *x, float *dw, size_t o0,
+                             size_t o1) {
+    size_t o = o0;
 #if TL_SIMD
-    for (; o + 2 <= O; o += 2) {
+    for (; o + 2 <= o1; o += 2) {
         float *d0 = dw + o * I, *d1 = d0 + I;
         size_t i = 0;
         for (; i + 16 <= I; i += 16) {
@@ -168,12 +174,53 @@ static void tl__gemm_tn(size_t B, size_t O, size_t I, const float *dz, const flo
             }
     }
 #endif
-    for (; o < O; o++)
+    for (; o < o1; o++)
         for (size_t i = 0; i < I; i++) {
             float acc = 0;
             for (size_t t = 0; t < B; t++) acc += dz[t * O + o] * x[t * I + i];
             dw[o * I + i] = acc;
         }
+}
+
+/* The three products split over threads (threads.c): by output rows o in even-sized groups (the
+ * pairs of the SIMD loops stay the same pairs, and so the same bits) for nt and tn, by vectors for
+ * nn. Small products stay on the calling thread. */
+typedef struct {
+    void (*rows)(size_t, size_t, size_t, const float *, const float *, float *, size_t, size_t);
+    size_t B, O, I, n, chunk;
+    const float *a, *b;
+    float *c;
+} tl__gemm_job;
+
+static void tl__gemm_task(void *ctx, size_t task, unsigned thread) {
+    const tl__gemm_job *j = ctx;
+    size_t r0 = task * j->chunk, r1 = j->n - r0 < j->chunk ? j->n : r0 + j->chunk;
+    (void)thread;
+    j->rows(j->B, j->O, j->I, j->a, j->b, j->c, r0, r1);
+}
+
+/* n rows (o or t) of the product f, in tasks of whole pairs: 4 per thread */
+static void tl__gemm_split(void (*f)(size_t, size_t, size_t, const float *, const float *, float *, size_t, size_t),
+                           size_t B, size_t O, size_t I, const float *a, const float *b, float *c, size_t n) {
+    size_t T = tl__threads_n();
+    if (T < 2 || (uint64_t)B * O * I < tl__par_min_work || n < 4) {
+        f(B, O, I, a, b, c, 0, n);
+        return;
+    }
+    size_t chunk = (n + 4 * T - 1) / (4 * T);
+    chunk += chunk % 2;
+    tl__gemm_job j = {f, B, O, I, n, chunk, a, b, c};
+    tl__parallel((n + chunk - 1) / chunk, tl__gemm_task, &j);
+}
+
+static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const float *w, float *z) {
+    tl__gemm_split(tl__gemm_nt_rows, B, O, I, x, w, z, O);
+}
+static void tl__gemm_nn(size_t B, size_t O, size_t I, const float *dz, const float *w, float *dx) {
+    tl__gemm_split(tl__gemm_nn_rows, B, O, I, dz, w, dx, B);
+}
+static void tl__gemm_tn(size_t B, size_t O, size_t I, const float *dz, const float *x, float *dw) {
+    tl__gemm_split(tl__gemm_tn_rows, B, O, I, dz, x, dw, O);
 }
 
 /* ---------------------------------------------------------------------------

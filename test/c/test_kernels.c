@@ -303,6 +303,22 @@ static void check_kernels(tl_format f, size_t rows, size_t cols, size_t batch, i
             close &= fabs((double)out[b * rows + r] - outr[b * rows + r]) <= 1e-5 * mag * sc[r] + 1e-30;
     }
     CHECK(close, "float %s %zux%zu batch %zu within 1e-5", fname(f), rows, cols, batch);
+    /* Threaded builds (test/c/run-wasi-mt.mjs): every product above was split over the threads
+     * (main sets tl__par_min_work to 0), and the integer ones equal the reference; the float ones
+     * are the same bits on one thread. */
+    if (tl_threads() > 1) {
+        uint32_t nth = tl_threads();
+        float *o1 = malloc(nout * 4), *o2 = malloc(nout * 4), *o3 = malloc(nout * 4);
+        tl_matmul_f32(m, xf, batch * cols, batch, out, nout);
+        tl_matmul_f32_i8(m, xf, batch * cols, batch, o2, nout);
+        tl_threads_set(1);
+        tl_matmul_f32(m, xf, batch * cols, batch, o1, nout);
+        tl_matmul_f32_i8(m, xf, batch * cols, batch, o3, nout);
+        tl_threads_set(nth);
+        CHECK(memcmp(out, o1, nout * 4) == 0 && memcmp(o2, o3, nout * 4) == 0,
+              "float %s %zux%zu batch %zu: %u threads give the bits of one", fname(f), rows, cols, batch, (unsigned)nth);
+        free(o1), free(o2), free(o3);
+    }
     /* small integers times a power of two: every sum exact, so the reference's bits (the kernel's
      * fixed point holds such x exactly) */
     for (size_t i = 0; i < batch * cols; i++) xf[i] = (float)((int)(i * 37 % 255) - 127) * 0.125f;
@@ -449,7 +465,37 @@ static void test_out_of_memory(void) {
     }
 }
 
+/* tl__parallel: every task runs exactly once, and with workers (a threaded build run by
+ * test/c/run-wasi-mt.mjs) some run on them. */
+typedef struct {
+    uint32_t ran[256];
+    uint32_t thread_of[256];
+} par_log;
+
+static void par_task(void *c, size_t task, unsigned thread) {
+    par_log *l = c;
+    __atomic_fetch_add(&l->ran[task], 1, __ATOMIC_SEQ_CST);
+    l->thread_of[task] = thread;
+    volatile uint32_t spin = 0; /* long enough that the workers wake before the caller is done */
+    for (uint32_t i = 0; i < 200000; i++) spin += i;
+}
+
+static void test_parallel(void) {
+    static par_log l;
+    for (int rep = 0; rep < 3; rep++) {
+        memset(&l, 0, sizeof l);
+        tl__parallel(256, par_task, &l);
+        int once = 1, others = 0;
+        for (int i = 0; i < 256; i++) once &= l.ran[i] == 1, others += l.thread_of[i] != 0;
+        CHECK(once, "tl__parallel runs each of 256 tasks once (%u threads)", (unsigned)tl_threads());
+        CHECK(tl_threads() == 1 ? others == 0 : others > 0, "%d of 256 tasks ran on workers (%u threads)", others,
+              (unsigned)tl_threads());
+    }
+}
+
 int main(void) {
+    tl__par_min_work = 0; /* split every product that has rows to split (threaded builds) */
+    test_parallel();
     test_format_table();
     test_tq1_bytes();
     test_roundtrip();

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "internal.h"
 #include "tilelli.h"
 
 /* ---------------------------------------------------------------------------
@@ -1737,6 +1738,7 @@ static void test_oom(void) {
 
 int main(void) {
     check_rng = 0x1234567u;
+    tl__par_min_work = 0; /* threaded builds (test/c/run-wasi-mt.mjs): split every product of the models */
     size_t blocks = tl_mem_live_blocks();
     test_layer_types();
     test_int8_exact();

@@ -13,20 +13,25 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+import { availableParallelism } from 'node:os';
+
 import { init } from 'tilelli';
 
 import { sample } from './sample.js';
+import { threadsSample } from '../browser/threads-sample.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const denoBin = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'deno.cmd' : 'deno');
 
 const SCRIPT = `import { init } from 'tilelli';
 import { sample } from 'tilelli-test/sample.js';
+import { threadsSample } from 'tilelli-test-browser/threads-sample.js';
 
 const out = {};
 for (const [build, options] of [['relaxed', { build: 'relaxed' }], ['simd', { simd: true }], ['scalar', { simd: false }], ['default', {}]]) {
   const tl = await init(options);
-  out[build] = { build: tl.build, simd: tl.simd, sample: sample(tl) };
+  out[build] = { build: tl.build, simd: tl.simd, threads: tl.threads, sample: sample(tl) };
+  if (build === 'default') out.split = threadsSample(tl); // products big enough to be split over the threads
 }
 let denied;
 try {
@@ -60,13 +65,14 @@ test('Deno runs the sample through the deno entry with the same numbers as Node,
     imports: {
       tilelli: pathToFileURL(join(root, entry)).href,
       'tilelli-test/': pathToFileURL(join(root, 'test', 'runtimes')).href + '/',
+      'tilelli-test-browser/': pathToFileURL(join(root, 'test', 'browser')).href + '/',
     },
   }, null, 2));
 
   const started = performance.now();
   const { stdout, stderr } = await run(denoBin, [
     'run', '--quiet', '--no-config', '--no-lock', '--no-remote', '--no-npm', '--cached-only', '--no-prompt',
-    '--import-map=import_map.json', `--allow-read=${join(root, 'dist')}`, 'main.js',
+    '--import-map=import_map.json', `--allow-read=${join(root, 'dist')},${join(root, 'js', 'thread-worker.js')}`, 'main.js',
   ], {
     cwd: dir,
     env: {
@@ -84,6 +90,10 @@ test('Deno runs the sample through the deno entry with the same numbers as Node,
   assert.equal(out.runtime.readOutsideDist, 'NotCapable', 'Deno may read dist/ only');
   for (const build of ['relaxed', 'simd', 'scalar', 'default']) assert.deepEqual(out[build].sample, expected, `${build} build`);
   assert.equal(out.default.build, 'relaxed', 'Deno runs relaxed SIMD: init() picks that build');
+  // Deno runs threads (workers over a shared memory): min(4, cores) by default, the same bits
+  assert.equal(out.default.threads, Math.min(4, availableParallelism()));
+  assert.ok(out.default.threads > 1 || availableParallelism() === 1);
+  assert.deepEqual(out.split, threadsSample(await init({ build: 'scalar' })), 'split products give the scalar build\'s bits');
   assert.deepEqual([out.relaxed.build, out.simd.build, out.scalar.build], ['relaxed', 'simd', 'scalar']);
   assert.equal(out.simd.simd, true);
   assert.equal(out.scalar.simd, false);

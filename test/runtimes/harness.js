@@ -10,8 +10,17 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.TILELLI_CHROMIUM || '/usr/bin/chromium';
 
-/** Serve dir on 127.0.0.1 and a free port, only files with a type in types; records each request. */
-export async function serveStatic(dir, types) {
+/** The headers that make a page crossOriginIsolated (and so able to run threads). */
+export const ISOLATION_HEADERS = Object.freeze({
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+});
+
+/**
+ * Serve dir on 127.0.0.1 and a free port, only files with a type in types; records each request.
+ * headers: sent with every answer (e.g. ISOLATION_HEADERS).
+ */
+export async function serveStatic(dir, types, headers = {}) {
   const requests = [];
   const server = createServer(async (req, res) => {
     let path = null;
@@ -33,7 +42,7 @@ export async function serveStatic(dir, types) {
       body = 'not found';
     }
     requests.push({ path: path ?? req.url, status, type });
-    res.writeHead(status, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' });
+    res.writeHead(status, { ...headers, 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' });
     res.end(body);
   });
   await new Promise((resolve, reject) => {

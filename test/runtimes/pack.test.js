@@ -83,7 +83,7 @@ test('the packed tarball installs offline and gives Node\'s numbers from import 
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[')));
   t.diagnostic(`npm pack: ${(performance.now() - started).toFixed(0)} ms, ${info.filename} ${info.size} bytes (${info.unpackedSize} unpacked, ${info.entryCount} files)`);
   const files = info.files.map((f) => f.path).sort();
-  for (const need of ['package.json', 'README.md', 'dist/tilelli-relaxed.wasm', 'dist/tilelli-simd.wasm', 'dist/tilelli-scalar.wasm']) {
+  for (const need of ['package.json', 'README.md', 'dist/tilelli-relaxed.wasm', 'dist/tilelli-simd.wasm', 'dist/tilelli-scalar.wasm', 'dist/tilelli-relaxed-mt.wasm', 'dist/tilelli-simd-mt.wasm', 'js/thread-worker.js']) {
     assert.ok(files.includes(need), `the tarball holds ${need}`);
   }
   for (const name of await readdir(join(root, 'js'))) assert.ok(files.includes(`js/${name}`), `the tarball holds js/${name}`);

@@ -82,6 +82,7 @@ test('a worker importing tilelli answers a request with the same sample as Node,
   for (const [build, body] of Object.entries(results)) assert.deepEqual(body.sample, expected, `${build} build`);
   assert.equal(results.default.running, 'relaxed', 'workerd runs relaxed SIMD: init() picks that build');
   assert.equal(results.relaxed.running, 'relaxed');
+  for (const [build, body] of Object.entries(results)) assert.equal(body.threads, 1, `workerd runs one thread (${build})`);
   assert.equal(results.simd.simd, true);
   assert.equal(results.scalar.simd, false);
   t.diagnostic(`workerd test: ${(performance.now() - started).toFixed(0)} ms`);

@@ -17,7 +17,7 @@ async function fetch(request) {
     return new Response(`unknown build ${build}\n`, { status: 400 });
   }
   const tl = await init(build === 'default' ? {} : { build });
-  return Response.json({ build, running: tl.build, simd: tl.simd, sample: sample(tl) });
+  return Response.json({ build, running: tl.build, simd: tl.simd, threads: tl.threads, sample: sample(tl) });
 }
 
 /** The path of the first difference between two JSON values, or null when they are equal. */
