@@ -60,7 +60,7 @@ const STARTS = Number(opt.starts), ROUNDS = Number(opt.rounds), PER_ROUND = Numb
 const ONLY = new Set(opt.only.split(','));
 const TARGETS = { coldMs: 5, warmMs: 0.1, wideMiB: 32 };
 
-const tl = await init();
+const tl = await init({ threads: 1 }); // builds the models here; the runtimes measured are workerd and Deno
 await mkdir(WORK, { recursive: true });
 
 // --- models -------------------------------------------------------------------------------------

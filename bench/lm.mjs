@@ -147,7 +147,8 @@ async function modelFiles(name) {
 
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
-const tl = await init();
+// the SIMD128 build on one thread, as the header line says (init() would take 2 threads here)
+const tl = await init({ simd: true, threads: 1 });
 const tokens = Number(o.tokens), budget = Number(o.budget), context = Number(o.context);
 const embBytes = { float32: 4, float16: 2, int8: 1 }[o.embedding];
 if (!embBytes) throw new Error(`--embedding must be float32, float16 or int8, got ${o.embedding}`);
@@ -156,7 +157,7 @@ if (o.browser || o.heap) {
   process.exit(0);
 }
 console.log(`# bench/lm.mjs — ${new Date().toISOString().slice(0, 16)} UTC, Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, ` +
-  `tilelli ${tl.version} (${tl.simd ? 'SIMD128' : 'scalar'}, 1 thread)`);
+  `tilelli ${tl.version} (${tl.simd ? 'SIMD128' : 'scalar'}, ${tl.threads} thread${tl.threads > 1 ? 's' : ''})`);
 
 /** Ternary weights of a config, and the bytes one decoded token reads: the i2 projections (2 bits
  * per weight + a float32 scale per row) and the head (the tied embedding) in its table's form. */
