@@ -26,7 +26,7 @@ const tl = await init();
 const tokenizer = Tokenizer.fromJSON(tokJson);
 const lm = tl.LanguageModel.load({ config, weights, tokenizer });
 const packed = lm.save();
-console.log(`tilelli ${tl.version} (${tl.simd ? 'SIMD128' : 'scalar'} build): a ${lm.config.num_hidden_layers}-layer ternary ` +
+console.log(`tilelli ${tl.version} (${{ relaxed: 'relaxed SIMD', simd: 'SIMD128', scalar: 'scalar' }[tl.build]} build, ${tl.threads} thread${tl.threads > 1 ? 's' : ''}): a ${lm.config.num_hidden_layers}-layer ternary ` +
   `transformer, context ${lm.context}; float32 checkpoint ${(weights.length / 1024).toFixed(0)} KiB, ` +
   `packed (i2) ${(packed.length / 1024).toFixed(0)} KiB`);
 

@@ -42,7 +42,7 @@ const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
 const tl = await init();
 const { train, test } = loadDigits();
 const testCopy = { x: test.x.slice(), labels: test.labels.slice() }; // the worker takes the originals
-console.log(`tilelli ${tl.version} (${{ relaxed: 'wasm relaxed SIMD', simd: 'wasm SIMD128', scalar: 'wasm scalar' }[tl.build]}): MNIST, ${train.labels.length} train / ${test.labels.length} test digits`);
+console.log(`tilelli ${tl.version} (${{ relaxed: 'wasm relaxed SIMD', simd: 'wasm SIMD128', scalar: 'wasm scalar' }[tl.build]}, ${tl.threads} thread${tl.threads > 1 ? 's' : ''}): MNIST, ${train.labels.length} train / ${test.labels.length} test digits`);
 console.log(`training a 784-256-256-10 ternary MLP (${opts.quantizer}) for ${epochs} epochs in a worker thread ...`);
 
 const started = performance.now();
