@@ -1026,6 +1026,8 @@ export interface LoadLanguageModelOptions {
   context?: number;
   activations?: Activations;
   format?: MatrixFormat;
+  /** How the embedding and head are held (LanguageModel.load's; a config.json source only). */
+  embedding?: 'float32' | 'float16' | 'int8';
   /** After each downloaded chunk (URL sources). */
   onProgress?: (p: { file: 'config' | 'tokenizer' | 'weights'; loaded: number; total: number | undefined }) => void;
   /** Aborts the load (rejects with an AbortError) and ends the worker. */

@@ -291,7 +291,7 @@ class WorkerLanguageModel {
  * or { weights, config, tokenizer } all as URLs or all as contents (what LanguageModel.load
  * takes; a tokenizer as its file, not a Tokenizer object). Bytes are copied to the worker, or
  * transferred with options.transfer (the caller's buffer is then detached). options: load()'s
- * (context, activations, format), onProgress({ file, loaded, total }) per downloaded chunk,
+ * (context, activations, format, embedding), onProgress({ file, loaded, total }) per downloaded chunk,
  * signal (aborts the load and ends the worker), init (the worker's init options; by default the
  * wasm URL of the latest init({ url })), worker (a URL of the worker entry, a Worker, or a
  * function returning one). Bad arguments throw a TilelliError at once; a failed load rejects
@@ -299,13 +299,13 @@ class WorkerLanguageModel {
  */
 export function loadLanguageModel(source, opts) {
   const o = options(opts, FN);
-  const { onProgress, signal, init, worker, transfer = false, context, activations, format } = o;
+  const { onProgress, signal, init, worker, transfer = false, context, activations, format, embedding } = o;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${FN}: onProgress must be a function, got ${describe(onProgress)}`);
   if (typeof transfer !== 'boolean') throw invalid(`${FN}: transfer must be a boolean, got ${describe(transfer)}`);
   if (worker !== undefined && typeof worker !== 'function' && !isUrl(worker) && typeof worker?.postMessage !== 'function') {
     throw invalid(`${FN}: worker must be a URL, a string, a Worker or a function returning one`);
   }
-  const payload = { ...sourceOf(source), init: workerInit(init), ...defined({ context, activations, format }) };
+  const payload = { ...sourceOf(source), init: workerInit(init), ...defined({ context, activations, format, embedding }) };
   if (signal?.aborted) return Promise.reject(abortError(`${FN}: the signal was already aborted`, signal.reason));
   const lm = new WorkerLanguageModel(createWorker(worker, FN));
   const w = payload.files?.weights;

@@ -219,7 +219,7 @@ async function lmLoad(id, d) {
   lm.running.set(id, ac);
   try {
     const tl = await init(d.init ?? {});
-    const opts = defined({ context: d.context, activations: d.activations, format: d.format });
+    const opts = defined({ context: d.context, activations: d.activations, format: d.format, embedding: d.embedding });
     lm.model = d.urls
       ? await tl.LanguageModel.fromURL(d.urls, { ...opts, signal: ac.signal, onProgress: (p) => post({ id, type: MSG.PROGRESS, data: p }) })
       : tl.LanguageModel.load(d.files, opts);

@@ -217,3 +217,19 @@ test('bad arguments throw at once; bad options and files reject with the worker\
   assert.equal(lm.position, 0);
   await lm.free();
 });
+
+test('load options reach the worker: embedding float16 and int8 give the main thread\'s config and logits', { timeout: 60_000 }, async () => {
+  for (const embedding of ['float16', 'int8']) {
+    const lm = await loadLanguageModel({ config: charlm.config, weights: charlm.weights }, { embedding, activations: 'float' });
+    try {
+      const main = tl.LanguageModel.load({ config: charlm.config, weights: charlm.weights }, { embedding, activations: 'float' });
+      assert.equal(lm.config.tilelli_embedding, embedding);
+      assert.deepEqual(lm.config, main.config);
+      const ids = [74, 67, 69, 77, 12];
+      assert.deepEqual(await lm.logits(ids), main.logits(ids), `${embedding}: the same logits`);
+      main.free();
+    } finally {
+      await lm.free();
+    }
+  }
+});
