@@ -465,6 +465,10 @@ tl_status tl_safetensors_read_f32(const tl_safetensors *st, size_t i, float *out
     if (n != t->count)
         return tl__fail(TL_ERR_SIZE, "tensor \"%.*s\" has %zu elements, not %zu",
                         TL__NAME(t->name, t->name_len), t->count, n);
+    /* checked before the loop: an empty C64 tensor is refused too */
+    if (t->dtype == TL_DTYPE_C64)
+        return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" is %s: it has no float32 value per element",
+                        TL__NAME(t->name, t->name_len), tl__dtype_name(t->dtype));
     const uint8_t *p = t->data;
     /* Bits go out through memcpy so that NaN payloads survive on every host. */
     uint32_t u;
@@ -524,9 +528,8 @@ tl_status tl_safetensors_read_f32(const tl_safetensors *st, size_t i, float *out
         case TL_DTYPE_U64:
             out[k] = (float)tl__le(p, 8);
             continue;
-        default: /* C64: two floats per element, not one */
-            return tl__fail(TL_ERR_DTYPE, "tensor \"%.*s\" is %s: it has no float32 value per element",
-                            TL__NAME(t->name, t->name_len), tl__dtype_name(t->dtype));
+        default: /* C64, refused above */
+            return TL_ERR_DTYPE;
         }
         memcpy(out + k, &u, 4);
     }
