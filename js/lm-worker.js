@@ -17,7 +17,7 @@ import { STATUS } from './constants.js';
 import { MSG, abortError, reviveError } from './protocol.js';
 import { describe, invalid, options } from './runtime.js';
 import { Tokenizer } from './tokenizer.js';
-import { createWorker, workerInit } from './worker.js';
+import { createWorker, listenToWorker, workerInit } from './worker.js';
 
 const FN = 'loadLanguageModel';
 const noop = () => {};
@@ -113,22 +113,11 @@ class WorkerLanguageModel {
       return;
     }
     this.#worker = worker;
-    this.#node = typeof worker.on === 'function' && typeof worker.ref === 'function';
-    const onMessage = (m) => this.#receive(m);
-    if (this.#node) {
-      worker.on('message', onMessage);
-      worker.on('error', (e) => this.#fail(e));
-      worker.on('messageerror', () => this.#fail(new Error('language-model worker: a message could not be deserialized')));
-      this.#exited = new Promise((resolve) => worker.once('exit', resolve));
-      worker.once('exit', (code) => this.#fail(new Error(`the language-model worker exited (code ${code})`)));
-    } else {
-      worker.addEventListener('message', (e) => onMessage(e.data));
-      worker.addEventListener('error', (e) => {
-        e.preventDefault?.();
-        this.#fail(new Error(`language-model worker: ${e.message || 'the worker failed to load (is its URL right? In a bundled app, bundle tilelli/worker-entry.js as its own entry point, or pass options.worker)'}`));
-      });
-      worker.addEventListener('messageerror', () => this.#fail(new Error('language-model worker: a message could not be deserialized')));
-    }
+    const l = listenToWorker(worker, 'language-model worker',
+      'the worker failed to load (is its URL right? In a bundled app, bundle tilelli/worker-entry.js as its own entry point, or pass options.worker)',
+      (m) => this.#receive(m), (e) => this.#fail(e));
+    this.#node = l.node;
+    this.#exited = l.exited;
     for (const [m, t] of this.#queue.splice(0)) worker.postMessage(m, t);
     this.#refresh();
   }

@@ -62,6 +62,32 @@ export function createWorker(spec, fn = 'startTraining') {
  * bundled app gives it once); a URL relative to the page (or this module), not to wherever the
  * worker script lives.
  */
+/**
+ * Route a worker's messages to receive(data) and its failures to fail(error), in Node
+ * (worker_threads) and in browsers (Worker). what names it in messages ('training worker'); hint
+ * ends the message of a worker that failed to load. Returns { node, exited } (exited: a promise of
+ * the exit code in Node, else undefined).
+ */
+export function listenToWorker(worker, what, hint, receive, fail) {
+  const node = typeof worker.on === 'function' && typeof worker.ref === 'function';
+  let exited;
+  if (node) {
+    worker.on('message', receive);
+    worker.on('error', (e) => fail(e));
+    worker.on('messageerror', () => fail(new Error(`${what}: a message could not be deserialized`)));
+    exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.once('exit', (code) => fail(new Error(`the ${what} exited (code ${code})`)));
+  } else {
+    worker.addEventListener('message', (e) => receive(e.data));
+    worker.addEventListener('error', (e) => {
+      e.preventDefault?.();
+      fail(new Error(`${what}: ${e.message || hint}`));
+    });
+    worker.addEventListener('messageerror', () => fail(new Error(`${what}: a message could not be deserialized`)));
+  }
+  return { node, exited };
+}
+
 export function workerInit(init) {
   if (init?.url !== undefined) return { ...init, url: new URL(init.url, globalThis.location?.href ?? import.meta.url).href };
   return init ?? (lastInitUrl() ? { url: lastInitUrl() } : undefined);
@@ -173,22 +199,11 @@ class TrainingJob {
       return;
     }
     this.#worker = worker;
-    this.#node = typeof worker.on === 'function' && typeof worker.ref === 'function';
-    const onMessage = (m) => this.#receive(m);
-    if (this.#node) {
-      worker.on('message', onMessage);
-      worker.on('error', (e) => this.#fail(e));
-      worker.on('messageerror', () => this.#fail(new Error('training worker: a message could not be deserialized')));
-      this.#exited = new Promise((resolve) => worker.once('exit', resolve));
-      worker.once('exit', (code) => this.#fail(new Error(`the training worker exited (code ${code})`)));
-    } else {
-      worker.addEventListener('message', (e) => onMessage(e.data));
-      worker.addEventListener('error', (e) => {
-        e.preventDefault?.();
-        this.#fail(new Error(`training worker: ${e.message || 'the worker failed to load (is its URL right? In a bundled app, bundle tilelli/worker-entry.js as its own entry point, named worker-entry.js beside your bundle, or pass options.worker: README "Bundled apps")'}`));
-      });
-      worker.addEventListener('messageerror', () => this.#fail(new Error('training worker: a message could not be deserialized')));
-    }
+    const l = listenToWorker(worker, 'training worker',
+      'the worker failed to load (is its URL right? In a bundled app, bundle tilelli/worker-entry.js as its own entry point, named worker-entry.js beside your bundle, or pass options.worker: README "Bundled apps")',
+      (m) => this.#receive(m), (e) => this.#fail(e));
+    this.#node = l.node;
+    this.#exited = l.exited;
     if (this.#state === 'starting') this.#state = 'training';
     for (const [m, t] of this.#queue.splice(0)) worker.postMessage(m, t);
     this.#refresh();
