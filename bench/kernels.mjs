@@ -257,12 +257,14 @@ async function runBuild(variant, shape, act, spotRows, simdRuns) {
   for (const f of FORMATS) {
     ok(x.tl_matrix_quantize(f.id, pw, rows, cols, 0, pm), `${build} tl_matrix_quantize(${f.name})`);
     const m = new Uint32Array(memory.buffer, pm, 1)[0];
-    const data = x.tl_matrix_data(m) >>> 0;
     const bytes = x.tl_matrix_data_bytes(m) >>> 0;
+    const data = x.tl_alloc(bytes) >>> 0;
+    ok(x.tl_matrix_packed(m, data, bytes), `${build} tl_matrix_packed(${f.name})`);
     const scale = new Float32Array(memory.buffer, x.tl_matrix_scales(m) >>> 0, 1)[0];
     const packed = new Uint8Array(memory.buffer, data, bytes);
     let h = 0;
     for (let i = 0; i < bytes; i++) h = (Math.imul(h, 31) + packed[i]) >>> 0;
+    x.tl_free(data);
     formats.push({ ...f, m, bytes, scale, hash: h });
   }
   x.tl_free(pw);

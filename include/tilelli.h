@@ -262,9 +262,11 @@ void tl_matrix_free(tl_matrix *m);
 tl_format tl_matrix_format(const tl_matrix *m);
 size_t tl_matrix_rows(const tl_matrix *m);
 size_t tl_matrix_cols(const tl_matrix *m);
-/* The packed bytes (tl_matrix_data_bytes of them) and the rows scales, owned by m. */
-const uint8_t *tl_matrix_data(const tl_matrix *m);
+/* The packed bytes in the file layout (docs/FORMATS.md), tl_matrix_data_bytes of them, copied into
+ * out (n must be that many): a matrix may hold them in another order in memory, for its kernels. */
+tl_status tl_matrix_packed(const tl_matrix *m, uint8_t *out, size_t n);
 size_t tl_matrix_data_bytes(const tl_matrix *m);
+/* The rows scales, owned by m. */
 const float *tl_matrix_scales(const tl_matrix *m);
 
 /* The trits of m (n must be rows * cols). */

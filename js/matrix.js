@@ -209,8 +209,11 @@ export class PackedMatrix extends Owned {
 
   /** A copy of the packed bytes (docs/FORMATS.md gives the layout). */
   bytes() {
-    const p = this.live('bytes');
-    return this.rt.view(Uint8Array, this.rt.x.tl_matrix_data(p), this.byteLength).slice();
+    const p = this.live('bytes'), rt = this.rt, n = this.byteLength;
+    return rt.withBlock('PackedMatrix.bytes', [n], ([bp]) => {
+      rt.check(rt.x.tl_matrix_packed(p, bp, n), 'PackedMatrix.bytes');
+      return rt.view(Uint8Array, bp, n).slice();
+    });
   }
 
   /** A copy of the per-row scales. */

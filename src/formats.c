@@ -285,11 +285,11 @@ static void bitplane_decode_row(const uint8_t *row, size_t rb, int8_t *out) {
 
 static const tl__format_traits tl__formats[] = {
     {TL_FORMAT_I2, "i2", 64, 16, i2_pack_row, i2_unpack_row, i2_decode_row, tl__i2_dot_x16, NULL, 1,
-     i2_check_rows},
+     i2_check_rows, 4},
     {TL_FORMAT_TQ1, "tq1", 80, 16, tq1_pack_row, tq1_unpack_row, tq1_decode_row, NULL, NULL, 0,
-     tq1_check_rows},
+     tq1_check_rows, 1},
     {TL_FORMAT_BITPLANE, "bitplane", 128, 32, bitplane_pack_row, bitplane_unpack_row, bitplane_decode_row,
-     NULL, tl__bitplane_dot_bits, 0, bitplane_check_rows},
+     NULL, tl__bitplane_dot_bits, 0, bitplane_check_rows, 1},
 };
 #define TL__NFORMATS (sizeof tl__formats / sizeof *tl__formats)
 

@@ -55,6 +55,7 @@ typedef struct {
     uint64_t shape[2];
     const void *data;
     size_t nbytes;
+    const tl_matrix *packed; /* or, instead of data: this matrix's packed bytes in the file layout */
 } tl__st_entry;
 tl_status tl__safetensors_write(const tl__st_entry *e, size_t n, const char *const *meta, size_t nmeta, uint8_t **out,
                                 size_t *len);
@@ -126,6 +127,7 @@ struct tl_matrix {
     size_t col_bytes;
     const tl__format_traits *traits; /* tl__format(format) */
     int borrowed;                    /* data lies in a buffer the matrix does not own (a loaded file) */
+    int plain; /* borrowed bytes still in the file layout: no kernel may see it before tl__matrix_tile_plain */
 };
 
 /* One row per packed format (src/formats.c): everything the library knows about a format is
@@ -155,6 +157,10 @@ struct tl__format_traits {
     /* Fast validation of rows packed rows (rows x row_bytes bytes): nonzero exactly when some row
      * is one unpack_row refuses; nothing is decoded (tl__validate_packed, at load). */
     int (*check_rows)(const uint8_t *in, size_t rows, size_t cols, size_t row_bytes);
+    /* Rows per tile in memory (matrix.c, "Tiles"): 1, rows one after the other as in files; more,
+     * the blocks of that many rows interleaved, so that a kernel reading them together reads one
+     * stream. */
+    size_t tile_rows;
 };
 
 /* The row of format f, or NULL for a value that names no format. */
@@ -167,11 +173,25 @@ int32_t tl__bitplane_dot_bits(const uint8_t *row, size_t row_bytes, const uint64
 
 uint8_t tl__tq1_encode(const uint8_t c[5]);
 tl_status tl__validate_packed(tl_format f, const uint8_t *in, size_t rows, size_t cols);
-/* A matrix over packed bytes it does not copy (validated as tl_matrix_from_packed does): data must
+/* Tiles (matrix.c): the rows of a tile starting at row t0 (a multiple of tile_rows), and block k of
+ * row r (t0 = r rounded down to the tile). The packed bytes in the file layout, out of the tiles:
+ * rows r0..r0 + n - 1 into out (n * row_bytes bytes). */
+size_t tl__tile_n(const tl_matrix *m, size_t t0);
+const uint8_t *tl__tile_block(const tl_matrix *m, size_t r, size_t k);
+void tl__matrix_read_rows(const tl_matrix *m, size_t r0, size_t n, uint8_t *out);
+/* A matrix over packed bytes it does not copy (validated as tl_matrix_from_packed does), left in
+ * the file layout (plain) for tl__matrix_tile_plain: data must
  * be 16-byte aligned and outlive the matrix (a model file that the model owns). It takes over
  * `scales` (rows finite values from tl__malloc) on success; on failure the caller keeps them. */
 tl_status tl__matrix_borrow(tl_format f, const uint8_t *data, size_t bytes, size_t rows, size_t cols,
                             float *scales, tl_matrix **out);
+/* Put a borrowing matrix's bytes into tiles, in place, with tl__matrix_tile_scratch(m) bytes of
+ * scratch (0: nothing to do): a loader does it after everything else succeeded and the scratch
+ * is allocated, so that a refused file is left as it was. */
+size_t tl__matrix_tile_scratch(const tl_matrix *m);
+void tl__matrix_tile_plain(tl_matrix *m, uint8_t *scratch);
+/* A copy of m, with its own bytes and scales. */
+tl_status tl__matrix_copy(const tl_matrix *m, tl_matrix **out);
 /* Give a borrowing matrix its own copy of its packed bytes (a no-op for one that owns them);
  * TL_ERR_NO_MEMORY leaves it borrowing. */
 tl_status tl__matrix_own(tl_matrix *m);

@@ -34,7 +34,13 @@
 
 /* Decode packed row r of m into m->row_weights trits (the format's SIMD decoder). */
 void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out) {
-    m->traits->decode_row(m->data + r * m->row_bytes, m->row_bytes, out);
+    const tl__format_traits *f = m->traits;
+    if (f->tile_rows == 1) {
+        f->decode_row(m->data + r * m->row_bytes, m->row_bytes, out);
+        return;
+    }
+    for (size_t k = 0; k < m->row_bytes / f->block_bytes; k++)
+        f->decode_row(tl__tile_block(m, r, k), f->block_bytes, out + k * f->block_weights);
 }
 
 /* ---------------------------------------------------------------------------
@@ -126,15 +132,16 @@ static int32_t tl__sum16(const int16_t *x, size_t n) {
     return s;
 }
 
-/* sum trit[i] * x[i] over n (1..4) consecutive i2 rows (blocks of 64), x in tl__i2_xw's layout,
- * x_sum = sum x: out[i] for row i. */
+/* sum trit[i] * x[i] over the n (1..4) rows of an i2 tile (matrix.c: block b of row i at
+ * tile + 16 (n b + i)), x in tl__i2_xw's layout, x_sum = sum x: out[i] for row i. */
 static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *xs, int32_t x_sum,
                            int32_t *out) {
     size_t blocks = row_bytes / 16;
 #if TL_SIMD
     /* Rows past n repeat row 0 (computed, not stored). */
-    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + row_bytes : rows, *r2 = n > 2 ? rows + 2 * row_bytes : rows,
-                  *r3 = n > 3 ? rows + 3 * row_bytes : rows;
+    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + 16 : rows, *r2 = n > 2 ? rows + 32 : rows,
+                  *r3 = n > 3 ? rows + 48 : rows;
+    const size_t step = 16 * n; /* one block of every row of the tile */
     v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
     /* Field k of a lane masked in place is code_k << 2k; its x comes scaled by 4^(3 - k), so every
      * product is code * x * 64 and one accumulator per row takes all 8 fields (the high byte's
@@ -149,8 +156,8 @@ static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, cons
         v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
         for (size_t b = b0; b < b1; b++) {
             const int16_t *xb = xs + 64 * b;
-            v128_t v0 = wasm_v128_load(r0 + 16 * b), v1 = wasm_v128_load(r1 + 16 * b),
-                   v2 = wasm_v128_load(r2 + 16 * b), v3 = wasm_v128_load(r3 + 16 * b), x;
+            v128_t v0 = wasm_v128_load(r0 + step * b), v1 = wasm_v128_load(r1 + step * b),
+                   v2 = wasm_v128_load(r2 + step * b), v3 = wasm_v128_load(r3 + step * b), x;
 #define TL__DOT4(m)                                                                                          \
     a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v0, m), x)),                                  \
     a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m), x)),                                  \
@@ -181,11 +188,10 @@ static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, cons
     for (size_t i = 0; i < n; i++) out[i] = r[i];
 #else
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *row = rows + i * row_bytes;
         int64_t acc = 0;
         for (size_t b = 0; b < blocks; b++)
             for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
-                acc += (int32_t)tl__i2_code(row + 16 * b, w) *
+                acc += (int32_t)tl__i2_code(rows + 16 * (n * b + i), w) *
                        (xs[TL__I2_BLOCK_WEIGHTS * b + w] / (1 << (2 * (3 - (w / 8) % 4))));
         out[i] = (int32_t)(acc - x_sum);
     }
@@ -212,8 +218,9 @@ void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const void 
                     int32_t *out) {
 #if TL_RELAXED
     size_t blocks = row_bytes / 16;
-    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + row_bytes : rows, *r2 = n > 2 ? rows + 2 * row_bytes : rows,
-                  *r3 = n > 3 ? rows + 3 * row_bytes : rows;
+    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + 16 : rows, *r2 = n > 2 ? rows + 32 : rows,
+                  *r3 = n > 3 ? rows + 48 : rows;
+    const size_t step = 16 * n; /* one block of every row of the tile */
     v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
     /* (v >> 2k) & 3 puts the codes of 16 weights in bytes (u16 shifts: the mask clears what
      * crosses bytes); relaxed_dot(x, codes) adds x * code in pairs of bytes into int16 lanes. The
@@ -230,8 +237,8 @@ void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const void 
         v128_t a0 = wasm_i16x8_splat(0), a1 = a0, a2 = a0, a3 = a0;
         for (size_t b = b0; b < b1; b++) {
             const int8_t *xb = xr + 64 * b;
-            v128_t v0 = wasm_v128_load(r0 + 16 * b), v1 = wasm_v128_load(r1 + 16 * b),
-                   v2 = wasm_v128_load(r2 + 16 * b), v3 = wasm_v128_load(r3 + 16 * b), x;
+            v128_t v0 = wasm_v128_load(r0 + step * b), v1 = wasm_v128_load(r1 + step * b),
+                   v2 = wasm_v128_load(r2 + step * b), v3 = wasm_v128_load(r3 + step * b), x;
 #define TL__RDOT(a, v, s)                                                                                    \
     a = wasm_i16x8_add(a, wasm_i16x8_relaxed_dot_i8x16_i7x16(x, wasm_v128_and(wasm_u16x8_shr(v, s), m)))
 #define TL__RDOT4(s) TL__RDOT(a0, v0, s), TL__RDOT(a1, v1, s), TL__RDOT(a2, v2, s), TL__RDOT(a3, v3, s)
@@ -387,7 +394,12 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
  * ------------------------------------------------------------------------- */
 
 #define TL__LI 32                /* int16 vectors per pass, at most (16 below 32 vectors) */
-#define TL__BAND_I2 4096         /* rows per band read as they are (bounds the batched accumulators) */
+#ifndef TL__KC
+#define TL__KC 2
+#endif
+#ifndef TL__BAND_I2
+#define TL__BAND_I2 4096 /* rows per band read as they are (bounds the batched accumulators) */
+#endif
 #define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
 /* Batches of TL__TABLE_MIN int16 vectors and more go through the tables, when there are
  * TL__TABLE_MIN_ROWS rows and more to pay for building them. The relaxed build's int8 dot products
@@ -428,20 +440,35 @@ static void tl__i2_encode(const int8_t *t, size_t blocks, uint8_t *out) {
     }
 }
 
-/* Rows r0.. r0 + n - 1 of m as i2 blocks (Q per row): the packed bytes as they are for i2, else
- * decoded (t: Q * 64 trits of scratch, the tail past row_weights zero) and re-encoded into buf. */
-static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_t Q, int8_t *t, uint8_t *buf,
-                                  size_t *stride) {
-    if (m->traits->rows_are_i2) {
-        *stride = m->row_bytes;
-        return m->data + r0 * m->row_bytes;
-    }
+/* Rows r0.. r0 + n - 1 of m (r0 a multiple of 4) as i2 blocks in i2's tiles of 4 rows (matrix.c),
+ * Q blocks per row: the packed bytes as they are for i2, else decoded (t: Q * 64 trits of scratch,
+ * the tail past row_weights zero) and re-encoded into buf. */
+static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_t Q, int8_t *t, uint8_t *buf) {
+    if (m->traits->rows_are_i2) return m->data + r0 * m->row_bytes;
     for (size_t i = 0; i < n; i++) {
+        size_t t0 = i - i % 4, tn = n - t0 < 4 ? n - t0 : 4;
         tl__decode_row(m, r0 + i, t);
-        tl__i2_encode(t, Q, buf + i * 16 * Q);
+        for (size_t k = 0; k < Q; k++) tl__i2_encode(t + 64 * k, 1, buf + 16 * (t0 * Q + k * tn + i - t0));
     }
-    *stride = 16 * Q;
     return buf;
+}
+
+/* Block k of row i of tl__i2_rows's n rows (Q blocks per row) */
+static const uint8_t *tl__i2_at(const uint8_t *base, size_t n, size_t Q, size_t i, size_t k) {
+    size_t t0 = i - i % 4, tn = n - t0 < 4 ? n - t0 : 4;
+    return base + 16 * (t0 * Q + k * tn + i - t0);
+}
+
+/* The tables read block k of every row of a band, tile after tile: one cache line per tile, a
+ * tile apart (4 KiB at 4096 columns), which the hardware prefetchers (within a page) do not
+ * fetch ahead: 2x slower at 4096 x 4096, batch 16, than rows read a row apart. A load of the
+ * line TL__AHEAD tiles on (its value kept in a sink) fetches it early. */
+#ifndef TL__AHEAD
+#define TL__AHEAD 4
+#endif
+static volatile uint32_t tl__sink;
+static uint32_t tl__touch(const uint8_t *base, size_t n, size_t Q, size_t t0, size_t k) {
+    return t0 + 4 * TL__AHEAD < n ? *tl__i2_at(base, n, Q, t0 + 4 * TL__AHEAD, k) : 0;
 }
 
 /* x for one pass of the tables, transposed: xt[c * L + l] = x(b0 + l, c) for the Q * 64 padded
@@ -568,7 +595,7 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
     p.conv = !m->traits->rows_are_i2;
     p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
     p.L = nvec >= TL__LI ? TL__LI : 16;
-    p.tab_bytes = (uint64_t)16 * 81 * p.L * 2;
+    p.tab_bytes = (uint64_t)TL__KC * 16 * 81 * p.L * 2;
     p.acc_bytes = (uint64_t)p.nband * p.L * 4;
     p.xt_bytes = (uint64_t)p.Q * 64 * p.L * 2;
     p.total = tl__rup16(p.tab_bytes) + tl__rup16(p.acc_bytes) + tl__rup16(p.xt_bytes) +
@@ -591,21 +618,29 @@ static void tl__lut_rows(const tl_matrix *m, const int16_t *x, size_t nvec, int3
     if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
 
     for (size_t r0 = ra; r0 < rb; r0 += band) {
-        size_t nr = rb - r0 < band ? rb - r0 : band, stride;
-        const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
+        size_t nr = rb - r0 < band ? rb - r0 : band;
+        const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf);
         for (size_t b0 = 0; b0 < nvec; b0 += L) {
             memset(A, 0, nr * L * 4);
             tl__tabi_transpose(x, cols, nvec, b0, L, Q * 64, xt);
-            for (size_t k = 0; k < Q; k++) {
-                const uint8_t *p = base + 16 * k;
-                if (L == 16) {
-                    tl__tabi16_block(xt, k, T);
-                    for (size_t r = 0; r < nr; r++) tl__luti16_row(p + r * stride, T, A + r * 16);
-                } else {
-                    tl__tabi32_block(xt, k, T);
-                    for (size_t r = 0; r < nr; r++) tl__luti32_row(p + r * stride, T, A + r * 32);
+            /* TL__KC blocks at a time: a tile's rows are read TL__KC lines at once */
+            uint32_t sink = 0;
+            for (size_t k0 = 0; k0 < Q; k0 += TL__KC) {
+                size_t nk = Q - k0 < TL__KC ? Q - k0 : TL__KC, tab = (size_t)16 * 81 * L;
+                for (size_t k = 0; k < nk; k++)
+                    if (L == 16) tl__tabi16_block(xt, k0 + k, T + k * tab);
+                    else tl__tabi32_block(xt, k0 + k, T + k * tab);
+                for (size_t t0 = 0; t0 < nr; t0 += 4) {
+                    size_t tn = nr - t0 < 4 ? nr - t0 : 4;
+                    const uint8_t *p = tl__i2_at(base, nr, Q, t0, k0); /* block k0 of the tile's rows, 16 bytes apart */
+                    sink += tl__touch(base, nr, Q, t0, k0);
+                    for (size_t k = 0; k < nk; k++, p += 16 * tn)
+                        for (size_t i = 0; i < tn; i++)
+                            if (L == 16) tl__luti16_row(p + 16 * i, T + k * tab, A + (t0 + i) * 16);
+                            else tl__luti32_row(p + 16 * i, T + k * tab, A + (t0 + i) * 32);
                 }
             }
+            tl__sink = sink;
             for (size_t r = 0; r < nr; r++)
                 for (size_t l = 0; l < L && b0 + l < nvec; l++) acc[(b0 + l) * rows + r0 + r] = A[r * L + l];
         }
@@ -683,6 +718,7 @@ static void tl__dot_task(void *c, size_t task, unsigned thread) {
     size_t ra, rb;
     tl__task_rows(m, j->chunk, task, &ra, &rb);
     if (m->traits->dot_x16) {
+        /* ra is a multiple of 4 and rb one or the last row: rows r..r + n - 1 are a tile (4 rows) */
         for (size_t r = ra; r < rb; r += 4) {
             size_t n = rb - r < 4 ? rb - r : 4;
             for (size_t v = 0; v < nvec; v++) {
@@ -903,10 +939,10 @@ static void tl__tabq_block(const int32_t *q, size_t cols, size_t batch, size_t b
 
 /* One row's part of a tile (nb blocks), 8 vectors: acc[l] += the tile's sum for vector l. */
 #define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * TL__L)
-static void tl__lutq_row(const uint8_t *p, const int32_t *T, size_t nb, int64_t *acc) {
+static void tl__lutq_row(const uint8_t *p, size_t step, const int32_t *T, size_t nb, int64_t *acc) {
 #if TL_SIMD
     v128_t z = wasm_i32x4_splat(0), a0 = z, b0 = z, a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L) {
+    for (size_t b = 0; b < nb; b++, p += step, T += 16 * 81 * TL__L) {
 #define TL__ADD(j, a, bb)                                                                                    \
     a = wasm_i32x4_add(a, wasm_v128_load(TL__E(j))), bb = wasm_i32x4_add(bb, wasm_v128_load(TL__E(j) + 4))
         TL__ADD(0, a0, b0), TL__ADD(1, a1, b1), TL__ADD(2, a2, b2), TL__ADD(3, a3, b3);
@@ -923,7 +959,7 @@ static void tl__lutq_row(const uint8_t *p, const int32_t *T, size_t nb, int64_t 
     wasm_v128_store(acc + 6, wasm_i64x2_add(wasm_v128_load(acc + 6), wasm_i64x2_extend_high_i32x4(sb)));
 #else
     int32_t s[TL__L] = {0};
-    for (size_t b = 0; b < nb; b++, p += 16, T += 16 * 81 * TL__L)
+    for (size_t b = 0; b < nb; b++, p += step, T += 16 * 81 * TL__L)
         for (int j = 0; j < 16; j++)
             for (size_t l = 0; l < TL__L; l++) s[l] += TL__E(j)[l];
     for (size_t l = 0; l < TL__L; l++) acc[l] += s[l];
@@ -963,15 +999,22 @@ static void tl__f32_lut_rows(const tl_matrix *m, const int32_t *q, const double 
     uint8_t *buf = pl.conv ? tl__take(&cur, (uint64_t)nband * Q * 16) : NULL;
     if (t) memset(t + m->row_weights, 0, Q * 64 - m->row_weights);
     for (size_t r0 = ra; r0 < rb; r0 += band) {
-        size_t nr = rb - r0 < band ? rb - r0 : band, stride;
-        const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf, &stride);
+        size_t nr = rb - r0 < band ? rb - r0 : band;
+        const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf);
         for (size_t b0 = 0; b0 < batch; b0 += TL__L) {
+            uint32_t sink = 0;
             memset(A, 0, nr * TL__L * 8);
             for (size_t k0 = 0; k0 < Q; k0 += TL__TILE) {
                 size_t nb = Q - k0 < TL__TILE ? Q - k0 : TL__TILE;
                 for (size_t k = 0; k < nb; k++) tl__tabq_block(q, cols, batch, b0, k0 + k, T + k * 16 * 81 * TL__L);
-                for (size_t r = 0; r < nr; r++) tl__lutq_row(base + 16 * k0 + r * stride, T, nb, A + r * TL__L);
+                for (size_t t0 = 0; t0 < nr; t0 += 4) {
+                    size_t tn = nr - t0 < 4 ? nr - t0 : 4; /* rows in the tile: a row's blocks 16 tn apart */
+                    sink += tl__touch(base, nr, Q, t0, k0);
+                    const uint8_t *p = tl__i2_at(base, nr, Q, t0, k0);
+                    for (size_t r = t0; r < t0 + tn; r++, p += 16) tl__lutq_row(p, 16 * tn, T, nb, A + r * TL__L);
+                }
             }
+            tl__sink = sink;
             for (size_t r = 0; r < nr; r++)
                 for (size_t l = 0; l < TL__L && b0 + l < batch; l++)
                     out[(b0 + l) * rows + r0 + r] = (float)((double)A[r * TL__L + l] * unit[b0 + l]) * m->scales[r0 + r];

@@ -972,7 +972,7 @@ tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
     }
     size_t n = 0;
 #define TL__F32(nm, p, d0, d1)                                                                               \
-    (e[n] = (tl__st_entry){nm, TL_DTYPE_F32, (d1) ? 2 : 1, {(d0), (d1)}, (p), (d0) * ((d1) ? (d1) : 1) * 4}, n++)
+    (e[n] = (tl__st_entry){nm, TL_DTYPE_F32, (d1) ? 2 : 1, {(d0), (d1)}, (p), (d0) * ((d1) ? (d1) : 1) * 4, NULL}, n++)
     /* the tables in their form: F32, F16 (the same bits) or I8 with "<name>.tilelli_scales" */
     const char *tnames[2][2] = {{"model.embed_tokens.weight", "model.embed_tokens" TL__SCALES},
                                 {"lm_head.weight", "lm_head" TL__SCALES}};
@@ -980,9 +980,9 @@ tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
         const tl__lm_table *tb = k ? &lm->head_own : &lm->embed;
         size_t V = lm->vocab;
         if (lm->emb == TL__EMB_F32) TL__F32(tnames[k][0], tb->w, V, D);
-        if (lm->emb == TL__EMB_F16) e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_F16, 2, {V, D}, tb->w, V * D * 2};
+        if (lm->emb == TL__EMB_F16) e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_F16, 2, {V, D}, tb->w, V * D * 2, NULL};
         if (lm->emb == TL__EMB_I8) {
-            e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_I8, 2, {V, D}, tb->w, V * D};
+            e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_I8, 2, {V, D}, tb->w, V * D, NULL};
             TL__F32(tnames[k][1], tb->scales, V, 0);
         }
     }
@@ -1001,7 +1001,7 @@ tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
             }
             const tl_matrix *m = *(tl_matrix *const *)(const void *)field;
             snprintf(at, 80, "model.layers.%zu.%s" TL__PACKED, l, tl__lm_tensors[j].name);
-            e[n++] = (tl__st_entry){at, TL_DTYPE_U8, 2, {m->rows, m->row_bytes}, m->data, m->rows * m->row_bytes};
+            e[n++] = (tl__st_entry){at, TL_DTYPE_U8, 2, {m->rows, m->row_bytes}, NULL, m->rows * m->row_bytes, m};
             at += 80;
             snprintf(at, 80, "model.layers.%zu.%s" TL__SCALES, l, tl__lm_tensors[j].name);
             TL__F32(at, m->scales, m->rows, 0);

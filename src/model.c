@@ -344,8 +344,7 @@ static tl_status tl__builder_floats(tl__src *s, const tl__json *o, const char *k
 }
 
 static tl_status tl__copy_matrix(const tl_matrix *m, tl_format f, tl_matrix **out) {
-    if (f == m->format)
-        return tl_matrix_from_packed(f, m->data, m->rows * m->row_bytes, m->rows, m->cols, m->scales, m->rows, out);
+    if (f == m->format) return tl__matrix_copy(m, out);
     int8_t *t = tl__malloc(m->rows * m->cols);
     if (!t) return TL_ERR_NO_MEMORY;
     tl_status s = tl_matrix_unpack(m, t, m->rows * m->cols);
@@ -473,7 +472,15 @@ static void tl__w_matrix(tl__writer *w, const tl__layer *L) {
     tl__w_size(w, "in", L->in);
     tl__w_size(w, "out", L->out);
     tl__w_str(w, "weights", tl_format_name(L->m->format));
-    tl__w_blob(w, "packed", L->m->data, L->m->rows * L->m->row_bytes);
+    size_t n = L->m->rows * L->m->row_bytes;
+    uint8_t *tmp = w->data ? tl__malloc(n) : NULL;
+    if (w->data && !tmp) {
+        w->json->oom = 1;
+        return;
+    }
+    if (tmp) tl__matrix_read_rows(L->m, 0, L->m->rows, tmp); /* in the file layout */
+    tl__w_blob(w, "packed", tmp, n);
+    tl__free(tmp);
     tl__w_floats(w, "scales", L->m->scales, L->out);
     if (L->quant != TL_QUANT_NONE) tl__w_str(w, "quantizer", tl__quant_names[L->quant]);
 }
@@ -1013,6 +1020,19 @@ tl_status tl_model_load_owned(uint8_t *bytes, size_t len, tl_model **out) {
     tl_status s = tl__load(bytes, len, 1, out);
     if (s) return s;
     tl_model *m = *out;
+    /* The matrices' bytes into their tiles (matrix.c), in the file, now that nothing can refuse it */
+    size_t most = 16;
+    for (size_t i = 0; i < m->nlayers; i++)
+        if (m->layers[i].m && tl__matrix_tile_scratch(m->layers[i].m) > most) most = tl__matrix_tile_scratch(m->layers[i].m);
+    uint8_t *scratch = tl__malloc(most);
+    if (!scratch) {
+        tl_model_free(m);
+        *out = NULL;
+        return TL_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < m->nlayers; i++)
+        if (m->layers[i].m) tl__matrix_tile_plain(m->layers[i].m, scratch);
+    tl__free(scratch);
     /* A file that carries much the model does not use (data no layer names) is not kept: the
      * matrices get copies of their bytes and the file is freed, so a model never holds more than
      * its own bytes plus a little. */

@@ -592,7 +592,10 @@ tl_status tl__safetensors_write(const tl__st_entry *e, size_t n, const char *con
     memcpy(f + 8, h.p, h.len);
     size_t at = 8 + h.len;
     for (size_t i = 0; i < n; i++) {
-        if (e[i].nbytes) memcpy(f + at, e[i].data, e[i].nbytes);
+        if (e[i].packed)
+            tl__matrix_read_rows(e[i].packed, 0, tl_matrix_rows(e[i].packed), f + at);
+        else if (e[i].nbytes)
+            memcpy(f + at, e[i].data, e[i].nbytes);
         at += e[i].nbytes;
     }
     tl__buf_free(&h);

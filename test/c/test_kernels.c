@@ -113,9 +113,15 @@ static void test_roundtrip(void) {
             CHECK(tl_matrix_from_trits(formats[f], t, rows, cols, &scale, 1, &a) == TL_OK, "from trits");
             CHECK(tl_matrix_from_packed(formats[f], p, bytes, rows, cols, &scale, 1, &b) == TL_OK,
                   "from packed");
-            CHECK(a && b && tl_matrix_data_bytes(a) == bytes && memcmp(tl_matrix_data(a), p, bytes) == 0 &&
-                      memcmp(tl_matrix_data(b), p, bytes) == 0,
+            uint8_t *pa = malloc(bytes + 1), *pb = malloc(bytes + 1);
+            CHECK(a && b && tl_matrix_data_bytes(a) == bytes && tl_matrix_packed(a, pa, bytes) == TL_OK &&
+                      tl_matrix_packed(b, pb, bytes) == TL_OK && memcmp(pa, p, bytes) == 0 &&
+                      memcmp(pb, p, bytes) == 0,
                   "same bytes");
+            CHECK(a && tl_matrix_packed(a, pa, bytes + 1) == TL_ERR_SIZE && tl_matrix_packed(NULL, pa, bytes) == TL_ERR_NULL &&
+                      tl_matrix_packed(a, NULL, bytes) == TL_ERR_NULL,
+                  "tl_matrix_packed refuses a wrong size and NULLs");
+            free(pa), free(pb);
             memset(u, 7, n);
             CHECK(a && tl_matrix_unpack(a, u, n) == TL_OK && memcmp(t, u, n) == 0, "matrix unpack");
             /* corrupting a byte is caught (or decodes to other valid trits, never silently wrong size) */

@@ -31,7 +31,7 @@ static void add_f32(tensors *t, const char *name, size_t d0, size_t d1, float ba
     snprintf(t->name[i], 96, "%s", name);
     t->v[i] = malloc(n * 4);
     for (size_t k = 0; k < n; k++) t->v[i][k] = base + frand(sd);
-    t->e[i] = (tl__st_entry){t->name[i], TL_DTYPE_F32, d1 ? 2 : 1, {d0, d1}, t->v[i], n * 4};
+    t->e[i] = (tl__st_entry){t->name[i], TL_DTYPE_F32, d1 ? 2 : 1, {d0, d1}, t->v[i], n * 4, NULL};
 }
 
 static const char *projs[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -139,12 +139,12 @@ static void hf_pack(tensors *t, int autobit, int bad_code) {
         if (bad_code) p[5] |= 3, bad_code = 0;
         free(tr);
         t->u8[i] = p;
-        t->e[i] = (tl__st_entry){t->name[i], TL_DTYPE_U8, 2, {P, cols}, p, P * cols};
+        t->e[i] = (tl__st_entry){t->name[i], TL_DTYPE_U8, 2, {P, cols}, p, P * cols, NULL};
         size_t k = t->n++;
         snprintf(t->name[k], 96, "%.*s_scale", (int)strlen(t->name[i]), t->name[i]);
         t->v[k] = malloc(4);
         t->v[k][0] = autobit ? alpha : 1.0f / alpha;
-        t->e[k] = (tl__st_entry){t->name[k], TL_DTYPE_F32, 1, {1, 0}, t->v[k], 4};
+        t->e[k] = (tl__st_entry){t->name[k], TL_DTYPE_F32, 1, {1, 0}, t->v[k], 4, NULL};
     }
 }
 

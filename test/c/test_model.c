@@ -517,7 +517,7 @@ static void test_round_trip(void) {
             CHECK(st == TL_OK, "load_owned(save(m)) (%s): %s %s", fname, tl_status_name(st), tl_error_detail());
             if (!st) {
                 const tl_matrix *w = tl_model_matrix(m3, 1);
-                CHECK(tl_matrix_data(w) >= own && tl_matrix_data(w) + tl_matrix_data_bytes(w) <= own + n1,
+                CHECK(w->data >= own && w->data + tl_matrix_data_bytes(w) <= own + n1,
                       "load_owned: the packed bytes are used where they lie in the file");
                 /* m2 (tl_model_load) holds a copy of every matrix's packed bytes; m3 the file instead */
                 size_t packed = 0;
@@ -1049,13 +1049,15 @@ static void test_load_owned_errors(void) {
     uint8_t *own = tl_alloc(n);
     memcpy(own, b, n);
     /* the first packed blob of layer 1 starts where save put it: find it by its bytes */
-    const uint8_t *pk = tl_matrix_data(w);
     size_t pb = tl_matrix_data_bytes(w), off = 0;
+    uint8_t *pk = tl_alloc(pb);
+    CHECK(tl_matrix_packed(w, pk, pb) == TL_OK, "layer 1's packed bytes");
     for (size_t i = 16; i + pb <= n; i += 16)
         if (memcmp(own + i, pk, pb) == 0) {
             off = i;
             break;
         }
+    tl_free(pk);
     CHECK(off != 0, "the packed bytes of layer 1 are in the file");
     own[off] = 0xFF; /* four codes 3 */
     uint8_t *want = malloc(n);
