@@ -394,9 +394,6 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
  * ------------------------------------------------------------------------- */
 
 #define TL__LI 32                /* int16 vectors per pass, at most (16 below 32 vectors) */
-#ifndef TL__KC
-#define TL__KC 2
-#endif
 #ifndef TL__BAND_I2
 #define TL__BAND_I2 4096 /* rows per band read as they are (bounds the batched accumulators) */
 #endif
@@ -453,23 +450,15 @@ static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_
     return buf;
 }
 
-/* Block k of row i of tl__i2_rows's n rows (Q blocks per row) */
-static const uint8_t *tl__i2_at(const uint8_t *base, size_t n, size_t Q, size_t i, size_t k) {
-    size_t t0 = i - i % 4, tn = n - t0 < 4 ? n - t0 : 4;
-    return base + 16 * (t0 * Q + k * tn + i - t0);
-}
 
 /* The tables read block k of every row of a band, tile after tile: one cache line per tile, a
  * tile apart (4 KiB at 4096 columns), which the hardware prefetchers (within a page) do not
- * fetch ahead: 2x slower at 4096 x 4096, batch 16, than rows read a row apart. A load of the
- * line TL__AHEAD tiles on (its value kept in a sink) fetches it early. */
+ * fetch ahead: 1.3x slower at 4096 x 4096, batch 16. A load of the line TL__AHEAD tiles on (its
+ * value kept in a sink) fetches it early. */
 #ifndef TL__AHEAD
 #define TL__AHEAD 4
 #endif
 static volatile uint32_t tl__sink;
-static uint32_t tl__touch(const uint8_t *base, size_t n, size_t Q, size_t t0, size_t k) {
-    return t0 + 4 * TL__AHEAD < n ? *tl__i2_at(base, n, Q, t0 + 4 * TL__AHEAD, k) : 0;
-}
 
 /* x for one pass of the tables, transposed: xt[c * L + l] = x(b0 + l, c) for the Q * 64 padded
  * columns (0 past cols and past nvec), so that each column's L values are whole vectors. */
@@ -595,7 +584,7 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
     p.conv = !m->traits->rows_are_i2;
     p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
     p.L = nvec >= TL__LI ? TL__LI : 16;
-    p.tab_bytes = (uint64_t)TL__KC * 16 * 81 * p.L * 2;
+    p.tab_bytes = (uint64_t)16 * 81 * p.L * 2;
     p.acc_bytes = (uint64_t)p.nband * p.L * 4;
     p.xt_bytes = (uint64_t)p.Q * 64 * p.L * 2;
     p.total = tl__rup16(p.tab_bytes) + tl__rup16(p.acc_bytes) + tl__rup16(p.xt_bytes) +
@@ -623,22 +612,27 @@ static void tl__lut_rows(const tl_matrix *m, const int16_t *x, size_t nvec, int3
         for (size_t b0 = 0; b0 < nvec; b0 += L) {
             memset(A, 0, nr * L * 4);
             tl__tabi_transpose(x, cols, nvec, b0, L, Q * 64, xt);
-            /* TL__KC blocks at a time: a tile's rows are read TL__KC lines at once */
+            /* Block k of the 4 rows of a whole tile (t0 < full) at base + 16 (Q t0 + 4 k), 16 bytes
+             * apart; of the last tile's tn rows at base + 16 (Q full + tn k) (matrix.c, tl__i2_rows). */
+            const size_t full = nr / 4 * 4, tn = nr - full;
             uint32_t sink = 0;
-            for (size_t k0 = 0; k0 < Q; k0 += TL__KC) {
-                size_t nk = Q - k0 < TL__KC ? Q - k0 : TL__KC, tab = (size_t)16 * 81 * L;
-                for (size_t k = 0; k < nk; k++)
-                    if (L == 16) tl__tabi16_block(xt, k0 + k, T + k * tab);
-                    else tl__tabi32_block(xt, k0 + k, T + k * tab);
-                for (size_t t0 = 0; t0 < nr; t0 += 4) {
-                    size_t tn = nr - t0 < 4 ? nr - t0 : 4;
-                    const uint8_t *p = tl__i2_at(base, nr, Q, t0, k0); /* block k0 of the tile's rows, 16 bytes apart */
-                    sink += tl__touch(base, nr, Q, t0, k0);
-                    for (size_t k = 0; k < nk; k++, p += 16 * tn)
-                        for (size_t i = 0; i < tn; i++)
-                            if (L == 16) tl__luti16_row(p + 16 * i, T + k * tab, A + (t0 + i) * 16);
-                            else tl__luti32_row(p + 16 * i, T + k * tab, A + (t0 + i) * 32);
+            for (size_t k = 0; k < Q; k++) {
+                if (L == 16) tl__tabi16_block(xt, k, T);
+                else tl__tabi32_block(xt, k, T);
+                const uint8_t *p = base + 64 * k;
+                for (size_t t0 = 0; t0 < full; t0 += 4, p += 64 * Q) {
+                    if (t0 + 4 * TL__AHEAD < full) sink += p[64 * Q * TL__AHEAD];
+                    if (L == 16)
+                        tl__luti16_row(p, T, A + t0 * 16), tl__luti16_row(p + 16, T, A + t0 * 16 + 16),
+                        tl__luti16_row(p + 32, T, A + t0 * 16 + 32), tl__luti16_row(p + 48, T, A + t0 * 16 + 48);
+                    else
+                        tl__luti32_row(p, T, A + t0 * 32), tl__luti32_row(p + 16, T, A + t0 * 32 + 32),
+                        tl__luti32_row(p + 32, T, A + t0 * 32 + 64), tl__luti32_row(p + 48, T, A + t0 * 32 + 96);
                 }
+                p = base + 16 * (Q * full + tn * k);
+                for (size_t i = 0; i < tn; i++)
+                    if (L == 16) tl__luti16_row(p + 16 * i, T, A + (full + i) * 16);
+                    else tl__luti32_row(p + 16 * i, T, A + (full + i) * 32);
             }
             tl__sink = sink;
             for (size_t r = 0; r < nr; r++)
@@ -1007,12 +1001,15 @@ static void tl__f32_lut_rows(const tl_matrix *m, const int32_t *q, const double 
             for (size_t k0 = 0; k0 < Q; k0 += TL__TILE) {
                 size_t nb = Q - k0 < TL__TILE ? Q - k0 : TL__TILE;
                 for (size_t k = 0; k < nb; k++) tl__tabq_block(q, cols, batch, b0, k0 + k, T + k * 16 * 81 * TL__L);
-                for (size_t t0 = 0; t0 < nr; t0 += 4) {
-                    size_t tn = nr - t0 < 4 ? nr - t0 : 4; /* rows in the tile: a row's blocks 16 tn apart */
-                    sink += tl__touch(base, nr, Q, t0, k0);
-                    const uint8_t *p = tl__i2_at(base, nr, Q, t0, k0);
-                    for (size_t r = t0; r < t0 + tn; r++, p += 16) tl__lutq_row(p, 16 * tn, T, nb, A + r * TL__L);
+                /* as in tl__lut_rows: whole tiles, then the last one (tn rows, blocks 16 tn apart) */
+                const size_t full = nr / 4 * 4, tn = nr - full;
+                const uint8_t *p = base + 64 * k0;
+                for (size_t t0 = 0; t0 < full; t0 += 4, p += 64 * Q) {
+                    if (t0 + 4 * TL__AHEAD < full) sink += p[64 * Q * TL__AHEAD];
+                    for (size_t i = 0; i < 4; i++) tl__lutq_row(p + 16 * i, 64, T, nb, A + (t0 + i) * TL__L);
                 }
+                p = base + 16 * (Q * full + tn * k0);
+                for (size_t i = 0; i < tn; i++) tl__lutq_row(p + 16 * i, 16 * tn, T, nb, A + (full + i) * TL__L);
             }
             tl__sink = sink;
             for (size_t r = 0; r < nr; r++)
