@@ -3,9 +3,10 @@
  * Paths (each format's fast paths are entries of its row in src/formats.c):
  *   - bitplane x binary: popcount(x & pos) - popcount(x & neg), 64 bits at a time (dot_bits);
  *   - every other path is one exact integer product of int16 vectors (|x| <= 511): int8
- *     activations widened, or the two pieces of a float vector's 20-bit fixed-point form ("Float
- *     activations" below), so float and int8 activations share the kernels, and a vector's
- *     outputs are the same bits in every build and at any batch;
+ *     activations widened, or the 12-bit digits (|x| <= 4095, batch 1) or whole values (batches)
+ *     of a float vector's fixed-point form ("Float activations" below), so float and int8
+ *     activations share the kernels, and a vector's outputs are the same bits in every build and
+ *     at any batch;
  *   - few vectors (under 4, or under 64 rows): i2 puts the codes of 8 consecutive weights in the
  *     16-bit lanes of a vector after one mask, so the product is i32x4.dot_i16x8_s(codes, x) per
  *     8 weights; codes are trit + 1, so sum(x * trit) = sum(x * code) - sum(x). The relaxed build
@@ -104,18 +105,20 @@ static int32_t tl__dot_t8_x16(const int8_t *t, const int16_t *x, size_t n) {
 static size_t tl__col_of(unsigned j, unsigned i) { return 8 * (4 * (j % 2) + i) + j / 2; }
 
 /* x in the layout tl__i2_dot_w16 takes: int16, zero-padded to whole blocks, column c of block q
- * (group g = c / 8 of its 8 groups of 8 columns) times 4^(3 - g % 4) (|x| <= 511: fits int16). */
-static void tl__i2_xw(const int16_t *x, size_t cols, size_t padded, int16_t *xs) {
+ * (group g = c / 8 of its 8 groups of 8 columns) times 4^(3 - g % 4) (|x| <= 511: fits int16);
+ * wide: times 4^(1 - g % 2) instead (|x| <= 4095). */
+static int tl__xw_shift(size_t c, int wide) { return wide ? 2 * (1 - (int)(c / 8) % 2) : 2 * (3 - (int)(c / 8) % 4); }
+static void tl__i2_xw(const int16_t *x, size_t cols, size_t padded, int wide, int16_t *xs) {
     size_t c = 0;
 #if TL_SIMD
     for (; c + 32 <= cols; c += 32) {
-        wasm_v128_store(xs + c, wasm_i16x8_shl(wasm_v128_load(x + c), 6));
-        wasm_v128_store(xs + c + 8, wasm_i16x8_shl(wasm_v128_load(x + c + 8), 4));
+        wasm_v128_store(xs + c, wasm_i16x8_shl(wasm_v128_load(x + c), wide ? 2 : 6));
+        wasm_v128_store(xs + c + 8, wasm_i16x8_shl(wasm_v128_load(x + c + 8), wide ? 0 : 4));
         wasm_v128_store(xs + c + 16, wasm_i16x8_shl(wasm_v128_load(x + c + 16), 2));
         wasm_v128_store(xs + c + 24, wasm_v128_load(x + c + 24));
     }
 #endif
-    for (; c < padded; c++) xs[c] = c < cols ? (int16_t)(x[c] * (1 << (2 * (3 - (c / 8) % 4)))) : 0;
+    for (; c < padded; c++) xs[c] = c < cols ? (int16_t)(x[c] * (1 << tl__xw_shift(c, wide))) : 0;
 }
 
 /* sum of n int16 (|sum| < 2^31) */
@@ -133,9 +136,14 @@ static int32_t tl__sum16(const int16_t *x, size_t n) {
 }
 
 /* sum trit[i] * x[i] over the n (1..4) rows of an i2 tile (matrix.c: block b of row i at
- * tile + 16 (n b + i)), x in tl__i2_xw's layout, x_sum = sum x: out[i] for row i. */
-static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *xs, int32_t x_sum,
-                           int32_t *out) {
+ * tile + 16 (n b + i)), x in tl__i2_xw's layout (wide or not), x_sum = sum x: out[i] for row i.
+ * Wide (|x| <= 4095, the float path's two 12-bit digits): fields are taken two at a time, after a
+ * shift of the lanes by 4, so x is scaled by at most 4 (2 more shifts per 64 weights). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline))
+#endif
+static inline void tl__i2_dot_w16_(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *xs,
+                                   int32_t x_sum, int wide, int32_t *out) {
     size_t blocks = row_bytes / 16;
 #if TL_SIMD
     /* Rows past n repeat row 0 (computed, not stored). */
@@ -148,7 +156,9 @@ static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, cons
      * fields 4..7 are brought down by one shift and share the masks). Four rows share each load of
      * x: 8 weights of a row cost an and, a dot and an add. A product is at most 2 * 512 * 64 = 2^16
      * in size, a block adds 16 to a lane: 64 blocks stay under 2^26, then the accumulators are
-     * flushed (exactly divided by 64). The totals add modulo 2^32: the result fits int32. */
+     * flushed (exactly divided by 64). The totals add modulo 2^32: the result fits int32. Wide:
+     * a product is at most 8 * 4095 (odd fields) or 2 * 4 * 4095 (even ones) < 2^15, a block adds
+     * 2^19 at most to a lane, 64 blocks 2^25. */
     const v128_t m0 = wasm_i16x8_splat(3), m1 = wasm_i16x8_splat(3 << 2), m2 = wasm_i16x8_splat(3 << 4),
                  m3 = wasm_i16x8_splat(3 << 6);
     for (size_t b0 = 0; b0 < blocks; b0 += 64) {
@@ -163,6 +173,22 @@ static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, cons
     a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m), x)),                                  \
     a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v2, m), x)),                                  \
     a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v3, m), x))
+            if (wide) {
+#define TL__SHR4(k) v0 = wasm_u16x8_shr(v0, k), v1 = wasm_u16x8_shr(v1, k), v2 = wasm_u16x8_shr(v2, k), v3 = wasm_u16x8_shr(v3, k)
+                x = wasm_v128_load(xb), TL__DOT4(m0);
+                x = wasm_v128_load(xb + 8), TL__DOT4(m1);
+                TL__SHR4(4);
+                x = wasm_v128_load(xb + 16), TL__DOT4(m0);
+                x = wasm_v128_load(xb + 24), TL__DOT4(m1);
+                TL__SHR4(4);
+                x = wasm_v128_load(xb + 32), TL__DOT4(m0);
+                x = wasm_v128_load(xb + 40), TL__DOT4(m1);
+                TL__SHR4(4);
+                x = wasm_v128_load(xb + 48), TL__DOT4(m0);
+                x = wasm_v128_load(xb + 56), TL__DOT4(m1);
+#undef TL__SHR4
+                continue;
+            }
             x = wasm_v128_load(xb), TL__DOT4(m0);
             x = wasm_v128_load(xb + 8), TL__DOT4(m1);
             x = wasm_v128_load(xb + 16), TL__DOT4(m2);
@@ -175,8 +201,10 @@ static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, cons
             x = wasm_v128_load(xb + 56), TL__DOT4(m3);
 #undef TL__DOT4
         }
-        t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, 6)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, 6));
-        t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(a2, 6)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(a3, 6));
+        /* every product came scaled by 64 (wide: 4) */
+        const int fs = wide ? 2 : 6;
+        t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, fs)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, fs));
+        t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(a2, fs)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(a3, fs));
     }
     /* transpose-add: lane i of s = sum of t_i's lanes */
     v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
@@ -192,10 +220,19 @@ static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, cons
         for (size_t b = 0; b < blocks; b++)
             for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
                 acc += (int32_t)tl__i2_code(rows + 16 * (n * b + i), w) *
-                       (xs[TL__I2_BLOCK_WEIGHTS * b + w] / (1 << (2 * (3 - (w / 8) % 4))));
+                       (xs[TL__I2_BLOCK_WEIGHTS * b + w] / (1 << tl__xw_shift(w, wide)));
         out[i] = (int32_t)(acc - x_sum);
     }
 #endif
+}
+
+static void tl__i2_dot_w16(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *xs, int32_t x_sum,
+                           int32_t *out) {
+    tl__i2_dot_w16_(rows, row_bytes, n, xs, x_sum, 0, out);
+}
+static void tl__i2_dot_w16_wide(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *xs, int32_t x_sum,
+                                int32_t *out) {
+    tl__i2_dot_w16_(rows, row_bytes, n, xs, x_sum, 1, out);
 }
 
 #if TL_RELAXED
@@ -696,7 +733,7 @@ typedef struct {
     const int16_t *xs;
     const int32_t *sums;
     size_t nvec, chunk;
-    int r8;
+    int r8, wide;
     int32_t *acc;
     int8_t *t;
     uint64_t slot;
@@ -719,6 +756,8 @@ static void tl__dot_task(void *c, size_t task, unsigned thread) {
                 int32_t a[4];
                 if (j->r8)
                     m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
+                else if (j->wide)
+                    tl__i2_dot_w16_wide(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
                 else
                     tl__i2_dot_w16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
                 for (size_t i = 0; i < n; i++) acc[v * rows + r + i] = a[i];
@@ -742,9 +781,10 @@ static void tl__dot_task(void *c, size_t task, unsigned thread) {
 }
 
 /* acc[v * rows + r] = sum_c trit(r, c) * x(v, c), exact, for nvec vectors of x (int16, nvec * cols;
- * |x| <= 512 for dot products, 511 for tables, 512 cols < 2^31); x8: the same vectors as int8 (int8 activations), or NULL; w: tl__product_need(m,
- * nvec, x8 != NULL) bytes. */
-static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, size_t nvec, int32_t *acc,
+ * |x| <= 511, 512 * cols < 2^31); x8: the same vectors as int8 (int8 activations), or NULL; wide:
+ * |x| <= 4095 instead (4096 * cols < 2^31), for fewer than TL__TABLE_MIN vectors (the dot
+ * products take them, the tables do not); w: tl__product_need(m, nvec, x8 != NULL) bytes. */
+static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, size_t nvec, int wide, int32_t *acc,
                         uint8_t *w) {
     if (tl__use_tables(m, nvec, x8 != NULL)) {
         tl__lut_product(m, x, nvec, acc, w);
@@ -770,11 +810,11 @@ static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, 
         }
 #endif
         if (m->traits->dot_x16)
-            tl__i2_xw(xv, cols, P, xs + v * P);
+            tl__i2_xw(xv, cols, P, wide, xs + v * P);
         else
             memcpy(xs + v * P, xv, cols * 2), memset(xs + v * P + cols, 0, (P - cols) * 2);
     }
-    tl__dot_job j = {m, xs, sums, nvec, sp.chunk, r8, acc, (int8_t *)cur, tl__rup16((uint64_t)P + 16)};
+    tl__dot_job j = {m, xs, sums, nvec, sp.chunk, r8, wide, acc, (int8_t *)cur, tl__rup16((uint64_t)P + 16)};
     tl__parallel(sp.tasks, tl__dot_task, &j);
 }
 
@@ -794,7 +834,7 @@ static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const 
     int16_t *x16 = tl__take(&cur, n * 2);
     int32_t *a = acc ? acc : tl__take(&cur, (uint64_t)batch * m->rows * 4);
     for (uint64_t i = 0; i < n; i++) x16[i] = x[i];
-    tl__product(m, x16, x, batch, a, cur);
+    tl__product(m, x16, x, batch, 0, a, cur);
     if (!out) return;
     for (size_t b = 0; b < batch; b++) {
         const size_t rows = m->rows;
@@ -824,15 +864,15 @@ static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const 
  * about what a float32 sum of the same terms may lose; sums of x that are multiples of 1 / u (small
  * integers times a power of two) come out exact. Every build returns the same bits, at any batch.
  *
- * Batch 1 splits q into digits for the integer dot products (three of 10 bits, S = 2^20 S_2 +
- * 2^10 S_1 + S_0; the relaxed build: four int8 digits for its byte dot products); batches use tables
+ * Batch 1 splits q into digits for the integer dot products (two of 12 bits, S = 2^12 S_1 + S_0,
+ * through the wide dot products; the relaxed build: four int8 digits for its byte dot products); batches use tables
  * of int32 sums over each i2 byte (below), 8 vectors per pass, tile sums added into int64.
  * ------------------------------------------------------------------------- */
 
 #define TL__FQ 23       /* |q| <= 2^23 */
 #define TL__L 8         /* float vectors per pass of the batched tables */
 #define TL__TILE 2      /* i2 blocks (64 columns) per table tile: |tile sum| <= 128 * 2^23 = 2^30 */
-#define TL__DOT_COLS ((size_t)1 << 21) /* the dot path's digit sums fit int32 up to here */
+#define TL__DOT_COLS ((size_t)1 << 19) /* the dot path's digit sums (|d| <= 2048) fit int32 up to here */
 
 /* x (cols floats) -> q (cols int32); returns 1 / u. */
 static double tl__f32_q(const float *x, size_t cols, int32_t *q) {
@@ -865,15 +905,16 @@ static double tl__f32_q(const float *x, size_t cols, int32_t *q) {
 }
 
 /* The digits of q for the batch-1 dot products, lowest first: TL__FD digits of TL__FB bits, each
- * in [-2^(FB-1), 2^(FB-1)) but the last (q = sum_k d_k 2^(FB k)): three of 10 bits for the int16
- * dot products, four of 8 bits (int8) for the relaxed build's. */
+ * in [-2^(FB-1), 2^(FB-1)) but the last (q = sum_k d_k 2^(FB k)): two of 12 bits for the wide int16
+ * dot products (|d| <= 2048), four of 8 bits (int8) for the relaxed build's. */
 #if TL_RELAXED
 #define TL__FD 4
 #define TL__FB 8
 #else
-#define TL__FD 3
-#define TL__FB 10
+#define TL__FD 2 /* tl__product's wide vectors */
+#define TL__FB 12
 #endif
+_Static_assert(TL__FD < (TL_RELAXED ? TL__TABLE_MIN_R8 : TL__TABLE_MIN), "the digits go through the dot products");
 
 /* q (cols int32) -> TL__FD digit vectors of cols int16 (d + k cols: digit k) */
 static void tl__f32_digits(const int32_t *q, size_t cols, int16_t *d) {
@@ -1050,7 +1091,7 @@ static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float 
         tl__f32_digits(q, cols, d);
         if (TL_RELAXED)
             for (size_t i = 0; i < TL__FD * cols; i++) d8[i] = (int8_t)d[i];
-        tl__product(m, d, TL_RELAXED ? d8 : NULL, TL__FD, a, cur);
+        tl__product(m, d, TL_RELAXED ? d8 : NULL, TL__FD, !TL_RELAXED, a, cur);
         for (size_t r = 0; r < rows; r++) {
             int64_t s = 0;
             for (int k = TL__FD - 1; k >= 0; k--) s = s * (1 << TL__FB) + a[k * rows + r];
