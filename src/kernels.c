@@ -502,7 +502,35 @@ static volatile uint32_t tl__sink;
 static void tl__tabi_transpose(const int16_t *x, size_t cols, size_t nvec, size_t b0, size_t L, size_t padded,
                                int16_t *xt) {
     memset(xt, 0, padded * L * 2);
-    for (size_t l = 0; l < L && b0 + l < nvec; l++) {
+    size_t l = 0;
+#if TL_SIMD
+    /* 8 vectors x 8 columns at a time: an 8 x 8 transpose in three rounds of unpacks */
+    for (; l + 8 <= L && b0 + l + 8 <= nvec; l += 8) {
+        const int16_t *xv = x + (b0 + l) * cols;
+        size_t c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            v128_t r[8], t[8], u[8];
+            for (int i = 0; i < 8; i++) r[i] = wasm_v128_load(xv + i * cols + c);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = wasm_i16x8_shuffle(r[i], r[i + 1], 0, 8, 1, 9, 2, 10, 3, 11);
+                t[i + 1] = wasm_i16x8_shuffle(r[i], r[i + 1], 4, 12, 5, 13, 6, 14, 7, 15);
+            }
+            for (int i = 0; i < 8; i += 4)
+                for (int h = 0; h < 2; h++) {
+                    u[i + 2 * h] = wasm_i32x4_shuffle(t[i + h], t[i + h + 2], 0, 4, 1, 5);
+                    u[i + 2 * h + 1] = wasm_i32x4_shuffle(t[i + h], t[i + h + 2], 2, 6, 3, 7);
+                }
+            /* u[0..3]: columns (0,1) (2,3) (4,5) (6,7) of vectors 0..3; u[4..7] of vectors 4..7 */
+            for (int k = 0; k < 4; k++) {
+                wasm_v128_store(xt + (c + 2 * k) * L + l, wasm_i64x2_shuffle(u[k], u[k + 4], 0, 2));
+                wasm_v128_store(xt + (c + 2 * k + 1) * L + l, wasm_i64x2_shuffle(u[k], u[k + 4], 1, 3));
+            }
+        }
+        for (; c < cols; c++)
+            for (int i = 0; i < 8; i++) xt[c * L + l + i] = xv[i * cols + c];
+    }
+#endif
+    for (; l < L && b0 + l < nvec; l++) {
         const int16_t *xv = x + (b0 + l) * cols;
         for (size_t c = 0; c < cols; c++) xt[c * L + l] = xv[c];
     }
