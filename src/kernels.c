@@ -1051,7 +1051,7 @@ static uint64_t tl__f32_need(const tl_matrix *m, size_t batch) {
 /* The batched float product of rows ra..rb - 1: q in fixed point, unit per vector; w: a slot of
  * tl__f32_lut_slot bytes */
 static void tl__f32_lut_rows(const tl_matrix *m, const int32_t *q, const double *unit, size_t batch, float *out,
-                             uint8_t *w, size_t ra, size_t rb) {
+                             uint8_t *w, size_t ra, size_t rb, size_t pa, size_t pb) {
     const size_t cols = m->cols, rows = m->rows;
     uint8_t *cur = w;
     const tl__lut_plan pl = tl__lut_layout(m, 0);
@@ -1064,7 +1064,7 @@ static void tl__f32_lut_rows(const tl_matrix *m, const int32_t *q, const double 
     for (size_t r0 = ra; r0 < rb; r0 += band) {
         size_t nr = rb - r0 < band ? rb - r0 : band;
         const uint8_t *base = tl__i2_rows(m, r0, nr, Q, t, buf);
-        for (size_t b0 = 0; b0 < batch; b0 += TL__L) {
+        for (size_t b0 = pa * TL__L; b0 < batch && b0 < pb * TL__L; b0 += TL__L) {
             uint32_t sink = 0;
             memset(A, 0, nr * TL__L * 8);
             for (size_t k0 = 0; k0 < Q; k0 += TL__TILE) {
@@ -1093,6 +1093,7 @@ typedef struct {
     const int32_t *q;
     const double *unit;
     size_t batch, chunk;
+    int by_pass; /* a task is a pass of TL__L vectors over all rows, not a band of rows */
     float *out;
     uint8_t *w;
     uint64_t slot;
@@ -1100,9 +1101,12 @@ typedef struct {
 
 static void tl__f32_lut_task(void *c, size_t task, unsigned thread) {
     const tl__f32_lut_job *j = c;
-    size_t ra, rb;
-    tl__task_rows(j->m, j->chunk, task, &ra, &rb);
-    tl__f32_lut_rows(j->m, j->q, j->unit, j->batch, j->out, j->w + thread * j->slot, ra, rb);
+    size_t ra = 0, rb = j->m->rows, pa = 0, pb = (j->batch + TL__L - 1) / TL__L;
+    if (j->by_pass)
+        pa = task, pb = task + 1;
+    else
+        tl__task_rows(j->m, j->chunk, task, &ra, &rb);
+    tl__f32_lut_rows(j->m, j->q, j->unit, j->batch, j->out, j->w + thread * j->slot, ra, rb, pa, pb);
 }
 
 static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float *out, uint8_t *w) {
@@ -1127,9 +1131,14 @@ static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float 
         }
         return;
     }
+    /* Split over the threads by passes when there are enough of them, else by rows: every thread
+     * builds the tables of its passes, and split by rows every thread would build them all (1.5x
+     * instead of 1.7x on 2 threads, wide MLP batch 16). An output is computed the same way either way. */
     tl__split sp = tl__split_rows(m, batch, 4, TL__TASKS_LUT);
-    tl__f32_lut_job j = {m, q, unit, batch, sp.chunk, out, cur, tl__f32_lut_slot(m)};
-    tl__parallel(sp.tasks, tl__f32_lut_task, &j);
+    const size_t passes = (batch + TL__L - 1) / TL__L;
+    const int by_pass = sp.tasks > 1 && sp.slots == tl__threads_n() && passes >= sp.slots;
+    tl__f32_lut_job j = {m, q, unit, batch, sp.chunk, by_pass, out, cur, tl__f32_lut_slot(m)};
+    tl__parallel(by_pass ? passes : sp.tasks, tl__f32_lut_task, &j);
 }
 
 /* ---------------------------------------------------------------------------
