@@ -145,7 +145,8 @@ struct tl__format_traits {
     /* Fast decode (SIMD) of a valid row into row_weights int8 trits (padding decodes to 0). */
     void (*decode_row)(const uint8_t *row, size_t row_bytes, int8_t *out);
     /* Optional fast paths; NULL: the kernels go through decode_row. */
-    /* sum_c trit[c] * x[c] for n (1..4) consecutive rows into out[0..n-1]; x in the kernel's layout
+    /* sum_c trit[c] * x[c] for the n (1..4) rows of a tile (rows: the tile's bytes, tile_rows 4:
+     * matrix.c, "Tiles") into out[0..n-1]; x in the kernel's layout
      * (kernels.c: int16, or int8 in the relaxed-SIMD build), padded with zeros to row_weights,
      * x_sum = sum x */
     void (*dot_x16)(const uint8_t *rows, size_t row_bytes, size_t n, const void *x, int32_t x_sum,
