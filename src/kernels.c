@@ -430,7 +430,9 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
  * Other formats are decoded and re-encoded to i2 a band of rows at a time.
  * ------------------------------------------------------------------------- */
 
-#define TL__LI 32                /* int16 vectors per pass, at most (16 below 32 vectors) */
+#ifndef TL__LI
+#define TL__LI 64 /* int16 vectors per pass, at most (16 below 32 vectors, 32 below 64) */
+#endif
 #ifndef TL__BAND_I2
 #define TL__BAND_I2 4096 /* rows per band read as they are (bounds the batched accumulators) */
 #endif
@@ -575,6 +577,7 @@ static inline void tl__tabi_block(const int16_t *xt, size_t blk, size_t L, int16
 /* The builder with L a constant, one per width */
 static void tl__tabi16_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 16, T); }
 static void tl__tabi32_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 32, T); }
+static void tl__tabi64_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 64, T); }
 
 /* One row's part of a block, L (16 or 32) vectors, into int32 acc[L]. int16 lanes are safe: an
  * entry is at most 4 * 511 = 2044 in size; a chain adds at most 8 entries of the block and two
@@ -635,6 +638,27 @@ static void tl__luti32_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
 #endif
 }
 #undef TL__E
+#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * 64)
+static void tl__luti64_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
+#if TL_SIMD
+    /* one chain of 8 vectors: 16 entries of at most 2044 stay within int16 */
+    v128_t a[8];
+    for (int k = 0; k < 8; k++) a[k] = wasm_i16x8_splat(0);
+    for (int j = 0; j < 16; j++) {
+        const int16_t *e = TL__E(j);
+        for (int k = 0; k < 8; k++) a[k] = wasm_i16x8_add(a[k], wasm_v128_load(e + 8 * k));
+    }
+    for (int k = 0; k < 8; k++) {
+        wasm_v128_store(acc + 8 * k, wasm_i32x4_add(wasm_v128_load(acc + 8 * k), wasm_i32x4_extend_low_i16x8(a[k])));
+        wasm_v128_store(acc + 8 * k + 4,
+                        wasm_i32x4_add(wasm_v128_load(acc + 8 * k + 4), wasm_i32x4_extend_high_i16x8(a[k])));
+    }
+#else
+    for (int j = 0; j < 16; j++)
+        for (size_t l = 0; l < 64; l++) acc[l] += TL__E(j)[l];
+#endif
+}
+#undef TL__E
 
 /* The table kernels' workspace. */
 typedef struct {
@@ -648,7 +672,7 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
     p.Q = (m->row_weights + 63) / 64;
     p.conv = !m->traits->rows_are_i2;
     p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
-    p.L = nvec >= TL__LI ? TL__LI : 16;
+    p.L = nvec >= 64 && TL__LI >= 64 ? 64 : nvec >= 32 ? 32 : 16;
     p.tab_bytes = (uint64_t)16 * 81 * p.L * 2;
     p.acc_bytes = (uint64_t)p.nband * p.L * 4;
     p.xt_bytes = (uint64_t)p.Q * 64 * p.L * 2;
@@ -683,21 +707,26 @@ static void tl__lut_rows(const tl_matrix *m, const int16_t *x, size_t nvec, int3
             uint32_t sink = 0;
             for (size_t k = 0; k < Q; k++) {
                 if (L == 16) tl__tabi16_block(xt, k, T);
-                else tl__tabi32_block(xt, k, T);
+                else if (L == 32) tl__tabi32_block(xt, k, T);
+                else tl__tabi64_block(xt, k, T);
                 const uint8_t *p = base + 64 * k;
                 for (size_t t0 = 0; t0 < full; t0 += 4, p += 64 * Q) {
                     if (t0 + 4 * TL__AHEAD < full) sink += p[64 * Q * TL__AHEAD];
                     if (L == 16)
                         tl__luti16_row(p, T, A + t0 * 16), tl__luti16_row(p + 16, T, A + t0 * 16 + 16),
                         tl__luti16_row(p + 32, T, A + t0 * 16 + 32), tl__luti16_row(p + 48, T, A + t0 * 16 + 48);
-                    else
+                    else if (L == 32)
                         tl__luti32_row(p, T, A + t0 * 32), tl__luti32_row(p + 16, T, A + t0 * 32 + 32),
                         tl__luti32_row(p + 32, T, A + t0 * 32 + 64), tl__luti32_row(p + 48, T, A + t0 * 32 + 96);
+                    else
+                        tl__luti64_row(p, T, A + t0 * 64), tl__luti64_row(p + 16, T, A + t0 * 64 + 64),
+                        tl__luti64_row(p + 32, T, A + t0 * 64 + 128), tl__luti64_row(p + 48, T, A + t0 * 64 + 192);
                 }
                 p = base + 16 * (Q * full + tn * k);
                 for (size_t i = 0; i < tn; i++)
                     if (L == 16) tl__luti16_row(p + 16 * i, T, A + (full + i) * 16);
-                    else tl__luti32_row(p + 16 * i, T, A + (full + i) * 32);
+                    else if (L == 32) tl__luti32_row(p + 16 * i, T, A + (full + i) * 32);
+                    else tl__luti64_row(p + 16 * i, T, A + (full + i) * 64);
             }
             tl__sink = sink;
             for (size_t r = 0; r < nr; r++)
