@@ -609,6 +609,16 @@ static void tl__luti16_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
 #endif
 }
 #undef TL__E
+#if TL_SIMD
+/* acc[8k .. 8k + 7] += the int16 lanes of v[k], widened, for k < n */
+static inline void tl__widen_add(const v128_t *v, int n, int32_t *acc) {
+    for (int k = 0; k < n; k++) {
+        wasm_v128_store(acc + 8 * k, wasm_i32x4_add(wasm_v128_load(acc + 8 * k), wasm_i32x4_extend_low_i16x8(v[k])));
+        wasm_v128_store(acc + 8 * k + 4,
+                        wasm_i32x4_add(wasm_v128_load(acc + 8 * k + 4), wasm_i32x4_extend_high_i16x8(v[k])));
+    }
+}
+#endif
 #define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * 32)
 static void tl__luti32_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
 #if TL_SIMD
@@ -627,11 +637,7 @@ static void tl__luti32_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
 #undef TL__ADD4
     const v128_t v[4] = {wasm_i16x8_add(a0, c0), wasm_i16x8_add(a1, c1), wasm_i16x8_add(a2, c2),
                          wasm_i16x8_add(a3, c3)};
-    for (int k = 0; k < 4; k++) {
-        wasm_v128_store(acc + 8 * k, wasm_i32x4_add(wasm_v128_load(acc + 8 * k), wasm_i32x4_extend_low_i16x8(v[k])));
-        wasm_v128_store(acc + 8 * k + 4,
-                        wasm_i32x4_add(wasm_v128_load(acc + 8 * k + 4), wasm_i32x4_extend_high_i16x8(v[k])));
-    }
+    tl__widen_add(v, 4, acc);
 #else
     for (int j = 0; j < 16; j++)
         for (size_t l = 0; l < 32; l++) acc[l] += TL__E(j)[l];
@@ -648,11 +654,7 @@ static void tl__luti64_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
         const int16_t *e = TL__E(j);
         for (int k = 0; k < 8; k++) a[k] = wasm_i16x8_add(a[k], wasm_v128_load(e + 8 * k));
     }
-    for (int k = 0; k < 8; k++) {
-        wasm_v128_store(acc + 8 * k, wasm_i32x4_add(wasm_v128_load(acc + 8 * k), wasm_i32x4_extend_low_i16x8(a[k])));
-        wasm_v128_store(acc + 8 * k + 4,
-                        wasm_i32x4_add(wasm_v128_load(acc + 8 * k + 4), wasm_i32x4_extend_high_i16x8(a[k])));
-    }
+    tl__widen_add(a, 8, acc);
 #else
     for (int j = 0; j < 16; j++)
         for (size_t l = 0; l < 64; l++) acc[l] += TL__E(j)[l];
