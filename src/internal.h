@@ -178,6 +178,9 @@ tl_status tl__validate_packed(tl_format f, const uint8_t *in, size_t rows, size_
  * row r (t0 = r rounded down to the tile). The packed bytes in the file layout, out of the tiles:
  * rows r0..r0 + n - 1 into out (n * row_bytes bytes). */
 size_t tl__tile_n(const tl_matrix *m, size_t t0);
+/* Block k of row i of a tile of n rows, in blocks from the tile's start (the one place this
+ * layout is written down; the kernels walk it with pointers). */
+static inline size_t tl__tile_off(size_t n, size_t i, size_t k) { return k * n + i; }
 const uint8_t *tl__tile_block(const tl_matrix *m, size_t r, size_t k);
 void tl__matrix_read_rows(const tl_matrix *m, size_t r0, size_t n, uint8_t *out);
 /* A matrix over packed bytes it does not copy (validated as tl_matrix_from_packed does), left in

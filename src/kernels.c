@@ -219,7 +219,7 @@ static inline void tl__i2_dot_w16_(const uint8_t *rows, size_t row_bytes, size_t
         int64_t acc = 0;
         for (size_t b = 0; b < blocks; b++)
             for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
-                acc += (int32_t)tl__i2_code(rows + 16 * (n * b + i), w) *
+                acc += (int32_t)tl__i2_code(rows + 16 * tl__tile_off(n, i, b), w) *
                        (xs[TL__I2_BLOCK_WEIGHTS * b + w] / (1 << tl__xw_shift(w, wide)));
         out[i] = (int32_t)(acc - x_sum);
     }
@@ -484,7 +484,7 @@ static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_
     for (size_t i = 0; i < n; i++) {
         size_t t0 = i - i % 4, tn = n - t0 < 4 ? n - t0 : 4;
         tl__decode_row(m, r0 + i, t);
-        for (size_t k = 0; k < Q; k++) tl__i2_encode(t + 64 * k, 1, buf + 16 * (t0 * Q + k * tn + i - t0));
+        for (size_t k = 0; k < Q; k++) tl__i2_encode(t + 64 * k, 1, buf + 16 * (t0 * Q + tl__tile_off(tn, i - t0, k)));
     }
     return buf;
 }

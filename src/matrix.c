@@ -34,13 +34,13 @@ size_t tl__tile_n(const tl_matrix *m, size_t t0) {
 
 const uint8_t *tl__tile_block(const tl_matrix *m, size_t r, size_t k) {
     size_t T = m->traits->tile_rows, t0 = r - r % T;
-    return m->data + t0 * m->row_bytes + (k * tl__tile_n(m, t0) + (r - t0)) * m->traits->block_bytes;
+    return m->data + t0 * m->row_bytes + tl__tile_off(tl__tile_n(m, t0), r - t0, k) * m->traits->block_bytes;
 }
 
 /* n rows (one tile) from the file layout at plain into the tile's layout at tile */
 static void tl__tile_put(uint8_t *tile, const uint8_t *plain, size_t n, size_t row_bytes, size_t bb) {
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < row_bytes / bb; k++) memcpy(tile + (k * n + i) * bb, plain + i * row_bytes + k * bb, bb);
+        for (size_t k = 0; k < row_bytes / bb; k++) memcpy(tile + tl__tile_off(n, i, k) * bb, plain + i * row_bytes + k * bb, bb);
 }
 
 void tl__matrix_read_rows(const tl_matrix *m, size_t r0, size_t n, uint8_t *out) {
