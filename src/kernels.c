@@ -430,12 +430,8 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
  * Other formats are decoded and re-encoded to i2 a band of rows at a time.
  * ------------------------------------------------------------------------- */
 
-#ifndef TL__LI
 #define TL__LI 64 /* int16 vectors per pass, at most (16 below 32 vectors, 32 below 64) */
-#endif
-#ifndef TL__BAND_I2
 #define TL__BAND_I2 4096 /* rows per band read as they are (bounds the batched accumulators) */
-#endif
 #define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
 /* Batches of TL__TABLE_MIN int16 vectors and more go through the tables, when there are
  * TL__TABLE_MIN_ROWS rows and more to pay for building them. The relaxed build's int8 dot products
@@ -494,9 +490,7 @@ static const uint8_t *tl__i2_rows(const tl_matrix *m, size_t r0, size_t n, size_
  * tile apart (4 KiB at 4096 columns), which the hardware prefetchers (within a page) do not
  * fetch ahead: 1.3x slower at 4096 x 4096, batch 16. A load of the line TL__AHEAD tiles on (its
  * value kept in a sink) fetches it early. */
-#ifndef TL__AHEAD
 #define TL__AHEAD 4
-#endif
 static volatile uint32_t tl__sink;
 
 /* x for one pass of the tables, transposed: xt[c * L + l] = x(b0 + l, c) for the Q * 64 padded
@@ -674,7 +668,7 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
     p.Q = (m->row_weights + 63) / 64;
     p.conv = !m->traits->rows_are_i2;
     p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
-    p.L = nvec >= 64 && TL__LI >= 64 ? 64 : nvec >= 32 ? 32 : 16;
+    p.L = nvec >= TL__LI ? TL__LI : nvec >= 32 ? 32 : 16;
     p.tab_bytes = (uint64_t)16 * 81 * p.L * 2;
     p.acc_bytes = (uint64_t)p.nband * p.L * 4;
     p.xt_bytes = (uint64_t)p.Q * 64 * p.L * 2;
