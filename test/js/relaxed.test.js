@@ -177,3 +177,29 @@ function sections(bytes) {
   }
   return { imports, exports };
 }
+
+test('the self-test bites: exact products pass, a wrong lane or an int16 wrap is named', async () => {
+  const { relaxedSelfTest } = await import('../../js/selftest.js');
+  // Any build exports the kernels the self-test runs: the SIMD128 one stands in for a good engine.
+  const module = await WebAssembly.compile(readFileSync(fileURLToPath(wasmUrl('simd'))));
+  const memory = new WebAssembly.Memory({ initial: 32, maximum: 1024 });
+  const { exports } = await WebAssembly.instantiate(module, { env: { memory, emscripten_notify_memory_growth() {} } });
+  exports._initialize();
+  assert.equal(relaxedSelfTest(exports, memory), null);
+  // An engine whose products are off by one in one row, or wrap as int16 lanes would.
+  const tamper = (change) => ({
+    ...exports,
+    tl_matmul_i8(...args) {
+      const status = exports.tl_matmul_i8(...args);
+      const acc = new Int32Array(memory.buffer, args[5], args[7]);
+      acc.forEach((v, r) => { acc[r] = change(v, r); });
+      return status;
+    },
+  });
+  assert.match(relaxedSelfTest(tamper((v, r) => (r === 4 ? v + 1 : v)), memory), /row 4: got/);
+  assert.match(relaxedSelfTest(tamper((v) => (v << 16) >> 16), memory), /int8 x ternary .*got/);
+  // A failing call is a description too, not a throw; and nothing leaks either way.
+  const before = exports.tl_mem_live_bytes();
+  assert.match(relaxedSelfTest({ ...exports, tl_matmul_i8: () => 3 }, memory), /tl_matmul_i8 returned status 3/);
+  assert.equal(exports.tl_mem_live_bytes(), before);
+});
