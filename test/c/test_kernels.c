@@ -499,6 +499,45 @@ static void test_parallel(void) {
     }
 }
 
+/* The LM head's GEMVs (float32, float16 and int8 tables) against tl__dot_f32 row by row, bit for
+ * bit, on shapes with tails of every kind (rows past a multiple of 4, columns past 16 / 8 / 4):
+ * the SIMD kernels take rows a quarter of the matrix apart and finish the columns lane by lane. */
+static void test_head_gemv(void) {
+    const size_t shapes[][2] = {{1, 1}, {3, 5}, {4, 16}, {7, 13}, {9, 20}, {16, 64}, {37, 771}, {130, 1000}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        size_t R = shapes[s][0], C = shapes[s][1];
+        float *w = malloc(R * C * 4), *x = malloc(C * 4), *row = malloc(C * 4), *scales = malloc(R * 4);
+        float *out = malloc(R * 4);
+        uint16_t *h = malloc(R * C * 2);
+        int8_t *q = malloc(R * C);
+        for (size_t i = 0; i < R * C; i++) {
+            uint32_t v = rnd();
+            w[i] = (float)(int32_t)v / 2147483648.0f;
+            q[i] = (int8_t)(v >> 8);
+            /* finite binary16 of every kind: zero, subnormal, normal (exponent below 31) */
+            h[i] = (uint16_t)((v >> 16) & (v & 1 ? 0xFBFF : 0x83FF));
+        }
+        for (size_t c = 0; c < C; c++) x[c] = (float)(int32_t)rnd() / 1073741824.0f;
+        for (size_t r = 0; r < R; r++) scales[r] = 0.5f + (float)(rnd() % 1000) / 997.0f;
+        int bad32 = 0, bad16 = 0, bad8 = 0;
+        tl__gemv_f32(w, R, C, x, out);
+        for (size_t r = 0; r < R; r++) bad32 += memcmp(&out[r], &(float){tl__dot_f32(w + r * C, x, C)}, 4) != 0;
+        tl__gemv_f16(h, R, C, x, out);
+        for (size_t r = 0; r < R; r++) {
+            for (size_t c = 0; c < C; c++) row[c] = tl__f16_to_float(h[r * C + c]);
+            bad16 += memcmp(&out[r], &(float){tl__dot_f32(row, x, C)}, 4) != 0;
+        }
+        tl__gemv_i8(q, scales, R, C, x, out);
+        for (size_t r = 0; r < R; r++) {
+            for (size_t c = 0; c < C; c++) row[c] = (float)q[r * C + c];
+            bad8 += memcmp(&out[r], &(float){scales[r] * tl__dot_f32(row, x, C)}, 4) != 0;
+        }
+        CHECK(!bad32 && !bad16 && !bad8, "head GEMVs %zux%zu equal tl__dot_f32 row by row (rows differing: float32 %d, float16 %d, int8 %d)",
+              R, C, bad32, bad16, bad8);
+        free(w), free(x), free(row), free(scales), free(out), free(h), free(q);
+    }
+}
+
 int main(void) {
     tl__par_min_work = 0; /* split every product that has rows to split (threaded builds) */
     test_parallel();
@@ -507,6 +546,7 @@ int main(void) {
     test_roundtrip();
     test_invalid();
     test_kernels();
+    test_head_gemv();
     test_kernel_errors();
     test_out_of_memory();
     return check_report("kernels");
