@@ -18,7 +18,6 @@ const predictor :Workerd.Worker = (
     (name = "worker.js", esModule = embed "build/worker.js"),
     (name = "tilelli-relaxed.wasm", wasm = embed "build/tilelli-relaxed.wasm"),
     (name = "tilelli-simd.wasm", wasm = embed "build/tilelli-simd.wasm"),
-    (name = "tilelli-scalar.wasm", wasm = embed "build/tilelli-scalar.wasm"),
   ],
   bindings = [ (name = "MODEL_URL", text = "http://127.0.0.1:8788/model.tlm") ],
   globalOutbound = "outbound",

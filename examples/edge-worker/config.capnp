@@ -1,6 +1,6 @@
 # config.capnp — plain workerd: `node build.mjs && npx workerd serve config.capnp`
 # (then POST http://127.0.0.1:8787/predict). build.mjs bundles worker.js into build/worker.js and
-# copies the two wasm builds and model.tlm next to it; every module the bundle imports is declared
+# copies the two wasm builds (relaxed SIMD and SIMD128) and model.tlm next to it; every module the bundle imports is declared
 # here under the name it imports. workerd compiles the wasm modules when it loads this config, and
 # compiles no wasm from bytes at run time.
 using Workerd = import "/workerd/workerd.capnp";
@@ -16,7 +16,6 @@ const predictor :Workerd.Worker = (
     (name = "worker.js", esModule = embed "build/worker.js"),
     (name = "tilelli-relaxed.wasm", wasm = embed "build/tilelli-relaxed.wasm"),
     (name = "tilelli-simd.wasm", wasm = embed "build/tilelli-simd.wasm"),
-    (name = "tilelli-scalar.wasm", wasm = embed "build/tilelli-scalar.wasm"),
     # The packed model as a data module: the worker imports it as an ArrayBuffer.
     (name = "model.tlm", data = embed "build/model.tlm"),
   ],

@@ -183,7 +183,7 @@ const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 test('workerd serves the bundled model: every MNIST test digit as Node predicts it, 4xx for hostile bodies', { timeout: 120_000 }, async (t) => {
   const work = join(dir, 'workerd');
   const { imports, inputs } = await buildWorker({ outdir: join(work, 'build'), model: modelFile });
-  assert.deepEqual(imports, ['./model.tlm', './tilelli-relaxed.wasm', './tilelli-scalar.wasm', './tilelli-simd.wasm']);
+  assert.deepEqual(imports, ['./model.tlm', './tilelli-relaxed.wasm', './tilelli-simd.wasm']);
   assert.ok(inputs.includes('../../js/workerd.js'), `the bundle uses the workerd entry: ${inputs}`);
   await copyFile(join(example, 'config.capnp'), join(work, 'config.capnp'));
 
@@ -206,7 +206,7 @@ test('workerd serves the bundled model: every MNIST test digit as Node predicts 
 test('workerd with the URL entry fetches the model once, keeps it, and retries after a failed fetch', { timeout: 60_000 }, async (t) => {
   const work = join(dir, 'workerd-url');
   const { imports } = await buildWorker({ entry: join(example, 'worker-url.js'), outdir: join(work, 'build') });
-  assert.deepEqual(imports, ['./tilelli-relaxed.wasm', './tilelli-scalar.wasm', './tilelli-simd.wasm'], 'the model is not in the bundle');
+  assert.deepEqual(imports, ['./tilelli-relaxed.wasm', './tilelli-simd.wasm'], 'the model is not in the bundle');
   let fetches = 0;
   const store = createServer((req, res) => {
     fetches++;

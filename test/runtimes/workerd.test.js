@@ -78,6 +78,9 @@ test('a worker importing tilelli answers a request with the same sample as Node,
   const line = output.split('\n').find((l) => l.includes('TILELLI_WORKERD_RESULT '));
   assert.ok(line, `the worker printed its result:\n${output}`);
   const results = JSON.parse(line.slice(line.indexOf('TILELLI_WORKERD_RESULT ') + 23));
+  const scalarByName = results.scalarByName;
+  delete results.scalarByName;
+  assert.match(scalarByName, /bundles the relaxed and SIMD128 builds.*init\(\{ module: m \}\)/, 'init({ build: \'scalar\' }) says how to pass the scalar build');
   assert.deepEqual(Object.keys(results).sort(), ['default', 'relaxed', 'scalar', 'simd']);
   for (const [build, body] of Object.entries(results)) assert.deepEqual(body.sample, expected, `${build} build`);
   assert.equal(results.default.running, 'relaxed', 'workerd runs relaxed SIMD: init() picks that build');

@@ -4,6 +4,8 @@
 // default build and on the scalar one, and compares each with the Node result the bundler embedded
 // as __TILELLI_LM_EXPECTED__ (test/runtimes/workerd-lm.test.js), throwing on a mismatch.
 import { init } from 'tilelli';
+// the scalar build, which the package's workerd entry does not bundle, passed as a module
+import scalarModule from 'tilelli/tilelli-scalar.wasm';
 
 import charlm from './charlm.safetensors';
 import tokenizer from './tokenizer.json';
@@ -33,7 +35,7 @@ export default {
     };
     const results = {};
     for (const build of ['default', 'scalar']) {
-      const tl = await init(build === 'default' ? {} : { build });
+      const tl = await init(build === 'default' ? {} : { module: scalarModule });
       const r = JSON.parse(JSON.stringify(await lmSample((f) => tl.LanguageModel.load(f), files)));
       const d = firstDifference(r, expected[build === 'scalar' ? 'scalar' : 'simd']);
       if (d) throw new Error(`workerd ${build} build differs from Node: ${d}`);

@@ -4,6 +4,9 @@
 // those requests through a service binding and compares the answers with the Node result that the
 // bundler embedded as __TILELLI_EXPECTED__ (test/runtimes/workerd.test.js), throwing on mismatch.
 import { init } from 'tilelli';
+// The package's workerd entry bundles the relaxed and SIMD128 builds; the scalar one is imported
+// here and passed as a module, as a worker that wants it does.
+import scalarModule from 'tilelli/tilelli-scalar.wasm';
 
 import { sample } from '../runtimes/sample.js';
 
@@ -16,7 +19,7 @@ async function fetch(request) {
   if (!['relaxed', 'simd', 'scalar', 'default'].includes(build)) {
     return new Response(`unknown build ${build}\n`, { status: 400 });
   }
-  const tl = await init(build === 'default' ? {} : { build });
+  const tl = await init(build === 'default' ? {} : build === 'scalar' ? { module: scalarModule } : { build });
   return Response.json({ build, running: tl.build, simd: tl.simd, threads: tl.threads, sample: sample(tl) });
 }
 
@@ -56,6 +59,12 @@ export default {
       if (build !== 'default' && body.running !== build) throw new Error(`/sample?build=${build}: tl.build is ${body.running}`);
       results[build] = body;
     }
+    // The scalar build is not bundled by the entry: asking for it by name says how to get it.
+    const refused = await init({ build: 'scalar' }).then(() => null, (e) => e);
+    if (!refused || refused.code !== 'INVALID_ARGUMENT' || !/tilelli-scalar\.wasm/.test(refused.message)) {
+      throw new Error(`init({ build: 'scalar' }) in workerd: expected INVALID_ARGUMENT naming tilelli-scalar.wasm, got ${refused?.code} ${refused?.message}`);
+    }
+    results.scalarByName = refused.message;
     const missing = await env.SELF.fetch('http://tilelli.test/elsewhere');
     if (missing.status !== 404) throw new Error(`/elsewhere: HTTP ${missing.status}, expected 404`);
     // One line the Node test reads back: what the worker answered, checked there too.
