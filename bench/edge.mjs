@@ -24,7 +24,8 @@
 //   the isolate holds for the model (wasm memory, compiled code, bundle, model bytes, JS heap).
 //   GET /model adds the wasm memory the library reports (memoryStats().wasmBytes). A no-op worker
 //   that imports the wide model as a data module and does nothing with it shows what workerd itself
-//   holds for a bundled model, before any library code runs.
+//   holds for a bundled model, before any library code runs; a no-op worker that reads the request
+//   body (and answers the same JSON) shows what reading the input costs any worker, library aside.
 // onnxruntime-web 1.30 (wasm backend, 1 thread) is bundled the way workerd needs (its .wasm imported
 // as a compiled module): first as is, which fails to create a session (the error is printed); then
 // with a shim (env.wasm.wasmBinary set to a placeholder so that it uses its bundled glue, and
@@ -287,6 +288,11 @@ const headers = { 'content-type': 'application/json; charset=utf-8' };
 export default { fetch() { return new Response(body, { headers }); } };
 `;
     servers.push({ ...(await workerdServer('workerd-noop-data-wide', { source: dataOnly, model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'no-op + data module', dataOnly: true });
+    // What any worker that looks at its input pays: the no-op worker reading the request body.
+    const readBody = `const headers = { 'content-type': 'application/json; charset=utf-8' };
+export default { async fetch(request) { const b = await request.arrayBuffer(); return new Response('{"predictions":[' + (b.byteLength > 0 ? 0 : 1) + ']}', { headers }); } };
+`;
+    servers.push({ ...(await workerdServer('workerd-noop-read', { source: readBody })), width: 784, lib: 'no-op reading the body', dataOnly: true });
     // int8 activations (packed model file version 2): the same handler, createHandler({ activations }).
     const int8Entry = `import model from './model.tlm';
 import { createHandler } from ${JSON.stringify(join(example, 'handler.js'))};
@@ -490,10 +496,12 @@ if (deltas['workerd-tilelli-mnist']) {
   target('workerd cold start, MNIST (first request: wasm instantiate, model load, predict) over the no-op worker', deltas['workerd-tilelli-mnist'].cold, TARGETS.coldMs, 'ms');
   target('workerd warm request, MNIST, batch 1, over the no-op worker (float activations: PyTorch\'s numbers)', deltas['workerd-tilelli-mnist'].w1, TARGETS.warmMs, 'ms');
   target('workerd warm request, MNIST, batch 1, over the no-op worker (int8 activations)', deltas['workerd-tilelli-mnist-int8'].w1, TARGETS.warmMs, 'ms');
+  if (deltas['workerd-noop-read']) console.log(`        of which reading the request body (the no-op worker reading it, no library): ${sign(deltas['workerd-noop-read'].w1, 3)} ms`);
   console.log('The same, as CPU time (what a Worker is billed and limited by):');
   target('workerd cold start CPU, MNIST, over the no-op worker', deltas['workerd-tilelli-mnist'].cpuCold, TARGETS.coldMs, 'ms');
   target('workerd CPU per request, MNIST, batch 1, over the no-op worker (float activations)', deltas['workerd-tilelli-mnist'].cpu1, TARGETS.warmMs, 'ms');
   target('workerd CPU per request, MNIST, batch 1, over the no-op worker (int8 activations)', deltas['workerd-tilelli-mnist-int8'].cpu1, TARGETS.warmMs, 'ms');
+  if (deltas['workerd-noop-read']) console.log(`        of which reading the request body: ${sign(deltas['workerd-noop-read'].cpu1, 3)} ms`);
 }
 if (deltas['workerd-tilelli-wide']) {
   target('workerd isolate memory with the wide MLP loaded, bundled (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
