@@ -430,7 +430,7 @@ static void tl__emit(const tl_matrix *m, size_t b, size_t r, int32_t a, float x_
  * Other formats are decoded and re-encoded to i2 a band of rows at a time.
  * ------------------------------------------------------------------------- */
 
-#define TL__LI 64 /* int16 vectors per pass, at most (16 below 32 vectors, 32 below 64) */
+#define TL__LI 64 /* int16 vectors per pass, at most (8 up to 8 vectors, 16 below 32, 32 below 64) */
 #define TL__BAND_I2 4096 /* rows per band read as they are (bounds the batched accumulators) */
 #define TL__BAND_CONV 256        /* rows per band decoded and re-encoded */
 /* Batches of TL__TABLE_MIN int16 vectors and more go through the tables, when there are
@@ -569,6 +569,7 @@ static inline void tl__tabi_block(const int16_t *xt, size_t blk, size_t L, int16
 }
 
 /* The builder with L a constant, one per width */
+static void tl__tabi8_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 8, T); }
 static void tl__tabi16_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 16, T); }
 static void tl__tabi32_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 32, T); }
 static void tl__tabi64_block(const int16_t *xt, size_t blk, int16_t *T) { tl__tabi_block(xt, blk, 64, T); }
@@ -583,6 +584,26 @@ static inline void tl__widen_add(const v128_t *v, int n, int32_t *acc) {
     }
 }
 #endif
+/* One row's part of a block, 8 vectors, into int32 acc[8]: four chains of 4 entries, added in int16
+ * (16 * 2044 < 32768) and widened once. The tables of a block are 21 KB at 8 vectors: they stay in
+ * L1, where 16 vectors' 41 KB do not. */
+#define TL__E(j) (T + (81 * (j) + tl__i2_b3[p[j]]) * 8)
+static void tl__luti8_row(const uint8_t *p, const int16_t *T, int32_t *acc) {
+#if TL_SIMD
+    v128_t a0 = wasm_v128_load(TL__E(0)), a1 = wasm_v128_load(TL__E(1)), a2 = wasm_v128_load(TL__E(2)),
+           a3 = wasm_v128_load(TL__E(3));
+    for (int j = 4; j < 16; j += 4) {
+        a0 = wasm_i16x8_add(a0, wasm_v128_load(TL__E(j))), a1 = wasm_i16x8_add(a1, wasm_v128_load(TL__E(j + 1)));
+        a2 = wasm_i16x8_add(a2, wasm_v128_load(TL__E(j + 2))), a3 = wasm_i16x8_add(a3, wasm_v128_load(TL__E(j + 3)));
+    }
+    const v128_t v[1] = {wasm_i16x8_add(wasm_i16x8_add(a0, a1), wasm_i16x8_add(a2, a3))};
+    tl__widen_add(v, 1, acc);
+#else
+    for (int j = 0; j < 16; j++)
+        for (size_t l = 0; l < 8; l++) acc[l] += TL__E(j)[l];
+#endif
+}
+#undef TL__E
 /* One row's part of a block, L (16 or 32) vectors, into int32 acc[L]. int16 lanes are safe: an
  * entry is at most 4 * 511 = 2044 in size, and a lane adds the block's 16 entries before it is
  * widened: 16 * 2044 = 32704 < 32768 (widening once per lane instead of twice: 1.05-1.09x at
@@ -663,7 +684,7 @@ static tl__lut_plan tl__lut_layout(const tl_matrix *m, size_t nvec) {
     p.Q = (m->row_weights + 63) / 64;
     p.conv = !m->traits->rows_are_i2;
     p.band = p.conv ? TL__BAND_CONV : TL__BAND_I2, p.nband = m->rows < p.band ? m->rows : p.band;
-    p.L = nvec >= TL__LI ? TL__LI : nvec >= 32 ? 32 : 16;
+    p.L = nvec >= TL__LI ? TL__LI : nvec >= 32 ? 32 : nvec > 8 ? 16 : 8;
     p.tab_bytes = (uint64_t)16 * 81 * p.L * 2;
     p.acc_bytes = (uint64_t)p.nband * p.L * 4;
     p.xt_bytes = (uint64_t)p.Q * 64 * p.L * 2;
@@ -697,13 +718,17 @@ static void tl__lut_rows(const tl_matrix *m, const int16_t *x, size_t nvec, int3
             const size_t full = nr / 4 * 4, tn = nr - full;
             uint32_t sink = 0;
             for (size_t k = 0; k < Q; k++) {
-                if (L == 16) tl__tabi16_block(xt, k, T);
+                if (L == 8) tl__tabi8_block(xt, k, T);
+                else if (L == 16) tl__tabi16_block(xt, k, T);
                 else if (L == 32) tl__tabi32_block(xt, k, T);
                 else tl__tabi64_block(xt, k, T);
                 const uint8_t *p = base + 64 * k;
                 for (size_t t0 = 0; t0 < full; t0 += 4, p += 64 * Q) {
                     if (t0 + 4 * TL__AHEAD < full) sink += p[64 * Q * TL__AHEAD];
-                    if (L == 16)
+                    if (L == 8)
+                        tl__luti8_row(p, T, A + t0 * 8), tl__luti8_row(p + 16, T, A + t0 * 8 + 8),
+                        tl__luti8_row(p + 32, T, A + t0 * 8 + 16), tl__luti8_row(p + 48, T, A + t0 * 8 + 24);
+                    else if (L == 16)
                         tl__luti16_row(p, T, A + t0 * 16), tl__luti16_row(p + 16, T, A + t0 * 16 + 16),
                         tl__luti16_row(p + 32, T, A + t0 * 16 + 32), tl__luti16_row(p + 48, T, A + t0 * 16 + 48);
                     else if (L == 32)
@@ -715,7 +740,8 @@ static void tl__lut_rows(const tl_matrix *m, const int16_t *x, size_t nvec, int3
                 }
                 p = base + 16 * (Q * full + tn * k);
                 for (size_t i = 0; i < tn; i++)
-                    if (L == 16) tl__luti16_row(p + 16 * i, T, A + (full + i) * 16);
+                    if (L == 8) tl__luti8_row(p + 16 * i, T, A + (full + i) * 8);
+                    else if (L == 16) tl__luti16_row(p + 16 * i, T, A + (full + i) * 16);
                     else if (L == 32) tl__luti32_row(p + 16 * i, T, A + (full + i) * 32);
                     else tl__luti64_row(p + 16 * i, T, A + (full + i) * 64);
             }

@@ -342,9 +342,10 @@ static void test_kernels(void) {
     static const size_t shapes[][2] = {{1, 1},     {1, 7},    {3, 64},   {5, 65},  {2, 80},
                                        {9, 81},    {4, 128},  {67, 129}, {1, 300}, {130, 17},
                                        {64, 1000}, {65, 784}, {256, 256}, {7, 4200}};
-    /* 20: more than one pass of the batched int8 tables (16 vectors), 40: 32 then 8, 70: 64 then 6 (the
-     * float tables: 9 passes of 8); 4200 columns: the int8 dot kernel's accumulators are flushed every 4096 */
-    static const size_t batches[] = {1, 3, 8, 11, 20, 40, 70};
+    /* 5 and 8: the batched int8 tables' 8-vector pass, partly and wholly used; 20: more than one pass
+     * of 16 vectors, 40: 32 then 8, 70: 64 then 6 (the float tables: 9 passes of 8); 4200 columns: the
+     * int8 dot kernel's accumulators are flushed every 4096 */
+    static const size_t batches[] = {1, 3, 5, 8, 11, 20, 40, 70};
     for (size_t f = 0; f < nformats; f++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             for (size_t b = 0; b < sizeof batches / sizeof *batches; b++)
