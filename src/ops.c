@@ -57,13 +57,30 @@ float tl__dot_f32(const float *a, const float *b, size_t n) {
  * columns) and the prefetchers start again at every group: 8192 x 768 float32 measured 1.95 ms that
  * way against 0.82-1.2 ms (up to 31 GB/s, the machine's read bandwidth) this way. Rows past 4q go
  * one by one. Every row is computed as tl__dot_f32 does: the order of the rows changes no bits. */
+/* Weight j of a row as a float, for each table type (the scalar paths and the SIMD tails). */
+static inline float tl__w_f32(const void *w, size_t j) { return ((const float *)w)[j]; }
+static inline float tl__w_f16(const void *w, size_t j) { return tl__f16_to_float(((const uint16_t *)w)[j]); }
+static inline float tl__w_i8(const void *w, size_t j) { return (float)((const int8_t *)w)[j]; }
+
+/* tl__dot_f32(row as floats, x, cols) bit for bit, the row read through `at`: column c into lane
+ * c % 4, the lanes added (0 + 1) + (2 + 3). */
+static inline float tl__dot_at(const void *row, float (*at)(const void *, size_t), const float *x, size_t cols) {
+    float l[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t c = 0; c < cols; c++) l[c % 4] = l[c % 4] + at(row, c) * x[c];
+    return (l[0] + l[1]) + (l[2] + l[3]);
+}
+
 #if TL_SIMD
-/* out[r + k q] = the sum of lane sums of s_k, (0 + 1) + (2 + 3), times scale k (or 1) */
+/* The end of a group of four rows ws[k] (out[r + k q]): columns i..cols - 1 into the lanes of s_k
+ * (column j into lane j % 4, as tl__dot_f32 does), then the lanes added (0 + 1) + (2 + 3), times
+ * scale[r + k q] when there are scales. */
 static inline void tl__quarter_out(float *out, size_t r, size_t q, const float *scale, v128_t s0, v128_t s1,
-                                   v128_t s2, v128_t s3) {
+                                   v128_t s2, v128_t s3, const void *const ws[4], float (*at)(const void *, size_t),
+                                   size_t i, size_t cols, const float *x) {
     float l[4][4];
     wasm_v128_store(l[0], s0), wasm_v128_store(l[1], s1), wasm_v128_store(l[2], s2), wasm_v128_store(l[3], s3);
     for (int k = 0; k < 4; k++) {
+        for (size_t j = i; j < cols; j++) l[k][j % 4] = l[k][j % 4] + at(ws[k], j) * x[j];
         float v = (l[k][0] + l[k][1]) + (l[k][2] + l[k][3]);
         out[r + k * q] = scale ? scale[r + k * q] * v : v;
     }
@@ -86,15 +103,8 @@ void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, floa
             s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_v128_load(w2 + i), xv));
             s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_v128_load(w3 + i), xv));
         }
-        if (i < cols) { /* the tail: column j into lane j % 4, as tl__dot_f32 does */
-            float l[4][4];
-            wasm_v128_store(l[0], s0), wasm_v128_store(l[1], s1), wasm_v128_store(l[2], s2), wasm_v128_store(l[3], s3);
-            const float *ws[4] = {w0, w1, w2, w3};
-            for (int k = 0; k < 4; k++)
-                for (size_t j = i; j < cols; j++) l[k][j % 4] = l[k][j % 4] + ws[k][j] * x[j];
-            s0 = wasm_v128_load(l[0]), s1 = wasm_v128_load(l[1]), s2 = wasm_v128_load(l[2]), s3 = wasm_v128_load(l[3]);
-        }
-        tl__quarter_out(out, i0, q, NULL, s0, s1, s2, s3);
+        tl__quarter_out(out, i0, q, NULL, s0, s1, s2, s3, (const void *const[4]){w0, w1, w2, w3}, tl__w_f32, i,
+                        cols, x);
     }
     r = rows / 4 * 4;
 #endif
@@ -133,27 +143,13 @@ void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, f
             TL__F16_STEP(s2, w2 + i);
             TL__F16_STEP(s3, w3 + i);
         }
-        if (i < cols) { /* the tail: column j into lane j % 4 */
-            float l[4][4];
-            wasm_v128_store(l[0], s0), wasm_v128_store(l[1], s1), wasm_v128_store(l[2], s2), wasm_v128_store(l[3], s3);
-            const uint16_t *ws[4] = {w0, w1, w2, w3};
-            for (int k = 0; k < 4; k++)
-                for (size_t j = i; j < cols; j++) l[k][j % 4] = l[k][j % 4] + tl__f16_to_float(ws[k][j]) * x[j];
-            s0 = wasm_v128_load(l[0]), s1 = wasm_v128_load(l[1]), s2 = wasm_v128_load(l[2]), s3 = wasm_v128_load(l[3]);
-        }
-        tl__quarter_out(out, i0, q, NULL, s0, s1, s2, s3);
+        tl__quarter_out(out, i0, q, NULL, s0, s1, s2, s3, (const void *const[4]){w0, w1, w2, w3}, tl__w_f16, i,
+                        cols, x);
     }
     r = rows / 4 * 4;
 #undef TL__F16_STEP
 #endif
-    for (; r < rows; r++) {
-        float l[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        size_t i = 0;
-        for (; i + 4 <= cols; i += 4)
-            for (int k = 0; k < 4; k++) l[k] = l[k] + tl__f16_to_float(w[r * cols + i + k]) * x[i + k];
-        for (int k = 0; i < cols; i++, k++) l[k] = l[k] + tl__f16_to_float(w[r * cols + i]) * x[i];
-        out[r] = (l[0] + l[1]) + (l[2] + l[3]);
-    }
+    for (; r < rows; r++) out[r] = tl__dot_at(w + r * cols, tl__w_f16, x, cols);
 }
 
 /* out[r] = scales[r] x dot(row r of int8 values as floats, x), the dot with tl__dot_f32's bits. */
@@ -191,27 +187,13 @@ void tl__gemv_i8(const int8_t *w, const float *scales, size_t rows, size_t cols,
             TL__I8_STEP(s2, w2 + i);
             TL__I8_STEP(s3, w3 + i);
         }
-        if (i < cols) { /* the tail: column j into lane j % 4 */
-            float l[4][4];
-            wasm_v128_store(l[0], s0), wasm_v128_store(l[1], s1), wasm_v128_store(l[2], s2), wasm_v128_store(l[3], s3);
-            const int8_t *ws[4] = {w0, w1, w2, w3};
-            for (int k = 0; k < 4; k++)
-                for (size_t j = i; j < cols; j++) l[k][j % 4] = l[k][j % 4] + (float)ws[k][j] * x[j];
-            s0 = wasm_v128_load(l[0]), s1 = wasm_v128_load(l[1]), s2 = wasm_v128_load(l[2]), s3 = wasm_v128_load(l[3]);
-        }
-        tl__quarter_out(out, i0, q, scales, s0, s1, s2, s3);
+        tl__quarter_out(out, i0, q, scales, s0, s1, s2, s3, (const void *const[4]){w0, w1, w2, w3}, tl__w_i8, i,
+                        cols, x);
     }
     r = rows / 4 * 4;
 #undef TL__I8_STEP
 #endif
-    for (; r < rows; r++) {
-        float l[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        size_t i = 0;
-        for (; i + 4 <= cols; i += 4)
-            for (int k = 0; k < 4; k++) l[k] = l[k] + (float)w[r * cols + i + k] * x[i + k];
-        for (int k = 0; i < cols; i++, k++) l[k] = l[k] + (float)w[r * cols + i] * x[i];
-        out[r] = scales[r] * ((l[0] + l[1]) + (l[2] + l[3]));
-    }
+    for (; r < rows; r++) out[r] = scales[r] * tl__dot_at(w + r * cols, tl__w_i8, x, cols);
 }
 
 /* y[i] += a * x[i] */
