@@ -138,7 +138,7 @@ static int32_t tl__sum16(const int16_t *x, size_t n) {
 /* sum trit[i] * x[i] over the n (1..4) rows of an i2 tile (matrix.c: block b of row i at
  * tile + 16 (n b + i)), x in tl__i2_xw's layout (wide or not), x_sum = sum x: out[i] for row i.
  * Wide (|x| <= 4095, the float path's two 12-bit digits): fields are taken two at a time, after a
- * shift of the lanes by 4, so x is scaled by at most 4 (2 more shifts per 64 weights). */
+ * shift of the lanes by 4, so x is scaled by at most 4. */
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((always_inline))
 #endif
@@ -147,8 +147,7 @@ static inline void tl__i2_dot_w16_(const uint8_t *rows, size_t row_bytes, size_t
     size_t blocks = row_bytes / 16;
 #if TL_SIMD
     /* Rows past n repeat row 0 (computed, not stored). */
-    const uint8_t *r0 = rows, *r1 = n > 1 ? rows + 16 : rows, *r2 = n > 2 ? rows + 32 : rows,
-                  *r3 = n > 3 ? rows + 48 : rows;
+    const size_t o1 = n > 1 ? 16 : 0, o2 = n > 2 ? 32 : 0, o3 = n > 3 ? 48 : 0;
     const size_t step = 16 * n; /* one block of every row of the tile */
     v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
     /* Field k of a lane masked in place is code_k << 2k; its x comes scaled by 4^(3 - k), so every
@@ -164,44 +163,33 @@ static inline void tl__i2_dot_w16_(const uint8_t *rows, size_t row_bytes, size_t
     for (size_t b0 = 0; b0 < blocks; b0 += 64) {
         size_t b1 = blocks - b0 > 64 ? b0 + 64 : blocks;
         v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t b = b0; b < b1; b++) {
-            const int16_t *xb = xs + 64 * b;
-            v128_t v0 = wasm_v128_load(r0 + step * b), v1 = wasm_v128_load(r1 + step * b),
-                   v2 = wasm_v128_load(r2 + step * b), v3 = wasm_v128_load(r3 + step * b), x;
+        /* Pass p takes fields 2p and 2p + 1 of every lane (wide: after a shift by 4p; otherwise
+         * in place, the high byte's after a shift by 8). Each pass is a loop of its own, not
+         * unrolled: V8 schedules a block's loads ahead of its arithmetic, and a whole block at a
+         * time (4 rows and 8 vectors of x live at once) spilled a third of its registers. */
+        for (unsigned p = 0; p < 4; p++) {
+            const v128_t ma = wide ? m0 : (p & 1) ? m2 : m0, mb = wide ? m1 : (p & 1) ? m3 : m1;
+            const unsigned sh = wide ? 4 * p : (p < 2 ? 0 : 8);
+            const uint8_t *w = rows + step * b0, *we = rows + step * b1;
+            const int16_t *xb = xs + 64 * b0 + 16 * p;
+#if defined(__clang__)
+#pragma clang loop unroll(disable)
+#endif
+            for (; w != we; w += step, xb += 64) {
+                v128_t v0 = wasm_u16x8_shr(wasm_v128_load(w), sh), v1 = wasm_u16x8_shr(wasm_v128_load(w + o1), sh),
+                       v2 = wasm_u16x8_shr(wasm_v128_load(w + o2), sh),
+                       v3 = wasm_u16x8_shr(wasm_v128_load(w + o3), sh), x = wasm_v128_load(xb);
 #define TL__DOT4(m)                                                                                          \
     a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v0, m), x)),                                  \
     a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m), x)),                                  \
     a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v2, m), x)),                                  \
     a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v3, m), x))
-            if (wide) {
-#define TL__SHR4(k) v0 = wasm_u16x8_shr(v0, k), v1 = wasm_u16x8_shr(v1, k), v2 = wasm_u16x8_shr(v2, k), v3 = wasm_u16x8_shr(v3, k)
-                x = wasm_v128_load(xb), TL__DOT4(m0);
-                x = wasm_v128_load(xb + 8), TL__DOT4(m1);
-                TL__SHR4(4);
-                x = wasm_v128_load(xb + 16), TL__DOT4(m0);
-                x = wasm_v128_load(xb + 24), TL__DOT4(m1);
-                TL__SHR4(4);
-                x = wasm_v128_load(xb + 32), TL__DOT4(m0);
-                x = wasm_v128_load(xb + 40), TL__DOT4(m1);
-                TL__SHR4(4);
-                x = wasm_v128_load(xb + 48), TL__DOT4(m0);
-                x = wasm_v128_load(xb + 56), TL__DOT4(m1);
-#undef TL__SHR4
-                continue;
-            }
-            x = wasm_v128_load(xb), TL__DOT4(m0);
-            x = wasm_v128_load(xb + 8), TL__DOT4(m1);
-            x = wasm_v128_load(xb + 16), TL__DOT4(m2);
-            x = wasm_v128_load(xb + 24), TL__DOT4(m3);
-            v0 = wasm_u16x8_shr(v0, 8), v1 = wasm_u16x8_shr(v1, 8), v2 = wasm_u16x8_shr(v2, 8),
-            v3 = wasm_u16x8_shr(v3, 8);
-            x = wasm_v128_load(xb + 32), TL__DOT4(m0);
-            x = wasm_v128_load(xb + 40), TL__DOT4(m1);
-            x = wasm_v128_load(xb + 48), TL__DOT4(m2);
-            x = wasm_v128_load(xb + 56), TL__DOT4(m3);
+                TL__DOT4(ma);
+                x = wasm_v128_load(xb + 8);
+                TL__DOT4(mb);
 #undef TL__DOT4
+            }
         }
-        /* every product came scaled by 64 (wide: 4) */
         const int fs = wide ? 2 : 6;
         t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, fs)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, fs));
         t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(a2, fs)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(a3, fs));
