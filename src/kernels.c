@@ -223,6 +223,58 @@ static void tl__i2_dot_w16_wide(const uint8_t *rows, size_t row_bytes, size_t n,
     tl__i2_dot_w16_(rows, row_bytes, n, xs, x_sum, 1, out);
 }
 
+#if TL_SIMD
+/* tl__i2_dot_w16_wide for two vectors at once (the float path's two digits), rows taken two at a
+ * time: a mask and a shift of the weights serve both vectors, 8 weights of a row and vector cost
+ * 2.5 operations instead of 3 (and, dot, add), and two rows keep every register in place (four
+ * rows and two vectors need 16 accumulators and masks, more than V8 allocates). */
+static void tl__i2_dot2_w16_wide(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *x0s,
+                                 const int16_t *x1s, int32_t sum0, int32_t sum1, int32_t *out0, int32_t *out1) {
+    const size_t blocks = row_bytes / 16, step = 16 * n;
+    const v128_t m0 = wasm_i16x8_splat(3), m1 = wasm_i16x8_splat(3 << 2);
+    int32_t r0[4], r1[4];
+    for (size_t h = 0; h < n; h += 2) {
+        /* rows h and h + 1 of the tile (h + 1 repeats h past n: computed, not stored) */
+        const size_t oa = 16 * h, ob = h + 1 < n ? 16 * (h + 1) : 16 * h;
+        v128_t t0 = wasm_i32x4_splat(0), t1 = t0, t2 = t0, t3 = t0;
+        for (size_t b0 = 0; b0 < blocks; b0 += 64) {
+            size_t b1 = blocks - b0 > 64 ? b0 + 64 : blocks;
+            v128_t a0 = wasm_i32x4_splat(0), a1 = a0, c0 = a0, c1 = a0; /* a: vector 0, c: vector 1 */
+            for (unsigned p = 0; p < 4; p++) {
+                const uint8_t *w = rows + step * b0, *we = rows + step * b1;
+                const int16_t *xa = x0s + 64 * b0 + 16 * p, *xc = x1s + 64 * b0 + 16 * p;
+#if defined(__clang__)
+#pragma clang loop unroll(disable)
+#endif
+                for (; w != we; w += step, xa += 64, xc += 64) {
+                    v128_t va = wasm_u16x8_shr(wasm_v128_load(w + oa), 4 * p),
+                           vb = wasm_u16x8_shr(wasm_v128_load(w + ob), 4 * p), x, y, ka, kb;
+                    ka = wasm_v128_and(va, m0), kb = wasm_v128_and(vb, m0);
+                    x = wasm_v128_load(xa), y = wasm_v128_load(xc);
+                    a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(ka, x)), a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(kb, x));
+                    c0 = wasm_i32x4_add(c0, wasm_i32x4_dot_i16x8(ka, y)), c1 = wasm_i32x4_add(c1, wasm_i32x4_dot_i16x8(kb, y));
+                    ka = wasm_v128_and(va, m1), kb = wasm_v128_and(vb, m1);
+                    x = wasm_v128_load(xa + 8), y = wasm_v128_load(xc + 8);
+                    a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(ka, x)), a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(kb, x));
+                    c0 = wasm_i32x4_add(c0, wasm_i32x4_dot_i16x8(ka, y)), c1 = wasm_i32x4_add(c1, wasm_i32x4_dot_i16x8(kb, y));
+                }
+            }
+            /* every product came scaled by 4 (tl__i2_dot_w16_'s wide bounds: 64 blocks < 2^25) */
+            t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, 2)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, 2));
+            t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(c0, 2)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(c1, 2));
+        }
+        /* lanes: (row h, v0) (row h + 1, v0) (row h, v1) (row h + 1, v1) */
+        v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
+        v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
+        v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5), wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+        int32_t r[4];
+        wasm_v128_store(r, s);
+        r0[h] = r[0] - sum0, r0[h + 1] = r[1] - sum0, r1[h] = r[2] - sum1, r1[h + 1] = r[3] - sum1;
+    }
+    for (size_t i = 0; i < n; i++) out0[i] = r0[i], out1[i] = r1[i];
+}
+#endif
+
 #if TL_RELAXED
 /* x in the layout tl__i2_dot_x16 takes in the relaxed build: int8, zero-padded to whole blocks;
  * byte 16k + j of block q is column 8 (4 (j % 2) + k) + j / 2, the weight whose code sits in byte j
@@ -817,7 +869,17 @@ static void tl__dot_task(void *c, size_t task, unsigned thread) {
         /* ra is a multiple of 4 and rb one or the last row: rows r..r + n - 1 are a tile (4 rows) */
         for (size_t r = ra; r < rb; r += 4) {
             size_t n = rb - r < 4 ? rb - r : 4;
-            for (size_t v = 0; v < nvec; v++) {
+            size_t v = 0;
+#if TL_SIMD
+            if (j->wide && !j->r8)
+                for (; v + 2 <= nvec; v += 2) {
+                    int32_t a[4], a1[4];
+                    tl__i2_dot2_w16_wide(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, xs + (v + 1) * P,
+                                         sums[v], sums[v + 1], a, a1);
+                    for (size_t i = 0; i < n; i++) acc[v * rows + r + i] = a[i], acc[(v + 1) * rows + r + i] = a1[i];
+                }
+#endif
+            for (; v < nvec; v++) {
                 int32_t a[4];
                 if (j->r8)
                     m->traits->dot_x16(m->data + r * m->row_bytes, m->row_bytes, n, xs + v * P, sums[v], a);
