@@ -991,9 +991,10 @@ static void tl__i8_run(const tl_matrix *m, const int8_t *x, size_t batch, const 
  * about what a float32 sum of the same terms may lose; sums of x that are multiples of 1 / u (small
  * integers times a power of two) come out exact. Every build returns the same bits, at any batch.
  *
- * Batch 1 splits q into digits for the integer dot products (two of 12 bits, S = 2^12 S_1 + S_0,
- * through the wide dot products; the relaxed build: four int8 digits for its byte dot products); batches use tables
- * of int32 sums over each i2 byte (below), 8 vectors per pass, tile sums added into int64.
+ * Batches of up to TL__F32_DOTS vectors split each q into digits for the integer dot products (two
+ * of 12 bits, S = 2^12 S_1 + S_0, through the wide dot products, one vector at a time); larger
+ * batches use tables of int32 sums over each i2 byte (below), 8 vectors per pass, tile sums added
+ * into int64.
  * ------------------------------------------------------------------------- */
 
 #define TL__FQ 23       /* |q| <= 2^23 */
@@ -1031,17 +1032,13 @@ static double tl__f32_q(const float *x, size_t cols, int32_t *q) {
     return ldexp(1.0, -sh);
 }
 
-/* The digits of q for the batch-1 dot products, lowest first: TL__FD digits of TL__FB bits, each
- * in [-2^(FB-1), 2^(FB-1)) but the last (q = sum_k d_k 2^(FB k)): two of 12 bits for the wide int16
- * dot products (|d| <= 2048), four of 8 bits (int8) for the relaxed build's. */
-#if TL_RELAXED
-#define TL__FD 4
-#define TL__FB 8
-#else
+/* The digits of q for the dot products, lowest first: TL__FD digits of TL__FB bits, each in
+ * [-2^(FB-1), 2^(FB-1)) but the last (q = sum_k d_k 2^(FB k)): two of 12 bits (|d| <= 2048) for
+ * the wide int16 dot products, in every build (the relaxed build's byte dot products on four 8-bit
+ * digits measured 1.26-1.6x slower than the two digits in one fused int16 pass). */
 #define TL__FD 2 /* tl__product's wide vectors */
 #define TL__FB 12
-#endif
-_Static_assert(TL__FD < (TL_RELAXED ? TL__TABLE_MIN_R8 : TL__TABLE_MIN), "the digits go through the dot products");
+_Static_assert(TL__FD < TL__TABLE_MIN, "the digits go through the dot products");
 
 /* q (cols int32) -> TL__FD digit vectors of cols int16 (d + k cols: digit k) */
 static void tl__f32_digits(const int32_t *q, size_t cols, int16_t *d) {
@@ -1129,7 +1126,12 @@ static void tl__lutq_row(const uint8_t *p, size_t step, const int32_t *T, size_t
 }
 #undef TL__E
 
-static int tl__f32_dots(const tl_matrix *m, size_t batch) { return batch == 1 && m->cols <= TL__DOT_COLS; }
+/* Batches up to TL__F32_DOTS vectors take the dot products one vector at a time: below that the
+ * batched tables cost more per vector than a vector's own pass. */
+#ifndef TL__F32_DOTS
+#define TL__F32_DOTS 4
+#endif
+static int tl__f32_dots(const tl_matrix *m, size_t batch) { return batch <= TL__F32_DOTS && m->cols <= TL__DOT_COLS; }
 
 /* The batched float tables' scratch, per thread: tables of a tile, int64 accumulators, and for
  * formats re-encoded to i2 a decoded row and a band of re-encoded rows */
@@ -1142,8 +1144,8 @@ static uint64_t tl__f32_lut_slot(const tl_matrix *m) {
 static uint64_t tl__f32_need(const tl_matrix *m, size_t batch) {
     uint64_t head = tl__rup16((uint64_t)batch * m->cols * 4) + tl__rup16((uint64_t)batch * 8);
     if (tl__f32_dots(m, batch))
-        return head + tl__rup16((uint64_t)TL__FD * m->cols * 3) + tl__rup16((uint64_t)TL__FD * m->rows * 4) +
-               tl__product_need(m, TL__FD, TL_RELAXED);
+        return head + tl__rup16((uint64_t)TL__FD * m->cols * 2) + tl__rup16((uint64_t)TL__FD * m->rows * 4) +
+               tl__product_need(m, TL__FD, 0);
     return head + tl__split_rows(m, batch, 4, TL__TASKS_LUT).slots * tl__f32_lut_slot(m);
 }
 
@@ -1217,16 +1219,15 @@ static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float 
 
     if (tl__f32_dots(m, batch)) {
         int16_t *d = tl__take(&cur, (uint64_t)TL__FD * cols * 2);
-        int8_t *d8 = tl__take(&cur, (uint64_t)TL__FD * cols); /* the relaxed build's int8 digits */
         int32_t *a = tl__take(&cur, (uint64_t)TL__FD * rows * 4);
-        tl__f32_digits(q, cols, d);
-        if (TL_RELAXED)
-            for (size_t i = 0; i < TL__FD * cols; i++) d8[i] = (int8_t)d[i];
-        tl__product(m, d, TL_RELAXED ? d8 : NULL, TL__FD, !TL_RELAXED, a, cur);
-        for (size_t r = 0; r < rows; r++) {
-            int64_t s = 0;
-            for (int k = TL__FD - 1; k >= 0; k--) s = s * (1 << TL__FB) + a[k * rows + r];
-            out[r] = (float)((double)s * unit[0]) * m->scales[r];
+        for (size_t b = 0; b < batch; b++) {
+            tl__f32_digits(q + b * cols, cols, d);
+            tl__product(m, d, NULL, TL__FD, 1, a, cur);
+            for (size_t r = 0; r < rows; r++) {
+                int64_t s = 0;
+                for (int k = TL__FD - 1; k >= 0; k--) s = s * (1 << TL__FB) + a[k * rows + r];
+                out[b * rows + r] = (float)((double)s * unit[b]) * m->scales[r];
+            }
         }
         return;
     }
