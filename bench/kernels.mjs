@@ -367,8 +367,39 @@ async function runBuild(variant, shape, act, spotRows, simdRuns) {
       process.stderr.write('.');
     }
   }
+  // Batch reuse, measured interleaved (targets (7) and (8)): batch 1 and batch b of the same kernel
+  // alternate call by call, and each round's ratio (batch-1 time x b / batch-b time) is kept; their
+  // median does not move with the machine's minute-to-minute speed the way two lines timed apart do.
+  const reuse = new Map();
+  if (!simdRuns && batches.includes(1) && rows === 4096 && cols === 4096) {
+    const f = formats[0];
+    const mk = (kind, b) =>
+      kind === 'int8'
+        ? () => ok(x.tl_matmul_i8(f.m, px8, b * cols, b, pxs, pacc, 0, b * rows), `${build} reuse`)
+        : () => ok(x.tl_matmul_f32(f.m, pxf, b * cols, b, pout, b * rows), `${build} reuse`);
+    for (const kind of ['int8', 'float']) {
+      for (const b of batches.filter((v) => v >= 8)) {
+        const one = mk(kind, 1), many = mk(kind, b);
+        one(), many();
+        const rs = [];
+        const t0 = performance.now();
+        while (rs.length < 9 || (performance.now() - t0 < budgetMs && rs.length < 400)) {
+          let a = performance.now();
+          one();
+          const t1 = performance.now() - a;
+          a = performance.now();
+          many();
+          const tb = performance.now() - a;
+          rs.push((t1 * b) / tb);
+        }
+        rs.sort((p, q) => p - q);
+        reuse.set(`${kind}/${b}`, { ratio: rs[rs.length >> 1], rounds: rs.length });
+        process.stderr.write('.');
+      }
+    }
+  }
   for (const f of formats) x.tl_matrix_free(f.m);
-  return { lines, formats, x8, xs, fused };
+  return { lines, formats, x8, xs, fused, reuse };
 }
 
 /** Scalar line against the SIMD line: identical accumulators, or floats within the tolerance. */
@@ -808,13 +839,15 @@ if (!at || !b1) {
       console.log(`  ${n} ${kind} GEMM reuse: NOT MEASURED (no batch >= 8)`);
       continue;
     }
-    const rs = big.map((b) => [b, base * b / at.simd.lines.get(`i2/${b}/${kind}`).median]);
-    const min = Math.min(...rs.map(([, v]) => v));
+    // judged on the interleaved rounds (runBuild's `reuse`); the ratio of the two lines' medians, timed
+    // apart, is shown beside them
+    const rs = big.map((b) => [b, at.simd.reuse.get(`${kind}/${b}`), base * b / at.simd.lines.get(`i2/${b}/${kind}`).median]);
+    const min = Math.min(...rs.map(([, p]) => p.ratio));
     target(
-      `${n} ${kind} GEMM (i2, 4096x4096), weights x batch per second at batch >= 8 over batch 1, the lowest`,
+      `${n} ${kind} GEMM (i2, 4096x4096), weights x batch per second at batch >= 8 over batch 1, interleaved, the lowest`,
       min,
       goal,
-      rs.map(([b, v]) => `batch ${b} ${num(v, 2)}x`).join(', '),
+      rs.map(([b, p, l]) => `batch ${b} ${num(p.ratio, 2)}x (${p.rounds} rounds; lines ${num(l, 2)}x)`).join(', '),
     );
   }
 }
