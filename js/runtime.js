@@ -204,6 +204,12 @@ export class Owned {
   constructor(...ptrs) {
     const rt = new.target.rt;
     if (!rt) throw new TypeError(`${new.target.name}: use the static constructors of an initialized instance`);
+    if (!Number.isInteger(ptrs[0]) || ptrs[0] <= 0) {
+      // `new tl.Network({ widths })` reaches here with an object where the pointer goes
+      const name = new.target.name;
+      throw invalid(`new ${name}(...): a ${name} is made by its static methods (such as ${name}.create, ` +
+        `${name}.load or ${name}.from...), not by new`);
+    }
     Object.defineProperty(this, 'rt', { value: rt });
     this.#ptrs = ptrs;
     rt.registry?.register(this, { cls: new.target, ptrs }, this);

@@ -395,3 +395,13 @@ test('a bad label on the main thread is named as the worker names it', () => {
     net.free();
   }
 });
+
+test('new on a class made by static methods says which to call, for every such class', () => {
+  for (const [cls, arg] of [[tl.Network, { widths: [2, 3] }], [tl.Model, new Uint8Array(8)], [tl.PackedMatrix, [1, -1]]]) {
+    assert.throws(() => new cls(arg), (e) => e instanceof TilelliError && e.code === 'INVALID_ARGUMENT' &&
+      e.message.includes(`new ${cls.name}(...)`) && e.message.includes(`${cls.name}.create`));
+  }
+  // and the instance is still usable after
+  const net = tl.Network.create({ widths: [2, 3] });
+  net.free();
+});
