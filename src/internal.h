@@ -83,7 +83,7 @@ size_t tl__first_non_finite(const float *w, size_t n);
 /* Float row operations shared by the model runtimes (ops.c). tl__rms_norm: x / sqrt(mean(x^2) +
  * eps) * w (w may be NULL) in place, the runtime's rule (docs/FORMATS.md); nonzero when an output
  * is not finite. tl__softmax: in place, max subtracted, sum in double. tl__dot_f32: 4 partial sums
- * (lane i % 4), the same bits in every build. tl__axpy_f32: y += a * x. */
+ * (lane i % 4), the same bits in every build. */
 int tl__rms_norm(float *x, size_t n, float eps, const float *w);
 float tl__silu(float x);
 void tl__softmax(float *x, size_t n);
@@ -93,7 +93,10 @@ void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, floa
 void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, float *out);
 /* out[r] = scales[r] * dot(int8 row r as floats, x) (the dot: tl__dot_f32's bits). */
 void tl__gemv_i8(const int8_t *w, const float *scales, size_t rows, size_t cols, const float *x, float *out);
-void tl__axpy_f32(float *y, float a, const float *x, size_t n);
+/* Attention over len cached rows `stride` floats apart (ops.c): scores[j] = tl__dot_f32(q, row j of
+ * k, d) * scale, and o = sum_j p[j] (row j of v), each element summed in the order of j. */
+void tl__attn_scores(const float *q, const float *k, size_t stride, size_t len, size_t d, float scale, float *scores);
+void tl__attn_values(const float *p, const float *v, size_t stride, size_t len, size_t d, float *o);
 
 /*
  * The scalar reference: the reference module's formulas written literally

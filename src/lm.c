@@ -1069,11 +1069,9 @@ static void tl__lm_attention(tl_lm *lm, size_t layer, size_t n, size_t p) {
         for (size_t h = 0; h < lm->heads; h++) {
             const float *q = lm->q + (t * lm->heads + h) * d;
             size_t kvh = h / group;
-            for (size_t j = 0; j < len; j++) lm->scores[j] = tl__dot_f32(q, kc + j * KV + kvh * d, d) * scale;
+            tl__attn_scores(q, kc + kvh * d, KV, len, d, scale, lm->scores);
             tl__softmax(lm->scores, len);
-            float *o = lm->att + (t * lm->heads + h) * d;
-            memset(o, 0, d * sizeof(float));
-            for (size_t j = 0; j < len; j++) tl__axpy_f32(o, lm->scores[j], vc + j * KV + kvh * d, d);
+            tl__attn_values(lm->scores, vc + kvh * d, KV, len, d, lm->att + (t * lm->heads + h) * d);
         }
     }
 }

@@ -196,13 +196,53 @@ void tl__gemv_i8(const int8_t *w, const float *scales, size_t rows, size_t cols,
     for (; r < rows; r++) out[r] = scales[r] * tl__dot_at(w + r * cols, tl__w_i8, x, cols);
 }
 
-/* y[i] += a * x[i] */
-void tl__axpy_f32(float *y, float a, const float *x, size_t n) {
+/* Attention's two products over the cached positions j < len (rows `stride` floats apart):
+ * scores[j] = tl__dot_f32(q, k + j stride, d) * scale, four positions at a time (four independent
+ * chains of the same lane sums: the same bits, where one dot at a time waits on its adds); and
+ * o = sum_j p[j] v_j, each element from 0 by o = o + p[j] v_j[i] in the order of j (every build),
+ * a block of o held in registers across all j. */
+void tl__attn_scores(const float *q, const float *k, size_t stride, size_t len, size_t d, float scale, float *scores) {
+    size_t j = 0;
+#if TL_SIMD
+    if (d % 4 == 0)
+        for (; j + 4 <= len; j += 4) {
+            const float *k0 = k + j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+            v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+            for (size_t i = 0; i < d; i += 4) {
+                v128_t qi = wasm_v128_load(q + i);
+                s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(qi, wasm_v128_load(k0 + i)));
+                s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(qi, wasm_v128_load(k1 + i)));
+                s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(qi, wasm_v128_load(k2 + i)));
+                s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(qi, wasm_v128_load(k3 + i)));
+            }
+            float l[4][4];
+            wasm_v128_store(l[0], s0), wasm_v128_store(l[1], s1), wasm_v128_store(l[2], s2), wasm_v128_store(l[3], s3);
+            for (int r = 0; r < 4; r++) scores[j + r] = ((l[r][0] + l[r][1]) + (l[r][2] + l[r][3])) * scale;
+        }
+#endif
+    for (; j < len; j++) scores[j] = tl__dot_f32(q, k + j * stride, d) * scale;
+}
+
+void tl__attn_values(const float *p, const float *v, size_t stride, size_t len, size_t d, float *o) {
     size_t i = 0;
 #if TL_SIMD
-    v128_t av = wasm_f32x4_splat(a);
-    for (; i + 4 <= n; i += 4)
-        wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_f32x4_mul(av, wasm_v128_load(x + i))));
+    for (; i + 16 <= d; i += 16) {
+        v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < len; j++) {
+            const float *vj = v + j * stride + i;
+            v128_t s = wasm_f32x4_splat(p[j]);
+            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(vj)));
+            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(vj + 4)));
+            a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, wasm_v128_load(vj + 8)));
+            a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, wasm_v128_load(vj + 12)));
+        }
+        wasm_v128_store(o + i, a0), wasm_v128_store(o + i + 4, a1);
+        wasm_v128_store(o + i + 8, a2), wasm_v128_store(o + i + 12, a3);
+    }
 #endif
-    for (; i < n; i++) y[i] = y[i] + a * x[i];
+    for (; i < d; i++) {
+        float a = 0.0f;
+        for (size_t j = 0; j < len; j++) a = a + p[j] * v[j * stride + i];
+        o[i] = a;
+    }
 }

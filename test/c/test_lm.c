@@ -198,7 +198,8 @@ static void reference(spec *s, const uint32_t *tokens, size_t n, int int8, float
                 tl__softmax(sc, t + 1);
                 float *a = att + hh * hd;
                 memset(a, 0, hd * 4);
-                for (size_t j = 0; j <= t; j++) tl__axpy_f32(a, sc[j], vc + (l * n + j) * KV + kh * hd, hd);
+                for (size_t j = 0; j <= t; j++)
+                    for (size_t i = 0; i < hd; i++) a[i] = a[i] + sc[j] * vc[(l * n + j) * KV + kh * hd + i];
             }
             tl__rms_norm(att, Q, 1e-5f, T("self_attn.attn_sub_norm.weight")->v);
             rlinear(&po, att, int8, o);
