@@ -135,6 +135,15 @@ static int32_t tl__sum16(const int16_t *x, size_t n) {
     return s;
 }
 
+#if TL_SIMD
+/* Transpose-add: lane i of the result = the sum of t_i's four lanes (modulo 2^32). */
+static inline v128_t tl__hsum4(v128_t t0, v128_t t1, v128_t t2, v128_t t3) {
+    v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
+    v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
+    return wasm_i32x4_add(wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5), wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+}
+#endif
+
 /* sum trit[i] * x[i] over the n (1..4) rows of an i2 tile (matrix.c: block b of row i at
  * tile + 16 (n b + i)), x in tl__i2_xw's layout (wide or not), x_sum = sum x: out[i] for row i.
  * Wide (|x| <= 4095, the float path's two 12-bit digits): fields are taken two at a time, after a
@@ -194,10 +203,7 @@ static inline void tl__i2_dot_w16_(const uint8_t *rows, size_t row_bytes, size_t
         t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, fs)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, fs));
         t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(a2, fs)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(a3, fs));
     }
-    /* transpose-add: lane i of s = sum of t_i's lanes */
-    v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
-    v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
-    v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5), wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+    v128_t s = tl__hsum4(t0, t1, t2, t3);
     s = wasm_i32x4_sub(s, wasm_i32x4_splat(x_sum));
     int32_t r[4];
     wasm_v128_store(r, s);
@@ -226,7 +232,8 @@ static void tl__i2_dot_w16_wide(const uint8_t *rows, size_t row_bytes, size_t n,
 #if TL_SIMD
 /* tl__i2_dot_w16_wide for two vectors at once (the float path's two digits), rows taken two at a
  * time: a mask and a shift of the weights serve both vectors, 8 weights of a row and vector cost
- * 2.5 operations instead of 3 (and, dot, add), and two rows keep every register in place (four
+ * 2.5 operations (half an and, a dot, an add) plus a share of the shift, against 3 and a shift
+ * apart, and two rows keep every register in place (four
  * rows and two vectors need 16 accumulators and masks, more than V8 allocates). */
 static void tl__i2_dot2_w16_wide(const uint8_t *rows, size_t row_bytes, size_t n, const int16_t *x0s,
                                  const int16_t *x1s, int32_t sum0, int32_t sum1, int32_t *out0, int32_t *out1) {
@@ -264,9 +271,7 @@ static void tl__i2_dot2_w16_wide(const uint8_t *rows, size_t row_bytes, size_t n
             t2 = wasm_i32x4_add(t2, wasm_i32x4_shr(c0, 2)), t3 = wasm_i32x4_add(t3, wasm_i32x4_shr(c1, 2));
         }
         /* lanes: (row h, v0) (row h + 1, v0) (row h, v1) (row h + 1, v1) */
-        v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
-        v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
-        v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5), wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+        v128_t s = tl__hsum4(t0, t1, t2, t3);
         int32_t r[4];
         wasm_v128_store(r, s);
         r0[h] = r[0] - sum0, r0[h + 1] = r[1] - sum0, r1[h] = r[2] - sum1, r1[h + 1] = r[3] - sum1;
@@ -331,9 +336,7 @@ void tl__i2_dot_x16(const uint8_t *rows, size_t row_bytes, size_t n, const void 
         t2 = wasm_i32x4_add(t2, wasm_i32x4_extadd_pairwise_i16x8(a2));
         t3 = wasm_i32x4_add(t3, wasm_i32x4_extadd_pairwise_i16x8(a3));
     }
-    v128_t u0 = wasm_i32x4_add(wasm_i32x4_shuffle(t0, t1, 0, 4, 1, 5), wasm_i32x4_shuffle(t0, t1, 2, 6, 3, 7));
-    v128_t u1 = wasm_i32x4_add(wasm_i32x4_shuffle(t2, t3, 0, 4, 1, 5), wasm_i32x4_shuffle(t2, t3, 2, 6, 3, 7));
-    v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5), wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+    v128_t s = tl__hsum4(t0, t1, t2, t3);
     s = wasm_i32x4_sub(s, wasm_i32x4_splat(x_sum));
     int32_t r[4];
     wasm_v128_store(r, s);
@@ -1128,9 +1131,7 @@ static void tl__lutq_row(const uint8_t *p, size_t step, const int32_t *T, size_t
 
 /* Batches up to TL__F32_DOTS vectors take the dot products one vector at a time: below that the
  * batched tables cost more per vector than a vector's own pass. */
-#ifndef TL__F32_DOTS
 #define TL__F32_DOTS 4
-#endif
 static int tl__f32_dots(const tl_matrix *m, size_t batch) { return batch <= TL__F32_DOTS && m->cols <= TL__DOT_COLS; }
 
 /* The batched float tables' scratch, per thread: tables of a tile, int64 accumulators, and for
