@@ -300,6 +300,15 @@ export default createHandler({ model, runtime: 'workerd', activations: 'int8' })
 `;
     servers.push({ ...(await workerdServer('workerd-tilelli-mnist-int8', { source: int8Entry, model: m.mnist.tlm })), width: 784, model: 'mnist', lib: 'tilelli, int8 activations' });
     servers.push({ ...(await workerdServer('workerd-tilelli-wide-int8', { source: int8Entry, model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'tilelli, int8 activations' });
+    // The relaxed-SIMD serving build, which the worker imports and passes (createHandler({ module })):
+    // faster int8 products, one more module and the build's self-test at every start.
+    const relaxedEntry = `import model from './model.tlm';
+import relaxed from ${JSON.stringify(join(ROOT, 'dist', 'tilelli-serve-relaxed.wasm'))};
+import { createHandler } from ${JSON.stringify(join(example, 'handler.js'))};
+export default createHandler({ model, runtime: 'workerd', activations: 'int8', module: relaxed });
+`;
+    servers.push({ ...(await workerdServer('workerd-tilelli-mnist-int8-relaxed', { source: relaxedEntry, model: m.mnist.tlm })), width: 784, model: 'mnist', lib: 'tilelli, int8, relaxed build' });
+    servers.push({ ...(await workerdServer('workerd-tilelli-wide-int8-relaxed', { source: relaxedEntry, model: m.wide.tlm })), width: 1024, model: 'wide', lib: 'tilelli, int8, relaxed build' });
     // The URL entry: the model fetched from a server in this process on the first request.
     const store = createServer(async (req, res) => {
       const bytes = await readFile(req.url === '/wide.tlm' ? m.wide.tlm : m.mnist.tlm);

@@ -101,6 +101,14 @@ uint32_t tl_version(void);
 #define TL_BUILD_THREADS 4u /* the threaded builds (wasm atomics, shared memory) */
 uint32_t tl_build_flags(void);
 
+/* The build's known-answer test: the int8 x ternary product (the i2 path that uses relaxed SIMD's
+ * dot in the relaxed build) on fixed inputs that reach the kernels' extremes, against plain sums.
+ * Returns 0 when every sum is exact; else the count of wrong sums (tl_error_detail names the
+ * first: vector, row, got, expected), or a negative tl_status when a call failed. The JS loader
+ * runs it on every instance of the relaxed build: an engine can validate relaxed SIMD and still
+ * compute it wrongly (Node 20's baseline compiler on x86). */
+int32_t tl_build_selftest(void);
+
 /* Threads. The threaded WebAssembly builds (dist/tilelli-simd-mt.wasm, dist/tilelli-relaxed-mt.wasm)
  * split the rows of a product over workers that the JS side starts (init({ threads })).
  * tl_threads_set(n) asks for n threads, the calling one included, and returns how many are in use:

@@ -15,7 +15,6 @@
 // (dist/tilelli-relaxed-mt.wasm, dist/tilelli-simd-mt.wasm; the scalar build has none) and its
 // workers are started once, here; elsewhere the single-threaded file, exactly as before.
 
-import { instantiate } from './core.js';
 import { TilelliError } from './errors.js';
 import { relaxedSupported } from './selftest.js';
 import { threadsOption, threadsUnavailable } from './threads.js';
@@ -24,8 +23,17 @@ export { TilelliError, relaxedSupported };
 
 /** The shipped builds. */
 export const BUILDS = Object.freeze(['relaxed', 'simd', 'scalar']);
+/** The builds that have a serving file (dist/tilelli-serve-<build>.wasm: the Model API only). */
+export const SERVE_BUILDS = Object.freeze(['relaxed', 'simd']);
+
+/** The serving file of init()'s choice of build, for the `tilelli/serve` entries ('serve-simd'). */
+export function serveBuild(build) {
+  if (SERVE_BUILDS.includes(build)) return `serve-${build}`;
+  throw new TilelliError('INVALID_ARGUMENT', `init: tilelli/serve has the ${SERVE_BUILDS.join(' and ')} builds, not '${build}': ` +
+    "this runtime needs the full entry ('tilelli'), or init({ module }) with a build of your own");
+}
 /** The builds that have a threaded file (dist/tilelli-<build>-mt.wasm). */
-const THREADED = new Set(['relaxed', 'simd']);
+const THREADED = Object.freeze(['relaxed', 'simd']);
 
 // The smallest module that uses a SIMD128 instruction: (func (result v128) i32.const 0 i8x16.splat).
 const SIMD_PROBE = new Uint8Array([
@@ -39,14 +47,24 @@ export function simdSupported() {
 
 /**
  * The URL of a shipped wasm build, next to this package's js/ folder.
- * @param {'relaxed' | 'simd' | 'scalar' | 'relaxed-mt' | 'simd-mt' | boolean} build a build, or the
- * threaded file of one ('-mt'); true and false (older callers) mean 'simd' and 'scalar'
+ * @param {'relaxed' | 'simd' | 'scalar' | 'relaxed-mt' | 'simd-mt' | 'serve-relaxed' | 'serve-simd' | boolean} build
+ * a build, the threaded file of one ('-mt') or the serving file of one ('serve-'); true and false
+ * (older callers) mean 'simd' and 'scalar'
  */
 export function wasmUrl(build) {
   const name = build === true ? 'simd' : build === false ? 'scalar' : build;
-  const base = typeof name === 'string' && name.endsWith('-mt') ? name.slice(0, -3) : name;
-  if (!BUILDS.includes(base) || (base !== name && !THREADED.has(base))) {
-    throw new TilelliError('INVALID_ARGUMENT', `wasmUrl: build must be one of ${BUILDS.join(', ')}, ${[...THREADED].map((b) => `${b}-mt`).join(', ')} (or a boolean), got ${String(build)}`);
+  let base = name;
+  let known = BUILDS;
+  if (typeof name === 'string' && name.endsWith('-mt')) {
+    base = name.slice(0, -3);
+    known = THREADED;
+  } else if (typeof name === 'string' && name.startsWith('serve-')) {
+    base = name.slice(6);
+    known = SERVE_BUILDS;
+  }
+  if (!known.includes(base)) {
+    throw new TilelliError('INVALID_ARGUMENT', `wasmUrl: build must be one of ${BUILDS.join(', ')}, ${THREADED.map((b) => `${b}-mt`).join(', ')}, ` +
+      `${SERVE_BUILDS.map((b) => `serve-${b}`).join(', ')} (or a boolean), got ${String(build)}`);
   }
   return new URL(`../dist/tilelli-${name}.wasm`, import.meta.url);
 }
@@ -75,12 +93,14 @@ export function lastInitUrl() { return lastUrl; }
 
 /**
  * Make the init() of an entry.
+ * @param {(module: WebAssembly.Module, options: object) => Promise<object>} instantiate the API
+ * to make: js/core.js's (everything) or js/serve-core.js's (the Model class)
  * @param {(build: 'relaxed' | 'simd' | 'scalar' | 'relaxed-mt' | 'simd-mt') => Promise<WebAssembly.Module>} loadBuild
  * the shipped build (or its threaded file), compiled
  * @param {(url: URL) => Promise<WebAssembly.Module>} [loadUrl] how this runtime loads `{ url }`
  * @param {{ threads?: boolean }} [can] threads: false for a runtime that never runs threads (workerd)
  */
-export function makeInit(loadBuild, loadUrl = compileFetched, can = {}) {
+export function makeInit(instantiate, loadBuild, loadUrl = compileFetched, can = {}) {
   const cache = new Map(); // build or url -> Promise<WebAssembly.Module>: compile once per process
   let relaxedFailed = false; // the relaxed build failed once here (self-test, missing file): not tried again
   const cached = (key, load) => {
@@ -100,7 +120,7 @@ export function makeInit(loadBuild, loadUrl = compileFetched, can = {}) {
     // threads: how many the caller wants (validated in every runtime), then how many can run here
     const wantThreads = threadsOption(options.threads);
     const threads = can.threads === false || !threadsHere() ? 1 : wantThreads;
-    const load = (b) => (threads > 1 && THREADED.has(b)
+    const load = (b) => (threads > 1 && THREADED.includes(b)
       ? cached(`${b}-mt`, () => loadBuild(`${b}-mt`))
       : cached(b, () => loadBuild(b)));
     const opts = { maxMemory, threads };

@@ -18,6 +18,7 @@
 
 import { STATUS } from './constants.js';
 import { TilelliError } from './errors.js';
+import { instantiate } from './core.js';
 import { compileFetched, makeInit, wasmUrl } from './loader.js';
 import { MSG, checkRequest, invalid, isLmRequest, serializeError } from './protocol.js';
 
@@ -40,7 +41,7 @@ async function compileAt(url) {
   return compileFetched(url);
 }
 
-const init = makeInit((build) => compileAt(wasmUrl(build)), compileAt);
+const init = makeInit(instantiate, (build) => compileAt(wasmUrl(build)), compileAt);
 
 /** A macrotask: messages that arrived meanwhile are dispatched before it runs. setImmediate in
  * Node (after the poll phase that delivers port messages); a MessageChannel elsewhere, because

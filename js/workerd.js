@@ -10,6 +10,7 @@
 import relaxedModule from '../dist/tilelli-relaxed.wasm';
 import simdModule from '../dist/tilelli-simd.wasm';
 
+import { instantiate } from './core.js';
 import { makeInit, TilelliError } from './loader.js';
 
 export { TilelliError, relaxedSupported, simdSupported, wasmUrl } from './loader.js';
@@ -20,4 +21,4 @@ async function loadBuild(build) {
   throw new TilelliError('INVALID_ARGUMENT', `init: the workerd entry bundles the relaxed and SIMD128 builds, not '${build}': ` +
     `import it as a module (import m from 'tilelli/tilelli-${build}.wasm') and pass init({ module: m })`);
 }
-export const init = makeInit(loadBuild, undefined, { threads: false }); // workerd runs no threads
+export const init = makeInit(instantiate, loadBuild, undefined, { threads: false }); // workerd runs no threads

@@ -29,6 +29,12 @@ tl_status tl__fail(tl_status s, const char *fmt, ...)
 #endif
     ;
 
+/* The known-answer test behind tl_build_selftest (selftest.c), with the product it checks given:
+ * the C tests hand it a wrong one to see it fail. */
+typedef tl_status (*tl__selftest_product)(const tl_matrix *m, const int8_t *x, size_t cols, int32_t *acc,
+                                          size_t rows);
+int32_t tl__selftest(tl__selftest_product product);
+
 /* A safetensors dtype's name as the file spells it ("F32", "I64", ...), and whether its values
  * are floating point (safetensors.c). */
 const char *tl__dtype_name(tl_dtype d);

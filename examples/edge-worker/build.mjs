@@ -3,9 +3,9 @@
 //   node build.mjs [entry.js] [--outdir build]
 //
 // esbuild bundles the entry as wrangler would (ESM, export conditions workerd / worker / browser:
-// 'tilelli' resolves to its js/workerd.js) but keeps three imports as imports of modules that
-// config.capnp declares: the two wasm builds (workerd compiles wasm modules when it loads the
-// config, and compiles no wasm from bytes at run time) and the packed model (a data module: an
+// 'tilelli/serve' resolves to its js/serve-workerd.js) but keeps some imports as imports of
+// modules that config.capnp declares: the wasm builds (workerd compiles wasm modules from its
+// config only, no wasm from bytes at run time) and the packed model (a data module: an
 // ArrayBuffer, no base64 in the JavaScript). The wasm files and model.tlm are copied next to the
 // bundle, so config.capnp embeds everything from one folder.
 import { copyFile, mkdir } from 'node:fs/promises';
@@ -36,8 +36,8 @@ export async function buildWorker({ entry = join(here, 'worker.js'), outdir, mod
     platform: 'neutral',
     conditions: ['workerd', 'worker', 'browser'],
     minify: true,
-    // tilelli's core keys its classes by constructor name (tl.Model is classes['Model']): a
-    // minifier that renames classes breaks it unless names are kept.
+    // tilelli's error messages name its classes ("new Model(...): a Model is made by its static
+    // methods"): a minifier that renames classes would garble them unless names are kept.
     keepNames: true,
     define,
     metafile: true,

@@ -1,6 +1,6 @@
 # config-url.capnp — plain workerd with the model fetched once per isolate from MODEL_URL:
 # `node build.mjs worker-url.js && npx workerd serve config-url.capnp`. The bundle imports only
-# the wasm builds; worker-url.js fetches MODEL_URL on the first request and keeps the model.
+# the wasm build; worker-url.js fetches MODEL_URL on the first request and keeps the model.
 using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
@@ -16,8 +16,7 @@ const config :Workerd.Config = (
 const predictor :Workerd.Worker = (
   modules = [
     (name = "worker.js", esModule = embed "build/worker.js"),
-    (name = "tilelli-relaxed.wasm", wasm = embed "build/tilelli-relaxed.wasm"),
-    (name = "tilelli-simd.wasm", wasm = embed "build/tilelli-simd.wasm"),
+    (name = "tilelli-serve-simd.wasm", wasm = embed "build/tilelli-serve-simd.wasm"),
   ],
   bindings = [ (name = "MODEL_URL", text = "http://127.0.0.1:8788/model.tlm") ],
   globalOutbound = "outbound",

@@ -17,7 +17,7 @@
 //
 // The model is loaded once per isolate (process): at module scope when the bytes are bundled, so
 // that the runtime does it while it starts; on the first request when they are fetched, and kept.
-import { init, TilelliError } from 'tilelli';
+import { init, TilelliError } from 'tilelli/serve';
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 // A float in JSON takes at most about 25 characters ("-1.2345678901234567e-123,"); 32 bytes per
@@ -132,13 +132,16 @@ function inputsFromJson(value, width, maxBatch, into) {
  * @param {'float' | 'int8'} [options.activations] the precision of every linear layer's input
  *   (Model.load's option; default: what the file says). int8 runs the MNIST MLP about 6 times
  *   faster at batch 1, with numbers that are no longer PyTorch's float ones
+ * @param {WebAssembly.Module} [options.module] the tilelli build to run (init({ module })), such
+ *   as the relaxed-SIMD serving build (import relaxed from 'tilelli/tilelli-serve-relaxed.wasm'):
+ *   faster int8 activations, a longer cold start. Default: the one tilelli/serve picks
  */
-export function createHandler({ model, runtime = 'unknown', maxBatch = 64, activations } = {}) {
+export function createHandler({ model, runtime = 'unknown', maxBatch = 64, activations, module } = {}) {
   let loading = null; // Promise of the loaded state, kept for the isolate's life once it succeeds
   let loaded = null;
 
   async function load(file, source) {
-    const tl = await init();
+    const tl = await init(module ? { module } : undefined);
     const opts = activations ? { activations } : undefined;
     let byteLength;
     let m;

@@ -539,6 +539,40 @@ static void test_head_gemv(void) {
     }
 }
 
+/* The build's known-answer test passes on this build, and bites: a product off by one in one row,
+ * one that wraps its sums as int16 lanes, and a failing call are each reported, without a leak. */
+static int tl_st_row = -1;   /* the row the tampered product gets wrong (-1: none) */
+static int tl_st_wrap = 0;   /* wrap every sum as int16 */
+static tl_status tl_st_status = TL_OK;
+static tl_status tampered(const tl_matrix *m, const int8_t *x, size_t cols, int32_t *acc, size_t rows) {
+    if (tl_st_status) return tl_st_status;
+    tl_status s = tl_matmul_i8(m, x, cols, 1, NULL, acc, NULL, rows);
+    for (size_t r = 0; r < rows; r++) {
+        if ((int)r == tl_st_row) acc[r] += 1;
+        if (tl_st_wrap) acc[r] = (int16_t)acc[r];
+    }
+    return s;
+}
+
+static void test_selftest(void) {
+    size_t live = tl_mem_live_bytes();
+    tl_error_clear();
+    CHECK(tl_build_selftest() == 0, "this build passes its self-test (%s)", tl_error_detail());
+    CHECK(tl__selftest(tampered) == 0, "the untampered product passes");
+    tl_st_row = 4;
+    int32_t r = tl__selftest(tampered);
+    CHECK(r == 2 && strstr(tl_error_detail(), "vector 0, row 4: got") != NULL,
+          "one wrong row in each of the 2 vectors: 2, the first named; got %d (%s)", (int)r, tl_error_detail());
+    tl_st_row = -1, tl_st_wrap = 1;
+    r = tl__selftest(tampered);
+    CHECK(r > 0 && strstr(tl_error_detail(), "int8 x ternary 5x1093") != NULL, "int16 wrap caught: %d (%s)", (int)r,
+          tl_error_detail());
+    tl_st_wrap = 0, tl_st_status = TL_ERR_NO_MEMORY;
+    CHECK(tl__selftest(tampered) == TL_ERR_NO_MEMORY, "a failing call gives its status");
+    tl_st_status = TL_OK;
+    CHECK(tl_mem_live_bytes() == live, "the self-test frees what it allocates");
+}
+
 int main(void) {
     tl__par_min_work = 0; /* split every product that has rows to split (threaded builds) */
     test_parallel();
@@ -550,5 +584,6 @@ int main(void) {
     test_head_gemv();
     test_kernel_errors();
     test_out_of_memory();
+    test_selftest();
     return check_report("kernels");
 }

@@ -6,7 +6,7 @@
 // the server must keep answering after them. The URL entry fetches its model once and keeps it.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -164,13 +164,14 @@ async function hostile(origin) {
   return cases.length;
 }
 
-async function describeModel(origin, runtime) {
+async function describeModel(origin, runtime, build) {
   const info = await (await fetch(`${origin}/model`)).json();
   assert.equal(info.input, 784);
   assert.equal(info.output, 10);
   assert.equal(info.runtime, runtime);
-  // workerd and Deno run relaxed SIMD; Node 20 only behind a flag (this test starts it without)
-  assert.equal(info.build, runtime === 'node' && !relaxedSupported() ? 'simd128' : 'relaxed-simd');
+  // tilelli/serve in workerd bundles the SIMD128 serving build only; Deno runs relaxed SIMD, Node 20
+  // only behind a flag (this test starts it without)
+  assert.equal(info.build, build ?? (runtime === 'workerd' || (runtime === 'node' && !relaxedSupported()) ? 'simd128' : 'relaxed-simd'));
   assert.equal(info.threads, 1);
   assert.equal(info.bytes, modelBytes.length);
   assert.deepEqual(info.layers.map((L) => L.type), ['linear', 'relu', 'linear', 'relu', 'linear']);
@@ -183,8 +184,9 @@ const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 test('workerd serves the bundled model: every MNIST test digit as Node predicts it, 4xx for hostile bodies', { timeout: 120_000 }, async (t) => {
   const work = join(dir, 'workerd');
   const { imports, inputs } = await buildWorker({ outdir: join(work, 'build'), model: modelFile });
-  assert.deepEqual(imports, ['./model.tlm', './tilelli-relaxed.wasm', './tilelli-simd.wasm']);
-  assert.ok(inputs.includes('../../js/workerd.js'), `the bundle uses the workerd entry: ${inputs}`);
+  assert.deepEqual(imports, ['./model.tlm', './tilelli-serve-simd.wasm']);
+  assert.ok(inputs.includes('../../js/serve-workerd.js'), `the bundle uses the workerd entry of tilelli/serve: ${inputs}`);
+  assert.ok(!inputs.some((f) => /js\/(core|train|lm|tokenizer)\.js$/.test(f)), `the serving bundle leaves the rest of the library out: ${inputs}`);
   await copyFile(join(example, 'config.capnp'), join(work, 'config.capnp'));
 
   const server = await startWorkerd({ cwd: work });
@@ -203,10 +205,38 @@ test('workerd serves the bundled model: every MNIST test digit as Node predicts 
   assert.doesNotMatch(server.output(), /Uncaught|uncaught exception/i, server.output());
 });
 
+test('workerd runs the relaxed serving build when the worker passes it (createHandler({ module }))', { timeout: 60_000 }, async (t) => {
+  const work = join(dir, 'workerd-relaxed');
+  const entry = join(work, 'entry.js');
+  await mkdir(work, { recursive: true });
+  await writeFile(entry, `import relaxed from ${JSON.stringify(join(root, 'dist', 'tilelli-serve-relaxed.wasm'))};
+import model from './model.tlm';
+import { createHandler } from ${JSON.stringify(join(example, 'handler.js'))};
+export default createHandler({ model, runtime: 'workerd', module: relaxed });
+`);
+  const { imports } = await buildWorker({ entry, outdir: join(work, 'build'), model: modelFile });
+  assert.deepEqual(imports, ['./model.tlm', './tilelli-serve-relaxed.wasm', './tilelli-serve-simd.wasm'],
+    'the package entry still imports its SIMD128 build; the worker adds the relaxed one');
+  const wasm = imports.filter((i) => i.endsWith('.wasm')).map((i) => i.slice(2));
+  await writeFile(join(work, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = ( services = [ (name = "main", worker = .w) ], sockets = [ (name = "http", address = "127.0.0.1:8787", http = (), service = "main") ] );
+const w :Workerd.Worker = ( modules = [ (name = "worker.js", esModule = embed "build/worker.js"),
+  ${wasm.map((n) => `(name = "${n}", wasm = embed "build/${n}")`).join(', ')}, (name = "model.tlm", data = embed "build/model.tlm") ],
+  compatibilityDate = "2025-06-01" );
+`);
+  const server = await startWorkerd({ cwd: work });
+  t.after(() => server.stop());
+  await describeModel(server.origin, 'workerd', 'relaxed-simd');
+  const r = await post(server.origin, f32body(digits.x.subarray(0, 64 * 784)), 'application/octet-stream', '/predict?outputs=1');
+  const body = await r.json();
+  assert.deepEqual(body.predictions, Array.from(expected.subarray(0, 64)));
+  assert.deepEqual(body.outputs.slice(0, 16).flat(), Array.from(expectedOutputs), 'the same bits as Node');
+});
+
 test('workerd with the URL entry fetches the model once, keeps it, and retries after a failed fetch', { timeout: 60_000 }, async (t) => {
   const work = join(dir, 'workerd-url');
   const { imports } = await buildWorker({ entry: join(example, 'worker-url.js'), outdir: join(work, 'build') });
-  assert.deepEqual(imports, ['./tilelli-relaxed.wasm', './tilelli-simd.wasm'], 'the model is not in the bundle');
+  assert.deepEqual(imports, ['./tilelli-serve-simd.wasm'], 'the model is not in the bundle');
   let fetches = 0;
   const store = createServer((req, res) => {
     fetches++;

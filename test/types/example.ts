@@ -10,6 +10,8 @@ import type {
   CharTokenizerJSON, TokenizerConfig, TokenDecoder, EncodeOptions, DecodeOptions,
 } from 'tilelli';
 import * as tilelli from 'tilelli';
+import { init as initServe, TilelliError as ServeError } from 'tilelli/serve';
+import type { TilelliServe } from 'tilelli/serve';
 
 const options: InitOptions = { simd: simdSupported(), maxMemory: 64 * 1024 * 1024 };
 const tl: Tilelli = await init(options);
@@ -148,6 +150,18 @@ const probabilities: Float32Array = model.run([0.5, 0.25, -1, 2]);
 const predicted: Int32Array = model.predict([0.5, 0.25, -1, 2, 1, 1, 1, 1]);
 const layerTypes: string[] = model.layers.map((L) => L.type);
 model.free();
+// The serving entry: the Model class alone, the same class and errors.
+const serving: TilelliServe = await initServe({ build: 'simd', maxMemory: 32 * 1024 * 1024 });
+const served: Model = serving.Model.load(packedModel);
+const servedProbabilities: Float32Array = served.run([0.5, 0.25, -1, 2]);
+served.free();
+if (ServeError !== TilelliError || servedProbabilities.some((v, i) => v !== probabilities[i]) || serving.threads !== 1) {
+  throw new Error('tilelli/serve: another error class, other outputs or threads');
+}
+// @ts-expect-error the serving API has no training
+void serving.Network;
+const serveUrl: URL = wasmUrl('serve-simd');
+void serveUrl;
 // Fine-tuning from the checkpoint's float weights (the worker takes the same checkpoint and architecture).
 const tunable: Network = tl.Network.fromCheckpoint(file, { input: 4, layers: [{ type: 'linear', weight: 'w' }] }, { quantizer: 'per_tensor', seed: 1 });
 const tunedShadow: Float32Array = tunable.getLayer(0).weight;

@@ -1,0 +1,17 @@
+import { readFileSync } from 'node:fs';
+const t0 = performance.now();
+const { init } = await import('tilelli/serve');
+const t1 = performance.now();
+const tl = process.env.W ? await init({ bytes: readFileSync(process.env.W) }) : await init({ build: process.env.B ?? 'simd' });
+const t2 = performance.now();
+const bytes = readFileSync('build/edge-bench/mnist.i2.tlm');
+const m = tl.Model.load(bytes);
+const t3 = performance.now();
+const x = new Float32Array(784).map((_, i) => (i * 37 % 101) / 101);
+m.predict(x);
+const t4 = performance.now();
+m.predict(x);
+const t5 = performance.now();
+const m2 = tl.Model.load(bytes);
+const t6 = performance.now();
+console.log(`import ${(t1 - t0).toFixed(2)} init ${(t2 - t1).toFixed(2)} load ${(t3 - t2).toFixed(2)} predict1 ${(t4 - t3).toFixed(2)} predict2 ${(t5 - t4).toFixed(2)} load2 ${(t6 - t5).toFixed(2)}`);
