@@ -22,7 +22,9 @@
 //   loaded, before traffic leaves garbage; median over the starts), and after the warm traffic with
 //   its peak (VmHWM). workerd runs one isolate here, so the difference from the no-op worker is what
 //   the isolate holds for the model (wasm memory, compiled code, bundle, model bytes, JS heap).
-//   GET /model adds the wasm memory the library reports (memoryStats().wasmBytes). A no-op worker
+//   GET /model adds the wasm memory the library reports (memoryStats().wasmBytes). The isolate as
+//   V8 accounts it is read after one more start with workerd's inspector on: Runtime.getHeapUsage
+//   (the JS heap reserved, array buffers' backing stores) plus that wasm memory. A no-op worker
 //   that imports the wide model as a data module and does nothing with it shows what workerd itself
 //   holds for a bundled model, before any library code runs; a no-op worker that reads the request
 //   body (and answers the same JSON) shows what reading the input costs any worker, library aside.
@@ -452,6 +454,49 @@ for (const fam of families) {
   }
 }
 
+// Isolate memory as V8 accounts it: one more start of each workerd server with the inspector on,
+// after its first answer the inspector's Runtime.getHeapUsage (the JS heap V8 reserved, and the
+// backing stores of array buffers: the data module's bytes among them) plus the wasm memory the
+// library reports (GET /model). What workerd holds outside the isolate (its copy of the config and
+// of every embedded module, the compiled code) is in the RSS above, not here.
+async function freePort() {
+  const srv = createServer();
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address();
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+async function heapUsage(port) {
+  let list;
+  for (let i = 0; i < 200 && !list?.length; i++) {
+    list = await fetch(`http://127.0.0.1:${port}/json/list`).then((r) => r.json(), () => null);
+    if (!list?.length) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  if (!list?.length) throw new Error(`no inspector on port ${port}`);
+  // Node 20 has WebSocket only behind a flag: a child Node asks.
+  const ask = `const ws = new WebSocket(process.argv[1]);
+ws.onopen = () => ws.send(JSON.stringify({ id: 1, method: 'Runtime.getHeapUsage' }));
+ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.id === 1) { console.log(JSON.stringify(m.result)); process.exit(0); } };`;
+  const flags = typeof WebSocket === 'function' ? [] : ['--experimental-websocket'];
+  const { stdout } = await promisify(execFile)(process.execPath, [...flags, '--no-warnings', '-e', ask, list[0].webSocketDebuggerUrl], { timeout: 10_000 });
+  return JSON.parse(stdout);
+}
+for (const fam of families) {
+  for (const s of fam.servers) {
+    if (s.runtime !== 'workerd' || s.lib?.startsWith('onnxruntime')) continue;
+    const port = await freePort();
+    const server = await startWorkerd({ cwd: join(WORK, s.name), args: [`--inspector-addr=127.0.0.1:${port}`] });
+    try {
+      await firstAnswer(server, digitsBody(1, s.width));
+      const heap = await heapUsage(port);
+      const wasm = s.lib?.startsWith('tilelli') ? (await (await fetch(`${server.origin}/model`)).json()).memory.wasmBytes : 0;
+      results.get(s.name).isolate = { heap: heap.totalSize, buffers: heap.backingStorageSize ?? NaN, wasm };
+    } finally {
+      await server.stop();
+    }
+  }
+}
+
 // --- report ---------------------------------------------------------------------------------------
 
 const MiB = 2 ** 20;
@@ -494,6 +539,23 @@ for (const fam of families) {
       `${f(median(r.cpu1), 3)} | ${s.base ? '' : sign(d.c1, 3)} | ${f(median(r.cpu16), 3)} | ${s.base ? '' : sign(d.c16, 3)} |`);
   }
 }
+console.log('\nIsolate memory as V8 accounts it (workerd, one more start with the inspector on, after the first answer), in MiB: the JS heap V8 reserved,');
+console.log('the backing stores of array buffers (a data module\'s bytes among them) and the wasm memory; compiled code and workerd\'s own copies of the config\'s modules are outside.\n');
+console.log('| runtime | server | model | JS heap | array buffers | wasm memory | isolate | Δ |');
+console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |');
+for (const fam of families) {
+  const baseServer = fam.servers.find((s) => s.base);
+  const base = results.get(baseServer.name).isolate;
+  if (!base) continue;
+  const total = (i) => i.heap + i.buffers + i.wasm;
+  for (const s of fam.servers) {
+    const i = results.get(s.name).isolate;
+    if (!i) continue;
+    const d = (total(i) - total(base)) / MiB;
+    if (deltas[s.name]) deltas[s.name].isolate = d;
+    console.log(`| ${fam.title} | ${s.base ? 'no-op' : s.lib} | ${s.model ?? '-'} | ${f(i.heap / MiB, 1)} | ${f(i.buffers / MiB, 1)} | ${f(i.wasm / MiB, 1)} | ${f(total(i) / MiB, 1)} | ${s.base ? '' : sign(d, 1)} |`);
+  }
+}
 console.log('');
 for (const n of notes) console.log(n);
 console.log('Threads: one everywhere (the library runs on the request\'s thread; workerd and deno serve here run one isolate).');
@@ -516,4 +578,8 @@ if (deltas['workerd-tilelli-wide']) {
   target('workerd isolate memory with the wide MLP loaded, bundled (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide'].rss, TARGETS.wideMiB, 'MiB');
   console.log(`        of which workerd's data module itself (the no-op worker importing the same model file): ${sign(deltas['workerd-noop-data-wide'].rss, 1)} MiB`);
   target('workerd isolate memory with the wide MLP loaded, fetched (RSS after the first answer, over the no-op worker)', deltas['workerd-tilelli-wide-url'].rss, TARGETS.wideMiB, 'MiB');
+  if (deltas['workerd-tilelli-wide'].isolate !== undefined) {
+    target('workerd isolate memory with the wide MLP loaded, bundled, as V8 accounts it (JS heap + array buffers + wasm memory, over the no-op worker)', deltas['workerd-tilelli-wide'].isolate, TARGETS.wideMiB, 'MiB');
+    target('workerd isolate memory with the wide MLP loaded, fetched, as V8 accounts it', deltas['workerd-tilelli-wide-url'].isolate, TARGETS.wideMiB, 'MiB');
+  }
 }

@@ -70,8 +70,9 @@ function track(child, name) {
  * `workerd serve config` in cwd, on a socket this process opened first (127.0.0.1, a free port)
  * and hands over as fd 3: a request can be sent the moment workerd is spawned, and waits in the
  * socket's backlog until workerd accepts it, so the first response times the whole start.
+ * args: more of workerd's flags (--inspector-addr=...).
  */
-export async function startWorkerd({ cwd, config = 'config.capnp', socket = 'http' }) {
+export async function startWorkerd({ cwd, config = 'config.capnp', socket = 'http', args = [] }) {
   const server = createServer();
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -81,7 +82,7 @@ export async function startWorkerd({ cwd, config = 'config.capnp', socket = 'htt
   const fd = server._handle?.fd; // Node's listening socket; the child gets its own copy as fd 3
   if (!Number.isInteger(fd) || fd < 0) throw new Error('startWorkerd: this Node does not expose the listening socket\'s descriptor');
   const startedAt = performance.now();
-  const child = spawn(bins.workerd, ['serve', config, `--socket-fd=${socket}=3`], {
+  const child = spawn(bins.workerd, ['serve', config, `--socket-fd=${socket}=3`, ...args], {
     cwd, stdio: ['ignore', 'pipe', 'pipe', fd],
   });
   server.close(); // synchronously drops this process's descriptor before its event loop accepts anything
