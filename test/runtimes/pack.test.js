@@ -60,6 +60,19 @@ const tl = await init();
 console.log(JSON.stringify({ resolved: import.meta.resolve('tilelli'), simd: tl.simd, sample: sample(tl) }));
 `;
 
+const SERVE = `import { init as initFull } from 'tilelli';
+import { init } from 'tilelli/serve';
+
+const full = await initFull({ threads: 1 });
+const w = new Float32Array(24 * 40).map((_, i) => Math.sin(i * 1.3));
+const m = full.PackedMatrix.fromWeights(w, [24, 40]);
+const bytes = full.packModel({ input: 40, layers: [{ type: 'linear', matrix: m }, { type: 'relu' }] });
+const tl = await init();
+const x = new Float32Array(3 * 40).map((_, i) => Math.cos(i));
+const a = new Uint32Array(tl.Model.load(bytes).run(x).buffer), b = new Uint32Array(full.Model.load(bytes).run(x).buffer);
+console.log(JSON.stringify({ resolved: import.meta.resolve('tilelli/serve'), keys: Object.keys(tl).sort(), same: a.every((v, i) => v === b[i]) }));
+`;
+
 const CJS = `'use strict';
 const tilelli = require('tilelli');
 
@@ -122,6 +135,13 @@ test('the packed tarball installs offline and gives Node\'s numbers from import 
     assert.equal(out.simd, true);
     assert.deepEqual(out.sample, expected, `${script}: the installed package gives Node's numbers`);
   }
+
+  // The serving entry from the installed package: the same outputs as the full API's Model.
+  await writeFile(join(project, 'serve.mjs'), SERVE);
+  const served = JSON.parse((await run(process.execPath, ['serve.mjs'], { cwd: project })).stdout);
+  assert.equal(fileURLToPath(served.resolved), join(installed, 'js', 'serve.js'), "'tilelli/serve' resolves to the installed js/serve.js");
+  assert.deepEqual(served.keys, ['Model', 'TilelliError', 'build', 'memoryStats', 'simd', 'threads', 'version']);
+  assert.equal(served.same, true, 'tilelli/serve runs the model as the full API does, bit for bit');
 
   // The CLI comes with the package as a bin: `npx tilelli` in the project.
   const help = await run(join(project, 'node_modules', '.bin', 'tilelli'), ['--help'], { cwd: project });
