@@ -100,9 +100,12 @@ void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, f
 /* out[r] = scales[r] * dot(int8 row r as floats, x) (the dot: tl__dot_f32's bits). */
 void tl__gemv_i8(const int8_t *w, const float *scales, size_t rows, size_t cols, const float *x, float *out);
 /* Attention over len cached rows `stride` floats apart (ops.c): scores[j] = tl__dot_f32(q, row j of
- * k, d) * scale, and o = sum_j p[j] (row j of v), each element summed in the order of j. */
+ * k, d) * scale. */
 void tl__attn_scores(const float *q, const float *k, size_t stride, size_t len, size_t d, float scale, float *scores);
-void tl__attn_values(const float *p, const float *v, size_t stride, size_t len, size_t d, float *o);
+/* o[0..d) = sum_j p[j] (row j of v: n rows `stride` floats apart), each element summed in the order
+ * of j, the terms of p[j] == 0 left out (the same bits for finite v): attention's weighted sum of
+ * V, and the training backward's dz . w (ReLU leaves most of dz zero). */
+void tl__weighted_rows(const float *p, const float *v, size_t stride, size_t n, size_t d, float *o);
 
 /*
  * The scalar reference: the reference module's formulas written literally

@@ -1071,7 +1071,7 @@ static void tl__lm_attention(tl_lm *lm, size_t layer, size_t n, size_t p) {
             size_t kvh = h / group;
             tl__attn_scores(q, kc + kvh * d, KV, len, d, scale, lm->scores);
             tl__softmax(lm->scores, len);
-            tl__attn_values(lm->scores, vc + kvh * d, KV, len, d, lm->att + (t * lm->heads + h) * d);
+            tl__weighted_rows(lm->scores, vc + kvh * d, KV, len, d, lm->att + (t * lm->heads + h) * d);
         }
     }
 }

@@ -223,12 +223,13 @@ void tl__attn_scores(const float *q, const float *k, size_t stride, size_t len, 
     for (; j < len; j++) scores[j] = tl__dot_f32(q, k + j * stride, d) * scale;
 }
 
-void tl__attn_values(const float *p, const float *v, size_t stride, size_t len, size_t d, float *o) {
+void tl__weighted_rows(const float *p, const float *v, size_t stride, size_t n, size_t d, float *o) {
     size_t i = 0;
 #if TL_SIMD
     for (; i + 16 <= d; i += 16) {
         v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t j = 0; j < len; j++) {
+        for (size_t j = 0; j < n; j++) {
+            if (p[j] == 0.0f) continue;
             const float *vj = v + j * stride + i;
             v128_t s = wasm_f32x4_splat(p[j]);
             a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(vj)));
@@ -242,7 +243,8 @@ void tl__attn_values(const float *p, const float *v, size_t stride, size_t len, 
 #endif
     for (; i < d; i++) {
         float a = 0.0f;
-        for (size_t j = 0; j < len; j++) a = a + p[j] * v[j * stride + i];
+        for (size_t j = 0; j < n; j++)
+            if (p[j] != 0.0f) a = a + p[j] * v[j * stride + i];
         o[i] = a;
     }
 }

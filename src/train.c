@@ -106,31 +106,7 @@ static void tl__gemm_nn_rows(size_t B, size_t O, size_t I, const float *dz, cons
                              size_t t1) {
     (void)B;
     for (size_t t = t0; t < t1; t++) {
-        float *d = dx + t * I;
-        const float *g = dz + t * O;
-        size_t i = 0;
-#if TL_SIMD
-        for (; i + 16 <= I; i += 16) {
-            v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t o = 0; o < O; o++) {
-                if (g[o] == 0.0f) continue; /* ReLU zeros: most of dz after one */
-                v128_t s = wasm_f32x4_splat(g[o]);
-                const float *wo = w + o * I + i;
-                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(wo)));
-                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(wo + 4)));
-                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(s, wasm_v128_load(wo + 8)));
-                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(s, wasm_v128_load(wo + 12)));
-            }
-            wasm_v128_store(d + i, a0), wasm_v128_store(d + i + 4, a1);
-            wasm_v128_store(d + i + 8, a2), wasm_v128_store(d + i + 12, a3);
-        }
-#endif
-        for (; i < I; i++) {
-            float acc = 0;
-            for (size_t o = 0; o < O; o++)
-                if (g[o] != 0.0f) acc += g[o] * w[o * I + i];
-            d[i] = acc;
-        }
+        tl__weighted_rows(dz + t * O, w, I, O, I, dx + t * I); /* ReLU zeros: most of dz after one */
     }
 }
 
