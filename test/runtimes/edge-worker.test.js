@@ -212,7 +212,17 @@ test('workerd runs the relaxed serving build when the worker passes it (createHa
   await writeFile(entry, `import relaxed from ${JSON.stringify(join(root, 'dist', 'tilelli-serve-relaxed.wasm'))};
 import model from './model.tlm';
 import { createHandler } from ${JSON.stringify(join(example, 'handler.js'))};
-export default createHandler({ model, runtime: 'workerd', module: relaxed });
+import { init } from ${JSON.stringify(join(root, 'js', 'serve-workerd.js'))};
+const handler = createHandler({ model, runtime: 'workerd', module: relaxed });
+export default {
+  async fetch(request, env) {
+    // the serving entry's own choice: it bundles no relaxed build, and says how to pass one
+    if (request.url.endsWith('/relaxed-by-name')) {
+      return init({ build: 'relaxed' }).then(() => Response.json({ code: null }), (e) => Response.json({ code: e.code, message: e.message }));
+    }
+    return handler.fetch(request, env);
+  },
+};
 `);
   const { imports } = await buildWorker({ entry, outdir: join(work, 'build'), model: modelFile });
   assert.deepEqual(imports, ['./model.tlm', './tilelli-serve-relaxed.wasm', './tilelli-serve-simd.wasm'],
@@ -231,6 +241,9 @@ const w :Workerd.Worker = ( modules = [ (name = "worker.js", esModule = embed "b
   const body = await r.json();
   assert.deepEqual(body.predictions, Array.from(expected.subarray(0, 64)));
   assert.deepEqual(body.outputs.slice(0, 16).flat(), Array.from(expectedOutputs), 'the same bits as Node');
+  const named = await (await fetch(`${server.origin}/relaxed-by-name`)).json();
+  assert.equal(named.code, 'INVALID_ARGUMENT');
+  assert.match(named.message, /bundles the SIMD128 serving build, not 'relaxed'.*tilelli\/tilelli-serve-relaxed\.wasm.*init\(\{ module: m \}\)/);
 });
 
 test('workerd with the URL entry fetches the model once, keeps it, and retries after a failed fetch', { timeout: 60_000 }, async (t) => {
