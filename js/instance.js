@@ -43,9 +43,10 @@ export async function instantiateWith(module, options, createApi, startThreads) 
   }
   instance.exports._initialize();
   const build = buildName(instance.exports.tl_build_flags());
+  const rt = new Runtime(instance.exports, memory, maxPages);
   if (build === 'relaxed') {
     // Validating is not enough: the engine must also compute the relaxed instructions right.
-    const bad = relaxedSelfTest(instance.exports, memory);
+    const bad = relaxedSelfTest(rt);
     if (bad) {
       throw new TilelliError('INVALID_ARGUMENT', `init: the relaxed-SIMD build failed its self-test in this runtime (${bad}): ` +
         "this engine computes relaxed SIMD wrongly (Node 20: run with --no-liftoff); use init({ build: 'simd' })");
@@ -55,7 +56,7 @@ export async function instantiateWith(module, options, createApi, startThreads) 
     throw new TilelliError('INVALID_ARGUMENT', 'init: a threaded build was given to an entry that runs no threads (tilelli/serve): give a single-threaded build');
   }
   const threads = threaded && options.threads > 1 ? await startThreads(module, memory, instance.exports, options.threads) : 1;
-  return createApi(new Runtime(instance.exports, memory, maxPages), build, threads);
+  return createApi(rt, build, threads);
 }
 
 /** 'relaxed', 'simd' or 'scalar', from tl_build_flags(). */

@@ -20,23 +20,19 @@ export function relaxedSupported() {
 }
 
 /**
- * Run the build's known-answer test (tl_build_selftest, src/selftest.c) on fresh `exports` of a
- * tilelli build over `memory`. Returns null when every result is exact, else a description of the
- * first wrong one (or of a failing call).
+ * Run the build's known-answer test (tl_build_selftest, src/selftest.c) through `rt`, the Runtime
+ * of a fresh instance. Returns null when every result is exact, else a description of the first
+ * wrong one (or of a failing call).
  */
-export function relaxedSelfTest(exports, memory) {
+export function relaxedSelfTest(rt) {
   let r;
   try {
-    exports.tl_error_clear();
-    r = exports.tl_build_selftest();
+    rt.x.tl_error_clear();
+    r = rt.x.tl_build_selftest();
   } catch (e) {
     return `the self-test could not run (${e.message})`;
   }
   if (r === 0) return null;
-  const p = exports.tl_error_detail() >>> 0;
-  const bytes = new Uint8Array(memory.buffer);
-  let end = p;
-  while (end < bytes.length && bytes[end] !== 0) end++;
-  const detail = new TextDecoder().decode(bytes.slice(p, end));
+  const detail = rt.cString(rt.x.tl_error_detail());
   return r > 0 ? `${r} wrong sums, the first ${detail}` : `the self-test's call failed with status ${r}${detail ? ` (${detail})` : ''}`;
 }

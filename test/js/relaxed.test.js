@@ -182,13 +182,15 @@ test('the self-test: a good engine passes; a wrong sum, a failing call or a miss
   // The test itself is C's (tl_build_selftest, src/selftest.c; test_kernels shows it catches a
   // wrong row and an int16 wrap): here, what the loader makes of its answers.
   const { relaxedSelfTest } = await import('../../js/selftest.js');
+  const { Runtime } = await import('../../js/runtime.js');
   // Any build runs it: the SIMD128 one stands in for a good engine.
   const module = await WebAssembly.compile(readFileSync(fileURLToPath(wasmUrl('simd'))));
   const memory = new WebAssembly.Memory({ initial: 32, maximum: 1024 });
   const { exports } = await WebAssembly.instantiate(module, { env: { memory, emscripten_notify_memory_growth() {} } });
   exports._initialize();
   const before = exports.tl_mem_live_bytes();
-  assert.equal(relaxedSelfTest(exports, memory), null);
+  const check = (x) => relaxedSelfTest(new Runtime(x, memory, 1024));
+  assert.equal(check(exports), null);
   assert.equal(exports.tl_mem_live_bytes(), before, 'nothing leaks');
   // An engine that got 2 sums wrong: C's detail (left by the failing test) is quoted.
   const detailOf = (r) => ({
@@ -198,9 +200,9 @@ test('the self-test: a good engine passes; a wrong sum, a failing call or a miss
       return r;
     },
   });
-  const wrong = relaxedSelfTest(detailOf(2), memory);
+  const wrong = check(detailOf(2));
   assert.match(wrong, /^2 wrong sums, the first /);
   assert.ok(wrong.length > '2 wrong sums, the first '.length, `the detail is quoted: ${wrong}`);
-  assert.match(relaxedSelfTest(detailOf(-9), memory), /call failed with status -9/);
-  assert.match(relaxedSelfTest({ ...exports, tl_build_selftest: undefined }, memory), /could not run/);
+  assert.match(check(detailOf(-9)), /call failed with status -9/);
+  assert.match(check({ ...exports, tl_build_selftest: undefined }), /could not run/);
 });
