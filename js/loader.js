@@ -69,12 +69,6 @@ export function wasmUrl(build) {
   return new URL(`../dist/tilelli-${name}.wasm`, import.meta.url);
 }
 
-let unavailable; // why threads cannot run here (computed once), '' when they can
-function threadsHere() {
-  unavailable ??= threadsUnavailable() ?? '';
-  return !unavailable;
-}
-
 /** Compile what fetch(url) returns, streaming when the server says application/wasm. */
 export async function compileFetched(url) {
   const response = await fetch(url);
@@ -117,9 +111,11 @@ export function makeInit(instantiate, loadBuild, loadUrl = compileFetched, can =
       throw new TilelliError('INVALID_ARGUMENT', `init: options must be an object, got ${options === null ? 'null' : typeof options}`);
     }
     const { simd, build, module, bytes, url, maxMemory } = options;
-    // threads: how many the caller wants (validated in every runtime), then how many can run here
-    const wantThreads = threadsOption(options.threads);
-    const threads = can.threads === false || !threadsHere() ? 1 : wantThreads;
+    // threads: how many the caller wants (validated in every runtime), then how many can run here.
+    // An entry that never runs threads validates the option without probing the runtime (Node:
+    // ~4 ms of a cold start for a shared memory, a MessageChannel and node:os).
+    const wantThreads = threadsOption(can.threads === false ? options.threads ?? 1 : options.threads);
+    const threads = can.threads === false || threadsUnavailable() ? 1 : wantThreads;
     const load = (b) => (threads > 1 && THREADED.includes(b)
       ? cached(`${b}-mt`, () => loadBuild(`${b}-mt`))
       : cached(b, () => loadBuild(b)));

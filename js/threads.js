@@ -31,8 +31,15 @@ function nodeWorkerThreads() {
   return import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
 }
 
-/** Why this runtime cannot run threads, or undefined when it can. */
+let unavailable; // threadsUnavailable()'s answer, probed once: it makes a shared memory and a channel
+
+/** Why this runtime cannot run threads, or undefined when it can (probed once per process). */
 export function threadsUnavailable() {
+  if (unavailable === undefined) unavailable = probeThreads() ?? '';
+  return unavailable || undefined;
+}
+
+function probeThreads() {
   if (typeof SharedArrayBuffer !== 'function') return 'no SharedArrayBuffer';
   if (globalThis.crossOriginIsolated === false) return 'the page is not crossOriginIsolated (send COOP same-origin and COEP require-corp)';
   if (!isNode && !isDeno && typeof globalThis.Worker !== 'function') return 'no Worker';

@@ -44,13 +44,33 @@ test('the serving API: the Model class and what every instance holds; nothing el
   assert.ok(['simd', 'relaxed'].includes(tl.build));
   await assert.rejects(init({ build: 'scalar' }), (e) => e instanceof TilelliError && e.code === 'INVALID_ARGUMENT' && /tilelli\/serve has the relaxed and simd builds, not 'scalar'/.test(e.message));
   await assert.rejects(init({ build: 'fast' }), (e) => e.code === 'INVALID_ARGUMENT');
-  // threads: accepted as everywhere, one is run
+  // threads: accepted as everywhere (and checked), one is run
   assert.equal((await init({ threads: 4 })).threads, 1);
+  await assert.rejects(init({ threads: 0 }), (e) => e.code === 'INVALID_ARGUMENT' && /threads must be an integer/.test(e.message));
   // a threaded build is refused by name; a full single-threaded build serves too (it exports more)
   const mt = await WebAssembly.compile(readFileSync(fileURLToPath(wasmUrl('simd-mt'))));
   await assert.rejects(init({ module: mt }), (e) => e.code === 'INVALID_ARGUMENT' && /threaded build/.test(e.message));
   const viaFull = await init({ bytes: readFileSync(fileURLToPath(wasmUrl('simd'))) });
   assert.deepEqual(Object.keys(viaFull).sort(), Object.keys(tl).sort());
+});
+
+test('the serving init never probes for threads (a shared memory, a channel: ~4 ms of a Node cold start)', () => {
+  // a fresh process: the probe is made once per process, and the full entry above made it here
+  const child = `
+    const Memory = WebAssembly.Memory; let shared = 0;
+    WebAssembly.Memory = function (d) { if (d.shared) shared++; return new Memory(d); };
+    const channels = globalThis.MessageChannel; let made = 0;
+    globalThis.MessageChannel = class extends channels { constructor() { super(); made++; } };
+    const { init } = await import('tilelli/serve');
+    const tl = await init();
+    const afterServe = { shared, made };
+    await (await import('tilelli')).init({ build: 'simd' });
+    console.log(JSON.stringify({ serve: tl.threads, afterServe, afterFull: { shared, made } }));`;
+  const out = JSON.parse(execFileSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', child], { cwd: root, encoding: 'utf8' }));
+  assert.equal(out.serve, 1);
+  assert.deepEqual(out.afterServe, { shared: 0, made: 0 });
+  // the full entry's init probes: the counters see it
+  assert.ok(out.afterFull.shared >= 1 && out.afterFull.made >= 1, JSON.stringify(out));
 });
 
 // The models compared: every layer type, every format, per-row and per-tensor scales (the child
