@@ -85,6 +85,9 @@ float tl__to_float_sat(double x);
 
 /* Index of the first NaN or infinity in w, or n when all are finite. */
 size_t tl__first_non_finite(const float *w, size_t n);
+/* tl_ternarize_lsq without its checks, for callers that hold finite w and a finite alpha > 0
+ * (training's shadow weights): a slice of it gives the same values as the whole. */
+void tl__ternarize(const float *w, size_t n, float alpha, float *out, int8_t *trits);
 
 /* Float row operations shared by the model runtimes (ops.c). tl__rms_norm: x / sqrt(mean(x^2) +
  * eps) * w (w may be NULL) in place, the runtime's rule (docs/FORMATS.md); nonzero when an output

@@ -263,10 +263,14 @@ tl_status tl_ternarize_lsq(const float *w, size_t n, float alpha, float *out, in
     if (!out && !trits) return TL_ERR_NULL;
     if (!(isfinite(alpha) && alpha > 0.0f)) return TL_ERR_ALPHA;
     if (tl__first_non_finite(w, n) != n) return TL_ERR_NON_FINITE;
+    tl__ternarize(w, n, alpha, out, trits);
+    return TL_OK;
+}
+
+void tl__ternarize(const float *w, size_t n, float alpha, float *out, int8_t *trits) {
     uint32_t t = tl__nonzero_threshold(alpha);
     if (trits) tl__signs(w, n, t, trits); /* before the values: out may alias w */
     if (out) tl__values(w, n, t, alpha, 0, out);
-    return TL_OK;
 }
 
 /* The per-row functions share one walk: validate the shape, then per row compute

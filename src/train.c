@@ -22,6 +22,9 @@ typedef struct {
     float *weff;            /* the forward's weights: trits * scale (or w) */
     int8_t *q;              /* trits */
     float *scale;           /* per-row scale of weff (per tensor: all equal) */
+    /* the optimizer step's new w, mw, vw, b, mb, vb (made at the first step): swapped in whole
+     * when every value is finite */
+    float *next[6];
 } tl__dense;
 
 struct tl_net {
@@ -37,6 +40,7 @@ struct tl_net {
     /* per-batch buffers: activations of every layer (z before, a after the activation) */
     size_t cap_batch;
     float **z, **a, *dz, *da;
+    float *beff; /* a layer's bias as the forward adds it (Tequila's included), max_width */
     size_t max_width;
 };
 
@@ -160,12 +164,18 @@ static void tl__gemm_tn_rows(size_t B, size_t O, size_t I, const float *dz, cons
 
 /* The three products split over threads (threads.c): by output rows o in even-sized groups (the
  * pairs of the SIMD loops stay the same pairs, and so the same bits) for nt and tn, by vectors for
- * nn. Small products stay on the calling thread. */
+ * nn. Small products stay on the calling thread. A product may carry an epilogue: the work on its
+ * outputs that follows it (bias and activation, bias gradients, the activation's derivative),
+ * done by the task that wrote those rows, while they are in cache. */
+typedef void (*tl__rows_fn)(size_t, size_t, size_t, const float *, const float *, float *, size_t, size_t);
+typedef void (*tl__epi_fn)(const void *ctx, size_t r0, size_t r1);
 typedef struct {
-    void (*rows)(size_t, size_t, size_t, const float *, const float *, float *, size_t, size_t);
+    tl__rows_fn rows;
     size_t B, O, I, n, chunk;
     const float *a, *b;
     float *c;
+    tl__epi_fn epi;
+    const void *epi_ctx;
 } tl__gemm_job;
 
 static void tl__gemm_task(void *ctx, size_t task, unsigned thread) {
@@ -173,30 +183,48 @@ static void tl__gemm_task(void *ctx, size_t task, unsigned thread) {
     size_t r0 = task * j->chunk, r1 = j->n - r0 < j->chunk ? j->n : r0 + j->chunk;
     (void)thread;
     j->rows(j->B, j->O, j->I, j->a, j->b, j->c, r0, r1);
+    if (j->epi) j->epi(j->epi_ctx, r0, r1);
 }
 
-/* n rows (o or t) of the product f, in tasks of whole pairs: 4 per thread */
-static void tl__gemm_split(void (*f)(size_t, size_t, size_t, const float *, const float *, float *, size_t, size_t),
-                           size_t B, size_t O, size_t I, const float *a, const float *b, float *c, size_t n) {
-    size_t T = tl__threads_n();
-    if (T < 2 || (uint64_t)B * O * I < tl__par_min_work || n < 4) {
-        f(B, O, I, a, b, c, 0, n);
-        return;
+/* n rows (o or t) of the product f, then epi (may be NULL) on them, in tasks of whole pairs: 4 per
+ * thread */
+static void tl__gemm_split(tl__rows_fn f, size_t B, size_t O, size_t I, const float *a, const float *b, float *c,
+                           size_t n, tl__epi_fn epi, const void *epi_ctx) {
+    size_t T = tl__threads_n(), chunk = n;
+    if (T >= 2 && (uint64_t)B * O * I >= tl__par_min_work && n >= 4) {
+        chunk = (n + 4 * T - 1) / (4 * T);
+        chunk += chunk % 2;
     }
-    size_t chunk = (n + 4 * T - 1) / (4 * T);
-    chunk += chunk % 2;
-    tl__gemm_job j = {f, B, O, I, n, chunk, a, b, c};
+    tl__gemm_job j = {f, B, O, I, n, chunk, a, b, c, epi, epi_ctx};
     tl__parallel((n + chunk - 1) / chunk, tl__gemm_task, &j);
 }
 
-static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const float *w, float *z) {
-    tl__gemm_split(tl__gemm_nt_rows, B, O, I, x, w, z, O);
+/* Elementwise work over n items in tasks of at least 16384 (4 per thread), on the calling thread
+ * alone under tl__par_min_work / 16 items: how many tasks, and the items per task (a multiple of
+ * 16, so that SIMD loops see the same lanes; every such loop gives the same bits in any slicing). */
+static size_t tl__ew_tasks(size_t n, size_t *per) {
+    size_t T = tl__threads_n();
+    if (T < 2 || (uint64_t)n * 16 < tl__par_min_work || n < 32) {
+        *per = n ? n : 1;
+        return n ? 1 : 0;
+    }
+    size_t p = (n + 4 * T - 1) / (4 * T);
+    p = p < 16384 && tl__par_min_work ? 16384 : (p + 15) & ~(size_t)15;
+    *per = p;
+    return (n + p - 1) / p;
 }
-static void tl__gemm_nn(size_t B, size_t O, size_t I, const float *dz, const float *w, float *dx) {
-    tl__gemm_split(tl__gemm_nn_rows, B, O, I, dz, w, dx, B);
+
+static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const float *w, float *z, tl__epi_fn epi,
+                        const void *epi_ctx) {
+    tl__gemm_split(tl__gemm_nt_rows, B, O, I, x, w, z, O, epi, epi_ctx);
 }
-static void tl__gemm_tn(size_t B, size_t O, size_t I, const float *dz, const float *x, float *dw) {
-    tl__gemm_split(tl__gemm_tn_rows, B, O, I, dz, x, dw, O);
+static void tl__gemm_nn(size_t B, size_t O, size_t I, const float *dz, const float *w, float *dx, tl__epi_fn epi,
+                        const void *epi_ctx) {
+    tl__gemm_split(tl__gemm_nn_rows, B, O, I, dz, w, dx, B, epi, epi_ctx);
+}
+static void tl__gemm_tn(size_t B, size_t O, size_t I, const float *dz, const float *x, float *dw, tl__epi_fn epi,
+                        const void *epi_ctx) {
+    tl__gemm_split(tl__gemm_tn_rows, B, O, I, dz, x, dw, O, epi, epi_ctx);
 }
 
 /* ---------------------------------------------------------------------------
@@ -222,9 +250,11 @@ void tl_net_free(tl_net *net) {
         tl__dense *L = &net->L[k];
         tl__free(L->w), tl__free(L->b), tl__free(L->gw), tl__free(L->gb), tl__free(L->mw), tl__free(L->mb);
         tl__free(L->vw), tl__free(L->vb), tl__free(L->weff), tl__free(L->q), tl__free(L->scale);
+        for (int i = 0; i < 6; i++) tl__free(L->next[i]);
     }
     for (uint32_t k = 0; net->z && net->a && k <= net->nlayers; k++) tl__free(net->z[k]), tl__free(net->a[k]);
-    tl__free(net->z), tl__free(net->a), tl__free(net->dz), tl__free(net->da), tl__free(net->L);
+    tl__free(net->z), tl__free(net->a), tl__free(net->dz), tl__free(net->da), tl__free(net->beff);
+    tl__free(net->L);
     tl__free(net);
 }
 
@@ -250,11 +280,12 @@ tl_status tl_net_create(uint32_t nlayers, const uint32_t *widths, tl_activation 
     net->a = tl__calloc(nlayers + 1, sizeof *net->a);
     if (!net->L || !net->z || !net->a) goto oom;
     net->max_width = widths[0];
+    for (uint32_t k = 1; k <= nlayers; k++) net->max_width = widths[k] > net->max_width ? widths[k] : net->max_width;
+    if (!(net->beff = tl__malloc(net->max_width * 4))) goto oom;
     uint64_t s = seed;
     for (uint32_t k = 0; k < nlayers; k++) {
         tl__dense *L = &net->L[k];
         L->in = widths[k], L->out = widths[k + 1];
-        if (L->out > net->max_width) net->max_width = L->out;
         size_t n = TL__PARAMS(L);
         L->w = tl__malloc(n * 4), L->gw = tl__calloc(n, 4), L->mw = tl__calloc(n, 4),
         L->vw = tl__calloc(n, 4);
@@ -403,8 +434,26 @@ static float tl__act_grad(tl_activation a, float x) {
     }
 }
 
+/* Rows r0..r1 - 1 of a layer's shadow weights ternarized with their scales (tl__quantize_into) */
+typedef struct {
+    const float *w, *scale;
+    size_t in, out, rows_per;
+    float *weff;
+    int8_t *q;
+} tl__tern_job;
+
+static void tl__tern_task(void *ctx, size_t task, unsigned thread) {
+    const tl__tern_job *j = ctx;
+    size_t r0 = task * j->rows_per, r1 = j->out - r0 < j->rows_per ? j->out : r0 + j->rows_per;
+    (void)thread;
+    for (size_t r = r0; r < r1; r++)
+        tl__ternarize(j->w + r * j->in, j->in, j->scale[r], j->weff ? j->weff + r * j->in : NULL, j->q + r * j->in);
+}
+
 /* The forward's weights of layer L from its shadow weights, as the quantizer says: weff (may be
- * NULL), trits q and per-row scales (not for TL_QUANT_NONE). */
+ * NULL), trits q and per-row scales (not for TL_QUANT_NONE). The scales are the reference's
+ * reductions, on the calling thread; the ternarizing is elementwise and split over threads
+ * (the shadow weights are finite: set_layer and the optimizer step let no other value in). */
 static tl_status tl__quantize_into(const tl_net *net, const tl__dense *L, float *weff, int8_t *q, float *scale) {
     size_t n = TL__PARAMS(L);
     tl_status s = TL_OK;
@@ -421,21 +470,26 @@ static tl_status tl__quantize_into(const tl_net *net, const tl__dense *L, float 
         float a;
         if ((s = tl_absmean_scale(L->w, n, &a))) return s;
         for (size_t r = 0; r < L->out; r++) scale[r] = a;
-        return tl_ternarize_lsq(L->w, n, a, weff, q);
+        break;
     }
     case TL_QUANT_PER_ROW: {
         int64_t shape[2] = {(int64_t)L->out, (int64_t)L->in};
         if ((s = tl_absmean_scale_per_row(L->w, n, shape, 2, scale))) return s;
-        for (size_t r = 0; r < L->out && !s; r++)
-            s = tl_ternarize_lsq(L->w + r * L->in, L->in, scale[r], weff ? weff + r * L->in : NULL, q + r * L->in);
-        return s;
+        break;
     }
     default: { /* LSQ: LearnableScale.value() = max(alpha, EPS) */
         float a = L->alpha > TL_EPS ? L->alpha : TL_EPS;
         for (size_t r = 0; r < L->out; r++) scale[r] = a;
-        return tl_ternarize_lsq(L->w, n, a, weff, q);
+        break;
     }
     }
+    for (size_t r = 0; r < L->out; r++)
+        if (!(isfinite(scale[r]) && scale[r] > 0.0f)) return TL_ERR_ALPHA;
+    size_t per;
+    tl__ew_tasks(n, &per);
+    tl__tern_job j = {L->w, scale, L->in, L->out, per / L->in ? per / L->in : 1, weff, q};
+    tl__parallel((L->out + j.rows_per - 1) / j.rows_per, tl__tern_task, &j);
+    return TL_OK;
 }
 
 static tl_status tl__quantize_layer(const tl_net *net, tl__dense *L) {
@@ -462,6 +516,26 @@ static tl_status tl__ensure_batch(tl_net *net, size_t batch) {
     return TL_OK;
 }
 
+/* The forward's epilogue on outputs o0..o1 - 1 of every vector: z += the bias, a = act(z) (a = z
+ * for the last layer). */
+typedef struct {
+    float *z, *a;
+    const float *beff;
+    size_t B, O;
+    tl_activation act; /* TL_ACT_NONE: the last layer */
+} tl__fwd_epi;
+
+static void tl__fwd_epilogue(const void *ctx, size_t o0, size_t o1) {
+    const tl__fwd_epi *e = ctx;
+    for (size_t t = 0; t < e->B; t++) {
+        float *z = e->z + t * e->O, *a = e->a + t * e->O;
+        for (size_t o = o0; o < o1; o++) {
+            float v = z[o] + e->beff[o];
+            z[o] = v, a[o] = e->act == TL_ACT_NONE ? v : tl__act(e->act, v);
+        }
+    }
+}
+
 /* Forward: a[0] = x, z[k+1] = a[k] . weff^T + b (+ Tequila), a[k+1] = act(z[k+1]) except the last. */
 static tl_status tl__forward(tl_net *net, const float *x, size_t batch) {
     tl_status s;
@@ -470,8 +544,6 @@ static tl_status tl__forward(tl_net *net, const float *x, size_t batch) {
     for (uint32_t k = 0; k < net->nlayers; k++) {
         tl__dense *L = &net->L[k];
         if ((s = tl__quantize_layer(net, L))) return s;
-        float *z = net->z[k + 1], *a = net->a[k + 1];
-        tl__gemm_nt(batch, L->out, L->in, net->a[k], L->weff, z);
         for (size_t r = 0; r < L->out; r++) {
             float bias = L->b[r];
             if (net->tequila > 0) { /* lambda * the row's deadzone weights */
@@ -480,10 +552,11 @@ static tl_status tl__forward(tl_net *net, const float *x, size_t batch) {
                     if (L->q[r * L->in + c] == 0) dzsum += L->w[r * L->in + c];
                 bias += net->tequila * dzsum;
             }
-            for (size_t t = 0; t < batch; t++) z[t * L->out + r] += bias;
+            net->beff[r] = bias;
         }
-        int last = k + 1 == net->nlayers;
-        for (size_t i = 0; i < batch * L->out; i++) a[i] = last ? z[i] : tl__act(net->act, z[i]);
+        tl__fwd_epi e = {net->z[k + 1], net->a[k + 1], net->beff, batch, L->out,
+                         k + 1 == net->nlayers ? TL_ACT_NONE : net->act};
+        tl__gemm_nt(batch, L->out, L->in, net->a[k], L->weff, net->z[k + 1], tl__fwd_epilogue, &e);
     }
     return TL_OK;
 }
@@ -530,18 +603,96 @@ static tl_status tl__loss(tl_net *net, size_t batch, const uint32_t *labels, con
 
 static int tl__finite_all(const float *p, size_t n) { return tl__first_non_finite(p, n) == n; }
 
+/* The weight gradient's epilogue on rows o0..o1 - 1: the bias gradients (sums over the batch, in
+ * its order). */
+typedef struct {
+    const float *dz;
+    float *gb;
+    size_t B, O;
+} tl__gb_epi;
+
+static void tl__gb_epilogue(const void *ctx, size_t o0, size_t o1) {
+    const tl__gb_epi *e = ctx;
+    for (size_t o = o0; o < o1; o++) {
+        float g = 0;
+        for (size_t t = 0; t < e->B; t++) g += e->dz[t * e->O + o];
+        e->gb[o] = g;
+    }
+}
+
+/* dL/da's epilogue on vectors t0..t1 - 1: through the activation of the layer below (dL/dz). */
+typedef struct {
+    float *da;
+    const float *z;
+    size_t I;
+    tl_activation act;
+} tl__act_epi;
+
+static void tl__act_epilogue(const void *ctx, size_t t0, size_t t1) {
+    const tl__act_epi *e = ctx;
+    for (size_t i = t0 * e->I; i < t1 * e->I; i++) e->da[i] *= tl__act_grad(e->act, e->z[i]);
+}
+
+/* Work over every layer's weights (and its biases, with the layer's first slice) in slices of
+ * `per` weights, split over threads; each task leaves 1 in bad[task] when a value it checked is not
+ * finite. */
+#define TL__LAYER_TASKS_MAX (4 * 64 + 64) /* 4 per thread (64 at most), plus one per layer */
+typedef struct {
+    tl_net *net;
+    const void *arg;
+    size_t per, first[65]; /* first[k]: layer k's first task; first[nlayers]: the task count */
+    uint8_t bad[TL__LAYER_TASKS_MAX];
+} tl__layers_job;
+
+/* Slices of at least tl__ew_tasks' size, few enough for bad[]; returns the task count. */
+static size_t tl__layers_plan(tl_net *net, tl__layers_job *j) {
+    size_t total = 0;
+    for (uint32_t k = 0; k < net->nlayers; k++) total += TL__PARAMS(&net->L[k]);
+    tl__ew_tasks(total, &j->per);
+    for (;; j->per *= 2) {
+        j->first[0] = 0;
+        for (uint32_t k = 0; k < net->nlayers; k++)
+            j->first[k + 1] = j->first[k] + (TL__PARAMS(&net->L[k]) + j->per - 1) / j->per;
+        if (j->first[net->nlayers] <= TL__LAYER_TASKS_MAX) break;
+    }
+    j->net = net;
+    memset(j->bad, 0, sizeof j->bad);
+    return j->first[net->nlayers];
+}
+
+/* The layer, and the first weight and count of task `task`'s slice. */
+static tl__dense *tl__layers_slice(const tl__layers_job *j, size_t task, size_t *i0, size_t *cnt) {
+    uint32_t k = 0;
+    while (j->first[k + 1] <= task) k++;
+    tl__dense *L = &j->net->L[k];
+    size_t n = TL__PARAMS(L);
+    *i0 = (task - j->first[k]) * j->per;
+    *cnt = n - *i0 < j->per ? n - *i0 : j->per;
+    return L;
+}
+
+static void tl__grads_finite_task(void *ctx, size_t task, unsigned thread) {
+    tl__layers_job *j = ctx;
+    size_t i0, cnt;
+    const tl__dense *L = tl__layers_slice(j, task, &i0, &cnt);
+    (void)thread;
+    j->bad[task] = !tl__finite_all(L->gw + i0, cnt) || (i0 == 0 && !tl__finite_all(L->gb, L->out));
+}
+
+static int tl__any(const uint8_t *flags, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (flags[i]) return 1;
+    return 0;
+}
+
 /* Backward from net->dz (dL/dz of the last layer): every layer's gradients. */
 static tl_status tl__backward(tl_net *net, size_t batch) {
     for (uint32_t kk = net->nlayers; kk-- > 0;) {
         tl__dense *L = &net->L[kk];
         const float *x = net->a[kk];
         float *dz = net->dz;
-        tl__gemm_tn(batch, L->out, L->in, dz, x, L->gw); /* dL/dweff */
-        for (size_t r = 0; r < L->out; r++) {
-            float g = 0;
-            for (size_t t = 0; t < batch; t++) g += dz[t * L->out + r];
-            L->gb[r] = g;
-        }
+        tl__gb_epi ge = {dz, L->gb, batch, L->out};
+        tl__gemm_tn(batch, L->out, L->in, dz, x, L->gw, tl__gb_epilogue, &ge); /* dL/dweff, dL/db */
         size_t n = TL__PARAMS(L);
         /* the scale's gradient, and the STE's hand-off to the shadow weights */
         if (net->quant == TL_QUANT_LSQ || net->quant == TL_QUANT_LSQ_PAPER) {
@@ -570,17 +721,16 @@ static tl_status tl__backward(tl_net *net, size_t batch) {
         if (kk == 0) break;
         /* dL/da of the layer below, then through its activation */
         float *da = net->da;
-        tl__gemm_nn(batch, L->out, L->in, dz, L->weff, da);
-        const float *zprev = net->z[kk];
-        for (size_t i = 0; i < batch * L->in; i++) da[i] *= tl__act_grad(net->act, zprev[i]);
+        tl__act_epi ae = {da, net->z[kk], L->in, net->act};
+        tl__gemm_nn(batch, L->out, L->in, dz, L->weff, da, tl__act_epilogue, &ae);
         net->da = dz, net->dz = da; /* swap: dz now holds the lower layer's dL/dz */
     }
-    for (uint32_t k = 0; k < net->nlayers; k++) {
-        tl__dense *L = &net->L[k];
-        if (!tl__finite_all(L->gw, TL__PARAMS(L)) || !tl__finite_all(L->gb, L->out) || !isfinite(L->galpha))
-            return TL_ERR_NON_FINITE;
-    }
-    return TL_OK;
+    for (uint32_t k = 0; k < net->nlayers; k++)
+        if (!isfinite(net->L[k].galpha)) return TL_ERR_NON_FINITE;
+    tl__layers_job j;
+    size_t ntasks = tl__layers_plan(net, &j);
+    tl__parallel(ntasks, tl__grads_finite_task, &j);
+    return tl__any(j.bad, ntasks) ? TL_ERR_NON_FINITE : TL_OK;
 }
 
 static tl_status tl__check_batch(const tl_net *net, const float *x, size_t batch) {
@@ -677,48 +827,62 @@ static void tl__update(const tl_net *net, const tl__stepc *c, size_t n, const fl
     }
 }
 
+/* One slice of the optimizer step: a layer's weights (and with its first slice, its biases) into
+ * the layer's next[] arrays, and whether every new value is finite. */
+static void tl__update_task(void *ctx, size_t task, unsigned thread) {
+    tl__layers_job *j = ctx;
+    const tl__stepc *c = j->arg;
+    size_t i0, n;
+    tl__dense *L = tl__layers_slice(j, task, &i0, &n);
+    float *const *nx = L->next;
+    (void)thread;
+    tl__update(j->net, c, n, L->w + i0, L->gw + i0, L->mw + i0, L->vw + i0, nx[0] + i0, nx[1] + i0, nx[2] + i0);
+    int bad = !tl__finite_all(nx[0] + i0, n) || !tl__finite_all(nx[1] + i0, n) || !tl__finite_all(nx[2] + i0, n);
+    if (i0 == 0) {
+        tl__update(j->net, c, L->out, L->b, L->gb, L->mb, L->vb, nx[3], nx[4], nx[5]);
+        bad |= !tl__finite_all(nx[3], L->out) || !tl__finite_all(nx[4], L->out) || !tl__finite_all(nx[5], L->out);
+    }
+    j->bad[task] = (uint8_t)bad;
+}
+
 tl_status tl_net_train_step(tl_net *net, const float *x, size_t batch, const uint32_t *labels,
                             const float *targets, float *loss) {
     tl_status s = tl_net_gradients(net, x, batch, labels, targets, loss);
     if (s) return s;
-    size_t total = 0;
-    for (uint32_t k = 0; k < net->nlayers; k++) total += TL__PARAMS(&net->L[k]) + net->L[k].out + 1;
-    float *scratch = tl__malloc(3 * total * sizeof *scratch);
-    if (!scratch) return TL_ERR_NO_MEMORY;
+    for (uint32_t k = 0; k < net->nlayers; k++) { /* the arrays the step writes, made once */
+        tl__dense *L = &net->L[k];
+        for (int i = 0; i < 6; i++)
+            if (!L->next[i] && !(L->next[i] = tl__malloc((i < 3 ? TL__PARAMS(L) : L->out) * 4))) return TL_ERR_NO_MEMORY;
+    }
     double step = (double)net->steps + 1;
     float lr = tl_net_lr(net);
     tl__stepc c = {lr, (float)((double)lr / (1.0 - pow(net->beta1, step))),
                    (float)sqrt(1.0 - pow(net->beta2, step))};
-    int lsq = net->quant == TL_QUANT_LSQ || net->quant == TL_QUANT_LSQ_PAPER;
-    float *np = scratch, *nm = scratch + total, *nv = scratch + 2 * total;
-    size_t at = 0;
+    tl__layers_job j;
+    size_t ntasks = tl__layers_plan(net, &j);
+    j.arg = &c;
+    tl__parallel(ntasks, tl__update_task, &j);
+    int lsq = net->quant == TL_QUANT_LSQ || net->quant == TL_QUANT_LSQ_PAPER, bad = tl__any(j.bad, ntasks);
+    float na[64][3]; /* each layer's new alpha and its moments */
     for (uint32_t k = 0; k < net->nlayers; k++) {
         tl__dense *L = &net->L[k];
-        size_t n = TL__PARAMS(L);
-        tl__update(net, &c, n, L->w, L->gw, L->mw, L->vw, np + at, nm + at, nv + at), at += n;
-        tl__update(net, &c, L->out, L->b, L->gb, L->mb, L->vb, np + at, nm + at, nv + at), at += L->out;
         float a = L->alpha, ga = L->galpha, ma = L->malpha, va = L->valpha;
         if (lsq)
-            tl__update(net, &c, 1, &a, &ga, &ma, &va, np + at, nm + at, nv + at);
+            tl__update(net, &c, 1, &a, &ga, &ma, &va, &na[k][0], &na[k][1], &na[k][2]);
         else
-            np[at] = a, nm[at] = ma, nv[at] = va;
-        at++;
+            na[k][0] = a, na[k][1] = ma, na[k][2] = va;
+        bad |= !tl__finite_all(na[k], 3);
     }
-    if (!tl__finite_all(np, total) || !tl__finite_all(nm, total) || !tl__finite_all(nv, total)) {
-        tl__free(scratch);
-        return TL_ERR_NON_FINITE;
-    }
-    at = 0;
+    if (bad) return TL_ERR_NON_FINITE; /* nothing committed */
     for (uint32_t k = 0; k < net->nlayers; k++) {
         tl__dense *L = &net->L[k];
-        size_t n = TL__PARAMS(L);
-        memcpy(L->w, np + at, n * 4), memcpy(L->mw, nm + at, n * 4), memcpy(L->vw, nv + at, n * 4), at += n;
-        memcpy(L->b, np + at, L->out * 4), memcpy(L->mb, nm + at, L->out * 4),
-            memcpy(L->vb, nv + at, L->out * 4);
-        at += L->out;
-        L->alpha = np[at], L->malpha = nm[at], L->valpha = nv[at], at++;
+        float **cur[6] = {&L->w, &L->mw, &L->vw, &L->b, &L->mb, &L->vb};
+        for (int i = 0; i < 6; i++) {
+            float *t = *cur[i];
+            *cur[i] = L->next[i], L->next[i] = t;
+        }
+        L->alpha = na[k][0], L->malpha = na[k][1], L->valpha = na[k][2];
     }
-    tl__free(scratch);
     net->steps++;
     return TL_OK;
 }

@@ -1372,6 +1372,31 @@ static void test_training(void) {
           "two fits with the same seeds: bit-identical weights and loss");
     CHECK(memcmp(w1, w3, sizeof w1) != 0, "another shuffle seed gives other weights");
     tl_net_free(n1), tl_net_free(n2), tl_net_free(n3);
+    /* one thread and every thread of the build (a threaded build splits every product, slice and
+     * check of a step here: tl__par_min_work is 0) train the same bits, for every quantizer */
+    for (tl_quantizer q = TL_QUANT_NONE; q <= TL_QUANT_LSQ_PAPER; q++) {
+        uint32_t nth = tl_threads();
+        tl_net *one = make_net(q, 11), *all = make_net(q, 11);
+        CHECK(one && all, "make_net");
+        if (!one || !all) break;
+        if (q == TL_QUANT_PER_ROW) tl_net_set_tequila(one, 1e-3f), tl_net_set_tequila(all, 1e-3f);
+        float la = 0, lb = 0;
+        tl_threads_set(1);
+        int ok = fit_epochs(one, 5, 2, &la);
+        tl_threads_set(nth);
+        ok = ok && fit_epochs(all, 5, 2, &lb);
+        int same = ok && f2u(la) == f2u(lb);
+        for (uint32_t k = 0; k < 2 && same; k++) {
+            size_t n = k ? 16 * NCL : 16 * NIN, o = k ? NCL : 16;
+            float *wa = malloc(n * 4), *wb = malloc(n * 4), ba_[16], bb_[16], aa = 0, ab = 0;
+            same = wa && wb && tl_net_get_layer(one, k, wa, ba_, &aa) == TL_OK &&
+                   tl_net_get_layer(all, k, wb, bb_, &ab) == TL_OK && !memcmp(wa, wb, n * 4) &&
+                   !memcmp(ba_, bb_, o * 4) && f2u(aa) == f2u(ab);
+            free(wa), free(wb);
+        }
+        CHECK(same, "quantizer %d: 1 thread and %u train the same bits", (int)q, nth);
+        tl_net_free(one), tl_net_free(all);
+    }
     /* deadzone stats are the quantizer module's of the shadow weights */
     {
         float w[16 * NIN];
