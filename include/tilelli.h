@@ -541,8 +541,9 @@ tl_status tl_net_get_grads(const tl_net *net, uint32_t k, float *weight, float *
  * cross-entropy, or targets: batch x outputs for MSE; the other NULL), no step. */
 tl_status tl_net_gradients(tl_net *net, const float *x, size_t batch, const uint32_t *labels, const float *targets,
                            float *loss);
-/* tl_net_gradients, then one optimizer step. A non-finite loss or gradient is
- * TL_ERR_NON_FINITE and changes nothing. */
+/* tl_net_gradients, then one optimizer step. A non-finite loss, gradient or updated value is
+ * TL_ERR_NON_FINITE and changes nothing. The first step makes the arrays the step writes into
+ * (3 x 4 bytes per parameter, as much as the optimizer's state), kept until tl_net_free. */
 tl_status tl_net_train_step(tl_net *net, const float *x, size_t batch, const uint32_t *labels,
                             const float *targets, float *loss);
 /* Outputs (logits) of the ternarized network: batch x outputs. */
