@@ -272,6 +272,11 @@ unsigned tl__threads_n(void);
  * the workers costs more than they save); the C tests set it to 0 to split every product. */
 extern uint64_t tl__par_min_work;
 void tl__parallel(size_t ntasks, tl__task_fn fn, void *ctx);
+/* Items a..b - 1 of task `task` when n items are split in tasks of `per` (the last one shorter). */
+static inline void tl__task_range(size_t n, size_t per, size_t task, size_t *a, size_t *b) {
+    *a = task * per;
+    *b = n - *a < per ? n : *a + per;
+}
 /* The workers' side of the threaded builds (wasm exports only, called by js/threads.js): a stack's
  * top, the worker loop (never returns), how many workers are in their loop. */
 uintptr_t tl_threads_stack(size_t bytes);

@@ -427,12 +427,6 @@ static tl__split tl__split_rows(const tl_matrix *m, size_t nvec, size_t align, s
     return sp;
 }
 
-/* Rows ra..rb - 1 of task `task` */
-static void tl__task_rows(const tl_matrix *m, size_t chunk, size_t task, size_t *ra, size_t *rb) {
-    *ra = task * chunk;
-    *rb = m->rows - *ra < chunk ? m->rows : *ra + chunk;
-}
-
 /* Tasks per thread: the tables are built again by every task (one per thread), the dot products
  * start for free (four, for balance). */
 #define TL__TASKS_LUT 1
@@ -810,7 +804,7 @@ typedef struct {
 static void tl__lut_task(void *c, size_t task, unsigned thread) {
     const tl__lut_job *j = c;
     size_t ra, rb;
-    tl__task_rows(j->m, j->chunk, task, &ra, &rb);
+    tl__task_range(j->m->rows, j->chunk, task, &ra, &rb);
     tl__lut_rows(j->m, j->x, j->nvec, j->acc, j->w + thread * j->slot, ra, rb);
 }
 
@@ -867,7 +861,7 @@ static void tl__dot_task(void *c, size_t task, unsigned thread) {
     const int32_t *sums = j->sums;
     int32_t *acc = j->acc;
     size_t ra, rb;
-    tl__task_rows(m, j->chunk, task, &ra, &rb);
+    tl__task_range(m->rows, j->chunk, task, &ra, &rb);
     if (m->traits->dot_x16) {
         /* ra is a multiple of 4 and rb one or the last row: rows r..r + n - 1 are a tile (4 rows) */
         for (size_t r = ra; r < rb; r += 4) {
@@ -1207,7 +1201,7 @@ static void tl__f32_lut_task(void *c, size_t task, unsigned thread) {
     if (j->by_pass)
         pa = task, pb = task + 1;
     else
-        tl__task_rows(j->m, j->chunk, task, &ra, &rb);
+        tl__task_range(j->m->rows, j->chunk, task, &ra, &rb);
     tl__f32_lut_rows(j->m, j->q, j->unit, j->batch, j->out, j->w + thread * j->slot, ra, rb, pa, pb);
 }
 
@@ -1287,7 +1281,7 @@ static void tl__bits_task(void *c, size_t task, unsigned thread) {
     const tl_matrix *m = j->m;
     size_t ra, rb;
     (void)thread;
-    tl__task_rows(m, j->chunk, task, &ra, &rb);
+    tl__task_range(m->rows, j->chunk, task, &ra, &rb);
     for (size_t r = ra; r < rb; r++) {
         const uint8_t *row = m->data + r * m->row_bytes;
         for (size_t b = 0; b < j->batch; b++)

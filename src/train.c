@@ -180,8 +180,9 @@ typedef struct {
 
 static void tl__gemm_task(void *ctx, size_t task, unsigned thread) {
     const tl__gemm_job *j = ctx;
-    size_t r0 = task * j->chunk, r1 = j->n - r0 < j->chunk ? j->n : r0 + j->chunk;
+    size_t r0, r1;
     (void)thread;
+    tl__task_range(j->n, j->chunk, task, &r0, &r1);
     j->rows(j->B, j->O, j->I, j->a, j->b, j->c, r0, r1);
     if (j->epi) j->epi(j->epi_ctx, r0, r1);
 }
@@ -199,19 +200,14 @@ static void tl__gemm_split(tl__rows_fn f, size_t B, size_t O, size_t I, const fl
     tl__parallel((n + chunk - 1) / chunk, tl__gemm_task, &j);
 }
 
-/* Elementwise work over n items in tasks of at least 16384 (4 per thread), on the calling thread
- * alone under tl__par_min_work / 16 items: how many tasks, and the items per task (a multiple of
- * 16, so that SIMD loops see the same lanes; every such loop gives the same bits in any slicing). */
-static size_t tl__ew_tasks(size_t n, size_t *per) {
+/* Items per task of elementwise work over n items: at least 16384 (4 tasks per thread), all n on
+ * the calling thread under tl__par_min_work / 16 items; a multiple of 16, so that SIMD loops see the
+ * same lanes (every such loop gives the same bits in any slicing). */
+static size_t tl__ew_slice(size_t n) {
     size_t T = tl__threads_n();
-    if (T < 2 || (uint64_t)n * 16 < tl__par_min_work || n < 32) {
-        *per = n ? n : 1;
-        return n ? 1 : 0;
-    }
+    if (T < 2 || (uint64_t)n * 16 < tl__par_min_work || n < 32) return n ? n : 1;
     size_t p = (n + 4 * T - 1) / (4 * T);
-    p = p < 16384 && tl__par_min_work ? 16384 : (p + 15) & ~(size_t)15;
-    *per = p;
-    return (n + p - 1) / p;
+    return p < 16384 && tl__par_min_work ? 16384 : (p + 15) & ~(size_t)15;
 }
 
 static void tl__gemm_nt(size_t B, size_t O, size_t I, const float *x, const float *w, float *z, tl__epi_fn epi,
@@ -444,8 +440,9 @@ typedef struct {
 
 static void tl__tern_task(void *ctx, size_t task, unsigned thread) {
     const tl__tern_job *j = ctx;
-    size_t r0 = task * j->rows_per, r1 = j->out - r0 < j->rows_per ? j->out : r0 + j->rows_per;
+    size_t r0, r1;
     (void)thread;
+    tl__task_range(j->out, j->rows_per, task, &r0, &r1);
     for (size_t r = r0; r < r1; r++)
         tl__ternarize(j->w + r * j->in, j->in, j->scale[r], j->weff ? j->weff + r * j->in : NULL, j->q + r * j->in);
 }
@@ -485,8 +482,7 @@ static tl_status tl__quantize_into(const tl_net *net, const tl__dense *L, float 
     }
     for (size_t r = 0; r < L->out; r++)
         if (!(isfinite(scale[r]) && scale[r] > 0.0f)) return TL_ERR_ALPHA;
-    size_t per;
-    tl__ew_tasks(n, &per);
+    size_t per = tl__ew_slice(n);
     tl__tern_job j = {L->w, scale, L->in, L->out, per / L->in ? per / L->in : 1, weff, q};
     tl__parallel((L->out + j.rows_per - 1) / j.rows_per, tl__tern_task, &j);
     return TL_OK;
@@ -644,11 +640,11 @@ typedef struct {
     uint8_t bad[TL__LAYER_TASKS_MAX];
 } tl__layers_job;
 
-/* Slices of at least tl__ew_tasks' size, few enough for bad[]; returns the task count. */
+/* Slices of at least tl__ew_slice's size, few enough for bad[]; returns the task count. */
 static size_t tl__layers_plan(tl_net *net, tl__layers_job *j) {
     size_t total = 0;
     for (uint32_t k = 0; k < net->nlayers; k++) total += TL__PARAMS(&net->L[k]);
-    tl__ew_tasks(total, &j->per);
+    j->per = tl__ew_slice(total);
     for (;; j->per *= 2) {
         j->first[0] = 0;
         for (uint32_t k = 0; k < net->nlayers; k++)
