@@ -205,6 +205,12 @@ declare class PackedMatrix {
   /** A copy of the rows float32 scales (a per-tensor scale repeated on every row). @throws FREED */
   scales(): Float32Array;
   /** The trits, rows x cols, row-major. @throws FREED */
+  /**
+   * Sparse vectors (mostly zeros) read only their nonzero columns, through a column copy of the
+   * trits built on first use (as many bytes as the i2 rows): the same outputs. false frees the copy
+   * and keeps every product on the rows; true, the default, allows it again.
+   */
+  setColumnCopy(allow: boolean): void;
   trits(): Int8Array;
 
   /**
@@ -480,6 +486,13 @@ declare class Model {
   convert(format: MatrixFormat): Model;
   /** Set every linear layer's activation precision. */
   setActivations(activations: Activations): void;
+  /**
+   * Sparse inputs: a layer whose input is mostly zeros (after a ReLU) reads only its nonzero
+   * columns, through a column copy of its weights built on first use (as many bytes as the layer's
+   * i2 weights): the same outputs, bit for bit. false frees the copies and keeps every layer on its
+   * rows (less memory); true, the default, allows them again.
+   */
+  setColumnCopy(allow: boolean): void;
   /** Add or replace metadata entries (numbers and booleans are written as text). */
   addMetadata(metadata: Record<string, string | number | boolean>): void;
   free(): void;

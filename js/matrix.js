@@ -222,6 +222,17 @@ export class PackedMatrix extends Owned {
     return this.rt.view(Float32Array, this.rt.x.tl_matrix_scales(p), this.rows).slice();
   }
 
+  /**
+   * Sparse vectors (mostly zeros) read only their nonzero columns, through a column copy of the
+   * trits built on first use (as many bytes as the i2 rows): the same outputs. false frees the copy
+   * and keeps every product on the rows; true (the default) allows it again.
+   */
+  setColumnCopy(allow) {
+    const fn = 'PackedMatrix.setColumnCopy', p = this.live('setColumnCopy');
+    if (typeof allow !== 'boolean') throw invalid(`${fn}: allow must be true or false, got ${show(allow)}`);
+    this.rt.check(this.rt.x.tl_matrix_set_column_copy(p, allow ? 1 : 0), fn);
+  }
+
   /** The trits, unpacked. */
   trits() {
     const p = this.live('trits'), rt = this.rt;

@@ -370,6 +370,19 @@ export class Model extends Owned {
     this.#info = null;
   }
 
+  /**
+   * Sparse inputs: a layer whose input vector is mostly zeros (after a ReLU) reads only its nonzero
+   * columns, through a column copy of its weights built on first use (as many bytes as the layer's
+   * i2 weights again): the same outputs, bit for bit, in about the time of the nonzero share.
+   * setColumnCopy(false) frees the copies and keeps every layer on its rows (less memory);
+   * setColumnCopy(true), the default, allows them again.
+   */
+  setColumnCopy(allow) {
+    const fn = 'Model.setColumnCopy', p = this.live('setColumnCopy');
+    if (typeof allow !== 'boolean') throw invalid(`${fn}: allow must be true or false, got ${describe(allow)}`);
+    this.rt.check(this.rt.x.tl_model_set_column_copy(p, allow ? 1 : 0), fn);
+  }
+
   /** Set every linear layer's activation precision ('float' | 'int8'). */
   setActivations(activations) {
     const fn = 'Model.setActivations', p = this.live('setActivations');

@@ -140,6 +140,7 @@ struct tl_matrix {
      * (column c holds the codes of all rows, rows padded to 64), for column-wise updates. */
     uint8_t *colmajor;
     size_t col_bytes;
+    int col_off; /* tl_matrix_set_column_copy(m, 0): dense products never build or use the copy */
     const tl__format_traits *traits; /* tl__format(format) */
     int borrowed;                    /* data lies in a buffer the matrix does not own (a loaded file) */
     int plain; /* borrowed bytes still in the file layout: no kernel may see it before tl__matrix_tile_plain */

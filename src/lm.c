@@ -17,7 +17,7 @@
  *
  * Tokens go through in chunks of up to TL__LM_CHUNK (prefill) or one at a time (decode) with the
  * same numbers: every operation is per token, and the kernels give a vector the same outputs at
- * any batch size. Nothing is allocated after tl_lm_load. */
+ * any batch size. After tl_lm_load only the products' workspace grows (once, to the largest product). */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -615,6 +615,9 @@ static tl_status tl__lm_weights(tl_lm *lm, const tl__lm_src *src, tl_format f) {
             snprintf(name, sizeof name, "model.layers.%zu.%s", l, tl__lm_tensors[j].name);
             s = tl__lm_tensors[j].proj ? tl__lm_proj(src, name, d0, d1, f, w, (tl_matrix **)(void *)at)
                                        : tl__lm_read(src, name, d0, 0, (float **)(void *)at);
+            /* what a model holds is fixed at the load: no column-major copy for sparse vectors
+             * (the down projection's input after a squared ReLU would take it) */
+            if (!s && tl__lm_tensors[j].proj) (*(tl_matrix **)(void *)at)->col_off = 1;
         }
     tl__free(w);
     return s;

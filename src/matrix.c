@@ -226,6 +226,14 @@ void tl_matrix_free(tl_matrix *m) {
     tl__free(m);
 }
 
+tl_status tl_matrix_set_column_copy(tl_matrix *m, int allow) {
+    if (!m) return TL_ERR_NULL;
+    if (allow != 0 && allow != 1) return tl__fail(TL_ERR_ARGUMENT, "allow is %d, not 0 or 1", allow);
+    m->col_off = !allow;
+    if (!allow) tl__free(m->colmajor), m->colmajor = NULL;
+    return TL_OK;
+}
+
 tl_format tl_matrix_format(const tl_matrix *m) { return m ? m->format : (tl_format)0; }
 size_t tl_matrix_rows(const tl_matrix *m) { return m ? m->rows : 0; }
 size_t tl_matrix_cols(const tl_matrix *m) { return m ? m->cols : 0; }

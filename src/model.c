@@ -1164,6 +1164,14 @@ tl_status tl_model_set_precision(tl_model *m, tl_precision p) {
     return TL_OK;
 }
 
+tl_status tl_model_set_column_copy(tl_model *m, int allow) {
+    if (!m) return TL_ERR_NULL;
+    if (allow != 0 && allow != 1) return tl__fail(TL_ERR_ARGUMENT, "allow is %d, not 0 or 1", allow);
+    for (size_t i = 0; i < m->nlayers; i++)
+        if (m->layers[i].m) tl_matrix_set_column_copy(m->layers[i].m, allow);
+    return TL_OK;
+}
+
 static tl_status tl__copy_floats(const float *v, size_t n, float **out) {
     *out = NULL;
     if (!v) return TL_OK;

@@ -352,6 +352,111 @@ static void test_kernels(void) {
                 check_kernels(formats[f], shapes[s][0], shapes[s][1], batches[b], (int)(s % 2));
 }
 
+/* Vectors with zeros: a product of few vectors reads only the nonzero columns of the sparse ones
+ * (the column-major copy). Every density on both sides of the thresholds, one to three vectors
+ * (sparse and dense mixed), the int16 and int32 lanes' limits: the reference's bits for int8 and
+ * binary, the row kernels' bits for float (the copy turned off), on any number of threads. */
+static void check_sparse(tl_format f, size_t rows, size_t cols, size_t batch, unsigned pct, int extreme) {
+    size_t n = rows * cols, nout = batch * rows;
+    int8_t *t = malloc(n);
+    random_trits(t, n, 33);
+    if (extreme) memset(t, 1, n); /* every trit +1: the largest sums */
+    float *sc = malloc(rows * 4);
+    for (size_t r = 0; r < rows; r++) sc[r] = 0.5f + (float)(r % 7) * 0.125f;
+    tl_matrix *m = NULL;
+    CHECK(tl_matrix_from_trits(f, t, rows, cols, sc, rows, &m) == TL_OK, "sparse: matrix %s", fname(f));
+    if (!m) {
+        free(t), free(sc);
+        return;
+    }
+    int8_t *xq = malloc(batch * cols);
+    float *xs = malloc(batch * 4), *xf = malloc(batch * cols * 4);
+    for (size_t b = 0; b < batch; b++) {
+        /* vector 1 of a batch is dense: the sparse ones go through the columns, it through the rows */
+        unsigned p = b == 1 ? 100 : pct;
+        xs[b] = 1.0f + (float)b;
+        for (size_t c = 0; c < cols; c++) {
+            size_t i = b * cols + c;
+            int on = rnd() % 100 < p;
+            xq[i] = !on ? 0 : extreme ? (int8_t)(b == 0 ? 127 : -128) : (int8_t)(rnd() % 255 - 127);
+            if (on && !xq[i]) xq[i] = 1;
+            xf[i] = !on ? 0.0f : extreme ? (b == 0 ? 0x1.fffffep0f : -0x1.fffffep0f) : (float)((int32_t)rnd() / 2147483648.0) * 5.0f;
+        }
+    }
+    int32_t *acc = malloc(nout * 4), *accr = malloc(nout * 4), *acc8 = malloc(nout * 4);
+    float *out = malloc(nout * 4), *outr = malloc(nout * 4), *o2 = malloc(nout * 4), *out8 = malloc(nout * 4);
+    tl_ref_matmul_i8(t, sc, rows, cols, xq, batch, xs, acc8, out8);
+    size_t live0 = tl_mem_live_bytes();
+    CHECK(tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, out, nout) == TL_OK &&
+              memcmp(acc, acc8, nout * 4) == 0 && memcmp(out, out8, nout * 4) == 0,
+          "sparse int8 %s %zux%zu batch %zu, %u%% nonzero%s", fname(f), rows, cols, batch, pct,
+          extreme ? ", extreme" : "");
+    /* the copy is built for a sparse enough vector (under half nonzero takes it in every build) and
+     * counted; a dense one leaves it unbuilt */
+    if (pct <= 30 && cols >= 100)
+        CHECK(tl_mem_live_bytes() >= live0 + (rows + 63) / 64 * cols * 16, "sparse %s: the copy is counted", fname(f));
+    if (pct >= 80 && cols >= 1000) CHECK(tl_mem_live_bytes() == live0, "dense %s: no copy", fname(f));
+    /* binary: the nonzero values as ones */
+    size_t xb = tl_binary_row_bytes(cols);
+    uint8_t *bits = calloc(batch * xb, 1);
+    for (size_t b = 0; b < batch; b++)
+        for (size_t c = 0; c < cols; c++)
+            if (xq[b * cols + c]) bits[b * xb + c / 8] |= (uint8_t)(1u << (c % 8));
+    tl_ref_matmul_binary(t, sc, rows, cols, bits, batch, accr, outr);
+    CHECK(tl_matmul_binary(m, bits, batch * xb, batch, acc, out, nout) == TL_OK &&
+              memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outr, nout * 4) == 0,
+          "sparse binary %s %zux%zu batch %zu, %u%% nonzero", fname(f), rows, cols, batch, pct);
+    /* float: the rows' bits (the copy off), and the reference's within 1e-5 */
+    CHECK(tl_matmul_f32(m, xf, batch * cols, batch, out, nout) == TL_OK, "sparse float %s", fname(f));
+    size_t live = tl_mem_live_bytes();
+    CHECK(tl_matrix_set_column_copy(m, 0) == TL_OK && tl_matmul_f32(m, xf, batch * cols, batch, o2, nout) == TL_OK &&
+              memcmp(out, o2, nout * 4) == 0 && tl_mem_live_bytes() <= live,
+          "sparse float %s %zux%zu batch %zu, %u%% nonzero: the bits of the rows", fname(f), rows, cols, batch, pct);
+    CHECK(tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, o2, nout) == TL_OK && memcmp(acc, acc8, nout * 4) == 0 &&
+              memcmp(o2, out8, nout * 4) == 0 && tl_matrix_set_column_copy(m, 1) == TL_OK,
+          "sparse int8 %s, the copy off: the same", fname(f));
+    tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
+    int close = 1;
+    for (size_t b = 0; b < batch; b++) {
+        double mag = 0;
+        for (size_t c = 0; c < cols; c++) mag += fabs(xf[b * cols + c]);
+        for (size_t r = 0; r < rows; r++)
+            close &= fabs((double)out[b * rows + r] - outr[b * rows + r]) <= 1e-5 * mag * sc[r] + 1e-30;
+    }
+    CHECK(close, "sparse float %s %zux%zu batch %zu within 1e-5", fname(f), rows, cols, batch);
+    if (tl_threads() > 1) {
+        uint32_t nth = tl_threads();
+        tl_threads_set(1);
+        CHECK(tl_matmul_f32(m, xf, batch * cols, batch, o2, nout) == TL_OK && memcmp(out, o2, nout * 4) == 0 &&
+                  tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, o2, nout) == TL_OK &&
+                  memcmp(acc, acc8, nout * 4) == 0,
+              "sparse %s: one thread gives the bits of %u", fname(f), (unsigned)nth);
+        tl_threads_set(nth);
+    }
+    tl_matrix_free(m);
+    free(t), free(sc), free(xq), free(xs), free(xf), free(acc), free(accr), free(acc8), free(out), free(outr),
+        free(o2), free(out8), free(bits);
+}
+
+static void test_sparse_vectors(void) {
+    static const size_t shapes[][2] = {{1, 1}, {3, 70}, {64, 129}, {67, 300}, {130, 1000}, {200, 4200}};
+    static const unsigned pcts[] = {0, 2, 30, 55, 70, 80};
+    for (size_t f = 0; f < nformats; f++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (size_t p = 0; p < sizeof pcts / sizeof *pcts; p++)
+                for (size_t batch = 1; batch <= 3; batch++) check_sparse(formats[f], shapes[s][0], shapes[s][1], batch, pcts[p], 0);
+    /* the lanes' limits: 128 columns of -128 (or 127) times +1 in one int16 lane, 127 of the fixed
+     * point's largest (2^23, from x just under 2) in one int32 lane */
+    for (size_t f = 0; f < nformats; f++) check_sparse(formats[f], 70, 1000, 3, 45, 1);
+    tl_matrix *m = NULL;
+    int8_t t1 = 1;
+    float one = 1.0f;
+    CHECK(tl_matrix_from_trits(formats[0], &t1, 1, 1, &one, 1, &m) == TL_OK &&
+              tl_matrix_set_column_copy(m, 2) == TL_ERR_ARGUMENT && tl_matrix_set_column_copy(NULL, 1) == TL_ERR_NULL,
+          "set_column_copy: bad arguments");
+    tl_matrix_free(m);
+}
+
 static void test_kernel_errors(void) {
     float w[12] = {1, -1, 0, 2, 1, -1, 0, 2, 1, -1, 0, 2}, out[6];
     int32_t acc[6];
@@ -581,6 +686,7 @@ int main(void) {
     test_roundtrip();
     test_invalid();
     test_kernels();
+    test_sparse_vectors();
     test_head_gemv();
     test_kernel_errors();
     test_out_of_memory();

@@ -482,6 +482,38 @@ static void test_save(void) {
     free_spec(&s);
 }
 
+/* Decoding allocates only the products' workspace: a squared ReLU's zeros (the down projection's
+ * input, about half of it) do not make the sparse-vector copy (tilelli.h) of a projection, in
+ * either precision. */
+static void test_no_growth(void) {
+    spec s;
+    make_spec(&s, 30, 64, 96, 2, 1, 32, 2, 1, 1);
+    size_t len;
+    uint8_t *f = write_st(&s, NULL, NULL, &len);
+    char cfg[1024];
+    size_t cl = config_of(&s, NULL, cfg, sizeof cfg);
+    tl_safetensors *st = NULL;
+    tl_lm *lm = NULL;
+    CHECK(tl_safetensors_open(f, len, &st) == TL_OK && tl_lm_load(cfg, cl, st, TL_FORMAT_I2, 16, &lm) == TL_OK,
+          "load");
+    size_t bytes = tl_mem_live_bytes(), blocks = tl_mem_live_blocks();
+    int ok = 1;
+    for (int p = 0; p < 2 && lm; p++) {
+        ok &= tl_lm_set_precision(lm, p ? TL_PRECISION_FLOAT : TL_PRECISION_INT8) == TL_OK;
+        tl_lm_reset(lm);
+        float lg[30];
+        for (uint32_t t = 0; t < 6; t++) ok &= tl_lm_forward(lm, &t, 1, 0, lg, 30) == TL_OK;
+    }
+    /* the one block decoding may add: the products' workspace (kept, grown to the largest) */
+    CHECK(ok && tl_mem_live_blocks() <= blocks + 1,
+          "decoding adds at most the workspace: %zu blocks (%zu bytes) held after the load, %zu (%zu) after decoding",
+          blocks, bytes, tl_mem_live_blocks(), tl_mem_live_bytes());
+    tl_lm_free(lm);
+    tl_safetensors_free(st);
+    free(f);
+    free_spec(&s);
+}
+
 static void test_oom(void) {
     spec s;
     make_spec(&s, 30, 16, 24, 2, 1, 8, 2, 1, 1);
@@ -567,6 +599,7 @@ int main(void) {
     test_errors();
     test_save();
     test_oom();
+    test_no_growth();
     test_sample();
     return check_report("test_lm");
 }

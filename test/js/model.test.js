@@ -440,3 +440,49 @@ test('a loaded model keeps the file once in wasm memory; fromResponse streams a 
   assert.deepEqual(again.run(x), want);
   again.free();
 });
+
+test('sparse inputs: the column copy gives the rows\' outputs bit for bit, is counted, and can be turned off', async () => {
+  const packed = tl.packCheckpoint(await readFile(join(fixtures, 'mlp.safetensors')),
+    JSON.parse(await readFile(join(fixtures, 'architecture.json'), 'utf8')));
+  const digits = mnistTest();
+  const model = tl.Model.load(packed);
+  try {
+    for (const activations of ['int8', 'float']) {
+      model.setActivations(activations);
+      model.setColumnCopy(false);
+      model.run(digits.x.subarray(0, 784)); // the model's workspace grows once, to the largest product
+      const base = tl.memoryStats().liveBytes;
+      // batch 1: a digit's pixels are ~80% zero and the hidden layers' ReLU outputs about half
+      const rows = [];
+      for (let i = 0; i < 50; i++) rows.push(model.run(digits.x.subarray(i * 784, (i + 1) * 784)));
+      assert.equal(tl.memoryStats().liveBytes, base, `${activations}: no copy while turned off`);
+      model.setColumnCopy(true);
+      for (let i = 0; i < 50; i++) {
+        assert.deepEqual(model.run(digits.x.subarray(i * 784, (i + 1) * 784)), rows[i], `${activations}: digit ${i}, the same bits`);
+      }
+      // the three layers' copies: 16 bytes per column per 64 rows
+      const copies = 784 * 4 * 16 + 256 * 4 * 16 + 256 * 1 * 16;
+      assert.equal(tl.memoryStats().liveBytes - base, copies, `${activations}: the copies are counted`);
+      // a dense input (no zeros) keeps to the rows and gives its outputs too
+      const dense = Float32Array.from({ length: 784 }, (_, i) => 0.01 + (i % 17) / 17);
+      const d1 = model.run(dense);
+      model.setColumnCopy(false);
+      assert.equal(tl.memoryStats().liveBytes, base, `${activations}: setColumnCopy(false) frees them`);
+      assert.deepEqual(model.run(dense), d1);
+    }
+    assert.throws(() => model.setColumnCopy(1), (e) => e instanceof TilelliError && e.code === 'INVALID_ARGUMENT' && /true or false/.test(e.message));
+  } finally {
+    model.free();
+  }
+  const m = tl.PackedMatrix.fromTrits(Int8Array.from({ length: 300 * 200 }, (_, i) => (i * 7 % 3) - 1), [300, 200]);
+  try {
+    const x = Int8Array.from({ length: 200 }, (_, i) => (i % 4 === 0 ? (i % 255) - 127 : 0));
+    m.setColumnCopy(false);
+    const rowsOut = m.matmulInt8(x);
+    m.setColumnCopy(true);
+    assert.deepEqual(m.matmulInt8(x), rowsOut, 'PackedMatrix: the same outputs through the copy');
+    assert.throws(() => m.setColumnCopy('no'), (e) => e.code === 'INVALID_ARGUMENT');
+  } finally {
+    m.free();
+  }
+});
