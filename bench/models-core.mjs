@@ -139,11 +139,16 @@ function randomInputs(net, count) {
 
 // --- references (float64 JS) -----------------------------------------------------------------------
 
-/** The float network in float64: y = scale[r] * sum_c trit[r][c] x[c] + bias[r], ReLU between. */
-export function referenceFloat(layers, x, batch) {
+/**
+ * The float network in float64: y = scale[r] * sum_c trit[r][c] x[c] + bias[r], ReLU between.
+ * nonzero (optional, an array): gets each layer's share of nonzero input values over the batch,
+ * what decides whether tilelli reads a vector's columns (README, "Sparse inputs").
+ */
+export function referenceFloat(layers, x, batch, nonzero) {
   let h = Float64Array.from(x.subarray(0, batch * layers[0].cols));
   for (const [li, L] of layers.entries()) {
     const { rows, cols, trits, scales, bias } = L;
+    if (nonzero) nonzero[li] = h.reduce((n, v) => n + (v !== 0), 0) / h.length;
     const out = new Float64Array(batch * rows);
     for (let b = 0; b < batch; b++) {
       const xv = h.subarray(b * cols, (b + 1) * cols);
@@ -485,7 +490,8 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, timi
     // Inputs: the MNIST test digits (all of them for the checks), else uniform [-1, 1).
     const checkX = net.kind === 'mnist' ? mnist.x : randomInputs(net, maxBatch);
     const checkBatch = checkX.length / net.widths[0];
-    const refF = referenceFloat(layers, checkX, checkBatch);
+    const nonzero = [];
+    const refF = referenceFloat(layers, checkX, checkBatch, nonzero);
     const predF = argmaxAll(refF, checkBatch, width);
 
     // ORT models: float weights w = trit * scale (exact in float32); int8 codes 127 * trit, scale / 127
@@ -625,7 +631,7 @@ export async function runBench({ tl, ort, mnist, networks, budgetMs = 8000, timi
         r.pairedRatio = median(r.times.map((t, k) => ortF.times[k] / t));
       }
       for (const r of rows) delete r.times;
-      results.push({ key: net.key, label, name: net.name, widths: net.widths, kind: net.kind, batch, rows, setupMs, checkBatch });
+      results.push({ key: net.key, label, name: net.name, widths: net.widths, kind: net.kind, batch, rows, setupMs, checkBatch, nonzero });
     }
     for (const c of contenders) {
       await c.session?.release();
@@ -686,6 +692,9 @@ export function formatReport({ results, targets, failures, int8How, timing = tru
   if (ortFixedMs !== undefined) out.push(`ORT session.run fixed cost (1 x 1 MatMul, median): ${us(ortFixedMs)} us.`);
   for (const r of results) {
     out.push('', `${r.label}, batch ${r.batch}${r.kind === 'mnist' ? ' (trained fixture weights, test digits)' : ' (random trits)'}`);
+    if (r.nonzero) {
+      out.push(`layers' inputs nonzero (float64 reference, the ${r.checkBatch} check inputs): ${r.nonzero.map((f) => `${(100 * f).toFixed(0)}%`).join(', ')}`);
+    }
     const rows = r.rows.map((x) => {
       const check = x.checks
         ? [
