@@ -9,9 +9,10 @@
  *   trits (each byte mod 3 - 1, or mostly zero), finite scales (any sign, zero, subnormal, near
  *   FLT_MAX), bit-packed activations (bits past cols included), sparse index lists (valid
  *   indices, repeats, empty lists, sometimes more than 16383 per list to cross the kernel's
- *   int16 chunks), int8 activations (-128 included) with positive finite scales (subnormal to
- *   huge) or none, float activations (small integers times a power of two, whose sums are exact,
- *   or arbitrary finite floats up to 2^100).
+ *   int16 chunks), int8 activations (-128 included; 0 to 3/4 of them zero, so that mostly-zero
+ *   vectors take the column-major copy) with positive finite scales (subnormal to huge) or none,
+ *   float activations (small integers times a power of two, whose sums are exact, or arbitrary
+ *   finite floats up to 2^100; as many zeros).
  * The matrix is made from trits or from packed bytes. Every kernel, with acc and out, acc only
  * or out only, must give the reference's int32 accumulators and float outputs bit for bit
  * (binary, sparse, int8); the float kernel, as one GEMM and as batch-1 GEMVs, must equal the
@@ -242,7 +243,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     /* int8 activations (bytes as they are: -128..127) and positive finite scales, or none */
     k.x8 = malloc(k.batch * k.cols);
-    for (size_t i = 0; i < k.batch * k.cols; i++) k.x8[i] = (int8_t)next(&sl[S_I8]);
+    /* 0, 1/4, 1/2 or 3/4 of the values zero (a ReLU's output): mostly-zero vectors go through the
+     * columns (tilelli.h, "Sparse vectors"), the others through the rows */
+    const unsigned zeros = next(&sl[S_I8]) % 4;
+    for (size_t i = 0; i < k.batch * k.cols; i++) {
+        int8_t v = (int8_t)next(&sl[S_I8]);
+        k.x8[i] = next(&sl[S_I8]) % 4 < zeros ? 0 : v;
+    }
     float *xs = malloc(k.batch * sizeof *xs);
     for (size_t b = 0; b < k.batch; b++) {
         float v = fabsf(finite_bits(next32(&sl[S_I8])));
@@ -261,6 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (ex > 227) u = (u & ~TL__INF_BITS) | (ex - 128) << 23; /* |x| < 2^101 */
             k.xf[i] = tl__u2f(u);
         }
+        if (next(&sl[S_F32]) % 4 < zeros) k.xf[i] = 0.0f; /* as many zeros as the int8 ones */
     }
 
     refs rf;
