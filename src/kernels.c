@@ -871,10 +871,14 @@ static tl_status tl__build_colmajor(tl_matrix *m) {
     return TL_OK;
 }
 
-/* Whether a vector with nnz nonzero values takes the columns (building the copy if it must; a
- * copy that cannot be allocated leaves the rows). */
-static int tl__col_take(const tl_matrix *m, size_t nnz, unsigned num) {
-    if (m->col_off || (uint64_t)nnz * TL__COL_DEN > (uint64_t)m->cols * num) return 0;
+/* Whether a vector (x8: int8, else q: int32; cols values) takes the columns: counted only where
+ * the copy is allowed (language models, copy off: no scan per product); building the copy if it
+ * must (a copy that cannot be allocated leaves the rows). */
+static int tl__col_take(const tl_matrix *m, const int8_t *x8, const int32_t *q, unsigned num) {
+    if (m->col_off) return 0;
+    size_t nnz = 0;
+    for (size_t c = 0; c < m->cols; c++) nnz += x8 ? x8[c] != 0 : q[c] != 0;
+    if ((uint64_t)nnz * TL__COL_DEN > (uint64_t)m->cols * num) return 0;
     /* The copy is a cache: building it does not change what m means (hence the cast). */
     return m->colmajor || tl__build_colmajor((tl_matrix *)m) == TL_OK;
 }
@@ -1050,18 +1054,6 @@ static void tl__col_q(const tl_matrix *m, const int32_t *q, double unit, uint32_
     tl__parallel(((m->rows + 63) / 64 + chunk - 1) / chunk, tl__col_q_task, &j);
 }
 
-static size_t tl__count_nonzero8(const int8_t *x, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += x[i] != 0;
-    return k;
-}
-
-static size_t tl__count_nonzero32(const int32_t *x, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += x[i] != 0;
-    return k;
-}
-
 /* ---------------------------------------------------------------------------
  * The integer product: dot products (few vectors) or tables
  * ------------------------------------------------------------------------- */
@@ -1169,7 +1161,7 @@ static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, 
     const size_t cols = m->cols, rows = m->rows;
     for (size_t v = 0; v < nvec;) {
         size_t e = v;
-        while (e < nvec && !tl__col_take(m, tl__count_nonzero8(x8 + e * cols, cols), TL__COL_I8)) e++;
+        while (e < nvec && !tl__col_take(m, x8 + e * cols, NULL, TL__COL_I8)) e++;
         if (e > v) tl__dot_product(m, x + v * cols, x8 + v * cols, e - v, wide, acc + v * rows, w);
         if (e < nvec) tl__col_i8(m, x8 + e * cols, (uint32_t *)w, acc + e * rows);
         v = e + 1;
@@ -1482,7 +1474,7 @@ static void tl__f32_run(const tl_matrix *m, const float *x, size_t batch, float 
         int16_t *d = tl__take(&cur, (uint64_t)TL__FD * cols * 2);
         int32_t *a = tl__take(&cur, (uint64_t)TL__FD * rows * 4);
         for (size_t b = 0; b < batch; b++) {
-            if (tl__col_take(m, tl__count_nonzero32(q + b * cols, cols), TL__COL_Q)) {
+            if (tl__col_take(m, NULL, q + b * cols, TL__COL_Q)) {
                 tl__col_q(m, q + b * cols, unit[b], (uint32_t *)cur, (int32_t *)cur + cols, out + b * rows);
                 continue;
             }

@@ -184,6 +184,20 @@ static void test_invalid(void) {
     CHECK(tl_matrix_from_trits(TL_FORMAT_I2, t, 2, 10, &one, 3, &m) == TL_ERR_SIZE, "3 scales for 2 rows");
 }
 
+/* Float outputs against the reference's: adds and subtracts in another order, so within 1e-5
+ * relative of the largest partial magnitude (sum of |x| over the row) */
+static int float_close(const float *out, const float *outr, const float *xf, const float *sc, size_t rows,
+                       size_t cols, size_t batch) {
+    int close = 1;
+    for (size_t b = 0; b < batch; b++) {
+        double mag = 0;
+        for (size_t c = 0; c < cols; c++) mag += fabs(xf[b * cols + c]);
+        for (size_t r = 0; r < rows; r++)
+            close &= fabs((double)out[b * rows + r] - outr[b * rows + r]) <= 1e-5 * mag * sc[r] + 1e-30;
+    }
+    return close;
+}
+
 /* Every kernel against the reference on one random matrix. */
 static void check_kernels(tl_format f, size_t rows, size_t cols, size_t batch, int per_row) {
     size_t n = rows * cols;
@@ -301,13 +315,7 @@ static void check_kernels(tl_format f, size_t rows, size_t cols, size_t batch, i
 
     tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
     CHECK(tl_matmul_f32(m, xf, batch * cols, batch, out, nout) == TL_OK, "float %s", fname(f));
-    int close = 1;
-    for (size_t b = 0; b < batch; b++) {
-        double mag = 0;
-        for (size_t c = 0; c < cols; c++) mag += fabs(xf[b * cols + c]);
-        for (size_t r = 0; r < rows; r++)
-            close &= fabs((double)out[b * rows + r] - outr[b * rows + r]) <= 1e-5 * mag * sc[r] + 1e-30;
-    }
+    int close = float_close(out, outr, xf, sc, rows, cols, batch);
     CHECK(close, "float %s %zux%zu batch %zu within 1e-5", fname(f), rows, cols, batch);
     /* Threaded builds (test/c/run-wasi-mt.mjs): every product above was split over the threads
      * (main sets tl__par_min_work to 0), and the integer ones equal the reference; the float ones
@@ -416,13 +424,7 @@ static void check_sparse(tl_format f, size_t rows, size_t cols, size_t batch, un
               memcmp(o2, out8, nout * 4) == 0 && tl_matrix_set_column_copy(m, 1) == TL_OK,
           "sparse int8 %s, the copy off: the same", fname(f));
     tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
-    int close = 1;
-    for (size_t b = 0; b < batch; b++) {
-        double mag = 0;
-        for (size_t c = 0; c < cols; c++) mag += fabs(xf[b * cols + c]);
-        for (size_t r = 0; r < rows; r++)
-            close &= fabs((double)out[b * rows + r] - outr[b * rows + r]) <= 1e-5 * mag * sc[r] + 1e-30;
-    }
+    int close = float_close(out, outr, xf, sc, rows, cols, batch);
     CHECK(close, "sparse float %s %zux%zu batch %zu within 1e-5", fname(f), rows, cols, batch);
     if (tl_threads() > 1) {
         uint32_t nth = tl_threads();
