@@ -1,7 +1,8 @@
 /* kernels.c — products of packed ternary matrices with binary, sparse, int8 and float activations.
  *
  * Paths (each format's fast paths are entries of its row in src/formats.c):
- *   - bitplane x binary: popcount(x & pos) - popcount(x & neg), 64 bits at a time (dot_bits);
+ *   - bitplane x binary, batches of 4 and more (or the column copy off): popcount(x & pos) -
+ *     popcount(x & neg), 64 bits at a time (dot_bits);
  *   - every other path is one exact integer product of int16 vectors (|x| <= 511): int8
  *     activations widened, or the 12-bit digits (|x| <= 4095, batch 1) or whole values (batches)
  *     of a float vector's fixed-point form ("Float activations" below), so float and int8
@@ -15,14 +16,15 @@
  *   - batches: tables of x over each i2 byte's 4 weights for 16 or 32 vectors, shared by all rows
  *     ("Table kernels" below): one lookup per 4 weights feeds the whole pass. tq1 and bitplane
  *     rows are re-encoded to i2 a band at a time;
- *   - binary on i2/tq1: the integer product on 0/1 activations; fused float -> int8
+ *   - binary otherwise: the integer product on 0/1 activations; fused float -> int8
  *     (tl_matmul_f32_i8): the activation quantizer, then the int8 path;
- *   - sparse index lists: a column-major copy of the trits (built on first use, i2 codes along
- *     the rows; the only derived copy a matrix keeps, counted by tl_mem_live_bytes) lets each
- *     active column add its codes to 64 row accumulators at a time.
+ *   - sparse vectors of few (the columns below), index lists: a column-major copy of the trits
+ *     (built on first use, i2 codes along the rows; the only derived copy a matrix keeps, counted
+ *     by tl_mem_live_bytes) lets each nonzero column add its codes times its value to 64 row
+ *     accumulators at a time; values of one magnitude (binary, index lists, +-1) only add codes.
  * Every path has the plain reference in kernels_ref.c, checked bit for bit in every build
  * (the float path to a tolerance: it rounds x to fixed point, docs/FORMATS.md).
- * The threaded builds split every product but the sparse one by rows over their workers
+ * The threaded builds split every product by rows over their workers
  * ("Splitting a product over threads" below): the same bits on any number of threads.
  */
 #include <math.h>
@@ -830,7 +832,12 @@ static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, i
  * the columns against 0.040 through the dot products, float (the fixed point's int32 products)
  * 0.089 against 0.077; the relaxed build's int8 dot products are ~1.6x faster. So a vector takes
  * the columns when at most TL__COL_I8 / TL__COL_DEN of its values (float: TL__COL_Q) are nonzero,
- * for few vectors (the tables reuse each weight across a batch; the columns do not). The sums are
+ * for few vectors (the tables reuse each weight across a batch; the columns do not). An int8
+ * vector whose nonzero values share one magnitude (binary, +-1) takes them at any density: its
+ * columns only add codes, 0.018 ns per weight (tl__col_one_task). Grouping the columns of other
+ * vectors by magnitude was tried and measured (2026-11-30): ReLU outputs have ~80 distinct
+ * magnitudes in 2048 columns, and the per-group costs and the scattered reads of the sorted
+ * columns cancelled the saving (1.0x). The sums are
  * exact integers: the same bits as the rows. The copy is built on the first product that takes it
  * and kept (as many bytes again as the i2 rows; tl_matrix_set_column_copy turns it off).
  * ------------------------------------------------------------------------- */
@@ -871,16 +878,29 @@ static tl_status tl__build_colmajor(tl_matrix *m) {
     return TL_OK;
 }
 
-/* Whether a vector (x8: int8, else q: int32; cols values) takes the columns: counted only where
- * the copy is allowed (language models, copy off: no scan per product); building the copy if it
- * must (a copy that cannot be allocated leaves the rows). */
+/* Whether a vector (x8: int8, else q: int32; cols values) takes the columns: 0 no, 1 yes, 2 yes
+ * and its nonzero values are int8 of one magnitude (binary, +-1: tl__col_one_task, which takes
+ * them at any density, 0.018 ns per weight at 4096x4096 against the rows' 0.040). Counted only
+ * where the copy is allowed (language models, copy off: no scan per product); building the copy if
+ * it must (a copy that cannot be allocated leaves the rows). */
 static int tl__col_take(const tl_matrix *m, const int8_t *x8, const int32_t *q, unsigned num) {
     if (m->col_off) return 0;
     size_t nnz = 0;
-    for (size_t c = 0; c < m->cols; c++) nnz += x8 ? x8[c] != 0 : q[c] != 0;
+    int one = 0;
+    if (x8) {
+        /* lo: the least nonzero magnitude less 1 (0 wraps to 255), hi: the largest magnitude */
+        uint8_t lo = 255, hi = 0;
+        for (size_t c = 0; c < m->cols; c++) {
+            const uint8_t a = (uint8_t)(x8[c] < 0 ? -x8[c] : x8[c]), a1 = (uint8_t)(a - 1);
+            nnz += a != 0, hi = a > hi ? a : hi, lo = a1 < lo ? a1 : lo;
+        }
+        one = nnz && lo + 1 == hi;
+        if (one) num = TL__COL_DEN;
+    } else
+        for (size_t c = 0; c < m->cols; c++) nnz += q[c] != 0;
     if ((uint64_t)nnz * TL__COL_DEN > (uint64_t)m->cols * num) return 0;
     /* The copy is a cache: building it does not change what m means (hence the cast). */
-    return m->colmajor || tl__build_colmajor((tl_matrix *)m) == TL_OK;
+    return (m->colmajor || tl__build_colmajor((tl_matrix *)m) == TL_OK) ? 1 + one : 0;
 }
 
 /* A product through the columns, tiles of a task: int8 values (nz: column << 8 | the value's byte,
@@ -896,6 +916,7 @@ typedef struct {
     double unit;
     int32_t *acc;
     float *out;
+    uint32_t mag, nneg; /* one magnitude: nz plain columns, the first nneg of them negative */
 } tl__col_job;
 
 /* int8 values: a product is at most 2 * 128 in size, so int16 lanes take 128 columns, then they
@@ -954,6 +975,94 @@ static void tl__col_i8_task(void *c, size_t task, unsigned thread) {
         }
         const size_t r0 = tile * 64, nr = m->rows - r0 < 64 ? m->rows - r0 : 64;
         for (size_t w = 0; w < nr; w++) j->acc[r0 + w] = racc[w] - j->xsum;
+    }
+}
+
+#if TL_SIMD
+/* racc (64 int32) += tl__col_one_task's uint16 sums: rows 8k + j in lane j of a_k - 256 a_{k+4}
+ * (k < 4), rows 8 (k + 4) + j in lane j of a_{k+4} */
+static void tl__col_widen(const v128_t *a, int32_t *racc) {
+    for (unsigned f = 0; f < 8; f++) {
+        const v128_t s = f < 4 ? wasm_i16x8_sub(a[f], wasm_i16x8_shl(a[f + 4], 8)) : a[f];
+        wasm_v128_store(racc + 8 * f, wasm_i32x4_add(wasm_v128_load(racc + 8 * f), wasm_u32x4_extend_low_u16x8(s)));
+        wasm_v128_store(racc + 8 * f + 4, wasm_i32x4_add(wasm_v128_load(racc + 8 * f + 4), wasm_u32x4_extend_high_u16x8(s)));
+    }
+}
+#endif
+
+/* Every value of one magnitude v (binary activations, +-1, index lists): sum trit x =
+ * v (sum code' - k), code' = code for x > 0 and 2 - code for x < 0 (trit + 1 and 1 - trit), so
+ * the columns only add their codes: byte lanes (fields k and k + 4 of e_k) take 127 columns
+ * (2 * 127 < 256), 11 operations per column of a tile against the products' 25. Then the bytes
+ * are multiplied by v into uint16 lanes, widened to int32 before they could pass 65535. */
+static void tl__col_one_task(void *c, size_t task, unsigned thread) {
+    const tl__col_job *j = c;
+    const tl_matrix *m = j->m;
+    const uint32_t v = j->mag, *nz = j->nz;
+    const size_t k = j->k, nneg = j->nneg;
+    size_t ta, tb;
+    (void)thread;
+    tl__task_range((m->rows + 63) / 64, j->chunk, task, &ta, &tb);
+    for (size_t tile = ta; tile < tb; tile++) {
+        const uint8_t *base = m->colmajor + tile * m->col_bytes;
+        int32_t racc[64];
+        memset(racc, 0, sizeof racc);
+#if TL_SIMD
+        const v128_t m3 = wasm_i16x8_splat(0x0303), z = wasm_i16x8_splat(0), vv = wasm_i16x8_splat((int16_t)v);
+        /* a_k (k < 4) adds e_k v, a_{k+4} (e_k >> 8) v, modulo 2^16: rows 8 (k + 4) + j are lane
+         * j of a_{k+4}, rows 8k + j lane j of a_k - 256 a_{k+4} (exact below 2^16) */
+        v128_t a[8] = {z, z, z, z, z, z, z, z};
+        uint32_t bound = 0;
+        for (size_t i0 = 0; i0 < k; i0 += 127) {
+            const size_t i1 = k - i0 > 127 ? i0 + 127 : k, n1 = nneg < i1 ? nneg : i1;
+            const uint32_t add = 2 * (uint32_t)(i1 - i0) * v;
+            v128_t e0 = z, e1 = z, e2 = z, e3 = z;
+            size_t i = i0;
+#define TL__COL_BYTES                                                                               \
+    for (; i < end; i++) {                                                                           \
+        const v128_t w = wasm_v128_load(base + (size_t)nz[i] * 16);                                  \
+        e0 = wasm_i16x8_add(e0, wasm_v128_and(w, m3));                                               \
+        e1 = wasm_i16x8_add(e1, wasm_v128_and(wasm_u16x8_shr(w, 2), m3));                            \
+        e2 = wasm_i16x8_add(e2, wasm_v128_and(wasm_u16x8_shr(w, 4), m3));                            \
+        e3 = wasm_i16x8_add(e3, wasm_v128_and(wasm_u16x8_shr(w, 6), m3));                            \
+    }
+            if (i < n1) {
+                const size_t end = n1;
+                TL__COL_BYTES
+                /* the negative ones: 2 n - their sum of codes */
+                const v128_t n2 = wasm_i8x16_splat((int8_t)(2 * (n1 - i0)));
+                e0 = wasm_i8x16_sub(n2, e0), e1 = wasm_i8x16_sub(n2, e1);
+                e2 = wasm_i8x16_sub(n2, e2), e3 = wasm_i8x16_sub(n2, e3);
+            }
+            {
+                const size_t end = i1;
+                TL__COL_BYTES
+            }
+#undef TL__COL_BYTES
+            if (bound + add > 65535) {
+                tl__col_widen(a, racc);
+                for (unsigned f = 0; f < 8; f++) a[f] = z;
+                bound = 0;
+            }
+            bound += add;
+            const v128_t e[4] = {e0, e1, e2, e3};
+            for (unsigned f = 0; f < 4; f++) {
+                a[f] = wasm_i16x8_add(a[f], wasm_i16x8_mul(e[f], vv));
+                a[f + 4] = wasm_i16x8_add(a[f + 4], wasm_i16x8_mul(wasm_u16x8_shr(e[f], 8), vv));
+            }
+        }
+        tl__col_widen(a, racc);
+#else
+        for (size_t i = 0; i < k; i++) {
+            const uint8_t *p = base + (size_t)nz[i] * 16;
+            for (unsigned w = 0; w < 64; w++) {
+                const int32_t code = tl__i2_code(p, w);
+                racc[w] += (int32_t)v * (i < nneg ? 2 - code : code);
+            }
+        }
+#endif
+        const size_t r0 = tile * 64, nr = m->rows - r0 < 64 ? m->rows - r0 : 64;
+        for (size_t w = 0; w < nr; w++) j->acc[r0 + w] = racc[w] - (int32_t)(v * k);
     }
 }
 
@@ -1030,16 +1139,28 @@ static size_t tl__col_chunk(const tl_matrix *m, size_t nnz) {
     return (tiles + n - 1) / n;
 }
 
-/* int8 vector x (cols values): acc[r] = sum_c trit(r, c) x[c] through the columns; nz: cols
- * entries of scratch. */
-static void tl__col_i8(const tl_matrix *m, const int8_t *x, uint32_t *nz, int32_t *acc) {
+/* int8 vector x (cols values): acc[r] = sum_c trit(r, c) x[c] through the columns; one: its
+ * nonzero values have one magnitude (tl__col_take's 2); nz: cols entries of scratch. */
+static void tl__col_i8(const tl_matrix *m, const int8_t *x, int one, uint32_t *nz, int32_t *acc) {
     size_t k = 0;
     int32_t xsum = 0;
+    tl__col_job j = {m, nz, NULL, 0, 0, 0, 0, 0.0, acc, NULL, 0, 0};
+    if (one) {
+        /* one magnitude: the columns alone, the negative ones from the front, the positive ones
+         * from the back (in descending order) */
+        size_t in = 0, ip = m->cols;
+        for (size_t c = 0; c < m->cols; c++)
+            if (x[c] < 0) nz[in++] = (uint32_t)c, j.mag = (uint32_t)-x[c];
+            else if (x[c]) nz[--ip] = (uint32_t)c, j.mag = (uint32_t)x[c];
+        memmove(nz + in, nz + ip, (m->cols - ip) * 4);
+        j.k = in + m->cols - ip, j.nneg = (uint32_t)in, j.chunk = tl__col_chunk(m, j.k);
+        tl__parallel(((m->rows + 63) / 64 + j.chunk - 1) / j.chunk, tl__col_one_task, &j);
+        return;
+    }
     for (size_t c = 0; c < m->cols; c++)
         if (x[c]) nz[k++] = (uint32_t)c << 8 | (uint8_t)x[c], xsum += x[c];
-    const size_t chunk = tl__col_chunk(m, k);
-    tl__col_job j = {m, nz, NULL, k, chunk, xsum, 0, 0.0, acc, NULL};
-    tl__parallel(((m->rows + 63) / 64 + chunk - 1) / chunk, tl__col_i8_task, &j);
+    j.k = k, j.xsum = xsum, j.chunk = tl__col_chunk(m, k);
+    tl__parallel(((m->rows + 63) / 64 + j.chunk - 1) / j.chunk, tl__col_i8_task, &j);
 }
 
 /* fixed-point vector q (cols values, |q| <= 2^23, 1 / u = unit): out[r] = fl(fl(S unit) scale[r]),
@@ -1050,7 +1171,7 @@ static void tl__col_q(const tl_matrix *m, const int32_t *q, double unit, uint32_
     for (size_t c = 0; c < m->cols; c++)
         if (q[c]) idx[k] = (uint32_t)c, qv[k++] = q[c], qsum += q[c];
     const size_t chunk = tl__col_chunk(m, k);
-    tl__col_job j = {m, idx, qv, k, chunk, 0, qsum, unit, NULL, out};
+    tl__col_job j = {m, idx, qv, k, chunk, 0, qsum, unit, NULL, out, 0, 0};
     tl__parallel(((m->rows + 63) / 64 + chunk - 1) / chunk, tl__col_q_task, &j);
 }
 
@@ -1161,9 +1282,10 @@ static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, 
     const size_t cols = m->cols, rows = m->rows;
     for (size_t v = 0; v < nvec;) {
         size_t e = v;
-        while (e < nvec && !tl__col_take(m, x8 + e * cols, NULL, TL__COL_I8)) e++;
+        int take = 0;
+        while (e < nvec && !(take = tl__col_take(m, x8 + e * cols, NULL, TL__COL_I8))) e++;
         if (e > v) tl__dot_product(m, x + v * cols, x8 + v * cols, e - v, wide, acc + v * rows, w);
-        if (e < nvec) tl__col_i8(m, x8 + e * cols, (uint32_t *)w, acc + e * rows);
+        if (e < nvec) tl__col_i8(m, x8 + e * cols, take == 2, (uint32_t *)w, acc + e * rows);
         v = e + 1;
     }
 }
@@ -1555,7 +1677,9 @@ tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batc
                                tl__ws *ws) {
     size_t xb = tl_binary_row_bytes(m->cols);
     tl_status s;
-    if (m->traits->dot_bits) {
+    /* Few vectors take the columns (0/1: one magnitude, tl__col_one_task), twice as fast as the
+     * popcounts at 4096x4096 where the copy is allowed */
+    if (m->traits->dot_bits && (m->col_off || batch >= TL__TABLE_MIN)) {
         /* Copy each vector into whole 64-bit words, bits past cols cleared. */
         size_t words = m->row_bytes / 16; /* per plane: row_bytes / 2 bytes = row_bytes / 16 words */
         if ((s = tl__ws_need(ws, (uint64_t)batch * words * 8))) return s;
@@ -1571,7 +1695,7 @@ tl_status tl__matmul_binary_ws(const tl_matrix *m, const uint8_t *x, size_t batc
         tl__parallel(sp.tasks, tl__bits_task, &j);
         return TL_OK;
     }
-    /* Other formats: the bits become 0/1 int8 activations for the int path. */
+    /* Otherwise the bits become 0/1 int8 activations for the int path. */
     uint64_t head = tl__rup16((uint64_t)batch * m->cols);
     if ((s = tl__ws_need(ws, head + tl__i8_need(m, batch, acc != NULL)))) return s;
     int8_t *x8 = ws->p;
@@ -1666,52 +1790,17 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
     /* The copy is a cache: building it does not change what m means (hence the cast). */
     if (!m->colmajor && (s = tl__build_colmajor((tl_matrix *)m))) return s;
 
-    size_t tiles = (m->rows + 63) / 64;
-    int32_t rowacc[64];
+    /* acc, or a row of int32 sums for the outputs */
+    int32_t *sums = acc ? NULL : tl__malloc((uint64_t)m->rows * 4);
+    if (!acc && !sums) return TL_ERR_NO_MEMORY;
     for (size_t b = 0; b < batch; b++) {
-        const uint32_t *ix = idx + offsets[b];
-        size_t k = offsets[b + 1] - offsets[b];
-        for (size_t tile = 0; tile < tiles; tile++) {
-            const uint8_t *base = m->colmajor + tile * m->col_bytes;
-            memset(rowacc, 0, sizeof rowacc);
-            /* Sum codes (trit + 1) in int16 lanes, at most 16383 columns at a time (2 * 16383
-             * fits), then subtract the column count. */
-            for (size_t i0 = 0; i0 < k; i0 += 16383) {
-                size_t i1 = k - i0 > 16383 ? i0 + 16383 : k;
-#if TL_SIMD
-                const v128_t three = wasm_i16x8_splat(3);
-                v128_t s0 = wasm_i16x8_splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0,
-                       s7 = s0;
-                for (size_t i = i0; i < i1; i++) {
-                    v128_t v = wasm_v128_load(base + (size_t)ix[i] * 16);
-                    s0 = wasm_i16x8_add(s0, wasm_v128_and(v, three));
-                    s1 = wasm_i16x8_add(s1, wasm_v128_and(wasm_u16x8_shr(v, 2), three));
-                    s2 = wasm_i16x8_add(s2, wasm_v128_and(wasm_u16x8_shr(v, 4), three));
-                    s3 = wasm_i16x8_add(s3, wasm_v128_and(wasm_u16x8_shr(v, 6), three));
-                    s4 = wasm_i16x8_add(s4, wasm_v128_and(wasm_u16x8_shr(v, 8), three));
-                    s5 = wasm_i16x8_add(s5, wasm_v128_and(wasm_u16x8_shr(v, 10), three));
-                    s6 = wasm_i16x8_add(s6, wasm_v128_and(wasm_u16x8_shr(v, 12), three));
-                    s7 = wasm_i16x8_add(s7, wasm_u16x8_shr(v, 14));
-                }
-                int16_t lanes[64];
-                wasm_v128_store(lanes + 0, s0), wasm_v128_store(lanes + 8, s1),
-                    wasm_v128_store(lanes + 16, s2);
-                wasm_v128_store(lanes + 24, s3), wasm_v128_store(lanes + 32, s4),
-                    wasm_v128_store(lanes + 40, s5);
-                wasm_v128_store(lanes + 48, s6), wasm_v128_store(lanes + 56, s7);
-                for (int w = 0; w < 64; w++) rowacc[w] += (uint16_t)lanes[w];
-#else
-                for (size_t i = i0; i < i1; i++) {
-                    const uint8_t *p = base + (size_t)ix[i] * 16;
-                    for (unsigned w = 0; w < 64; w++) rowacc[w] += (int32_t)tl__i2_code(p, w);
-                }
-#endif
-            }
-            size_t nr = m->rows - tile * 64 < 64 ? m->rows - tile * 64 : 64;
-            for (size_t w = 0; w < nr; w++)
-                tl__emit(m, b, tile * 64 + w, rowacc[w] - (int32_t)k, 1.0f, acc, out);
-        }
+        const size_t k = offsets[b + 1] - offsets[b], chunk = tl__col_chunk(m, k);
+        int32_t *a = acc ? acc + b * m->rows : sums;
+        tl__col_job j = {m, idx + offsets[b], NULL, k, chunk, 0, 0, 0.0, a, NULL, 1, 0};
+        tl__parallel(((m->rows + 63) / 64 + chunk - 1) / chunk, tl__col_one_task, &j);
+        for (size_t r = 0; r < m->rows; r++) tl__emit(m, b, r, a[r], 1.0f, acc, out);
     }
+    tl__free(sums);
     return tl__finite_out(TL_OK, m, out, batch * m->rows);
 }
 

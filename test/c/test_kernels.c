@@ -364,11 +364,14 @@ static void test_kernels(void) {
  * (the column-major copy). Every density on both sides of the thresholds, one to three vectors
  * (sparse and dense mixed), the int16 and int32 lanes' limits: the reference's bits for int8 and
  * binary, the row kernels' bits for float (the copy turned off), on any number of threads. */
-static void check_sparse(tl_format f, size_t rows, size_t cols, size_t batch, unsigned pct, int extreme) {
+/* mode: 0 random values; 1, 2: the extremes (127 and -128) times every trit +1 (1) or -1 (2), the
+ * largest sums; 3: values of one magnitude per vector (1, 77, 127), random signs */
+static void check_sparse(tl_format f, size_t rows, size_t cols, size_t batch, unsigned pct, int mode) {
     size_t n = rows * cols, nout = batch * rows;
+    const int extreme = mode == 1 || mode == 2;
     int8_t *t = malloc(n);
     random_trits(t, n, 33);
-    if (extreme) memset(t, 1, n); /* every trit +1: the largest sums */
+    if (extreme) memset(t, mode == 1 ? 1 : -1, n);
     float *sc = malloc(rows * 4);
     for (size_t r = 0; r < rows; r++) sc[r] = 0.5f + (float)(r % 7) * 0.125f;
     tl_matrix *m = NULL;
@@ -380,13 +383,15 @@ static void check_sparse(tl_format f, size_t rows, size_t cols, size_t batch, un
     int8_t *xq = malloc(batch * cols);
     float *xs = malloc(batch * 4), *xf = malloc(batch * cols * 4);
     for (size_t b = 0; b < batch; b++) {
-        /* vector 1 of a batch is dense: the sparse ones go through the columns, it through the rows */
+        /* vector 1 of a batch is dense: the sparse ones go through the columns, it through the rows
+         * (one magnitude: through the columns too) */
         unsigned p = b == 1 ? 100 : pct;
         xs[b] = 1.0f + (float)b;
         for (size_t c = 0; c < cols; c++) {
             size_t i = b * cols + c;
             int on = rnd() % 100 < p;
-            xq[i] = !on ? 0 : extreme ? (int8_t)(b == 0 ? 127 : -128) : (int8_t)(rnd() % 255 - 127);
+            xq[i] = !on ? 0 : extreme ? (int8_t)(b == 0 ? 127 : -128) : mode == 3 ? (int8_t)((rnd() % 2 ? 1 : -1) * (b == 0 ? 1 : b == 1 ? 77 : 127))
+                                                                       : (int8_t)(rnd() % 255 - 127);
             if (on && !xq[i]) xq[i] = 1;
             xf[i] = !on ? 0.0f : extreme ? (b == 0 ? 0x1.fffffep0f : -0x1.fffffep0f) : (float)((int32_t)rnd() / 2147483648.0) * 5.0f;
         }
@@ -398,12 +403,14 @@ static void check_sparse(tl_format f, size_t rows, size_t cols, size_t batch, un
     CHECK(tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, out, nout) == TL_OK &&
               memcmp(acc, acc8, nout * 4) == 0 && memcmp(out, out8, nout * 4) == 0,
           "sparse int8 %s %zux%zu batch %zu, %u%% nonzero%s", fname(f), rows, cols, batch, pct,
-          extreme ? ", extreme" : "");
+          mode == 1 ? ", extreme" : mode == 2 ? ", extreme, trits -1" : mode == 3 ? ", one magnitude" : "");
     /* the copy is built for a sparse enough vector (under half nonzero takes it in every build) and
      * counted; a dense one leaves it unbuilt */
     if (pct <= 30 && cols >= 100)
         CHECK(tl_mem_live_bytes() >= live0 + (rows + 63) / 64 * cols * 16, "sparse %s: the copy is counted", fname(f));
-    if (pct >= 80 && cols >= 1000) CHECK(tl_mem_live_bytes() == live0, "dense %s: no copy", fname(f));
+    if (pct >= 80 && cols >= 1000 && mode == 0) CHECK(tl_mem_live_bytes() == live0, "dense %s: no copy", fname(f));
+    if (mode == 3 && cols >= 100)
+        CHECK(tl_mem_live_bytes() >= live0 + (rows + 63) / 64 * cols * 16, "one magnitude %s, %u%%: the copy", fname(f), pct);
     /* binary: the nonzero values as ones */
     size_t xb = tl_binary_row_bytes(cols);
     uint8_t *bits = calloc(batch * xb, 1);
@@ -449,7 +456,36 @@ static void test_sparse_vectors(void) {
                 for (size_t batch = 1; batch <= 3; batch++) check_sparse(formats[f], shapes[s][0], shapes[s][1], batch, pcts[p], 0);
     /* the lanes' limits: 128 columns of -128 (or 127) times +1 in one int16 lane, 127 of the fixed
      * point's largest (2^23, from x just under 2) in one int32 lane */
-    for (size_t f = 0; f < nformats; f++) check_sparse(formats[f], 70, 1000, 3, 45, 1);
+    for (size_t f = 0; f < nformats; f++)
+        for (int mode = 1; mode <= 2; mode++) check_sparse(formats[f], 70, 1000, 3, 45, mode);
+    /* one magnitude (binary, +-1): the columns at any density, the negative ones' 2 - code, byte
+     * lanes of 127 columns, widened before 65535 */
+    static const unsigned one_pcts[] = {3, 50, 100};
+    for (size_t f = 0; f < nformats; f++)
+        for (size_t p = 0; p < 3; p++) check_sparse(formats[f], 130, 1000, 3, one_pcts[p], 3);
+    check_sparse(formats[0], 64, 4200, 2, 100, 1);
+    /* an index list long enough to widen the uint16 lanes (more than 32767 columns, repeats) */
+    {
+        const size_t R = 70, C = 50, K = 40000;
+        int8_t *tt = malloc(R * C);
+        float *s1 = malloc(R * 4), *o1 = malloc(R * 4), *o2 = malloc(R * 4);
+        int32_t *a1 = malloc(R * 4), *a2 = malloc(R * 4);
+        uint32_t *ix = malloc(K * 4), offs[2] = {0, (uint32_t)K};
+        random_trits(tt, R * C, 5);
+        for (size_t r = 0; r < R; r++) s1[r] = 0.25f * (float)(r % 5 + 1);
+        for (size_t i = 0; i < K; i++) ix[i] = (uint32_t)(rnd() % C);
+        for (size_t f = 0; f < nformats; f++) {
+            tl_matrix *mm = NULL;
+            CHECK(tl_matrix_from_trits(formats[f], tt, R, C, s1, R, &mm) == TL_OK, "long list: matrix");
+            tl_ref_matmul_sparse(tt, s1, R, C, ix, offs, 1, a2, o2);
+            CHECK(mm && tl_matmul_sparse(mm, ix, K, offs, 1, a1, o1, R) == TL_OK && memcmp(a1, a2, R * 4) == 0 &&
+                      memcmp(o1, o2, R * 4) == 0 && tl_matmul_sparse(mm, ix, K, offs, 1, NULL, o1, R) == TL_OK &&
+                      memcmp(o1, o2, R * 4) == 0,
+                  "sparse %s: %zu indices into %zu columns", fname(formats[f]), K, C);
+            tl_matrix_free(mm);
+        }
+        free(tt), free(s1), free(o1), free(o2), free(a1), free(a2), free(ix);
+    }
     tl_matrix *m = NULL;
     int8_t t1 = 1;
     float one = 1.0f;
