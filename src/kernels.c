@@ -849,6 +849,7 @@ static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, i
 #endif
 #define TL__COL_Q 5
 #define TL__COL_DEN 8
+#define TL__COL_B 3 /* in a batch that takes the tables */
 
 /* The column-major copy, built from 64 decoded rows at a time. */
 static tl_status tl__build_colmajor(tl_matrix *m) {
@@ -1194,7 +1195,10 @@ static uint64_t tl__dot_need(const tl_matrix *m, size_t nvec) {
 }
 
 static uint64_t tl__product_need(const tl_matrix *m, size_t nvec, int r8) {
-    return tl__use_tables(m, nvec, r8) ? tl__lut_need(m, nvec) : tl__dot_need(m, nvec);
+    if (!tl__use_tables(m, nvec, r8)) return tl__dot_need(m, nvec);
+    /* int8: runs of fewer vectors between sparse ones may take the dot products */
+    const uint64_t lut = tl__lut_need(m, nvec), dot = r8 ? tl__dot_need(m, (TL_RELAXED ? TL__TABLE_MIN_R8 : TL__TABLE_MIN) - 1) : 0;
+    return lut > dot ? lut : dot;
 }
 
 /* The dot products of rows ra..rb - 1 (tl__product's second half): xs, sums prepared; t a decoded
@@ -1269,22 +1273,21 @@ static void tl__dot_product(const tl_matrix *m, const int16_t *x, const int8_t *
                             int32_t *acc, uint8_t *w);
 static void tl__product(const tl_matrix *m, const int16_t *x, const int8_t *x8, size_t nvec, int wide, int32_t *acc,
                         uint8_t *w) {
-    if (tl__use_tables(m, nvec, x8 != NULL)) {
-        tl__lut_product(m, x, nvec, acc, w);
-        return;
-    }
+    const int tables = tl__use_tables(m, nvec, x8 != NULL);
     if (!x8 || wide) {
-        tl__dot_product(m, x, x8, nvec, wide, acc, w);
+        if (tables) tl__lut_product(m, x, nvec, acc, w);
+        else tl__dot_product(m, x, x8, nvec, wide, acc, w);
         return;
     }
-    /* int8 vectors: the sparse ones through the columns, runs of the others through the dot
-     * products */
+    /* int8 vectors: the sparse ones through the columns (in a batch that takes the tables, only
+     * the sparser ones: TL__COL_B), runs of the others through the tables or the dot products */
     const size_t cols = m->cols, rows = m->rows;
     for (size_t v = 0; v < nvec;) {
         size_t e = v;
         int take = 0;
-        while (e < nvec && !(take = tl__col_take(m, x8 + e * cols, NULL, TL__COL_I8))) e++;
-        if (e > v) tl__dot_product(m, x + v * cols, x8 + v * cols, e - v, wide, acc + v * rows, w);
+        while (e < nvec && !(take = tl__col_take(m, x8 + e * cols, NULL, tables ? TL__COL_B : TL__COL_I8))) e++;
+        if (e > v && tl__use_tables(m, e - v, 1)) tl__lut_product(m, x + v * cols, e - v, acc + v * rows, w);
+        else if (e > v) tl__dot_product(m, x + v * cols, x8 + v * cols, e - v, wide, acc + v * rows, w);
         if (e < nvec) tl__col_i8(m, x8 + e * cols, take == 2, (uint32_t *)w, acc + e * rows);
         v = e + 1;
     }

@@ -447,6 +447,45 @@ static void check_sparse(tl_format f, size_t rows, size_t cols, size_t batch, un
         free(o2), free(out8), free(bits);
 }
 
+/* Batches that take the tables: the sparser vectors (under 3/8 nonzero) go through the columns,
+ * the runs of others between them through the tables or, when short, the dot products. */
+static void test_sparse_batches(void) {
+    static const size_t shapes[][2] = {{130, 300}, {70, 1000}};
+    static const size_t batches[] = {4, 6, 13, 20};
+    for (size_t f = 0; f < nformats; f++)
+        for (size_t s = 0; s < 2; s++)
+            for (size_t bi = 0; bi < 4; bi++) {
+                const size_t rows = shapes[s][0], cols = shapes[s][1], batch = batches[bi], nout = batch * rows;
+                int8_t *t = malloc(rows * cols), *xq = malloc(batch * cols);
+                float *sc = malloc(rows * 4), *xs = malloc(batch * 4), *out = malloc(nout * 4), *outr = malloc(nout * 4);
+                int32_t *acc = malloc(nout * 4), *accr = malloc(nout * 4);
+                random_trits(t, rows * cols, 41);
+                for (size_t r = 0; r < rows; r++) sc[r] = 0.75f + (float)(r % 3) * 0.25f;
+                for (size_t b = 0; b < batch; b++) {
+                    const unsigned pct = b % 5 == 0 || b % 7 == 3 ? 15 : b % 4 == 1 ? 50 : 100;
+                    xs[b] = 0.5f + (float)b;
+                    for (size_t c = 0; c < cols; c++) {
+                        int8_t v = (int8_t)(rnd() % 255 - 127);
+                        xq[b * cols + c] = rnd() % 100 < pct ? (v ? v : 1) : 0;
+                    }
+                }
+                tl_matrix *m = NULL;
+                CHECK(tl_matrix_from_trits(formats[f], t, rows, cols, sc, rows, &m) == TL_OK, "sparse batch: matrix");
+                tl_ref_matmul_i8(t, sc, rows, cols, xq, batch, xs, accr, outr);
+                size_t live0 = tl_mem_live_bytes();
+                CHECK(m && tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, out, nout) == TL_OK &&
+                          memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outr, nout * 4) == 0,
+                      "sparse batch int8 %s %zux%zu batch %zu", fname(formats[f]), rows, cols, batch);
+                CHECK(tl_mem_live_bytes() >= live0 + (rows + 63) / 64 * cols * 16, "sparse batch %s: the copy", fname(formats[f]));
+                CHECK(m && tl_matrix_set_column_copy(m, 0) == TL_OK &&
+                          tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, out, nout) == TL_OK &&
+                          memcmp(acc, accr, nout * 4) == 0,
+                      "sparse batch int8 %s %zux%zu batch %zu, the copy off", fname(formats[f]), rows, cols, batch);
+                tl_matrix_free(m);
+                free(t), free(xq), free(sc), free(xs), free(out), free(outr), free(acc), free(accr);
+            }
+}
+
 static void test_sparse_vectors(void) {
     static const size_t shapes[][2] = {{1, 1}, {3, 70}, {64, 129}, {67, 300}, {130, 1000}, {200, 4200}};
     static const unsigned pcts[] = {0, 2, 30, 55, 70, 80};
@@ -725,6 +764,7 @@ int main(void) {
     test_invalid();
     test_kernels();
     test_sparse_vectors();
+    test_sparse_batches();
     test_head_gemv();
     test_kernel_errors();
     test_out_of_memory();
