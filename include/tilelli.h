@@ -283,7 +283,8 @@ tl_status tl_matrix_unpack(const tl_matrix *m, int8_t *trits, size_t n);
 /* Sparse vectors. A product of one to a few vectors (the int8, binary and float kernels below) reads
  * only the nonzero columns of a vector that has few of them (a ReLU's output, a digit's blank pixels:
  * int8 and binary vectors with at most 6/8 of their values nonzero, 5/8 in the relaxed build whose
- * rows are faster; float ones 5/8; int8 vectors whose nonzero values share one magnitude, binary
+ * rows are faster; float ones 5/8; in larger batches, those at most 3/8 nonzero; int8 vectors
+ * whose nonzero values share one magnitude, binary
  * ones among them, at any density: they only add codes, about 2x faster than the rows or the
  * bitplane popcounts), through a column-major copy of the trits: the same results, bit for bit, in
  * about the time of its nonzero share of the weights. The copy (16 bytes per column per

@@ -448,7 +448,8 @@ static void check_sparse(tl_format f, size_t rows, size_t cols, size_t batch, un
 }
 
 /* Batches that take the tables: the sparser vectors (under 3/8 nonzero) go through the columns,
- * the runs of others between them through the tables or, when short, the dot products. */
+ * the runs of others between them through the tables or, when short, the dot products (int8: the
+ * reference's bits; float: the bits of the copy turned off, and the reference within 1e-5). */
 static void test_sparse_batches(void) {
     static const size_t shapes[][2] = {{130, 300}, {70, 1000}};
     static const size_t batches[] = {4, 6, 13, 20};
@@ -457,7 +458,8 @@ static void test_sparse_batches(void) {
             for (size_t bi = 0; bi < 4; bi++) {
                 const size_t rows = shapes[s][0], cols = shapes[s][1], batch = batches[bi], nout = batch * rows;
                 int8_t *t = malloc(rows * cols), *xq = malloc(batch * cols);
-                float *sc = malloc(rows * 4), *xs = malloc(batch * 4), *out = malloc(nout * 4), *outr = malloc(nout * 4);
+                float *sc = malloc(rows * 4), *xs = malloc(batch * 4), *out = malloc(nout * 4), *outr = malloc(nout * 4),
+                      *xf = malloc(batch * cols * 4), *of = malloc(nout * 4);
                 int32_t *acc = malloc(nout * 4), *accr = malloc(nout * 4);
                 random_trits(t, rows * cols, 41);
                 for (size_t r = 0; r < rows; r++) sc[r] = 0.75f + (float)(r % 3) * 0.25f;
@@ -467,6 +469,7 @@ static void test_sparse_batches(void) {
                     for (size_t c = 0; c < cols; c++) {
                         int8_t v = (int8_t)(rnd() % 255 - 127);
                         xq[b * cols + c] = rnd() % 100 < pct ? (v ? v : 1) : 0;
+                        xf[b * cols + c] = xq[b * cols + c] ? (float)((int32_t)rnd() / 2147483648.0) * 4.0f : 0.0f;
                     }
                 }
                 tl_matrix *m = NULL;
@@ -477,12 +480,17 @@ static void test_sparse_batches(void) {
                           memcmp(acc, accr, nout * 4) == 0 && memcmp(out, outr, nout * 4) == 0,
                       "sparse batch int8 %s %zux%zu batch %zu", fname(formats[f]), rows, cols, batch);
                 CHECK(tl_mem_live_bytes() >= live0 + (rows + 63) / 64 * cols * 16, "sparse batch %s: the copy", fname(formats[f]));
+                CHECK(m && tl_matmul_f32(m, xf, batch * cols, batch, of, nout) == TL_OK, "sparse batch float");
                 CHECK(m && tl_matrix_set_column_copy(m, 0) == TL_OK &&
                           tl_matmul_i8(m, xq, batch * cols, batch, xs, acc, out, nout) == TL_OK &&
-                          memcmp(acc, accr, nout * 4) == 0,
-                      "sparse batch int8 %s %zux%zu batch %zu, the copy off", fname(formats[f]), rows, cols, batch);
+                          memcmp(acc, accr, nout * 4) == 0 && tl_matmul_f32(m, xf, batch * cols, batch, out, nout) == TL_OK &&
+                          memcmp(out, of, nout * 4) == 0,
+                      "sparse batch int8 and float %s %zux%zu batch %zu, the copy off: the same", fname(formats[f]), rows, cols, batch);
+                tl_ref_matmul_f32(t, sc, rows, cols, xf, batch, outr);
+                CHECK(float_close(of, outr, xf, sc, rows, cols, batch), "sparse batch float %s %zux%zu batch %zu within 1e-5",
+                      fname(formats[f]), rows, cols, batch);
                 tl_matrix_free(m);
-                free(t), free(xq), free(sc), free(xs), free(out), free(outr), free(acc), free(accr);
+                free(t), free(xq), free(sc), free(xs), free(out), free(outr), free(acc), free(accr), free(xf), free(of);
             }
 }
 
