@@ -922,6 +922,12 @@ typedef struct {
     uint32_t mag, nneg; /* one magnitude: nz plain columns, the first nneg of them negative */
 } tl__col_job;
 
+/* acc's rows of a tile: its sums less sub (the rows past the last are not stored) */
+static void tl__col_store(const tl_matrix *m, size_t tile, const int32_t *racc, int32_t sub, int32_t *acc) {
+    const size_t r0 = tile * 64, nr = m->rows - r0 < 64 ? m->rows - r0 : 64;
+    for (size_t w = 0; w < nr; w++) acc[r0 + w] = racc[w] - sub;
+}
+
 /* int8 values: a product is at most 2 * 128 in size, so int16 lanes take 128 columns, then they
  * are widened into the tile's int32 sums. */
 static void tl__col_i8_task(void *c, size_t task, unsigned thread) {
@@ -976,8 +982,7 @@ static void tl__col_i8_task(void *c, size_t task, unsigned thread) {
             }
 #endif
         }
-        const size_t r0 = tile * 64, nr = m->rows - r0 < 64 ? m->rows - r0 : 64;
-        for (size_t w = 0; w < nr; w++) j->acc[r0 + w] = racc[w] - j->xsum;
+        tl__col_store(m, tile, racc, j->xsum, j->acc);
     }
 }
 
@@ -1064,8 +1069,7 @@ static void tl__col_one_task(void *c, size_t task, unsigned thread) {
             }
         }
 #endif
-        const size_t r0 = tile * 64, nr = m->rows - r0 < 64 ? m->rows - r0 : 64;
-        for (size_t w = 0; w < nr; w++) j->acc[r0 + w] = racc[w] - (int32_t)(v * k);
+        tl__col_store(m, tile, racc, (int32_t)(v * k), j->acc);
     }
 }
 
@@ -1134,12 +1138,13 @@ static void tl__col_q_task(void *c, size_t task, unsigned thread) {
     }
 }
 
-/* Tiles per task: four tasks per thread, as the dot products */
-static size_t tl__col_chunk(const tl_matrix *m, size_t nnz) {
+/* Run a column product over the tiles, j->k columns: four tasks per thread, as the dot products
+ * (j->chunk: tiles per task). */
+static void tl__col_run(tl__col_job *j, tl__task_fn task) {
+    const tl_matrix *m = j->m;
     const size_t tiles = (m->rows + 63) / 64, T = tl__threads_n();
-    if (T < 2 || (uint64_t)m->rows * nnz < tl__par_min_work) return tiles;
-    const size_t n = T * 4;
-    return (tiles + n - 1) / n;
+    j->chunk = T < 2 || (uint64_t)m->rows * j->k < tl__par_min_work ? tiles : (tiles + T * 4 - 1) / (T * 4);
+    tl__parallel((tiles + j->chunk - 1) / j->chunk, task, j);
 }
 
 /* int8 vector x (cols values): acc[r] = sum_c trit(r, c) x[c] through the columns; one: its
@@ -1156,14 +1161,14 @@ static void tl__col_i8(const tl_matrix *m, const int8_t *x, int one, uint32_t *n
             if (x[c] < 0) nz[in++] = (uint32_t)c, j.mag = (uint32_t)-x[c];
             else if (x[c]) nz[--ip] = (uint32_t)c, j.mag = (uint32_t)x[c];
         memmove(nz + in, nz + ip, (m->cols - ip) * 4);
-        j.k = in + m->cols - ip, j.nneg = (uint32_t)in, j.chunk = tl__col_chunk(m, j.k);
-        tl__parallel(((m->rows + 63) / 64 + j.chunk - 1) / j.chunk, tl__col_one_task, &j);
+        j.k = in + m->cols - ip, j.nneg = (uint32_t)in;
+        tl__col_run(&j, tl__col_one_task);
         return;
     }
     for (size_t c = 0; c < m->cols; c++)
         if (x[c]) nz[k++] = (uint32_t)c << 8 | (uint8_t)x[c], xsum += x[c];
-    j.k = k, j.xsum = xsum, j.chunk = tl__col_chunk(m, k);
-    tl__parallel(((m->rows + 63) / 64 + j.chunk - 1) / j.chunk, tl__col_i8_task, &j);
+    j.k = k, j.xsum = xsum;
+    tl__col_run(&j, tl__col_i8_task);
 }
 
 /* fixed-point vector q (cols values, |q| <= 2^23, 1 / u = unit): out[r] = fl(fl(S unit) scale[r]),
@@ -1173,9 +1178,8 @@ static void tl__col_q(const tl_matrix *m, const int32_t *q, double unit, uint32_
     int64_t qsum = 0;
     for (size_t c = 0; c < m->cols; c++)
         if (q[c]) idx[k] = (uint32_t)c, qv[k++] = q[c], qsum += q[c];
-    const size_t chunk = tl__col_chunk(m, k);
-    tl__col_job j = {m, idx, qv, k, chunk, 0, qsum, unit, NULL, out, 0, 0};
-    tl__parallel(((m->rows + 63) / 64 + chunk - 1) / chunk, tl__col_q_task, &j);
+    tl__col_job j = {m, idx, qv, k, 0, 0, qsum, unit, NULL, out, 0, 0};
+    tl__col_run(&j, tl__col_q_task);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1199,7 +1203,8 @@ static uint64_t tl__dot_need(const tl_matrix *m, size_t nvec) {
 static uint64_t tl__product_need(const tl_matrix *m, size_t nvec, int r8) {
     if (!tl__use_tables(m, nvec, r8)) return tl__dot_need(m, nvec);
     /* int8: runs of fewer vectors between sparse ones may take the dot products */
-    const uint64_t lut = tl__lut_need(m, nvec), dot = r8 ? tl__dot_need(m, (TL_RELAXED ? TL__TABLE_MIN_R8 : TL__TABLE_MIN) - 1) : 0;
+    const size_t short_run = (TL_RELAXED ? TL__TABLE_MIN_R8 : TL__TABLE_MIN) - 1;
+    const uint64_t lut = tl__lut_need(m, nvec), dot = r8 ? tl__dot_need(m, short_run) : 0;
     return lut > dot ? lut : dot;
 }
 
@@ -1815,10 +1820,9 @@ tl_status tl_matmul_sparse(const tl_matrix *m, const uint32_t *idx, size_t nidx,
     int32_t *sums = acc ? NULL : tl__malloc((uint64_t)m->rows * 4);
     if (!acc && !sums) return TL_ERR_NO_MEMORY;
     for (size_t b = 0; b < batch; b++) {
-        const size_t k = offsets[b + 1] - offsets[b], chunk = tl__col_chunk(m, k);
         int32_t *a = acc ? acc + b * m->rows : sums;
-        tl__col_job j = {m, idx + offsets[b], NULL, k, chunk, 0, 0, 0.0, a, NULL, 1, 0};
-        tl__parallel(((m->rows + 63) / 64 + chunk - 1) / chunk, tl__col_one_task, &j);
+        tl__col_job j = {m, idx + offsets[b], NULL, offsets[b + 1] - offsets[b], 0, 0, 0, 0.0, a, NULL, 1, 0};
+        tl__col_run(&j, tl__col_one_task);
         for (size_t r = 0; r < m->rows; r++) tl__emit(m, b, r, a[r], 1.0f, acc, out);
     }
     tl__free(sums);
