@@ -638,6 +638,14 @@ typedef struct tl_lm tl_lm;
  * default: alpha = 1 / weight_scale) or multiplies it ("autobitlinear": alpha = weight_scale). */
 tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
                      tl_lm **out);
+/* tl_lm_load of the safetensors file in bytes (len bytes, 16-byte aligned from tl_alloc), which the
+ * model takes on success: a packed file's projections and embedding/head tables (tl_lm_save's, in
+ * the form the model holds them) are used where they lie, so the model holds the file and little
+ * else (not a second copy of its weights); a file it would use little of (other checkpoints, which
+ * are converted) is freed once loaded. On failure the bytes stay the caller's (their contents
+ * unspecified: the projections may have been put into tiles in place). */
+tl_status tl_lm_load_owned(const char *config, size_t config_len, uint8_t *bytes, size_t len, tl_format f,
+                           size_t context, tl_lm **out);
 void tl_lm_free(tl_lm *lm);
 
 /* Feed n tokens at the current position (prefill or one decode step: the same numbers) and write
@@ -650,8 +658,11 @@ void tl_lm_reset(tl_lm *lm);
 /* The packed file of the model: a safetensors file (free it with tl_free) whose metadata say
  * "format": "tilelli-lm", "tilelli.weights" (the packed format) and "config" (config.json), with
  * each projection as "<name>.tilelli_packed" (U8, rows x row bytes) and "<name>.tilelli_scales"
- * (F32, rows), the other tensors float32 under their Hugging Face names. tl_lm_load of it gives
- * the same model (the same trits and scales). */
+ * (F32, rows), the norms float32 and the embedding/head tables in the form the model holds them
+ * (F32, F16, or I8 with "<name>.tilelli_scales") under their Hugging Face names. The data start
+ * 16-byte aligned, the packed projections first (whole 16-byte rows: each stays aligned), then the
+ * float32 tensors, then the tables, so that tl_lm_load_owned uses them where they lie. tl_lm_load
+ * of it gives the same model (the same trits and scales). */
 tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len);
 /* GGUF files (src/gguf.c; docs/FORMATS.md, "GGUF"): llama.cpp's BitNet architectures
  * ("bitnet-25": squared ReLU, as bitnet.cpp writes BitNet b1.58 2B4T; "bitnet", "bitnet-b1.58":

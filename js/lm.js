@@ -86,32 +86,39 @@ function yieldTask() {
 }
 
 /** The model of the n bytes of a safetensors or GGUF file at wp in wasm memory (the caller frees them). */
+/**
+ * The model in the file at wp (n bytes of wasm memory from allocBlock), which this takes: a
+ * safetensors file goes to tl_lm_load_owned (a packed file's weights are used where they lie, the
+ * model keeping the file; others are converted and the file freed), a GGUF file is converted and
+ * freed. On failure the file is freed too.
+ */
 function loadAt(Cls, fn, text, wp, n, { ctx, prec, f, embedding }, tokenizer) {
   const rt = Cls.rt;
-  const gguf = rt.x.tl_lm_is_gguf(wp, n) !== 0;
-  if (gguf && text !== undefined) throw invalid(`${fn}: a GGUF file carries its config: leave config out`);
-  text = withEmbedding(text, embedding, fn);
-  const cfg = text === undefined ? new Uint8Array(0) : new TextEncoder().encode(text);
-  const { base, ptrs: [cp, pp] } = rt.allocBlock(fn, [cfg.length, 8]);
-  let ptr;
+  let owned = false, ptr;
   try {
-    rt.view(Uint8Array, cp, cfg.length).set(cfg);
-    rt.x.tl_error_clear();
-    if (gguf) {
-      rt.check(rt.x.tl_lm_load_gguf(wp, n, f, ctx, pp + 4), fn);
-      ptr = rt.u32(pp + 4);
-      return finish(Cls, ptr, prec, tokenizer, fn);
-    }
-    rt.check(rt.x.tl_safetensors_open(wp, n, pp), `${fn}: weights`);
-    const st = rt.u32(pp);
+    const gguf = rt.x.tl_lm_is_gguf(wp, n) !== 0;
+    if (gguf && text !== undefined) throw invalid(`${fn}: a GGUF file carries its config: leave config out`);
+    text = withEmbedding(text, embedding, fn);
+    const cfg = text === undefined ? new Uint8Array(0) : new TextEncoder().encode(text);
+    const { base, ptrs: [cp, pp] } = rt.allocBlock(fn, [cfg.length, 8]);
     try {
-      rt.check(rt.x.tl_lm_load(text === undefined ? 0 : cp, cfg.length, st, f, ctx, pp + 4), fn);
+      rt.view(Uint8Array, cp, cfg.length).set(cfg);
+      rt.x.tl_error_clear();
+      if (gguf) {
+        rt.check(rt.x.tl_lm_load_gguf(wp, n, f, ctx, pp + 4), fn);
+      } else {
+        // the header first, for its own error (the file is parsed again, in C, by the load)
+        rt.check(rt.x.tl_safetensors_open(wp, n, pp), `${fn}: weights`);
+        rt.x.tl_safetensors_free(rt.u32(pp));
+        rt.check(rt.x.tl_lm_load_owned(text === undefined ? 0 : cp, cfg.length, wp, n, f, ctx, pp + 4), fn);
+        owned = true;
+      }
       ptr = rt.u32(pp + 4);
     } finally {
-      rt.x.tl_safetensors_free(st);
+      rt.free(base);
     }
   } finally {
-    rt.free(base);
+    if (!owned) rt.free(wp);
   }
   return finish(Cls, ptr, prec, tokenizer, fn);
 }
@@ -166,7 +173,8 @@ export class LanguageModel extends Owned {
    * the memory in int8). A Hugging Face packed BitNet checkpoint (config quantization_config, U8
    * projections and weight_scale) is read without loss; a GGUF file (llama.cpp's bitnet
    * architectures: TQ1_0, TQ2_0 or I2_S projections) carries its config, so config must then be
-   * left out.
+   * left out. A packed file is used where it lies once copied into wasm memory (its projections
+   * and tables are not copied again); other files are converted and their copy freed.
    */
   static load(files, opts) {
     const fn = 'LanguageModel.load';
@@ -176,12 +184,8 @@ export class LanguageModel extends Owned {
     const weights = bytesOf(files.weights, fn, 'weights');
     const tokenizer = tokenizerOf(files.tokenizer, fn);
     const wp = this.rt.allocBlock(fn, [weights.length]).base;
-    try {
-      this.rt.view(Uint8Array, wp, weights.length).set(weights);
-      return loadAt(this, fn, text, wp, weights.length, o, tokenizer);
-    } finally {
-      this.rt.free(wp);
-    }
+    this.rt.view(Uint8Array, wp, weights.length).set(weights);
+    return loadAt(this, fn, text, wp, weights.length, o, tokenizer); // takes wp
   }
 
   /**
@@ -299,10 +303,11 @@ export class LanguageModel extends Owned {
     if (weights instanceof Uint8Array) return this.load({ config: text, weights, tokenizer }, loadOpts);
     try {
       signal?.throwIfAborted();
-      return loadAt(this, fn, text, weights.at, weights.n, lo, tokenizer);
-    } finally {
+    } catch (e) {
       rt.free(weights.at);
+      throw e;
     }
+    return loadAt(this, fn, text, weights.at, weights.n, lo, tokenizer); // takes weights.at
   }
 
   /** Tokens fed so far (the KV cache's length). */

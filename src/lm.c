@@ -69,6 +69,7 @@ static const char *const tl__emb_names[] = {"float32", "float16", "int8"};
 typedef struct {
     void *w;       /* vocab x hidden: float, uint16_t (binary16 bits) or int8_t */
     float *scales; /* int8: vocab values of d */
+    int borrowed;  /* w lies in the loaded file (tl_lm_load_owned), not its own */
 } tl__lm_table;
 
 struct tl_lm {
@@ -91,6 +92,7 @@ struct tl_lm {
     int8_t *xq;
     float *xs;
     tl__ws ws;
+    uint8_t *file; /* tl_lm_load_owned's file, when its projections and tables lie in it */
 };
 
 /* The sizes the table's dims name: [TL__DD] hidden, [TL__DF] intermediate, [TL__DQ] heads x
@@ -252,6 +254,7 @@ typedef struct {
     const tl__gguf *gg;
     tl_format pf;
     int hf;
+    int borrow; /* tl_lm_load_owned of a packed file: projections and tables used where they lie */
 } tl__lm_src;
 
 /* llama.cpp's name of a Hugging Face tensor name (the per-layer ones through tl__lm_tensors). */
@@ -396,6 +399,18 @@ static tl_status tl__lm_proj(const tl__lm_src *src, const char *name, size_t row
         tl_safetensors_tensor(src->st, i, NULL, NULL, &dt, NULL, NULL, &data, &nbytes);
         if (dt != TL_DTYPE_U8) return tl__fail(TL_ERR_DTYPE, "weights: \"%s\" must be U8", pn);
         if ((s = tl_safetensors_read_f32(src->st, si, w, rows))) return s;
+        if (src->borrow && (uintptr_t)data % 16 == 0) { /* the codes where they lie, the scales copied */
+            for (size_t r = 0; r < rows; r++)
+                if (!(w[r] > 0.0f) || !isfinite(w[r])) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\": a scale is not finite or not > 0", name);
+            float *sc = tl__malloc(rows * sizeof(float));
+            if (!sc) return TL_ERR_NO_MEMORY;
+            memcpy(sc, w, rows * sizeof(float));
+            if ((s = tl__matrix_borrow(pf, data, nbytes, rows, cols, sc, out))) {
+                tl__free(sc);
+                return s == TL_ERR_FORMAT ? tl__fail(s, "weights: \"%s\": packed bytes not valid", name) : s;
+            }
+            return TL_OK;
+        }
         if ((s = tl_matrix_from_packed(pf, data, nbytes, rows, cols, w, rows, out)))
             return s == TL_ERR_ALPHA || s == TL_ERR_FORMAT
                        ? tl__fail(s, "weights: \"%s\": %s", name, s == TL_ERR_ALPHA ? "a scale is not finite or not > 0" : "packed bytes not valid")
@@ -453,12 +468,15 @@ static void tl__lm_free_layers(tl_lm *lm) {
 void tl_lm_free(tl_lm *lm) {
     if (!lm) return;
     tl__lm_free_layers(lm);
-    tl__free(lm->embed.w), tl__free(lm->embed.scales), tl__free(lm->head_own.w), tl__free(lm->head_own.scales);
+    if (!lm->embed.borrowed) tl__free(lm->embed.w);
+    if (!lm->head_own.borrowed) tl__free(lm->head_own.w);
+    tl__free(lm->embed.scales), tl__free(lm->head_own.scales);
     tl__free(lm->final_norm), tl__free(lm->kc), tl__free(lm->vc), tl__free(lm->row);
     tl__free(lm->cos_t), tl__free(lm->sin_t);
     tl__free(lm->h), tl__free(lm->x), tl__free(lm->q), tl__free(lm->k), tl__free(lm->v), tl__free(lm->att);
     tl__free(lm->g), tl__free(lm->u), tl__free(lm->scores), tl__free(lm->xq), tl__free(lm->xs);
     tl__ws_free(&lm->ws);
+    tl__free(lm->file); /* after the matrices and tables that lie in it */
     tl__free(lm);
 }
 
@@ -479,6 +497,52 @@ static void tl__lm_table_row(const tl_lm *lm, const tl__lm_table *t, size_t r, f
     }
 }
 
+/* A packed file's table already in the model's form (F32 / F16 / I8, aligned for its type) lies
+ * where it is: t->w points into the file (int8: the scales copied). Returns 0 when it must be
+ * copied instead (or the scales could not be had: the caller then reads them again). */
+static int tl__lm_table_borrow(tl_lm *lm, const tl__lm_src *src, const char *name, tl__lm_table *t,
+                               const uint8_t *p, int raw, tl_dtype dt) {
+    const size_t V = lm->vocab;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return 0; /* the file's values are little-endian */
+#endif
+    if (lm->emb == TL__EMB_F32 ? raw != 0 || (uintptr_t)p % 4
+        : lm->emb == TL__EMB_F16 ? raw != 1 || (uintptr_t)p % 2
+                                 : dt != TL_DTYPE_I8)
+        return 0;
+    if (lm->emb == TL__EMB_I8) {
+        char sn[128];
+        size_t si;
+        snprintf(sn, sizeof sn, "%.*s" TL__SCALES, (int)(strlen(name) - 7), name);
+        t->scales = tl__malloc(V * sizeof(float));
+        if (!t->scales || tl__lm_find(src, sn, V, 0, &si) || tl_safetensors_read_f32(src->st, si, t->scales, V)) {
+            tl__free(t->scales), t->scales = NULL;
+            return 0;
+        }
+    }
+    t->w = (void *)(uintptr_t)p, t->borrowed = 1;
+    return 1;
+}
+
+/* What a copied table is checked for, for a borrowed one: finite float32 values, float16 ones that
+ * are no infinity or NaN, int8 scales finite and > 0. */
+static tl_status tl__lm_table_check(const tl_lm *lm, const tl__lm_table *t, const char *name) {
+    const size_t n = lm->vocab * lm->hidden;
+    if (lm->emb == TL__EMB_F32) {
+        size_t bad = tl__first_non_finite((const float *)t->w, n);
+        if (bad != n) return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, bad);
+    } else if (lm->emb == TL__EMB_F16) {
+        const uint16_t *h = (const uint16_t *)t->w;
+        for (size_t i = 0; i < n; i++)
+            if ((h[i] & 0x7C00u) == 0x7C00u) return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, i);
+    } else {
+        for (size_t r = 0; r < lm->vocab; r++)
+            if (!(t->scales[r] > 0.0f) || !isfinite(t->scales[r]))
+                return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" row %zu: the scale is not finite and > 0", name, r);
+    }
+    return TL_OK;
+}
+
 /* The table `name` (vocab x hidden) in the model's form (lm->emb), converted row by row from the
  * file's F32 / F16 / BF16 bytes (no float32 copy of a table held in another form); a packed file
  * (tl_lm_save) of an int8 table holds it as I8 with "<name minus .weight>.tilelli_scales". */
@@ -486,7 +550,6 @@ static tl_status tl__lm_read_table(tl_lm *lm, const tl__lm_src *src, const char 
     size_t V = lm->vocab, D = lm->hidden, i;
     tl_status s = tl__lm_find(src, name, V, D, &i);
     if (s) return s;
-    if (lm->emb == TL__EMB_F32) return tl__lm_read(src, name, V, D, (float **)&t->w);
     /* the raw rows: F32, F16 or BF16 (little-endian), else a float32 copy of the whole tensor */
     int raw = -1; /* 0 F32, 1 F16, 2 BF16 */
     const uint8_t *p = NULL;
@@ -501,6 +564,8 @@ static tl_status tl__lm_read_table(tl_lm *lm, const tl__lm_src *src, const char 
         tl_safetensors_tensor(src->st, i, NULL, NULL, &dt, NULL, NULL, &p, NULL);
         raw = dt == TL_DTYPE_F32 ? 0 : dt == TL_DTYPE_F16 ? 1 : dt == TL_DTYPE_BF16 ? 2 : -1;
     }
+    if (src->borrow && src->pf && tl__lm_table_borrow(lm, src, name, t, p, raw, dt)) return tl__lm_table_check(lm, t, name);
+    if (lm->emb == TL__EMB_F32) return tl__lm_read(src, name, V, D, (float **)&t->w);
     size_t elt = lm->emb == TL__EMB_F16 ? 2 : 1;
     t->w = tl__malloc(V * D * elt);
     if (lm->emb == TL__EMB_I8) t->scales = tl__malloc(V * sizeof(float));
@@ -706,19 +771,97 @@ static tl_status tl__lm_load_src(const char *config, size_t config_len, tl__lm_s
     return TL_OK;
 }
 
-tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
-                     tl_lm **out) {
-    if (!st || !out || (!config && config_len)) return TL_ERR_NULL;
+static tl_status tl__lm_load_st(const char *config, size_t config_len, const tl_safetensors *st, tl_format f,
+                                size_t context, int borrow, tl_lm **out) {
     if (!tl_format_name(f)) return tl__fail(TL_ERR_FORMAT, "format %d is no packed format", (int)f);
     /* a packed file (tl_lm_save) names its weights' format and may carry its config */
-    tl__lm_src src = {st, NULL, (tl_format)0, 0};
+    tl__lm_src src = {st, NULL, (tl_format)0, 0, 0};
     size_t wl = 0, ml = 0;
     const char *magic = tl__lm_meta(st, "format", &ml), *wf = tl__lm_meta(st, "tilelli.weights", &wl);
     if (magic && ml == 10 && !memcmp(magic, "tilelli-lm", 10)) {
         if (!wf || tl_format_from_name(wf, wl, &src.pf)) return tl__fail(TL_ERR_PARSE, "metadata: \"tilelli.weights\" names no format");
         if (!config) config = tl__lm_meta(st, "config", &config_len);
+        src.borrow = borrow;
     }
     return tl__lm_load_src(config, config_len, &src, f, context, out);
+}
+
+tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors *st, tl_format f, size_t context,
+                     tl_lm **out) {
+    if (!st || !out || (!config && config_len)) return TL_ERR_NULL;
+    return tl__lm_load_st(config, config_len, st, f, context, 0, out);
+}
+
+/* Every projection of lm, in tl__lm_tensors' order: *at(lm, l, j) for layer l, entry j. */
+static tl_matrix **tl__lm_proj_at(tl_lm *lm, size_t l, size_t j) {
+    return (tl_matrix **)(void *)((char *)&lm->layers[l] + tl__lm_tensors[j].at);
+}
+
+/* A borrowed table's own copy (the file is about to be freed). */
+static tl_status tl__lm_table_own(const tl_lm *lm, tl__lm_table *t) {
+    if (!t->borrowed) return TL_OK;
+    size_t n = lm->vocab * lm->hidden * (lm->emb == TL__EMB_F32 ? 4 : lm->emb == TL__EMB_F16 ? 2 : 1);
+    void *w = tl__malloc(n);
+    if (!w) return TL_ERR_NO_MEMORY;
+    memcpy(w, t->w, n);
+    t->w = w, t->borrowed = 0;
+    return TL_OK;
+}
+
+/* tl_lm_load_owned keeps the file when what the model does not use of it is at most this or a
+ * quarter of it (model.c's rule for its files) */
+#define TL__LM_OWNED_SLACK ((size_t)1 << 20)
+
+tl_status tl_lm_load_owned(const char *config, size_t config_len, uint8_t *bytes, size_t len, tl_format f,
+                           size_t context, tl_lm **out) {
+    if (!bytes || !out || (!config && config_len)) return TL_ERR_NULL;
+    *out = NULL;
+    tl_safetensors *st = NULL;
+    tl_status s = tl_safetensors_open(bytes, len, &st);
+    if (s) return s;
+    tl_lm *lm = NULL;
+    s = tl__lm_load_st(config, config_len, st, f, context, (uintptr_t)bytes % 16 == 0, &lm);
+    tl_safetensors_free(st);
+    if (s) return s;
+    /* The borrowed projections into their tiles (matrix.c), in the file, now that nothing can
+     * refuse the load; what lies in the file is counted. */
+    size_t used = 0, most = 16;
+    for (size_t l = 0; l < lm->nlayers; l++)
+        for (size_t j = 0; j < TL__LM_NTENSORS; j++)
+            if (tl__lm_tensors[j].proj && (*tl__lm_proj_at(lm, l, j))->borrowed) {
+                const tl_matrix *m = *tl__lm_proj_at(lm, l, j);
+                used += m->rows * m->row_bytes;
+                most = tl__matrix_tile_scratch(m) > most ? tl__matrix_tile_scratch(m) : most;
+            }
+    const size_t tbytes = lm->vocab * lm->hidden * (lm->emb == TL__EMB_F32 ? 4 : lm->emb == TL__EMB_F16 ? 2 : 1);
+    used += (lm->embed.borrowed + lm->head_own.borrowed) * tbytes;
+    uint8_t *scratch = used ? tl__malloc(most) : NULL;
+    if (used && !scratch) {
+        tl_lm_free(lm);
+        return TL_ERR_NO_MEMORY;
+    }
+    for (size_t l = 0; l < lm->nlayers; l++)
+        for (size_t j = 0; j < TL__LM_NTENSORS; j++)
+            if (tl__lm_tensors[j].proj) tl__matrix_tile_plain(*tl__lm_proj_at(lm, l, j), scratch);
+    tl__free(scratch);
+    if (used && (len - used <= len / 4 || len - used <= TL__LM_OWNED_SLACK)) {
+        lm->file = bytes;
+        *out = lm;
+        return TL_OK;
+    }
+    /* Little of the file is the model's (a file with other data): copies, and the file goes. */
+    for (size_t l = 0; l < lm->nlayers && !s; l++)
+        for (size_t j = 0; j < TL__LM_NTENSORS && !s; j++)
+            if (tl__lm_tensors[j].proj) s = tl__matrix_own(*tl__lm_proj_at(lm, l, j));
+    if (!s) s = tl__lm_table_own(lm, &lm->embed);
+    if (!s) s = tl__lm_table_own(lm, &lm->head_own);
+    if (s) {
+        tl_lm_free(lm); /* the file is not its yet: it stays the caller's */
+        return s;
+    }
+    tl__free(bytes);
+    *out = lm;
+    return TL_OK;
 }
 
 /* ---------------------------------------------------------------------------
@@ -832,7 +975,7 @@ tl_status tl_lm_load_gguf(const uint8_t *bytes, size_t len, tl_format f, size_t 
     tl__buf cfg = {0};
     s = tl__lm_gguf_config(g, &cfg);
     if (!s) {
-        tl__lm_src src = {NULL, g, (tl_format)0, 0};
+        tl__lm_src src = {NULL, g, (tl_format)0, 0, 0};
         s = tl__lm_load_src((const char *)cfg.p, cfg.len, &src, f, context, out);
     }
     tl__buf_free(&cfg);
@@ -976,40 +1119,46 @@ tl_status tl_lm_save(const tl_lm *lm, uint8_t **bytes, size_t *len) {
     size_t n = 0;
 #define TL__F32(nm, p, d0, d1)                                                                               \
     (e[n] = (tl__st_entry){nm, TL_DTYPE_F32, (d1) ? 2 : 1, {(d0), (d1)}, (p), (d0) * ((d1) ? (d1) : 1) * 4, NULL}, n++)
-    /* the tables in their form: F32, F16 (the same bits) or I8 with "<name>.tilelli_scales" */
+    /* The packed projections first, from a 16-byte aligned start: each is whole 16-byte rows, so
+     * every one lies 16-byte aligned, where tl_lm_load_owned uses it in place; then the float32
+     * tensors (4-byte multiples), then the tables in their form (F32, F16: the same bits, or I8
+     * with "<name>.tilelli_scales"), each aligned for its type. */
     const char *tnames[2][2] = {{"model.embed_tokens.weight", "model.embed_tokens" TL__SCALES},
                                 {"lm_head.weight", "lm_head" TL__SCALES}};
-    for (int k = 0; k < 2 - lm->tied; k++) {
-        const tl__lm_table *tb = k ? &lm->head_own : &lm->embed;
-        size_t V = lm->vocab;
-        if (lm->emb == TL__EMB_F32) TL__F32(tnames[k][0], tb->w, V, D);
-        if (lm->emb == TL__EMB_F16) e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_F16, 2, {V, D}, tb->w, V * D * 2, NULL};
-        if (lm->emb == TL__EMB_I8) {
-            e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_I8, 2, {V, D}, tb->w, V * D, NULL};
-            TL__F32(tnames[k][1], tb->scales, V, 0);
-        }
-    }
-    TL__F32("model.norm.weight", lm->final_norm, D, 0);
     char *at = names;
     size_t dims[5];
     tl__lm_dims(lm, dims);
+    for (size_t l = 0; l < lm->nlayers; l++)
+        for (size_t j = 0; j < TL__LM_NTENSORS; j++) {
+            if (!tl__lm_tensors[j].proj) continue;
+            const tl_matrix *m = *tl__lm_proj_at((tl_lm *)lm, l, j);
+            snprintf(at, 80, "model.layers.%zu.%s" TL__PACKED, l, tl__lm_tensors[j].name);
+            e[n++] = (tl__st_entry){at, TL_DTYPE_U8, 2, {m->rows, m->row_bytes}, NULL, m->rows * m->row_bytes, m};
+            at += 80;
+        }
+    TL__F32("model.norm.weight", lm->final_norm, D, 0);
     for (size_t l = 0; l < lm->nlayers; l++)
         for (size_t j = 0; j < TL__LM_NTENSORS; j++) {
             const char *field = (const char *)&lm->layers[l] + tl__lm_tensors[j].at;
             if (!tl__lm_tensors[j].proj) {
                 snprintf(at, 80, "model.layers.%zu.%s", l, tl__lm_tensors[j].name);
                 TL__F32(at, *(float *const *)(const void *)field, dims[tl__lm_tensors[j].d0], 0);
-                at += 80;
-                continue;
+            } else {
+                const tl_matrix *m = *(tl_matrix *const *)(const void *)field;
+                snprintf(at, 80, "model.layers.%zu.%s" TL__SCALES, l, tl__lm_tensors[j].name);
+                TL__F32(at, m->scales, m->rows, 0);
             }
-            const tl_matrix *m = *(tl_matrix *const *)(const void *)field;
-            snprintf(at, 80, "model.layers.%zu.%s" TL__PACKED, l, tl__lm_tensors[j].name);
-            e[n++] = (tl__st_entry){at, TL_DTYPE_U8, 2, {m->rows, m->row_bytes}, NULL, m->rows * m->row_bytes, m};
-            at += 80;
-            snprintf(at, 80, "model.layers.%zu.%s" TL__SCALES, l, tl__lm_tensors[j].name);
-            TL__F32(at, m->scales, m->rows, 0);
             at += 80;
         }
+    for (int k = 0; k < 2 - lm->tied; k++)
+        if (lm->emb == TL__EMB_I8) TL__F32(tnames[k][1], (k ? &lm->head_own : &lm->embed)->scales, lm->vocab, 0);
+    for (int k = 0; k < 2 - lm->tied; k++) {
+        const tl__lm_table *tb = k ? &lm->head_own : &lm->embed;
+        size_t V = lm->vocab;
+        if (lm->emb == TL__EMB_F32) TL__F32(tnames[k][0], tb->w, V, D);
+        if (lm->emb == TL__EMB_F16) e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_F16, 2, {V, D}, tb->w, V * D * 2, NULL};
+        if (lm->emb == TL__EMB_I8) e[n++] = (tl__st_entry){tnames[k][0], TL_DTYPE_I8, 2, {V, D}, tb->w, V * D, NULL};
+    }
 #undef TL__F32
     const char *meta[] = {"format", "tilelli-lm", "tilelli.weights", tl_format_name(lm->layers[0].q->format),
                           "config", (const char *)cfg.p};

@@ -580,7 +580,8 @@ tl_status tl__safetensors_write(const tl__st_entry *e, size_t n, const char *con
     }
     tl__buf_put(&h, "}", 1);
     tl_status s = tl__buf_status(&h);
-    while (!s && h.len % 8) tl__buf_put(&h, " ", 1), s = tl__buf_status(&h); /* the data starts 8-byte aligned */
+    /* the data starts 16-byte aligned (the 8-byte length, then the header padded with spaces) */
+    while (!s && (8 + h.len) % 16) tl__buf_put(&h, " ", 1), s = tl__buf_status(&h);
     if (!s && (uint64_t)h.len + 8 + off > SIZE_MAX) s = TL_ERR_OVERFLOW;
     uint8_t *f = s ? NULL : tl__malloc((size_t)(8 + h.len + off));
     if (!s && !f) s = TL_ERR_NO_MEMORY;

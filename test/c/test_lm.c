@@ -482,6 +482,201 @@ static void test_save(void) {
     free_spec(&s);
 }
 
+/* A copy of the file's len bytes in memory of tl_alloc (counted by tl_mem_live_bytes). */
+static uint8_t *in_tl(const uint8_t *file, size_t len) {
+    uint8_t *b = tl_alloc(len);
+    if (b) memcpy(b, file, len);
+    return b;
+}
+
+/* The logits of 9 tokens in both precisions (2 x 9 x V values, float then int8), into out. */
+static int logits_of(tl_lm *lm, size_t V, float *out) {
+    uint32_t tok[9] = {1, 5, 9, 2, 33, 0, 7, 7, 12};
+    int ok = lm != NULL;
+    for (int int8 = 0; int8 < 2 && ok; int8++) {
+        tl_lm_set_precision(lm, int8 ? TL_PRECISION_INT8 : TL_PRECISION_FLOAT);
+        tl_lm_reset(lm);
+        ok = tl_lm_forward(lm, tok, 9, 1, out + (size_t)int8 * 9 * V, 9 * V) == TL_OK;
+    }
+    return ok;
+}
+
+/* Whether lm gives the logits `want` (logits_of's), bit for bit. */
+static int same_logits(tl_lm *lm, size_t V, const float *want) {
+    float *got = malloc(2 * 9 * V * sizeof(float));
+    int same = logits_of(lm, V, got) && !memcmp(got, want, 2 * 9 * V * sizeof(float));
+    free(got);
+    return same;
+}
+
+/* tl_lm_load_owned: a packed file's projections and tables used where they lie (the model holds
+ * exactly their bytes less than a copying load, the same logits, the file freed with the model);
+ * files it would use little of (float checkpoints, packed tensors out of alignment) converted
+ * and freed; out of memory and bad values leave the file the caller's. */
+static void test_load_owned(void) {
+    static const char *embs[] = {"float32", "float16", "int8"};
+    for (int e = 0; e < 3; e++)
+        for (int tied = 0; tied < 2; tied++) {
+            spec s;
+            make_spec(&s, 40, 32, 72, 4, 2, 8, 2, tied, e == 1);
+            char extra[96];
+            snprintf(extra, sizeof extra, ",\"tilelli_embedding\":\"%s\"", embs[e]);
+            tl_lm *ref = NULL, *lm = NULL;
+            CHECK(load(&s, extra, NULL, NULL, 32, &ref) == TL_OK, "load %s: %s", embs[e], tl_error_detail());
+            uint8_t *file = NULL;
+            size_t len = 0;
+            CHECK(ref && tl_lm_save(ref, &file, &len) == TL_OK, "save %s", embs[e]);
+            if (!file) continue;
+            /* where the packed tensors lie: 16-byte aligned; their bytes and the tables' */
+            tl_safetensors *st = NULL;
+            size_t packed = 0, aligned = 1;
+            CHECK(tl_safetensors_open(file, len, &st) == TL_OK, "open");
+            for (size_t i = 0; st && i < tl_safetensors_count(st); i++) {
+                const char *nm;
+                size_t nl, nb;
+                const uint8_t *d;
+                tl_safetensors_tensor(st, i, &nm, &nl, NULL, NULL, NULL, &d, &nb);
+                if (nl > 15 && !memcmp(nm + nl - 15, ".tilelli_packed", 15)) packed += nb, aligned &= (size_t)(d - file) % 16 == 0;
+            }
+            tl_safetensors_free(st);
+            CHECK(packed > 0 && aligned, "%s: every packed projection 16-byte aligned in the file", embs[e]);
+            const size_t tables = (2 - (size_t)tied) * 40 * 32 * (e == 0 ? 4 : e == 1 ? 2 : 1);
+            /* a copying load of the packed file, then the owned one (ref's logits first) */
+            float want[2 * 9 * 40];
+            CHECK(logits_of(ref, 40, want), "logits");
+            size_t base = tl_mem_live_bytes();
+            tl_lm *copy = NULL;
+            CHECK(tl_safetensors_open(file, len, &st) == TL_OK && tl_lm_load(NULL, 0, st, TL_FORMAT_I2, 32, &copy) == TL_OK,
+                  "copying load %s", embs[e]);
+            tl_safetensors_free(st);
+            size_t held_copy = tl_mem_live_bytes() - base;
+            tl_lm_free(copy);
+            uint8_t *b = in_tl(file, len);
+            size_t with_file = tl_mem_live_bytes();
+            CHECK(tl_lm_load_owned(NULL, 0, b, len, TL_FORMAT_I2, 32, &lm) == TL_OK, "owned load %s: %s", embs[e], tl_error_detail());
+            size_t held_owned = tl_mem_live_bytes() - with_file;
+            CHECK(held_owned + packed + tables == held_copy,
+                  "%s, %s: the owned load holds the projections' %zu and the tables' %zu bytes less (%zu against %zu)", embs[e],
+                  tied ? "tied" : "untied", packed, tables, held_owned, held_copy);
+            CHECK(same_logits(lm, 40, want), "%s, %s: the owned load's logits are the copy's", embs[e], tied ? "tied" : "untied");
+            /* its own file again: the same bytes (the projections read back from their tiles) */
+            uint8_t *again = NULL;
+            size_t alen = 0;
+            CHECK(tl_lm_save(lm, &again, &alen) == TL_OK && alen == len && !memcmp(again, file, len), "%s: saved again, the same file", embs[e]);
+            tl_free(again);
+            tl_lm_free(lm), lm = NULL;
+            CHECK(tl_mem_live_bytes() == base, "%s: freeing the model frees the file", embs[e]);
+            /* out of memory at every allocation: the file stays the caller's, nothing else held */
+            int bad = 0, done = 0;
+            for (size_t n = 1; n < 400 && !done; n++) {
+                b = in_tl(file, len);
+                tl_mem_fail_after(n);
+                tl_status r = tl_lm_load_owned(NULL, 0, b, len, TL_FORMAT_I2, 32, &lm);
+                tl_mem_fail_after(0);
+                if (r == TL_OK) done = 1, tl_lm_free(lm), lm = NULL;
+                else bad += r != TL_ERR_NO_MEMORY || lm != NULL, tl_free(b);
+                bad += tl_mem_live_bytes() != base;
+            }
+            CHECK(done && !bad, "%s: out of memory over the owned load: %d bad outcomes", embs[e], bad);
+            if (e == 0) {
+                /* a float checkpoint: converted, the file freed */
+                size_t fl;
+                uint8_t *f = write_st(&s, NULL, NULL, &fl);
+                char cfg[2048];
+                size_t cl = config_of(&s, extra, cfg, sizeof cfg);
+                b = in_tl(f, fl);
+                free(f);
+                CHECK(tl_lm_load_owned(cfg, cl, b, fl, TL_FORMAT_I2, 32, &lm) == TL_OK, "a float checkpoint, owned: %s",
+                      tl_error_detail());
+                CHECK(tl_mem_live_bytes() - base == held_copy && same_logits(lm, 40, want),
+                      "a float checkpoint: converted, its file freed (%zu held against %zu), the same logits",
+                      tl_mem_live_bytes() - base, held_copy);
+                tl_lm_free(lm), lm = NULL;
+                /* a scale that is no positive number, a float32 table value that is infinite: refused,
+                 * the file the caller's */
+                CHECK(tl_safetensors_open(file, len, &st) == TL_OK, "open");
+                size_t i;
+                const uint8_t *d;
+                const char *sname = "model.layers.0.self_attn.k_proj.weight.tilelli_scales";
+                CHECK(tl_safetensors_find(st, sname, strlen(sname), &i) == TL_OK, "find %s", sname);
+                tl_safetensors_tensor(st, i, NULL, NULL, NULL, NULL, NULL, &d, NULL);
+                size_t scale_at = (size_t)(d - file);
+                CHECK(tl_safetensors_find(st, "model.embed_tokens.weight", 25, &i) == TL_OK, "find the table");
+                tl_safetensors_tensor(st, i, NULL, NULL, NULL, NULL, NULL, &d, NULL);
+                size_t table_at = (size_t)(d - file);
+                tl_safetensors_free(st);
+                const float neg = -1.0f, inf = INFINITY;
+                for (int k = 0; k < 2; k++) {
+                    b = in_tl(file, len);
+                    memcpy(b + (k ? table_at + 4 * 37 : scale_at + 4), k ? &inf : &neg, 4);
+                    tl_status r = tl_lm_load_owned(NULL, 0, b, len, TL_FORMAT_I2, 32, &lm);
+                    CHECK(r == (k ? TL_ERR_NON_FINITE : TL_ERR_ALPHA) && !lm &&
+                              strstr(tl_error_detail(), k ? "embed_tokens" : "k_proj") && tl_mem_live_bytes() == base + len,
+                          "bad %s: %d %s", k ? "table value" : "scale", r, tl_error_detail());
+                    tl_free(b);
+                }
+            }
+            if (e == 1) {
+                /* a float16 table value that is infinite */
+                CHECK(tl_safetensors_open(file, len, &st) == TL_OK, "open");
+                size_t i;
+                const uint8_t *d;
+                CHECK(tl_safetensors_find(st, "model.embed_tokens.weight", 25, &i) == TL_OK, "find the table");
+                tl_safetensors_tensor(st, i, NULL, NULL, NULL, NULL, NULL, &d, NULL);
+                size_t table_at = (size_t)(d - file);
+                tl_safetensors_free(st);
+                b = in_tl(file, len);
+                b[table_at + 2 * 41] = 0x00, b[table_at + 2 * 41 + 1] = 0x7C;
+                tl_status r = tl_lm_load_owned(NULL, 0, b, len, TL_FORMAT_I2, 32, &lm);
+                CHECK(r == TL_ERR_NON_FINITE && !lm && strstr(tl_error_detail(), "element 41"), "float16 infinity: %d %s", r,
+                      tl_error_detail());
+                tl_free(b);
+            }
+            CHECK(tl_lm_load_owned(NULL, 0, NULL, len, TL_FORMAT_I2, 32, &lm) == TL_ERR_NULL, "NULL bytes");
+            tl_free(file);
+            tl_lm_free(ref);
+            free_spec(&s);
+        }
+}
+
+/* A packed file whose tensors lie 8 bytes off (its header 8 spaces longer): the projections out of
+ * alignment are copied; the tables could stay where they lie, but a file the model would use
+ * little of (here a sixth) is not kept: copies, and the file freed. The same logits. */
+static void test_load_owned_moved(void) {
+    spec s;
+    make_spec(&s, 64, 128, 2048, 4, 2, 32, 8, 0, 1);
+    tl_lm *ref = NULL, *lm = NULL;
+    CHECK(load(&s, NULL, NULL, NULL, 32, &ref) == TL_OK, "load: %s", tl_error_detail());
+    uint8_t *file = NULL;
+    size_t len = 0;
+    CHECK(ref && tl_lm_save(ref, &file, &len) == TL_OK && len > ((size_t)3 << 20) / 2, "save: %zu bytes", len);
+    if (!file) return;
+    float want[2 * 9 * 64];
+    CHECK(logits_of(ref, 64, want), "logits");
+    size_t base = tl_mem_live_bytes();
+    tl_safetensors *st = NULL;
+    CHECK(tl_safetensors_open(file, len, &st) == TL_OK && tl_lm_load(NULL, 0, st, TL_FORMAT_I2, 32, &lm) == TL_OK, "copy");
+    tl_safetensors_free(st);
+    size_t held_copy = tl_mem_live_bytes() - base;
+    tl_lm_free(lm), lm = NULL;
+    uint64_t hl = 0;
+    for (int k = 0; k < 8; k++) hl |= (uint64_t)file[k] << (8 * k);
+    uint8_t *moved = tl_alloc(len + 8);
+    for (int k = 0; k < 8; k++) moved[k] = (uint8_t)((hl + 8) >> (8 * k));
+    memcpy(moved + 8, file + 8, (size_t)hl);
+    memset(moved + 8 + hl, ' ', 8);
+    memcpy(moved + 16 + hl, file + 8 + hl, len - 8 - (size_t)hl);
+    CHECK(tl_lm_load_owned(NULL, 0, moved, len + 8, TL_FORMAT_I2, 32, &lm) == TL_OK, "moved: %s", tl_error_detail());
+    CHECK(tl_mem_live_bytes() - base == held_copy && same_logits(lm, 64, want),
+          "tensors out of alignment: copied (%zu held against %zu), the file freed, the same logits", tl_mem_live_bytes() - base,
+          held_copy);
+    tl_lm_free(lm);
+    CHECK(tl_mem_live_bytes() == base, "nothing held after: %zu against %zu", tl_mem_live_bytes(), base);
+    tl_free(file);
+    tl_lm_free(ref);
+    free_spec(&s);
+}
+
 /* Decoding allocates only the products' workspace: a squared ReLU's zeros (the down projection's
  * input, about half of it) do not make the sparse-vector copy (tilelli.h) of a projection, in
  * either precision. */
@@ -598,6 +793,8 @@ int main(void) {
     test_models();
     test_errors();
     test_save();
+    test_load_owned();
+    test_load_owned_moved();
     test_oom();
     test_no_growth();
     test_sample();
