@@ -399,9 +399,9 @@ static tl_status tl__lm_proj(const tl__lm_src *src, const char *name, size_t row
         tl_safetensors_tensor(src->st, i, NULL, NULL, &dt, NULL, NULL, &data, &nbytes);
         if (dt != TL_DTYPE_U8) return tl__fail(TL_ERR_DTYPE, "weights: \"%s\" must be U8", pn);
         if ((s = tl_safetensors_read_f32(src->st, si, w, rows))) return s;
+        for (size_t r = 0; r < rows; r++)
+            if (!(w[r] > 0.0f) || !isfinite(w[r])) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\": a scale is not finite or not > 0", name);
         if (src->borrow && (uintptr_t)data % 16 == 0) { /* the codes where they lie, the scales copied */
-            for (size_t r = 0; r < rows; r++)
-                if (!(w[r] > 0.0f) || !isfinite(w[r])) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\": a scale is not finite or not > 0", name);
             float *sc = tl__malloc(rows * sizeof(float));
             if (!sc) return TL_ERR_NO_MEMORY;
             memcpy(sc, w, rows * sizeof(float));
@@ -412,9 +412,7 @@ static tl_status tl__lm_proj(const tl__lm_src *src, const char *name, size_t row
             return TL_OK;
         }
         if ((s = tl_matrix_from_packed(pf, data, nbytes, rows, cols, w, rows, out)))
-            return s == TL_ERR_ALPHA || s == TL_ERR_FORMAT
-                       ? tl__fail(s, "weights: \"%s\": %s", name, s == TL_ERR_ALPHA ? "a scale is not finite or not > 0" : "packed bytes not valid")
-                       : s;
+            return s == TL_ERR_FORMAT ? tl__fail(s, "weights: \"%s\": packed bytes not valid", name) : s;
         return TL_OK;
     }
     if (src->hf) return tl__lm_hf_proj(src, name, rows, cols, f, (int8_t *)(void *)w, out);
@@ -536,9 +534,11 @@ static tl_status tl__lm_table_check(const tl_lm *lm, const tl__lm_table *t, cons
         for (size_t i = 0; i < n; i++)
             if ((h[i] & 0x7C00u) == 0x7C00u) return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, i);
     } else {
+        char sn[128];
+        snprintf(sn, sizeof sn, "%.*s" TL__SCALES, (int)(strlen(name) - 7), name);
         for (size_t r = 0; r < lm->vocab; r++)
             if (!(t->scales[r] > 0.0f) || !isfinite(t->scales[r]))
-                return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" row %zu: the scale is not finite and > 0", name, r);
+                return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" row %zu: the scale is not finite and > 0", sn, r);
     }
     return TL_OK;
 }

@@ -609,6 +609,12 @@ static void test_load_owned(void) {
                 for (int k = 0; k < 2; k++) {
                     b = in_tl(file, len);
                     memcpy(b + (k ? table_at + 4 * 37 : scale_at + 4), k ? &inf : &neg, 4);
+                    tl_lm *c = NULL;
+                    tl_status rc = tl_safetensors_open(b, len, &st);
+                    if (!rc) rc = tl_lm_load(NULL, 0, st, TL_FORMAT_I2, 32, &c);
+                    tl_safetensors_free(st);
+                    CHECK(rc == (k ? TL_ERR_NON_FINITE : TL_ERR_ALPHA) && !c, "bad %s, the copying load: %d %s",
+                          k ? "table value" : "scale", rc, tl_error_detail());
                     tl_status r = tl_lm_load_owned(NULL, 0, b, len, TL_FORMAT_I2, 32, &lm);
                     CHECK(r == (k ? TL_ERR_NON_FINITE : TL_ERR_ALPHA) && !lm &&
                               strstr(tl_error_detail(), k ? "embed_tokens" : "k_proj") && tl_mem_live_bytes() == base + len,

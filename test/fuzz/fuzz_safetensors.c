@@ -7,8 +7,9 @@
  * tilelli.h: every tensor's bytes inside the data region, no two non-empty tensors sharing a
  * byte, nbytes = product of the shape x dtype size within TL_MAX_ELEMENTS, find(name) = its
  * index, read_f32 reproducing the bytes (F32 and BF16 bit for bit), metadata readable, indexes
- * past the counts refused. Then the open is repeated with one allocation failing (which one
- * depends on the input): NO_MEMORY or the first status, nothing held. */
+ * past the counts refused; as a language model (lm_both below), the copying and the owned loads
+ * agree. Then the open is repeated with one allocation failing (which one depends on the input):
+ * NO_MEMORY or the first status, nothing held. Seeds include a tiny packed language model. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -200,12 +201,41 @@ static void check_open(const tl_safetensors *st, const uint8_t *file, size_t len
             TL_ERR_ARGUMENT);
 }
 
+/* The file as a language model (src/lm.c): a packed file (tl_lm_save's, its config in its
+ * metadata; other files stop at "no config") loaded by tl_lm_load from st and by tl_lm_load_owned
+ * from a copy in memory of tl_alloc, which uses the projections and tables where they lie: the
+ * same status, a documented one, and when they load the same logits bit for bit; the copy is the
+ * model's on success, the caller's on failure. */
+static void lm_both(const tl_safetensors *st, const uint8_t *file, size_t len) {
+    tl_lm *a = NULL, *b = NULL;
+    tl_status s = tl_lm_load(NULL, 0, st, TL_FORMAT_I2, 4, &a);
+    REQUIRE(s == TL_OK || s == TL_ERR_PARSE || s == TL_ERR_DTYPE || s == TL_ERR_SHAPE || s == TL_ERR_FORMAT ||
+            s == TL_ERR_NON_FINITE || s == TL_ERR_ALPHA || s == TL_ERR_OVERFLOW || s == TL_ERR_SIZE);
+    REQUIRE(!s == !!a);
+    uint8_t *copy = tl_alloc(len);
+    if (copy) {
+        memcpy(copy, file, len);
+        tl_status s2 = tl_lm_load_owned(NULL, 0, copy, len, TL_FORMAT_I2, 4, &b);
+        REQUIRE(s2 == s);
+        if (s2) tl_free(copy);
+    }
+    if (a && b) {
+        size_t V = tl_lm_vocab_size(a);
+        uint32_t tok[2] = {0, (uint32_t)(V - 1)};
+        float *la = malloc(2 * V * sizeof *la), *lb = malloc(2 * V * sizeof *lb);
+        tl_status ra = tl_lm_forward(a, tok, 2, 1, la, 2 * V), rb = tl_lm_forward(b, tok, 2, 1, lb, 2 * V);
+        REQUIRE(ra == rb && (ra != TL_OK || !memcmp(la, lb, 2 * V * sizeof *la)));
+        free(la), free(lb);
+    }
+    tl_lm_free(a), tl_lm_free(b);
+}
+
 static void one_file(const uint8_t *file, size_t len) {
     tl_safetensors *st = NULL;
     tl_status s = tl_safetensors_open(file, len, &st);
     REQUIRE(s == TL_OK || s == TL_ERR_PARSE || s == TL_ERR_DTYPE || s == TL_ERR_OVERFLOW);
     REQUIRE((s == TL_OK) == (st != NULL));
-    if (st) check_open(st, file, len);
+    if (st) check_open(st, file, len), lm_both(st, file, len);
     tl_safetensors_free(st);
     REQUIRE(tl_mem_live_blocks() == 0 && tl_mem_live_bytes() == 0);
 
