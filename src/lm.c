@@ -495,51 +495,49 @@ static void tl__lm_table_row(const tl_lm *lm, const tl__lm_table *t, size_t r, f
     }
 }
 
-/* A packed file's table already in the model's form (F32 / F16 / I8, aligned for its type) lies
- * where it is: t->w points into the file (int8: the scales copied). Returns 0 when it must be
- * copied instead (or the scales could not be had: the caller then reads them again). */
-static int tl__lm_table_borrow(tl_lm *lm, const tl__lm_src *src, const char *name, tl__lm_table *t,
-                               const uint8_t *p, int raw, tl_dtype dt) {
-    const size_t V = lm->vocab;
+/* A packed file's int8 table's scales ("<name minus .weight>.tilelli_scales", vocab values), read
+ * into scales and checked finite and > 0. */
+static tl_status tl__lm_i8_scales(const tl_lm *lm, const tl__lm_src *src, const char *name, float *scales) {
+    char sn[128];
+    size_t si;
+    tl_status s;
+    snprintf(sn, sizeof sn, "%.*s" TL__SCALES, (int)(strlen(name) - 7), name);
+    if ((s = tl__lm_find(src, sn, lm->vocab, 0, &si)) || (s = tl_safetensors_read_f32(src->st, si, scales, lm->vocab))) return s;
+    for (size_t r = 0; r < lm->vocab; r++)
+        if (!(scales[r] > 0.0f) || !isfinite(scales[r]))
+            return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" row %zu: the scale is not finite and > 0", sn, r);
+    return TL_OK;
+}
+
+/* Whether a packed file's table (raw / dt: its dtype, p: its bytes) is already in the model's form
+ * (F32, F16 or I8) and aligned for it: then it can be used where it lies. */
+static int tl__lm_table_in_form(const tl_lm *lm, const uint8_t *p, int raw, tl_dtype dt) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     return 0; /* the file's values are little-endian */
 #endif
-    if (lm->emb == TL__EMB_F32 ? raw != 0 || (uintptr_t)p % 4
-        : lm->emb == TL__EMB_F16 ? raw != 1 || (uintptr_t)p % 2
-                                 : dt != TL_DTYPE_I8)
-        return 0;
-    if (lm->emb == TL__EMB_I8) {
-        char sn[128];
-        size_t si;
-        snprintf(sn, sizeof sn, "%.*s" TL__SCALES, (int)(strlen(name) - 7), name);
-        t->scales = tl__malloc(V * sizeof(float));
-        if (!t->scales || tl__lm_find(src, sn, V, 0, &si) || tl_safetensors_read_f32(src->st, si, t->scales, V)) {
-            tl__free(t->scales), t->scales = NULL;
-            return 0;
-        }
-    }
-    t->w = (void *)(uintptr_t)p, t->borrowed = 1;
-    return 1;
+    return lm->emb == TL__EMB_F32 ? raw == 0 && (uintptr_t)p % 4 == 0
+           : lm->emb == TL__EMB_F16 ? raw == 1 && (uintptr_t)p % 2 == 0
+                                    : dt == TL_DTYPE_I8;
 }
 
-/* What a copied table is checked for, for a borrowed one: finite float32 values, float16 ones that
- * are no infinity or NaN, int8 scales finite and > 0. */
-static tl_status tl__lm_table_check(const tl_lm *lm, const tl__lm_table *t, const char *name) {
+/* t->w pointing into the file at p, checked as a copy would be: finite float32 values, float16 ones
+ * that are no infinity or NaN, int8 scales (copied) finite and > 0. */
+static tl_status tl__lm_table_borrow(tl_lm *lm, const tl__lm_src *src, const char *name, tl__lm_table *t,
+                                     const uint8_t *p) {
     const size_t n = lm->vocab * lm->hidden;
+    t->w = (void *)(uintptr_t)p, t->borrowed = 1;
+    if (lm->emb == TL__EMB_I8) {
+        t->scales = tl__malloc(lm->vocab * sizeof(float));
+        return t->scales ? tl__lm_i8_scales(lm, src, name, t->scales) : TL_ERR_NO_MEMORY;
+    }
     if (lm->emb == TL__EMB_F32) {
         size_t bad = tl__first_non_finite((const float *)t->w, n);
         if (bad != n) return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, bad);
-    } else if (lm->emb == TL__EMB_F16) {
-        const uint16_t *h = (const uint16_t *)t->w;
-        for (size_t i = 0; i < n; i++)
-            if ((h[i] & 0x7C00u) == 0x7C00u) return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, i);
-    } else {
-        char sn[128];
-        snprintf(sn, sizeof sn, "%.*s" TL__SCALES, (int)(strlen(name) - 7), name);
-        for (size_t r = 0; r < lm->vocab; r++)
-            if (!(t->scales[r] > 0.0f) || !isfinite(t->scales[r]))
-                return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" row %zu: the scale is not finite and > 0", sn, r);
+        return TL_OK;
     }
+    const uint16_t *h = (const uint16_t *)t->w;
+    for (size_t i = 0; i < n; i++)
+        if ((h[i] & 0x7C00u) == 0x7C00u) return tl__fail(TL_ERR_NON_FINITE, "weights: \"%s\" holds a NaN or infinity at element %zu", name, i);
     return TL_OK;
 }
 
@@ -564,21 +562,15 @@ static tl_status tl__lm_read_table(tl_lm *lm, const tl__lm_src *src, const char 
         tl_safetensors_tensor(src->st, i, NULL, NULL, &dt, NULL, NULL, &p, NULL);
         raw = dt == TL_DTYPE_F32 ? 0 : dt == TL_DTYPE_F16 ? 1 : dt == TL_DTYPE_BF16 ? 2 : -1;
     }
-    if (src->borrow && src->pf && tl__lm_table_borrow(lm, src, name, t, p, raw, dt)) return tl__lm_table_check(lm, t, name);
+    if (src->borrow && src->pf && tl__lm_table_in_form(lm, p, raw, dt)) return tl__lm_table_borrow(lm, src, name, t, p);
     if (lm->emb == TL__EMB_F32) return tl__lm_read(src, name, V, D, (float **)&t->w);
     size_t elt = lm->emb == TL__EMB_F16 ? 2 : 1;
     t->w = tl__malloc(V * D * elt);
     if (lm->emb == TL__EMB_I8) t->scales = tl__malloc(V * sizeof(float));
     if (!t->w || (lm->emb == TL__EMB_I8 && !t->scales)) return TL_ERR_NO_MEMORY;
     if (src->pf && lm->emb == TL__EMB_I8 && dt == TL_DTYPE_I8) { /* our packed file: q and d as they are */
-        char sn[128];
-        size_t si;
-        snprintf(sn, sizeof sn, "%.*s" TL__SCALES, (int)(strlen(name) - 7), name);
-        if ((s = tl__lm_find(src, sn, V, 0, &si)) || (s = tl_safetensors_read_f32(src->st, si, t->scales, V))) return s;
+        if ((s = tl__lm_i8_scales(lm, src, name, t->scales))) return s;
         memcpy(t->w, p, V * D);
-        for (size_t r = 0; r < V; r++)
-            if (!(t->scales[r] > 0.0f) || !isfinite(t->scales[r]))
-                return tl__fail(TL_ERR_ALPHA, "weights: \"%s\" row %zu: the scale is not finite and > 0", sn, r);
         return TL_OK;
     }
     float *all = NULL, *row = tl__malloc(D * sizeof(float));
