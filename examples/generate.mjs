@@ -4,9 +4,9 @@
 //
 // The model: a BitNet b1.58 transformer (4 layers, hidden 128, 4 heads over 2 KV heads, squared
 // ReLU, 737,280 ternary weights) trained character by character on the Jargon File (public
-// domain) by scripts/train_lm.py with the Python package's BitLinear; its float32 checkpoint is
-// test/fixtures/lm/charlm. Loading quantizes it (per tensor, the reference's rule); the packed file
-// (save()) is what one would ship.
+// domain) by scripts/train_lm.py with the Python package's BitLinear; its checkpoint (float16 latent
+// weights) is test/fixtures/lm/charlm. Loading widens the weights to float32 and quantizes them (per
+// tensor, the reference's rule); the packed file (save()) is what one would ship.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
@@ -27,7 +27,7 @@ const tokenizer = Tokenizer.fromJSON(tokJson);
 const lm = tl.LanguageModel.load({ config, weights, tokenizer });
 const packed = lm.save();
 console.log(`tilelli ${tl.version} (${{ relaxed: 'relaxed SIMD', simd: 'SIMD128', scalar: 'scalar' }[tl.build]} build, ${tl.threads} thread${tl.threads > 1 ? 's' : ''}): a ${lm.config.num_hidden_layers}-layer ternary ` +
-  `transformer, context ${lm.context}; float32 checkpoint ${(weights.length / 1024).toFixed(0)} KiB, ` +
+  `transformer, context ${lm.context}; float16 checkpoint ${(weights.length / 1024).toFixed(0)} KiB, ` +
   `packed (i2) ${(packed.length / 1024).toFixed(0)} KiB`);
 
 // The model's context is 128 characters: generate in windows, each starting from the last 64.

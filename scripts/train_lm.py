@@ -7,8 +7,10 @@ python/tilelli/lm.py's BitNetLM (BitNet b1.58 layers: ternary projections with i
 through the straight-through estimator), trained in float32 on one CPU thread with a fixed seed and
 a fixed number of steps, so a rerun gives the same weights on the same torch build.
 
-Writes config.json, model.safetensors (float32 latent weights) and tokenizer.json (the character
-tokenizer file of docs/FORMATS.md) and prints losses and samples.
+Writes config.json, model.safetensors (the latent weights as float16, rounded to nearest even: 1.4
+MiB, under the repository's 2 MiB limit for a tracked file) and tokenizer.json (the character
+tokenizer file of docs/FORMATS.md), then reads the model back and prints its losses and samples:
+every number after training is the written file's.
 
     /usr/bin/python3 scripts/train_lm.py                 # about 15 minutes on one core (650 steps)
     /usr/bin/python3 scripts/train_lm.py --steps 50 --out /tmp/charlm   # a quick look
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "python"))
 
-from tilelli.lm import BitNetLM, LMConfig  # noqa: E402
+from tilelli.lm import BitNetLM, LMConfig, load_lm  # noqa: E402
 
 JARGON = "/usr/share/doc/jargon-text/jargon.txt.gz"
 UNK = "<unk>"
@@ -174,7 +176,16 @@ def main() -> None:
             print(f"step {step + 1:5d}  lr {lr_at(step):.2e}  train loss (running) {running:.4f}  "
                   f"val loss {vl:.4f} nats/char ({vl / math.log(2):.3f} bits)  {time.time() - t0:.0f} s", flush=True)
     train_s = time.time() - t0
-    model.eval()
+
+    # the checkpoint is float16: write it, then go on with the model read back from it
+    os.makedirs(args.out, exist_ok=True)
+    model.save(args.out, dtype="F16")
+    with open(os.path.join(args.out, "tokenizer.json"), "w", encoding="utf-8") as fh:
+        json.dump(tokenizer_json(), fh, ensure_ascii=False)
+        fh.write("\n")
+    size = os.path.getsize(os.path.join(args.out, "model.safetensors"))
+    print(f"wrote {args.out}: config.json, model.safetensors ({size} bytes float16), tokenizer.json")
+    model = load_lm(args.out).eval()
     tl = evaluate(model, train, args.ctx)
     vl = evaluate(model, val, args.ctx)
     print(f"final (train mode, int8 STE forward): train loss {tl:.4f}, val loss {vl:.4f} nats/char; "
@@ -184,14 +195,6 @@ def main() -> None:
     model.set_mode("train", "int8")
     vt = evaluate(model, val, args.ctx, max_windows=16)
     print(f"runtime numbers (exact mode, int8): val loss {vx:.4f} on 16 windows (train mode on the same: {vt:.4f})")
-
-    os.makedirs(args.out, exist_ok=True)
-    model.save(args.out)
-    with open(os.path.join(args.out, "tokenizer.json"), "w", encoding="utf-8") as fh:
-        json.dump(tokenizer_json(), fh, ensure_ascii=False)
-        fh.write("\n")
-    size = os.path.getsize(os.path.join(args.out, "model.safetensors"))
-    print(f"wrote {args.out}: config.json, model.safetensors ({size} bytes float32), tokenizer.json")
 
     model.set_mode("exact", "int8")
     ids = {t: i for i, t in enumerate(VOCAB)}

@@ -231,6 +231,45 @@ def test_save_and_load_round_trip_bit_for_bit(tmp_path):
     assert cfg["architectures"] == ["BitNetForCausalLM"] and "head_dim" not in cfg
 
 
+def raw_header(path) -> dict:
+    """A safetensors file's JSON header, read here (not by lm.py)."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        return json.loads(fh.read(n))
+
+
+def test_save_f16_rounds_to_nearest_even_and_reads_back_what_it_wrote(tmp_path):
+    model = BitNetLM(LMConfig.from_dict(tiny_config())).init_weights(
+        torch.Generator().manual_seed(3), std=1.0, norm_jitter=0.1)
+    want = {k: v.numpy().astype(np.float16) for k, v in model.state_dict().items()}
+    model.save(str(tmp_path), dtype="F16")
+    st = tmp_path / "model.safetensors"
+    hdr = raw_header(st)
+    assert hdr.pop("__metadata__") == {"format": "pt"} and list(hdr) == list(want)
+    first = st.read_bytes()
+    data = first[8 + int.from_bytes(first[:8], "little"):]
+    assert len(data) == 2 * sum(a.size for a in want.values())
+    for k, info in hdr.items():
+        assert info["dtype"] == "F16" and info["shape"] == list(want[k].shape)
+        b, e = info["data_offsets"]
+        assert data[b:e] == want[k].astype("<f2").tobytes(), k
+    assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "float16"
+    again = load_lm(str(tmp_path))
+    assert again.config == model.config
+    assert all(np.array_equal(v.numpy(), want[k].astype(np.float32)) for k, v in again.state_dict().items())
+    assert sum(not np.array_equal(v.numpy(), want[k].astype(np.float32)) for k, v in model.state_dict().items()) > 0
+    again.save(str(tmp_path), dtype="F16")                   # float16 values are written unchanged
+    assert st.read_bytes() == first
+    # ties go to even: 1 + 2^-11 lies halfway between 1 and 1 + 2^-10, 1 + 3 * 2^-11 between 1 + 2^-10 and 1 + 2^-9
+    write_safetensors(str(st), [("x", np.array([1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11)], dtype=np.float32))],
+                      dtype="F16")
+    assert read_safetensors(str(st))[0][0][1].tolist() == [1.0, 1 + 2**-9, -1.0]
+    with pytest.raises(ValueError, match=r"tensor big: a value beyond F16's range \(70000.0\)"):
+        write_safetensors(str(st), [("big", np.array([1.0, 70000.0], dtype=np.float32))], dtype="F16")
+    with pytest.raises(ValueError, match="dtype must be one of F32, F16, got 'BF16'"):
+        model.save(str(tmp_path), dtype="BF16")
+
+
 def test_load_reads_bf16_and_f16_tensors(tmp_path):
     model = BitNetLM(LMConfig.from_dict(tiny_config(tie_word_embeddings=True))).init_weights(
         torch.Generator().manual_seed(2))
@@ -332,7 +371,11 @@ def test_charlm_files_load_and_the_tokenizer_is_the_documented_char_form():
     model = load_lm(CHARLM)
     c = model.config
     assert c.num_key_value_heads < c.num_attention_heads and c.tie_word_embeddings and c.hidden_act == "relu2"
-    assert os.path.getsize(os.path.join(CHARLM, "model.safetensors")) < 8 * 2**20
+    # float16, as scripts/train_lm.py writes it, under the repository's 2 MiB limit for a tracked file
+    st = os.path.join(CHARLM, "model.safetensors")
+    hdr = raw_header(st)
+    assert hdr.pop("__metadata__") == {"format": "pt"} and {v["dtype"] for v in hdr.values()} == {"F16"}
+    assert list(hdr) == list(model.state_dict()) and os.path.getsize(st) < 2 * 2**20
     with open(os.path.join(CHARLM, "tokenizer.json"), encoding="utf-8") as fh:
         tok = json.load(fh)
     assert tok["type"] == "char" and tok["version"] == 1 and len(tok["vocab"]) == c.vocab_size

@@ -20,8 +20,9 @@ Two ways to compute it, switched with ``BitNetLM.set_mode``:
   run at once and the same tokens fed one by one through the KV cache give the same bits, and any
   correct float32 implementation sits within a few ulps.
 
-Files: ``save(dir)`` writes ``config.json`` (Hugging Face keys) and ``model.safetensors`` (float32
-latent weights under Hugging Face names); ``load(dir)`` reads them back (F32, F16 or BF16 tensors).
+Files: ``save(dir)`` writes ``config.json`` (Hugging Face keys) and ``model.safetensors`` (latent
+weights under Hugging Face names, float32, or float16 with ``dtype="F16"``); ``load(dir)`` reads them
+back (F32, F16 or BF16 tensors, widened to float32).
 """
 from __future__ import annotations
 
@@ -147,8 +148,9 @@ class LMConfig:
         cfg.validate(where)
         return cfg
 
-    def to_dict(self) -> dict:
-        d = {"architectures": ["BitNetForCausalLM"], "model_type": "bitnet", "torch_dtype": "float32"}
+    def to_dict(self, torch_dtype: str = "float32") -> dict:
+        """config.json's keys; torch_dtype (informative) names the checkpoint's float type."""
+        d = {"architectures": ["BitNetForCausalLM"], "model_type": "bitnet", "torch_dtype": torch_dtype}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if v is not None:
@@ -164,9 +166,9 @@ class LMConfig:
                 raise LMConfigError(f"{path}: not JSON ({e})") from None
         return cls.from_dict(d, where=path)
 
-    def write(self, path: str) -> None:
+    def write(self, path: str, torch_dtype: str = "float32") -> None:
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, indent=2)
+            json.dump(self.to_dict(torch_dtype), fh, indent=2)
             fh.write("\n")
 
 
@@ -525,11 +527,15 @@ class BitNetLM(nn.Module):
             out.append((name, p.detach().float().contiguous().numpy()))
         return out
 
-    def save(self, path_dir: str) -> None:
-        """config.json + model.safetensors (float32 latent weights, Hugging Face names)."""
+    def save(self, path_dir: str, dtype: str = "F32") -> None:
+        """config.json + model.safetensors (latent weights, Hugging Face names) with every tensor in
+        dtype: "F32", or "F16" (each value rounded to the nearest float16, ties to even; config.json's
+        torch_dtype says float16). A model read back from an F16 file holds those float16 values."""
+        if dtype not in _ST_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(_ST_DTYPES)}, got {dtype!r}")
         os.makedirs(path_dir, exist_ok=True)
-        self.config.write(os.path.join(path_dir, "config.json"))
-        write_safetensors(os.path.join(path_dir, "model.safetensors"), self.tensors(), {"format": "pt"})
+        self.config.write(os.path.join(path_dir, "config.json"), _ST_DTYPES[dtype][1])
+        write_safetensors(os.path.join(path_dir, "model.safetensors"), self.tensors(), {"format": "pt"}, dtype)
 
     @classmethod
     def load(cls, path_dir: str) -> "BitNetLM":
@@ -572,15 +578,27 @@ def load_lm(path_dir: str) -> BitNetLM:
 # safetensors (the layout: 8-byte LE header length, JSON header, raw LE tensor bytes); the Python
 # safetensors package is not a dependency
 # ------------------------------------------------------------------------------------------------
-def write_safetensors(path: str, tensors: list, metadata: Optional[dict] = None) -> None:
-    """tensors: [(name, float32 array)] in file order; metadata: {str: str}."""
+_ST_DTYPES = {"F32": ("<f4", "float32"), "F16": ("<f2", "float16")}  # safetensors dtype: (numpy, torch_dtype)
+
+
+def write_safetensors(path: str, tensors: list, metadata: Optional[dict] = None, dtype: str = "F32") -> None:
+    """tensors: [(name, float32 array)] in file order, written as dtype ("F32", or "F16": rounded to
+    the nearest float16, ties to even; a finite value beyond float16's range raises ValueError);
+    metadata: {str: str}."""
+    if dtype not in _ST_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_ST_DTYPES)}, got {dtype!r}")
     header: dict = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs, off = [], 0
     for name, a in tensors:
-        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": [int(d) for d in a.shape], "data_offsets": [off, off + len(b)]}
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            w = a.astype(_ST_DTYPES[dtype][0])
+        if not np.array_equal(np.isfinite(w), np.isfinite(a)):
+            raise ValueError(f"tensor {name}: a value beyond {dtype}'s range ({float(np.abs(a[np.isfinite(a)]).max())})")
+        b = w.tobytes()
+        header[name] = {"dtype": dtype, "shape": [int(d) for d in a.shape], "data_offsets": [off, off + len(b)]}
         off += len(b)
         blobs.append(b)
     js = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
