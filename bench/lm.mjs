@@ -243,7 +243,8 @@ for (const name of o.models.split(',')) {
   memLines[memLines.length - 1] += ` ${(packed.length / 1048576).toFixed(0)} MiB | ${(fresh.memoryStats().wasmBytes / 1048576).toFixed(0)} MiB |`;
 }
 console.log('\nMemory the model holds (tl_mem_live_bytes after load) against its packed weights + KV cache (target <= 1.25x), and the wasm\n' +
-  'memory (never shrinks: after a load from a checkpoint it includes the file\'s copy, which the conversion read); then the\n' +
+  'memory (it never shrinks: a checkpoint converted into copies leaves the file in it; a Hugging Face one whose table is held\n' +
+  'as stored, or as float16 from BF16, is rewritten where it lies and kept); then the\n' +
   'model\'s packed file (save()) loaded in a fresh instance, its weights used where they lie in wasm memory');
 console.log('| model | packed weights (+ head) | KV cache | held | held / (weights + KV) | target <= 1.25x | wasm memory | packed file | its load: wasm memory |');
 console.log('|---|---|---|---|---|---|---|---|---|');

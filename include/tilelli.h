@@ -641,9 +641,12 @@ tl_status tl_lm_load(const char *config, size_t config_len, const tl_safetensors
 /* tl_lm_load of the safetensors file in bytes (len bytes, 16-byte aligned from tl_alloc), which the
  * model takes on success: a packed file's projections and embedding/head tables (tl_lm_save's, in
  * the form the model holds them) are used where they lie, so the model holds the file and little
- * else (not a second copy of its weights); a file it would use little of (other checkpoints, which
- * are converted) is freed once loaded. On failure the bytes stay the caller's (their contents
- * unspecified: the projections may have been put into tiles in place). */
+ * else (not a second copy of its weights). A Hugging Face packed checkpoint's projections (into i2,
+ * with in % 64 == 0: the same bytes) are rewritten as i2 rows where they lie, and its tables too
+ * when the model holds them as they are stored, or holds BF16 ones as float16 ("tilelli_embedding":
+ * "float16"). A file it would use little of (float checkpoints, which are converted) is freed once
+ * loaded. On failure the bytes stay the caller's (their contents unspecified: the projections may
+ * have been rewritten in place). */
 tl_status tl_lm_load_owned(const char *config, size_t config_len, uint8_t *bytes, size_t len, tl_format f,
                            size_t context, tl_lm **out);
 void tl_lm_free(tl_lm *lm);

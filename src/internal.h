@@ -205,6 +205,10 @@ void tl__matrix_read_rows(const tl_matrix *m, size_t r0, size_t n, uint8_t *out)
  * `scales` (rows finite values from tl__malloc) on success; on failure the caller keeps them. */
 tl_status tl__matrix_borrow(tl_format f, const uint8_t *data, size_t bytes, size_t rows, size_t cols,
                             float *scales, tl_matrix **out);
+/* A borrowing matrix whose bytes are not in place yet (data NULL): its loader checks them, puts
+ * them at m->data (16-byte aligned, the file layout) and only then tiles them. Takes over scales as
+ * tl__matrix_borrow does. */
+tl_status tl__matrix_borrow_later(tl_format f, size_t rows, size_t cols, float *scales, tl_matrix **out);
 /* Put a borrowing matrix's bytes into tiles, in place, with tl__matrix_tile_scratch(m) bytes of
  * scratch (0: nothing to do): a loader does it after everything else succeeded and the scratch
  * is allocated, so that a refused file is left as it was. */

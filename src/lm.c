@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "formats.h"
 #include "gguf.h"
 #include "internal.h"
 #include "json.h"
@@ -70,6 +71,7 @@ typedef struct {
     void *w;       /* vocab x hidden: float, uint16_t (binary16 bits) or int8_t */
     float *scales; /* int8: vocab values of d */
     int borrowed;  /* w lies in the loaded file (tl_lm_load_owned), not its own */
+    int convert;   /* borrowed BF16 values, rewritten as float16 where they lie once the load is sure */
 } tl__lm_table;
 
 struct tl_lm {
@@ -93,6 +95,9 @@ struct tl_lm {
     float *xs;
     tl__ws ws;
     uint8_t *file; /* tl_lm_load_owned's file, when its projections and tables lie in it */
+    /* tl_lm_load_owned of a Hugging Face checkpoint, until its end: where each projection's U8
+     * bytes lie (layer x TL__LM_NTENSORS entries; NULL: the projection has its own bytes) */
+    const uint8_t **later;
 };
 
 /* The sizes the table's dims name: [TL__DD] hidden, [TL__DF] intermediate, [TL__DQ] heads x
@@ -254,7 +259,8 @@ typedef struct {
     const tl__gguf *gg;
     tl_format pf;
     int hf;
-    int borrow; /* tl_lm_load_owned of a packed file: projections and tables used where they lie */
+    int borrow; /* tl_lm_load_owned: a packed file's projections and tables used where they lie, a
+                 * Hugging Face checkpoint's converted where they lie (tl__lm_hf_in_place) */
 } tl__lm_src;
 
 /* llama.cpp's name of a Hugging Face tensor name (the per-layer ones through tl__lm_tensors). */
@@ -352,7 +358,7 @@ static tl_status tl__lm_hf_names(const tl__lm_src *src, const char *name, size_t
 }
 
 static tl_status tl__lm_hf_proj(const tl__lm_src *src, const char *name, size_t rows, size_t cols, tl_format f,
-                                int8_t *t, tl_matrix **out) {
+                                int8_t *t, const uint8_t **later, tl_matrix **out) {
     size_t wi, si, P = rows / 4;
     float ws;
     const uint8_t *p;
@@ -360,7 +366,28 @@ static tl_status tl__lm_hf_proj(const tl__lm_src *src, const char *name, size_t 
     if ((s = tl__lm_hf_names(src, name, rows, cols, &wi, &si)) || (s = tl_safetensors_read_f32(src->st, si, &ws, 1))) return s;
     if (!(ws > 0.0f) || !isfinite(ws))
         return tl__fail(TL_ERR_ALPHA, "weights: \"%s_scale\" is %g (not finite and > 0)", name, (double)ws);
+    float alpha = src->hf == TL__HF_AUTOBITLINEAR ? ws : 1.0f / ws;
+    if (!(alpha > 0.0f) || !isfinite(alpha)) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\": 1 / weight_scale is not finite", name);
     tl_safetensors_tensor(src->st, wi, NULL, NULL, NULL, NULL, NULL, &p, NULL);
+    if (later && f == TL_FORMAT_I2 && cols % TL__I2_BLOCK_WEIGHTS == 0) {
+        /* i2 rows take the same bytes: checked now, rewritten where they lie at the load's end */
+        for (size_t i = 0; i < P * cols; i++)
+            if (p[i] & (p[i] >> 1) & 0x55u) {
+                unsigned k = 0;
+                while (((p[i] >> (2 * k)) & 3u) != 3u) k++;
+                return tl__fail(TL_ERR_FORMAT, "weights: \"%s\" row %zu column %zu: code 3 is no trit", name,
+                                k * P + i / cols, i % cols);
+            }
+        float *sc = tl__malloc(rows * sizeof(float));
+        if (!sc) return TL_ERR_NO_MEMORY;
+        for (size_t r = 0; r < rows; r++) sc[r] = alpha;
+        if ((s = tl__matrix_borrow_later(f, rows, cols, sc, out))) {
+            tl__free(sc);
+            return s;
+        }
+        *later = p;
+        return TL_OK;
+    }
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *b = p + (r % P) * cols;
         unsigned sh = 2u * (unsigned)(r / P);
@@ -370,8 +397,6 @@ static tl_status tl__lm_hf_proj(const tl__lm_src *src, const char *name, size_t 
             t[r * cols + c] = (int8_t)((int)code - 1);
         }
     }
-    float alpha = src->hf == TL__HF_AUTOBITLINEAR ? ws : 1.0f / ws;
-    if (!(alpha > 0.0f) || !isfinite(alpha)) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\": 1 / weight_scale is not finite", name);
     return tl_matrix_from_trits(f, t, rows, cols, &alpha, 1, out);
 }
 
@@ -379,11 +404,13 @@ static tl_status tl__lm_hf_proj(const tl__lm_src *src, const char *name, size_t 
  * row_bytes]) and "<name>.tilelli_scales" (F32 [rows]), validated as tl_matrix_from_packed does;
  * a Hugging Face packed one (tl__lm_hf_proj); a ternary GGUF tensor (trits and row scales, as
  * ggml dequantizes it); else a float tensor quantized per tensor into format f. w: scratch of
- * rows x cols floats (float sources) or rows x cols bytes and rows floats (the others). */
+ * rows x cols floats (float sources) or rows x cols bytes and rows floats (the others). later (a
+ * Hugging Face one in tl_lm_load_owned, else NULL): where its bytes are noted when its i2 rows are
+ * to be written over them (tl__lm_hf_in_place) rather than copied. */
 #define TL__PACKED ".tilelli_packed"
 #define TL__SCALES ".tilelli_scales"
 static tl_status tl__lm_proj(const tl__lm_src *src, const char *name, size_t rows, size_t cols, tl_format f, float *w,
-                             tl_matrix **out) {
+                             const uint8_t **later, tl_matrix **out) {
     size_t i;
     tl_status s;
     tl_format pf = src->pf;
@@ -415,7 +442,7 @@ static tl_status tl__lm_proj(const tl__lm_src *src, const char *name, size_t row
             return s == TL_ERR_FORMAT ? tl__fail(s, "weights: \"%s\": packed bytes not valid", name) : s;
         return TL_OK;
     }
-    if (src->hf) return tl__lm_hf_proj(src, name, rows, cols, f, (int8_t *)(void *)w, out);
+    if (src->hf) return tl__lm_hf_proj(src, name, rows, cols, f, (int8_t *)(void *)w, later, out);
     if ((s = tl__lm_find(src, name, rows, cols, &i))) return s;
     if (src->gg) {
         uint32_t type;
@@ -474,6 +501,7 @@ void tl_lm_free(tl_lm *lm) {
     tl__free(lm->h), tl__free(lm->x), tl__free(lm->q), tl__free(lm->k), tl__free(lm->v), tl__free(lm->att);
     tl__free(lm->g), tl__free(lm->u), tl__free(lm->scores), tl__free(lm->xq), tl__free(lm->xs);
     tl__ws_free(&lm->ws);
+    tl__free(lm->later);
     tl__free(lm->file); /* after the matrices and tables that lie in it */
     tl__free(lm);
 }
@@ -511,10 +539,16 @@ static tl_status tl__lm_i8_scales(const tl_lm *lm, const tl__lm_src *src, const 
 
 /* Whether a packed file's table (raw / dt: its dtype, p: its bytes) is already in the model's form
  * (F32, F16 or I8) and aligned for it: then it can be used where it lies. */
-static int tl__lm_table_in_form(const tl_lm *lm, const uint8_t *p, int raw, tl_dtype dt) {
+static int tl__little_endian(void) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return 0; /* the file's values are little-endian */
+    return 0;
+#else
+    return 1;
 #endif
+}
+
+static int tl__lm_table_in_form(const tl_lm *lm, const uint8_t *p, int raw, tl_dtype dt) {
+    if (!tl__little_endian()) return 0; /* the file's values are little-endian */
     return lm->emb == TL__EMB_F32 ? raw == 0 && (uintptr_t)p % 4 == 0
            : lm->emb == TL__EMB_F16 ? raw == 1 && (uintptr_t)p % 2 == 0
                                     : dt == TL_DTYPE_I8;
@@ -562,10 +596,18 @@ static tl_status tl__lm_read_table(tl_lm *lm, const tl__lm_src *src, const char 
         tl_safetensors_tensor(src->st, i, NULL, NULL, &dt, NULL, NULL, &p, NULL);
         raw = dt == TL_DTYPE_F32 ? 0 : dt == TL_DTYPE_F16 ? 1 : dt == TL_DTYPE_BF16 ? 2 : -1;
     }
-    if (src->borrow && src->pf && tl__lm_table_in_form(lm, p, raw, dt)) return tl__lm_table_borrow(lm, src, name, t, p);
+    if (src->borrow && (src->pf || src->hf) && tl__lm_table_in_form(lm, p, raw, dt))
+        return tl__lm_table_borrow(lm, src, name, t, p);
     if (lm->emb == TL__EMB_F32) return tl__lm_read(src, name, V, D, (float **)&t->w);
+    /* a Hugging Face checkpoint's BF16 table as float16: checked now, rewritten where it lies (the
+     * same bytes) at the load's end (tl__lm_hf_in_place) */
+    const int convert = src->borrow && src->hf && lm->emb == TL__EMB_F16 && raw == 2 && (uintptr_t)p % 2 == 0 &&
+                        tl__little_endian();
     size_t elt = lm->emb == TL__EMB_F16 ? 2 : 1;
-    t->w = tl__malloc(V * D * elt);
+    if (convert)
+        t->w = (void *)(uintptr_t)p, t->borrowed = 1, t->convert = 1;
+    else
+        t->w = tl__malloc(V * D * elt);
     if (lm->emb == TL__EMB_I8) t->scales = tl__malloc(V * sizeof(float));
     if (!t->w || (lm->emb == TL__EMB_I8 && !t->scales)) return TL_ERR_NO_MEMORY;
     if (src->pf && lm->emb == TL__EMB_I8 && dt == TL_DTYPE_I8) { /* our packed file: q and d as they are */
@@ -593,10 +635,11 @@ static tl_status tl__lm_read_table(tl_lm *lm, const tl__lm_src *src, const char 
             break;
         }
         if (lm->emb == TL__EMB_F16) {
-            uint16_t *h = (uint16_t *)t->w + r * D;
+            uint16_t *h = convert ? NULL : (uint16_t *)t->w + r * D;
             for (size_t c = 0; c < D; c++) {
-                h[c] = tl__f16_from_float(row[c]);
-                if ((h[c] & 0x7C00u) == 0x7C00u)
+                uint16_t v = tl__f16_from_float(row[c]);
+                if (h) h[c] = v;
+                if ((v & 0x7C00u) == 0x7C00u)
                     s = tl__fail(TL_ERR_OVERFLOW, "weights: \"%s\" element %zu (%g) does not fit float16", name, r * D + c,
                                  (double)row[c]);
             }
@@ -658,7 +701,8 @@ static tl_status tl__lm_weights(tl_lm *lm, const tl__lm_src *src, tl_format f) {
     size_t big = src->pf ? wide : (src->hf || src->gg) ? wide + (most + 3) / 4 : most;
     if (src->gg) big = big > most ? big : most; /* a GGUF file may hold float projections */
     float *w = tl__malloc(big * sizeof(float));
-    if (!lm->layers || !w) {
+    if (src->hf && src->borrow) lm->later = tl__calloc(lm->nlayers * TL__LM_NTENSORS, sizeof *lm->later);
+    if (!lm->layers || !w || (src->hf && src->borrow && !lm->later)) {
         tl__free(w);
         return TL_ERR_NO_MEMORY;
     }
@@ -670,7 +714,8 @@ static tl_status tl__lm_weights(tl_lm *lm, const tl__lm_src *src, tl_format f) {
             char *at = (char *)&lm->layers[l] + tl__lm_tensors[j].at;
             size_t d0 = dims[tl__lm_tensors[j].d0], d1 = dims[tl__lm_tensors[j].d1];
             snprintf(name, sizeof name, "model.layers.%zu.%s", l, tl__lm_tensors[j].name);
-            s = tl__lm_tensors[j].proj ? tl__lm_proj(src, name, d0, d1, f, w, (tl_matrix **)(void *)at)
+            const uint8_t **later = lm->later ? &lm->later[l * TL__LM_NTENSORS + j] : NULL;
+            s = tl__lm_tensors[j].proj ? tl__lm_proj(src, name, d0, d1, f, w, later, (tl_matrix **)(void *)at)
                                        : tl__lm_read(src, name, d0, 0, (float **)(void *)at);
             /* what a model holds is fixed at the load: no column-major copy for sparse vectors
              * (the down projection's input after a squared ReLU would take it) */
@@ -767,13 +812,12 @@ static tl_status tl__lm_load_st(const char *config, size_t config_len, const tl_
                                 size_t context, int borrow, tl_lm **out) {
     if (!tl_format_name(f)) return tl__fail(TL_ERR_FORMAT, "format %d is no packed format", (int)f);
     /* a packed file (tl_lm_save) names its weights' format and may carry its config */
-    tl__lm_src src = {st, NULL, (tl_format)0, 0, 0};
+    tl__lm_src src = {st, NULL, (tl_format)0, 0, borrow};
     size_t wl = 0, ml = 0;
     const char *magic = tl__lm_meta(st, "format", &ml), *wf = tl__lm_meta(st, "tilelli.weights", &wl);
     if (magic && ml == 10 && !memcmp(magic, "tilelli-lm", 10)) {
         if (!wf || tl_format_from_name(wf, wl, &src.pf)) return tl__fail(TL_ERR_PARSE, "metadata: \"tilelli.weights\" names no format");
         if (!config) config = tl__lm_meta(st, "config", &config_len);
-        src.borrow = borrow;
     }
     return tl__lm_load_src(config, config_len, &src, f, context, out);
 }
@@ -789,14 +833,101 @@ static tl_matrix **tl__lm_proj_at(tl_lm *lm, size_t l, size_t j) {
     return (tl_matrix **)(void *)((char *)&lm->layers[l] + tl__lm_tensors[j].at);
 }
 
+/* A table's bytes as the model holds them. */
+static size_t tl__lm_table_bytes(const tl_lm *lm) {
+    return lm->vocab * lm->hidden * (lm->emb == TL__EMB_F32 ? 4 : lm->emb == TL__EMB_F16 ? 2 : 1);
+}
+
 /* A borrowed table's own copy (the file is about to be freed). */
 static tl_status tl__lm_table_own(const tl_lm *lm, tl__lm_table *t) {
     if (!t->borrowed) return TL_OK;
-    size_t n = lm->vocab * lm->hidden * (lm->emb == TL__EMB_F32 ? 4 : lm->emb == TL__EMB_F16 ? 2 : 1);
+    size_t n = tl__lm_table_bytes(lm);
     void *w = tl__malloc(n);
     if (!w) return TL_ERR_NO_MEMORY;
     memcpy(w, t->w, n);
     t->w = w, t->borrowed = 0;
+    return TL_OK;
+}
+
+/* Hugging Face packing (U8 [rows / 4, cols]: row k x rows / 4 + p in bits 2k of packed row p,
+ * code = trit + 1) as i2 rows (cols % 64 == 0: cols / 4 bytes a row, the same count). */
+static void tl__lm_hf_to_i2(const uint8_t *in, size_t rows, size_t cols, uint8_t *out) {
+    size_t P = rows / 4;
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *b = in + (r % P) * cols;
+        unsigned sh = 2u * (unsigned)(r / P);
+        for (size_t c0 = 0; c0 < cols; c0 += TL__I2_BLOCK_WEIGHTS, out += 16) {
+            memset(out, 0, 16);
+            for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
+                out[tl__i2_byte(w)] |= (uint8_t)(((b[c0 + w] >> sh) & 3u) << tl__i2_shift(w));
+        }
+    }
+}
+
+typedef struct {
+    const uint8_t *src; /* the Hugging Face bytes */
+    tl_matrix *m;
+} tl__lm_hf_job;
+
+static int tl__lm_hf_job_cmp(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)((const tl__lm_hf_job *)a)->src, y = (uintptr_t)((const tl__lm_hf_job *)b)->src;
+    return x < y ? -1 : x > y;
+}
+
+/* tl_lm_load_owned of a Hugging Face checkpoint, once everything is read and checked: each
+ * projection noted in lm->later gets its i2 rows where its U8 bytes lie, and each BF16 table
+ * becomes float16 where it lies. Safetensors writers do not align tensors, so a projection's rows
+ * start at the 16-byte boundary at or below its bytes, in the file's order. The up to 15 bytes
+ * below are a tensor already copied out, or bytes the previous projection left (its rows, a whole
+ * number of 16-byte blocks, moved down to a boundary, end at or below this one's), unless a table
+ * the model keeps lies there: then the rows get a buffer of their own. All that can fail (those
+ * buffers, the scratch) comes before the first byte is written; on failure the file is as it was. */
+static tl_status tl__lm_hf_in_place(tl_lm *lm) {
+    size_t n = 0, most = 0, total = lm->nlayers * TL__LM_NTENSORS;
+    tl__lm_hf_job *jobs = tl__malloc((total ? total : 1) * sizeof *jobs);
+    if (!jobs) return TL_ERR_NO_MEMORY;
+    for (size_t l = 0; l < lm->nlayers; l++)
+        for (size_t j = 0; j < TL__LM_NTENSORS; j++)
+            if (lm->later[l * TL__LM_NTENSORS + j])
+                jobs[n++] = (tl__lm_hf_job){lm->later[l * TL__LM_NTENSORS + j], *tl__lm_proj_at(lm, l, j)};
+    qsort(jobs, n, sizeof *jobs, tl__lm_hf_job_cmp);
+    tl__lm_table *tables[2] = {&lm->embed, lm->tied ? NULL : &lm->head_own};
+    const size_t tb = tl__lm_table_bytes(lm);
+    tl_status s = TL_OK;
+    for (size_t i = 0; i < n && !s; i++) {
+        tl_matrix *m = jobs[i].m;
+        const size_t bytes = m->rows * m->row_bytes;
+        uint8_t *dst = (uint8_t *)(uintptr_t)(jobs[i].src - (uintptr_t)jobs[i].src % 16);
+        int clash = 0;
+        for (int k = 0; k < 2; k++)
+            if (tables[k] && tables[k]->borrowed) {
+                const uint8_t *t0 = (const uint8_t *)tables[k]->w;
+                clash |= dst < t0 + tb && t0 < jobs[i].src;
+            }
+        if (clash && !(dst = tl__malloc(bytes))) s = TL_ERR_NO_MEMORY;
+        if (s) break;
+        m->data = dst, m->borrowed = !clash;
+        most = bytes > most ? bytes : most;
+    }
+    uint8_t *scratch = s ? NULL : tl__malloc(most ? most : 1);
+    if (!s && !scratch) s = TL_ERR_NO_MEMORY;
+    if (s) {
+        tl__free(jobs);
+        return s;
+    }
+    for (int k = 0; k < 2; k++)
+        if (tables[k] && tables[k]->convert) {
+            uint16_t *h = (uint16_t *)tables[k]->w;
+            for (size_t e = 0; e < lm->vocab * lm->hidden; e++) h[e] = tl__f16_from_float(tl__u2f((uint32_t)h[e] << 16));
+            tables[k]->convert = 0;
+        }
+    for (size_t i = 0; i < n; i++) {
+        tl_matrix *m = jobs[i].m;
+        memcpy(scratch, jobs[i].src, m->rows * m->row_bytes);
+        tl__lm_hf_to_i2(scratch, m->rows, m->cols, m->data);
+    }
+    tl__free(scratch), tl__free(jobs), tl__free(lm->later);
+    lm->later = NULL;
     return TL_OK;
 }
 
@@ -815,27 +946,31 @@ tl_status tl_lm_load_owned(const char *config, size_t config_len, uint8_t *bytes
     s = tl__lm_load_st(config, config_len, st, f, context, (uintptr_t)bytes % 16 == 0, &lm);
     tl_safetensors_free(st);
     if (s) return s;
-    /* The borrowed projections into their tiles (matrix.c), in the file, now that nothing can
-     * refuse the load; what lies in the file is counted. */
+    /* The projections left in the file layout (borrowed, or a Hugging Face one's rows) into their
+     * tiles (matrix.c), in place, now that nothing can refuse the load; what lies in the file is
+     * counted. */
     size_t used = 0, most = 16;
     for (size_t l = 0; l < lm->nlayers; l++)
         for (size_t j = 0; j < TL__LM_NTENSORS; j++)
-            if (tl__lm_tensors[j].proj && (*tl__lm_proj_at(lm, l, j))->borrowed) {
-                const tl_matrix *m = *tl__lm_proj_at(lm, l, j);
-                used += m->rows * m->row_bytes;
-                most = tl__matrix_tile_scratch(m) > most ? tl__matrix_tile_scratch(m) : most;
+            if (tl__lm_tensors[j].proj) {
+                size_t need = tl__matrix_tile_scratch(*tl__lm_proj_at(lm, l, j));
+                most = need > most ? need : most;
             }
-    const size_t tbytes = lm->vocab * lm->hidden * (lm->emb == TL__EMB_F32 ? 4 : lm->emb == TL__EMB_F16 ? 2 : 1);
-    used += (lm->embed.borrowed + lm->head_own.borrowed) * tbytes;
-    uint8_t *scratch = used ? tl__malloc(most) : NULL;
-    if (used && !scratch) {
+    uint8_t *scratch = tl__malloc(most);
+    if (!scratch || (lm->later && (s = tl__lm_hf_in_place(lm)))) {
+        tl__free(scratch);
         tl_lm_free(lm);
-        return TL_ERR_NO_MEMORY;
+        return scratch ? s : TL_ERR_NO_MEMORY;
     }
     for (size_t l = 0; l < lm->nlayers; l++)
         for (size_t j = 0; j < TL__LM_NTENSORS; j++)
-            if (tl__lm_tensors[j].proj) tl__matrix_tile_plain(*tl__lm_proj_at(lm, l, j), scratch);
+            if (tl__lm_tensors[j].proj) {
+                tl_matrix *m = *tl__lm_proj_at(lm, l, j);
+                tl__matrix_tile_plain(m, scratch);
+                used += m->borrowed ? m->rows * m->row_bytes : 0;
+            }
     tl__free(scratch);
+    used += (lm->embed.borrowed + lm->head_own.borrowed) * tl__lm_table_bytes(lm);
     if (used && (len - used <= len / 4 || len - used <= TL__LM_OWNED_SLACK)) {
         lm->file = bytes;
         *out = lm;

@@ -160,6 +160,18 @@ tl_status tl__matrix_borrow(tl_format f, const uint8_t *data, size_t bytes, size
     return TL_OK;
 }
 
+tl_status tl__matrix_borrow_later(tl_format f, size_t rows, size_t cols, float *scales, tl_matrix **out) {
+    size_t want;
+    tl_status s = tl_format_bytes(f, rows, cols, &want);
+    if (s) return s;
+    tl_matrix *m = tl__matrix_shell(f, rows, cols);
+    if (!m) return TL_ERR_NO_MEMORY;
+    m->borrowed = 1, m->plain = 1;
+    m->scales = scales;
+    *out = m;
+    return TL_OK;
+}
+
 tl_status tl__matrix_copy(const tl_matrix *m, tl_matrix **out) {
     tl_matrix *c;
     tl_status s = tl__matrix_new(m->format, m->rows, m->cols, &c);

@@ -247,6 +247,159 @@ static void test_hf(void) {
     drop(&t);
 }
 
+/* bf16 bits of x, rounded to nearest even */
+static uint16_t bf16_of(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* tensor i of t stored as BF16 (its float32 values become the BF16 ones) */
+static void to_bf16(tensors *t, size_t i) {
+    size_t n = t->e[i].nbytes / 4;
+    uint16_t *h = malloc(n * 2);
+    for (size_t k = 0; k < n; k++) {
+        h[k] = bf16_of(t->v[i][k]);
+        uint32_t u = (uint32_t)h[k] << 16;
+        memcpy(&t->v[i][k], &u, 4);
+    }
+    free(t->u8[i]);
+    t->u8[i] = (uint8_t *)h;
+    t->e[i].dtype = TL_DTYPE_BF16, t->e[i].data = h, t->e[i].nbytes = n * 2;
+}
+
+/* The file of t's tensors in the order `rank` gives (lower first, then t's order), in tl memory. */
+static uint8_t *write_ordered(const tensors *t, int (*rank)(const char *), size_t *len) {
+    tl__st_entry e[MAXT];
+    size_t n = 0;
+    for (int r = 0; r < 4; r++)
+        for (size_t i = 0; i < t->n; i++)
+            if (rank(t->name[i]) == r) e[n++] = t->e[i];
+    uint8_t *f = NULL;
+    CHECK(n == t->n && tl__safetensors_write(e, n, NULL, 0, &f, len) == TL_OK, "write");
+    return f;
+}
+static int is_table(const char *n) { return !strcmp(n, "model.embed_tokens.weight") || !strcmp(n, "lm_head.weight"); }
+static int rank_as_made(const char *n) { (void)n; return 0; }
+/* the 2-byte scales first: every tensor after them 12 bytes past a 16-byte boundary */
+static int rank_scales_first(const char *n) { return strstr(n, "_scale") ? 0 : 1; }
+/* then the norms, the tables, the projections: the first projection's 12 bytes below are a table's */
+static int rank_table_below(const char *n) {
+    return strstr(n, "_scale") ? 0 : is_table(n) ? 2 : strstr(n, "_proj.") ? 3 : 1;
+}
+
+static uint8_t *tl_copy(const uint8_t *f, size_t len) {
+    uint8_t *b = tl_alloc(len);
+    if (b) memcpy(b, f, len);
+    return b;
+}
+
+/* tl_lm_load_owned of a Hugging Face checkpoint: its projections' i2 rows written over their U8
+ * bytes and its BF16 tables made float16 where they lie, however the file's tensors lie; the same
+ * model as a copying load (the same packed file saved from both), minus the bytes left in the file. */
+static void test_hf_in_place(void) {
+    static int (*const orders[3])(const char *) = {rank_as_made, rank_scales_first, rank_table_below};
+    static const char *order_names[3] = {"aligned", "12 bytes off", "12 bytes off below a table"};
+    const char *q = ",\"quantization_config\":{\"quant_method\":\"bitnet\"}";
+    for (int tied = 0; tied < 2; tied++)
+        for (int emb = 0; emb < 2; emb++)
+            for (int o = 0; o < 3; o++) {
+                const shape sh = {96, 64, 128, 4, 2, 16, 2, tied, 1};
+                tensors t;
+                make(&t, &sh);
+                hf_pack(&t, 0, 0);
+                size_t proj_bytes = 0, first_proj = 0;
+                for (size_t i = 0; i < t.n; i++) {
+                    if (is_table(t.name[i]) || strstr(t.name[i], "_scale")) to_bf16(&t, i);
+                    if (strstr(t.name[i], "_proj.") && !strstr(t.name[i], "_scale")) {
+                        proj_bytes += t.e[i].nbytes;
+                        if (!first_proj) first_proj = t.e[i].nbytes; /* layer 0's q_proj */
+                    }
+                }
+                char cfg[2048], extra[160];
+                snprintf(extra, sizeof extra, "%s%s", q, emb ? ",\"tilelli_embedding\":\"float16\"" : "");
+                size_t cl = config(&sh, extra, cfg, sizeof cfg), len = 0;
+                uint8_t *file = write_ordered(&t, orders[o], &len);
+                const char *what = order_names[o];
+                /* the copying load */
+                size_t base = tl_mem_live_bytes();
+                tl_safetensors *st = NULL;
+                tl_lm *copy = NULL, *lm = NULL;
+                CHECK(file && tl_safetensors_open(file, len, &st) == TL_OK &&
+                          tl_lm_load(cfg, cl, st, TL_FORMAT_I2, 32, &copy) == TL_OK,
+                      "%s: copying load: %s", what, tl_error_detail());
+                tl_safetensors_free(st);
+                size_t held_copy = tl_mem_live_bytes() - base;
+                uint8_t *b = tl_copy(file, len);
+                size_t with_file = tl_mem_live_bytes();
+                CHECK(tl_lm_load_owned(cfg, cl, b, len, TL_FORMAT_I2, 32, &lm) == TL_OK, "%s: owned load: %s", what,
+                      tl_error_detail());
+                size_t held_owned = tl_mem_live_bytes() - with_file;
+                /* in the file: every projection (but the one below a table) and the float16 tables */
+                size_t in_file = proj_bytes - (emb && o == 2 ? first_proj : 0) + (emb ? (2 - (size_t)tied) * 96 * 64 * 2 : 0);
+                CHECK(held_owned + in_file == held_copy,
+                      "%s, %s, %s table: the owned load holds %zu bytes less (%zu against %zu)", what,
+                      tied ? "tied" : "untied", emb ? "float16" : "float32", in_file, held_owned, held_copy);
+                uint8_t *pa = NULL, *pb = NULL;
+                size_t la = 0, lb = 0;
+                CHECK(copy && lm && tl_lm_save(copy, &pa, &la) == TL_OK && tl_lm_save(lm, &pb, &lb) == TL_OK &&
+                          la == lb && !memcmp(pa, pb, la),
+                      "%s, %s: the same model (the same packed file)", what, tied ? "tied" : "untied");
+                if (copy && lm) CHECK(same(copy, lm, sh.V), "%s: the same logits", what);
+                tl_free(pa), tl_free(pb);
+                tl_lm_free(lm), tl_lm_free(copy), lm = NULL;
+                CHECK(tl_mem_live_bytes() == base, "%s: freeing the model frees its file", what);
+                if (o == 2 && emb) {
+                    /* out of memory at every allocation (the clash's buffer, the scratch among them) */
+                    int bad = 0, done = 0;
+                    for (size_t n = 1; n < 600 && !done; n++) {
+                        b = tl_copy(file, len);
+                        tl_mem_fail_after(n);
+                        tl_status r = tl_lm_load_owned(cfg, cl, b, len, TL_FORMAT_I2, 32, &lm);
+                        tl_mem_fail_after(0);
+                        if (r == TL_OK) done = 1, tl_lm_free(lm), lm = NULL;
+                        else bad += r != TL_ERR_NO_MEMORY || lm != NULL, tl_free(b);
+                        bad += tl_mem_live_bytes() != base;
+                    }
+                    CHECK(done && !bad, "%s: out of memory over the owned load: %d bad outcomes", what, bad);
+                    /* a code 3: refused with where it is, as the copying load does */
+                    size_t i = 0;
+                    const uint8_t *d = file;
+                    CHECK(tl_safetensors_open(file, len, &st) == TL_OK &&
+                              tl_safetensors_find(st, "model.layers.1.mlp.up_proj.weight", 33, &i) == TL_OK,
+                          "find up_proj");
+                    tl_safetensors_tensor(st, i, NULL, NULL, NULL, NULL, NULL, &d, NULL);
+                    size_t at = (size_t)(d - file) + 2 * 64 + 5; /* packed row 2, column 5 */
+                    tl_safetensors_free(st);
+                    b = tl_copy(file, len);
+                    b[at] = (uint8_t)((b[at] & ~0x30u) | 0x30u); /* bits 4-5: row 2 x 32 + 2 */
+                    tl_error_clear();
+                    tl_status r = tl_lm_load_owned(cfg, cl, b, len, TL_FORMAT_I2, 32, &lm);
+                    CHECK(r == TL_ERR_FORMAT && !lm && strstr(tl_error_detail(), "up_proj") &&
+                              strstr(tl_error_detail(), "row 66 column 5"),
+                          "code 3: %d %s", r, tl_error_detail());
+                    tl_free(b);
+                    /* a BF16 table value beyond float16: refused (OVERFLOW), the file the caller's */
+                    CHECK(tl_safetensors_open(file, len, &st) == TL_OK &&
+                              tl_safetensors_find(st, "model.embed_tokens.weight", 25, &i) == TL_OK,
+                          "find the table");
+                    tl_safetensors_tensor(st, i, NULL, NULL, NULL, NULL, NULL, &d, NULL);
+                    at = (size_t)(d - file) + 2 * 77;
+                    tl_safetensors_free(st);
+                    b = tl_copy(file, len);
+                    b[at] = 0x80, b[at + 1] = 0x47; /* 65536 */
+                    r = tl_lm_load_owned(cfg, cl, b, len, TL_FORMAT_I2, 32, &lm);
+                    CHECK(r == TL_ERR_OVERFLOW && !lm && strstr(tl_error_detail(), "element 77") &&
+                              tl_mem_live_bytes() == base + len,
+                          "a value beyond float16: %d %s", r, tl_error_detail());
+                    tl_free(b);
+                }
+                tl_free(file);
+                CHECK(tl_mem_live_bytes() + len == base, "%s: nothing left", what);
+                drop(&t);
+            }
+}
+
 /* ---------------------------------------------------------------------------
  * GGUF
  * ------------------------------------------------------------------------- */
@@ -752,6 +905,7 @@ int main(void) {
     test_head_gemv();
     test_embedding();
     test_hf();
+    test_hf_in_place();
     test_gguf_roundtrip();
     test_gguf_hostile();
     test_gguf_scales();

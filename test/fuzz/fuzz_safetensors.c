@@ -201,21 +201,33 @@ static void check_open(const tl_safetensors *st, const uint8_t *file, size_t len
             TL_ERR_ARGUMENT);
 }
 
-/* The file as a language model (src/lm.c): a packed file (tl_lm_save's, its config in its
- * metadata; other files stop at "no config") loaded by tl_lm_load from st and by tl_lm_load_owned
- * from a copy in memory of tl_alloc, which uses the projections and tables where they lie: the
- * same status, a documented one, and when they load the same logits bit for bit; the copy is the
- * model's on success, the caller's on failure. */
+/* The file as a language model (src/lm.c), with the config its metadata's "config" holds (a
+ * packed file, tl_lm_save's, has it there; the Hugging Face seeds carry theirs there for this
+ * fuzzer; other files stop at "no config"), loaded by tl_lm_load from st and by tl_lm_load_owned
+ * from a copy in memory of tl_alloc, which uses the projections and tables where they lie (a
+ * Hugging Face checkpoint's rewritten there): the same status, a documented one, and when they
+ * load the same logits bit for bit; the copy is the model's on success, the caller's on failure. */
 static void lm_both(const tl_safetensors *st, const uint8_t *file, size_t len) {
     tl_lm *a = NULL, *b = NULL;
-    tl_status s = tl_lm_load(NULL, 0, st, TL_FORMAT_I2, 4, &a);
+    const char *cfg = NULL;
+    size_t cl = 0;
+    for (size_t j = 0; j < tl_safetensors_metadata_count(st); j++) {
+        const char *k, *v;
+        size_t kl, vl;
+        if (tl_safetensors_metadata(st, j, &k, &kl, &v, &vl) == TL_OK && kl == 6 && !memcmp(k, "config", 6)) cfg = v, cl = vl;
+    }
+    tl_status s = tl_lm_load(cfg, cl, st, TL_FORMAT_I2, 4, &a);
     REQUIRE(s == TL_OK || s == TL_ERR_PARSE || s == TL_ERR_DTYPE || s == TL_ERR_SHAPE || s == TL_ERR_FORMAT ||
             s == TL_ERR_NON_FINITE || s == TL_ERR_ALPHA || s == TL_ERR_OVERFLOW || s == TL_ERR_SIZE);
     REQUIRE(!s == !!a);
     uint8_t *copy = tl_alloc(len);
     if (copy) {
         memcpy(copy, file, len);
-        tl_status s2 = tl_lm_load_owned(NULL, 0, copy, len, TL_FORMAT_I2, 4, &b);
+        /* the config lies in the file: a copy, since the owned load may rewrite the file */
+        char *c2 = cl ? malloc(cl) : NULL;
+        if (c2) memcpy(c2, cfg, cl);
+        tl_status s2 = tl_lm_load_owned(c2, c2 ? cl : 0, copy, len, TL_FORMAT_I2, 4, &b);
+        free(c2);
         REQUIRE(s2 == s);
         if (s2) tl_free(copy);
     }
