@@ -27,7 +27,9 @@
 //   (the JS heap reserved, array buffers' backing stores) plus that wasm memory. A no-op worker
 //   that imports the wide model as a data module and does nothing with it shows what workerd itself
 //   holds for a bundled model, before any library code runs; a no-op worker that reads the request
-//   body (and answers the same JSON) shows what reading the input costs any worker, library aside.
+//   body (and answers the same JSON) shows what reading the input costs any worker, library aside;
+//   a no-op worker that declares the MNIST worker's modules (its bundle as a text module, the wasm,
+//   the model) without importing them shows what workerd spends holding them at start.
 // onnxruntime-web 1.30 (wasm backend, 1 thread) is bundled the way workerd needs (its .wasm imported
 // as a compiled module): first as is, which fails to create a session (the error is printed); then
 // with a shim (env.wasm.wasmBinary set to a placeholder so that it uses its bundled glue, and
@@ -35,7 +37,7 @@
 // same ternary networks exported as PyTorch users export them: float32 MatMul + Add + Relu.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -197,12 +199,16 @@ export default {
 };
 `;
 
-function capnp(hasModel, wasm, modelUrl) {
-  const mods = [
+/** The config's modules: worker.js, the wasm files (names without "./"), the model as a data module. */
+function modules(hasModel, wasm) {
+  return [
     '(name = "worker.js", esModule = embed "worker.js")',
-    ...wasm.map((w) => `(name = "${w.slice(2)}", wasm = embed "${w.slice(2)}")`),
+    ...wasm.map((w) => `(name = "${w}", wasm = embed "${w}")`),
     ...(hasModel ? ['(name = "model.tlm", data = embed "model.tlm")'] : []),
   ];
+}
+
+function capnp(mods, modelUrl) {
   const url = modelUrl ? `, bindings = [ (name = "MODEL_URL", text = "${modelUrl}") ], globalOutbound = "outbound"` : '';
   return `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
@@ -222,7 +228,21 @@ async function workerdServer(name, { entry, source, model, modelUrl }) {
     await writeFile(entry, source);
   }
   const { imports } = await buildWorker({ entry, outdir: dir, model });
-  await writeFile(join(dir, 'config.capnp'), capnp(imports.includes('./model.tlm'), imports.filter((i) => i.endsWith('.wasm')), modelUrl));
+  const wasm = imports.filter((i) => i.endsWith('.wasm')).map((w) => w.slice(2));
+  await writeFile(join(dir, 'config.capnp'), capnp(modules(imports.includes('./model.tlm'), wasm), modelUrl));
+  return { name, runtime: 'workerd', start: () => startWorkerd({ cwd: dir }) };
+}
+
+/** The no-op worker with the modules of another server's config declared beside it (its bundle as
+ * a text module, its wasm and its model), none imported: what workerd spends on holding them. */
+async function workerdModulesOnly(name, of) {
+  const dir = join(WORK, name), src = join(WORK, of);
+  await mkdir(dir, { recursive: true });
+  const files = (await readdir(src)).filter((f) => f !== 'config.capnp' && f !== 'entry.js');
+  for (const f of files) await copyFile(join(src, f), join(dir, f === 'worker.js' ? 'bundle.js' : f));
+  await writeFile(join(dir, 'worker.js'), NOOP);
+  const mods = [...modules(files.includes('model.tlm'), files.filter((f) => f.endsWith('.wasm'))), '(name = "bundle.js", text = embed "bundle.js")'];
+  await writeFile(join(dir, 'config.capnp'), capnp(mods));
   return { name, runtime: 'workerd', start: () => startWorkerd({ cwd: dir }) };
 }
 
@@ -295,6 +315,8 @@ export default { fetch() { return new Response(body, { headers }); } };
 export default { async fetch(request) { const b = await request.arrayBuffer(); return new Response('{"predictions":[' + (b.byteLength > 0 ? 0 : 1) + ']}', { headers }); } };
 `;
     servers.push({ ...(await workerdServer('workerd-noop-read', { source: readBody })), width: 784, lib: 'no-op reading the body', dataOnly: true });
+    // What holding the MNIST worker's modules costs workerd before any of them runs.
+    servers.push({ ...(await workerdModulesOnly('workerd-noop-modules-mnist', 'workerd-tilelli-mnist')), width: 784, model: 'mnist', lib: 'no-op + the modules, unused', dataOnly: true });
     // int8 activations (packed model file version 2): the same handler, createHandler({ activations }).
     const int8Entry = `import model from './model.tlm';
 import { createHandler } from ${JSON.stringify(join(example, 'handler.js'))};
@@ -565,6 +587,8 @@ console.log('Physical limits: an isolate on Cloudflare Workers may hold 128 MB; 
 const target = (what, value, limit, unit) => console.log(`${Number.isFinite(value) && value <= limit ? 'MET    ' : 'NOT MET'} ${what}: ${sign(value, unit === 'ms' && limit < 1 ? 3 : 1)} ${unit} (target <= ${limit} ${unit})`);
 if (deltas['workerd-tilelli-mnist']) {
   target('workerd cold start, MNIST (first request: wasm instantiate, model load, predict) over the no-op worker', deltas['workerd-tilelli-mnist'].cold, TARGETS.coldMs, 'ms');
+  const held = deltas['workerd-noop-modules-mnist'];
+  if (held) console.log(`        of which workerd holding its modules (the no-op worker declaring the same bundle, wasm and model, unused): ${sign(held.cold, 1)} ms (CPU ${sign(held.cpuCold, 1)}); the library's own: ${sign(deltas['workerd-tilelli-mnist'].cold - held.cold, 1)} ms (CPU ${sign(deltas['workerd-tilelli-mnist'].cpuCold - held.cpuCold, 1)})`);
   target('workerd warm request, MNIST, batch 1, over the no-op worker (float activations: PyTorch\'s numbers)', deltas['workerd-tilelli-mnist'].w1, TARGETS.warmMs, 'ms');
   target('workerd warm request, MNIST, batch 1, over the no-op worker (int8 activations)', deltas['workerd-tilelli-mnist-int8'].w1, TARGETS.warmMs, 'ms');
   if (deltas['workerd-noop-read']) console.log(`        of which reading the request body (the no-op worker reading it, no library): ${sign(deltas['workerd-noop-read'].w1, 3)} ms`);
