@@ -46,6 +46,32 @@ static void i2_pack_row(const int8_t *t, size_t cols, uint8_t *out, size_t rb) {
     }
 }
 
+void tl__i2_block_from_crumbs(const uint8_t *in, unsigned k, uint8_t *out) {
+#if TL_SIMD
+    /* c_j: the codes of weights 16j..16j+15 (a 16-bit shift, then the mask: bits carried in from
+     * the byte above land at 2 and up). In bytes, t = c0 | c1 << 4 holds fields 0 and 2 of lane L
+     * in byte L and fields 1 and 3 in byte 8 + L; u = c2 | c3 << 4 the same for fields 4..7. Lane
+     * L's low byte is t[L] | t[8 + L] << 2, its high byte u[L] | u[8 + L] << 2 (no shift carries
+     * past a byte: the bytes are at most 0x33). */
+    const v128_t three = wasm_i8x16_splat(3);
+    v128_t c[4];
+    for (unsigned j = 0; j < 4; j++) {
+        v128_t v = wasm_v128_load(in + 16 * j);
+        v = k == 0 ? v : k == 1 ? wasm_u16x8_shr(v, 2) : k == 2 ? wasm_u16x8_shr(v, 4) : wasm_u16x8_shr(v, 6);
+        c[j] = wasm_v128_and(v, three);
+    }
+    const v128_t t = wasm_v128_or(c[0], wasm_i16x8_shl(c[1], 4)), u = wasm_v128_or(c[2], wasm_i16x8_shl(c[3], 4));
+    const v128_t th = wasm_i8x16_shuffle(t, t, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15),
+                 uh = wasm_i8x16_shuffle(u, u, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    const v128_t lo = wasm_v128_or(t, wasm_i16x8_shl(th, 2)), hi = wasm_v128_or(u, wasm_i16x8_shl(uh, 2));
+    wasm_v128_store(out, wasm_i8x16_shuffle(lo, hi, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+#else
+    memset(out, 0, 16);
+    for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
+        out[tl__i2_byte(w)] |= (uint8_t)(((in[w] >> (2 * k)) & 3u) << tl__i2_shift(w));
+#endif
+}
+
 static int i2_unpack_row(const uint8_t *in, size_t cols, size_t rb, int8_t *t) {
     int bad = 0;
     for (size_t base = 0; base < rb; base += 16) {

@@ -220,6 +220,9 @@ tl_status tl__matrix_copy(const tl_matrix *m, tl_matrix **out);
  * TL_ERR_NO_MEMORY leaves it borrowing. */
 tl_status tl__matrix_own(tl_matrix *m);
 void tl__pack_rows(tl_format f, const int8_t *trits, size_t rows, size_t cols, uint8_t *out);
+/* One i2 block (16 bytes) of 64 weights whose codes (0..2) are bits 2k..2k+1 of in[0..63]
+ * (a Hugging Face packed projection's bytes: src/lm.c). */
+void tl__i2_block_from_crumbs(const uint8_t *in, unsigned k, uint8_t *out);
 
 /* Decode packed row r of m into m->row_weights trits (padding decodes to 0). */
 void tl__decode_row(const tl_matrix *m, size_t r, int8_t *out);

@@ -371,13 +371,18 @@ static tl_status tl__lm_hf_proj(const tl__lm_src *src, const char *name, size_t 
     tl_safetensors_tensor(src->st, wi, NULL, NULL, NULL, NULL, NULL, &p, NULL);
     if (later && f == TL_FORMAT_I2 && cols % TL__I2_BLOCK_WEIGHTS == 0) {
         /* i2 rows take the same bytes: checked now, rewritten where they lie at the load's end */
-        for (size_t i = 0; i < P * cols; i++)
-            if (p[i] & (p[i] >> 1) & 0x55u) {
-                unsigned k = 0;
-                while (((p[i] >> (2 * k)) & 3u) != 3u) k++;
-                return tl__fail(TL_ERR_FORMAT, "weights: \"%s\" row %zu column %zu: code 3 is no trit", name,
-                                k * P + i / cols, i % cols);
-            }
+        for (size_t i0 = 0; i0 < P * cols; i0 += 4096) { /* a byte with a code 3: b & b >> 1 & 0x55 */
+            const size_t i1 = P * cols - i0 > 4096 ? i0 + 4096 : P * cols;
+            unsigned any = 0;
+            for (size_t i = i0; i < i1; i++) any |= p[i] & (p[i] >> 1);
+            for (size_t i = i0; i < i1 && (any & 0x55u); i++)
+                if (p[i] & (p[i] >> 1) & 0x55u) {
+                    unsigned k = 0;
+                    while (((p[i] >> (2 * k)) & 3u) != 3u) k++;
+                    return tl__fail(TL_ERR_FORMAT, "weights: \"%s\" row %zu column %zu: code 3 is no trit", name,
+                                    k * P + i / cols, i % cols);
+                }
+        }
         float *sc = tl__malloc(rows * sizeof(float));
         if (!sc) return TL_ERR_NO_MEMORY;
         for (size_t r = 0; r < rows; r++) sc[r] = alpha;
@@ -537,8 +542,7 @@ static tl_status tl__lm_i8_scales(const tl_lm *lm, const tl__lm_src *src, const 
     return TL_OK;
 }
 
-/* Whether a packed file's table (raw / dt: its dtype, p: its bytes) is already in the model's form
- * (F32, F16 or I8) and aligned for it: then it can be used where it lies. */
+/* Whether this machine's values are little-endian, as the files' are. */
 static int tl__little_endian(void) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     return 0;
@@ -547,6 +551,8 @@ static int tl__little_endian(void) {
 #endif
 }
 
+/* Whether a packed file's table (raw / dt: its dtype, p: its bytes) is already in the model's form
+ * (F32, F16 or I8) and aligned for it: then it can be used where it lies. */
 static int tl__lm_table_in_form(const tl_lm *lm, const uint8_t *p, int raw, tl_dtype dt) {
     if (!tl__little_endian()) return 0; /* the file's values are little-endian */
     return lm->emb == TL__EMB_F32 ? raw == 0 && (uintptr_t)p % 4 == 0
@@ -855,12 +861,8 @@ static void tl__lm_hf_to_i2(const uint8_t *in, size_t rows, size_t cols, uint8_t
     size_t P = rows / 4;
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *b = in + (r % P) * cols;
-        unsigned sh = 2u * (unsigned)(r / P);
-        for (size_t c0 = 0; c0 < cols; c0 += TL__I2_BLOCK_WEIGHTS, out += 16) {
-            memset(out, 0, 16);
-            for (unsigned w = 0; w < TL__I2_BLOCK_WEIGHTS; w++)
-                out[tl__i2_byte(w)] |= (uint8_t)(((b[c0 + w] >> sh) & 3u) << tl__i2_shift(w));
-        }
+        unsigned k = (unsigned)(r / P);
+        for (size_t c0 = 0; c0 < cols; c0 += TL__I2_BLOCK_WEIGHTS, out += 16) tl__i2_block_from_crumbs(b + c0, k, out);
     }
 }
 
