@@ -369,20 +369,20 @@ static tl_status tl__lm_hf_proj(const tl__lm_src *src, const char *name, size_t 
     float alpha = src->hf == TL__HF_AUTOBITLINEAR ? ws : 1.0f / ws;
     if (!(alpha > 0.0f) || !isfinite(alpha)) return tl__fail(TL_ERR_ALPHA, "weights: \"%s\": 1 / weight_scale is not finite", name);
     tl_safetensors_tensor(src->st, wi, NULL, NULL, NULL, NULL, NULL, &p, NULL);
+    for (size_t i0 = 0; i0 < P * cols; i0 += 4096) { /* a byte with a code 3: b & b >> 1 & 0x55 */
+        const size_t i1 = P * cols - i0 > 4096 ? i0 + 4096 : P * cols;
+        unsigned any = 0;
+        for (size_t i = i0; i < i1; i++) any |= p[i] & (p[i] >> 1);
+        for (size_t i = i0; i < i1 && (any & 0x55u); i++)
+            if (p[i] & (p[i] >> 1) & 0x55u) {
+                unsigned k = 0;
+                while (((p[i] >> (2 * k)) & 3u) != 3u) k++;
+                return tl__fail(TL_ERR_FORMAT, "weights: \"%s\" row %zu column %zu: code 3 is no trit", name,
+                                k * P + i / cols, i % cols);
+            }
+    }
     if (later && f == TL_FORMAT_I2 && cols % TL__I2_BLOCK_WEIGHTS == 0) {
-        /* i2 rows take the same bytes: checked now, rewritten where they lie at the load's end */
-        for (size_t i0 = 0; i0 < P * cols; i0 += 4096) { /* a byte with a code 3: b & b >> 1 & 0x55 */
-            const size_t i1 = P * cols - i0 > 4096 ? i0 + 4096 : P * cols;
-            unsigned any = 0;
-            for (size_t i = i0; i < i1; i++) any |= p[i] & (p[i] >> 1);
-            for (size_t i = i0; i < i1 && (any & 0x55u); i++)
-                if (p[i] & (p[i] >> 1) & 0x55u) {
-                    unsigned k = 0;
-                    while (((p[i] >> (2 * k)) & 3u) != 3u) k++;
-                    return tl__fail(TL_ERR_FORMAT, "weights: \"%s\" row %zu column %zu: code 3 is no trit", name,
-                                    k * P + i / cols, i % cols);
-                }
-        }
+        /* i2 rows take the same bytes: rewritten where they lie at the load's end */
         float *sc = tl__malloc(rows * sizeof(float));
         if (!sc) return TL_ERR_NO_MEMORY;
         for (size_t r = 0; r < rows; r++) sc[r] = alpha;
@@ -396,11 +396,7 @@ static tl_status tl__lm_hf_proj(const tl__lm_src *src, const char *name, size_t 
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *b = p + (r % P) * cols;
         unsigned sh = 2u * (unsigned)(r / P);
-        for (size_t c = 0; c < cols; c++) {
-            unsigned code = (b[c] >> sh) & 3u;
-            if (code == 3) return tl__fail(TL_ERR_FORMAT, "weights: \"%s\" row %zu column %zu: code 3 is no trit", name, r, c);
-            t[r * cols + c] = (int8_t)((int)code - 1);
-        }
+        for (size_t c = 0; c < cols; c++) t[r * cols + c] = (int8_t)((int)((b[c] >> sh) & 3u) - 1);
     }
     return tl_matrix_from_trits(f, t, rows, cols, &alpha, 1, out);
 }
