@@ -151,12 +151,8 @@ tl_status tl__matrix_borrow(tl_format f, const uint8_t *data, size_t bytes, size
     if (s) return s;
     if (bytes != want) return TL_ERR_SIZE;
     if ((uintptr_t)data % 16) return TL_ERR_ARGUMENT;
-    if ((s = tl__validate_packed(f, data, rows, cols))) return s;
-    tl_matrix *m = tl__matrix_shell(f, rows, cols);
-    if (!m) return TL_ERR_NO_MEMORY;
-    m->data = (uint8_t *)data, m->borrowed = 1, m->plain = 1;
-    m->scales = scales;
-    *out = m;
+    if ((s = tl__validate_packed(f, data, rows, cols)) || (s = tl__matrix_borrow_later(f, rows, cols, scales, out))) return s;
+    (*out)->data = (uint8_t *)data;
     return TL_OK;
 }
 
