@@ -115,39 +115,64 @@ void tl__gemv_f32(const float *w, size_t rows, size_t cols, const float *x, floa
  * same bits as tl__gemv_f32 over a float32 table of those values; each value widened as
  * tl__f16_to_float does (bits into a binary32 exponent field, one multiply by 2^112). */
 #if TL_SIMD
-/* four i32 lanes of sign-extended binary16 bits -> floats: shifted left 13, the sign copies above the
- * exponent cleared (the sign stays in bit 31), one multiply by 2^112 (tl__f16_to_float's rule) */
-static inline v128_t tl__f16x4(v128_t v) {
-    return wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(v, 13), wasm_i32x4_splat((int32_t)0x8FFFE000u)), wasm_f32x4_splat(0x1p112f));
-}
-/* s += the 8 binary16 values at p (as floats) times x0, x1: lanes i..i+3 then i+4..i+7 */
+/* four i32 lanes of sign-extended binary16 bits (read with the sign extension: one instruction
+ * where two widenings of a whole vector take three) -> binary32 fields (shifted left 13, the sign
+ * copies above the exponent cleared): 2^-112 times each value, exactly (binary16 subnormals become
+ * binary32 subnormals) */
+static inline v128_t tl__f16x4(v128_t v) { return wasm_v128_and(wasm_i32x4_shl(v, 13), wasm_i32x4_splat((int32_t)0x8FFFE000u)); }
+/* s += the 8 values at p times x0, x1 (lanes i..i+3 then i+4..i+7), x0 and x1 being 2^112 times x:
+ * each product is the real product of the value and x, so it rounds to the same float, and the
+ * multiply by 2^112 is one per 8 columns of 4 rows instead of one per weight. Both changes:
+ * 1.14-1.25x at 4096 and 32768 x 2560 (writing the fields with 16-bit shifts and two interleaves
+ * instead measured 0.65-0.83x). */
 #define TL__F16_STEP(s, p)                                                                                   \
     do {                                                                                                     \
-        v128_t h_ = wasm_v128_load(p);                                                                       \
-        s = wasm_f32x4_add(s, wasm_f32x4_mul(tl__f16x4(wasm_i32x4_extend_low_i16x8(h_)), x0));              \
-        s = wasm_f32x4_add(s, wasm_f32x4_mul(tl__f16x4(wasm_i32x4_extend_high_i16x8(h_)), x1));             \
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(tl__f16x4(wasm_i32x4_load16x4(p)), x0));                       \
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(tl__f16x4(wasm_i32x4_load16x4((p) + 4)), x1));                 \
+    } while (0)
+/* the same with x as it is, each value multiplied by 2^112 first (|x| >= 2^15: 2^112 x could overflow) */
+#define TL__F16_STEP_BIG(s, p)                                                                               \
+    do {                                                                                                     \
+        const v128_t k_ = wasm_f32x4_splat(0x1p112f);                                                        \
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_f32x4_mul(tl__f16x4(wasm_i32x4_load16x4(p)), k_), x0));   \
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_f32x4_mul(tl__f16x4(wasm_i32x4_load16x4((p) + 4)), k_), x1)); \
     } while (0)
 #endif
+
 void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, float *out) {
     size_t r = 0;
 #if TL_SIMD
     const size_t q = rows / 4;
+    float mx = 0.0f;
+    for (size_t c = 0; c < cols; c++) mx = fabsf(x[c]) > mx ? fabsf(x[c]) : mx;
+    const int big = !(mx < 0x1p15f);
+    const v128_t k = wasm_f32x4_splat(0x1p112f);
     for (size_t i0 = 0; i0 < q; i0++) {
         const uint16_t *w0 = w + i0 * cols, *w1 = w0 + q * cols, *w2 = w1 + q * cols, *w3 = w2 + q * cols;
         v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
         size_t i = 0;
-        for (; i + 8 <= cols; i += 8) {
-            const v128_t x0 = wasm_v128_load(x + i), x1 = wasm_v128_load(x + i + 4);
-            TL__F16_STEP(s0, w0 + i);
-            TL__F16_STEP(s1, w1 + i);
-            TL__F16_STEP(s2, w2 + i);
-            TL__F16_STEP(s3, w3 + i);
-        }
+        if (!big)
+            for (; i + 8 <= cols; i += 8) {
+                const v128_t x0 = wasm_f32x4_mul(wasm_v128_load(x + i), k), x1 = wasm_f32x4_mul(wasm_v128_load(x + i + 4), k);
+                TL__F16_STEP(s0, w0 + i);
+                TL__F16_STEP(s1, w1 + i);
+                TL__F16_STEP(s2, w2 + i);
+                TL__F16_STEP(s3, w3 + i);
+            }
+        else
+            for (; i + 8 <= cols; i += 8) {
+                const v128_t x0 = wasm_v128_load(x + i), x1 = wasm_v128_load(x + i + 4);
+                TL__F16_STEP_BIG(s0, w0 + i);
+                TL__F16_STEP_BIG(s1, w1 + i);
+                TL__F16_STEP_BIG(s2, w2 + i);
+                TL__F16_STEP_BIG(s3, w3 + i);
+            }
         tl__quarter_out(out, i0, q, NULL, s0, s1, s2, s3, (const void *const[4]){w0, w1, w2, w3}, tl__w_f16, i,
                         cols, x);
     }
     r = rows / 4 * 4;
 #undef TL__F16_STEP
+#undef TL__F16_STEP_BIG
 #endif
     for (; r < rows; r++) out[r] = tl__dot_at(w + r * cols, tl__w_f16, x, cols);
 }
@@ -161,10 +186,12 @@ void tl__gemv_f16(const uint16_t *w, size_t rows, size_t cols, const float *x, f
 static inline v128_t tl__f32_small(v128_t v) {
     return wasm_f32x4_sub(wasm_i32x4_add(v, wasm_i32x4_splat(0x4B400000)), wasm_f32x4_splat(12582912.0f));
 }
-/* s += the 16 int8 weights at p (as floats) times x0..x3, lanes i..i+3 first: the chain's order */
+/* s += the 16 int8 weights at p (as floats) times x0..x3, lanes i..i+3 first: the chain's order;
+ * the weights read 8 at a time with their widening to int16 (one instruction each, where widening
+ * the high half of a vector takes two) */
 #define TL__I8_STEP(s, p)                                                                                    \
     do {                                                                                                     \
-        v128_t q_ = wasm_v128_load(p), lo_ = wasm_i16x8_extend_low_i8x16(q_), hi_ = wasm_i16x8_extend_high_i8x16(q_); \
+        v128_t lo_ = wasm_i16x8_load8x8(p), hi_ = wasm_i16x8_load8x8((p) + 8);                            \
         s = wasm_f32x4_add(s, wasm_f32x4_mul(tl__f32_small(wasm_i32x4_extend_low_i16x8(lo_)), x0));        \
         s = wasm_f32x4_add(s, wasm_f32x4_mul(tl__f32_small(wasm_i32x4_extend_high_i16x8(lo_)), x1));       \
         s = wasm_f32x4_add(s, wasm_f32x4_mul(tl__f32_small(wasm_i32x4_extend_low_i16x8(hi_)), x2));        \
