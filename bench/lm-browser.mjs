@@ -14,10 +14,12 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /**
- * Run the page. models: [{ name, files: { config, weights } }] (LanguageModel.load's), tl: Node's
- * API (to pack them). Resolves to { browser, build, rows }.
+ * Run the page. models: [{ name, files: { config, weights }, perToken }] (LanguageModel.load's files;
+ * perToken: the bytes one decoded token reads, bench/lm.mjs's sizes()), tl: Node's API (to pack
+ * them), embedding: how their tables are held (the packed file keeps it). Resolves to
+ * { browser, build, rows }.
  */
-export async function lmInChromium({ tl, models, tokens = 64, budget = 3000, build = 'relaxed' }) {
+export async function lmInChromium({ tl, models, tokens = 64, budget = 3000, build = 'relaxed', embedding = 'float32' }) {
   const { bundleForBrowser, launchChromium, serveStatic, watchPage, withoutStreamedAborts } = await import('../test/runtimes/harness.js');
   const site = await mkdtemp(join(tmpdir(), 'tilelli-lm-browser-'));
   try {
@@ -29,11 +31,18 @@ export async function lmInChromium({ tl, models, tokens = 64, budget = 3000, bui
     if (existsSync(benchWasm)) await copyFile(benchWasm, join(site, 'bench-kernels.wasm'));
     const query = new URLSearchParams({ models: models.map((m) => m.name).join(','), tokens: String(tokens), budget: String(budget), build });
     for (const m of models) {
-      const lm = tl.LanguageModel.load(m.files, { context: 256 });
-      const packed = lm.save();
-      lm.free();
+      const lm = tl.LanguageModel.load(m.files, { context: 256, embedding });
+      let packed;
+      try {
+        packed = lm.save();
+      } catch (e) {
+        if (e.code !== 'OUT_OF_MEMORY') throw e;
+        throw new Error(`${m.name} with its table as ${embedding}: its packed file does not fit beside the model in Node's 4 GiB of wasm memory (try --embedding float16)`);
+      } finally {
+        lm.free();
+      }
       await writeFile(join(site, 'models', `${m.name}.safetensors`), packed);
-      query.set(`bytes.${m.name}`, String(packed.length));
+      query.set(`perToken.${m.name}`, String(m.perToken));
     }
     const built = await bundleForBrowser(ROOT, { page: 'bench/lm-page/page.js' }, join(site, 'app'));
     if (built.warnings.length) throw new Error(`esbuild warned: ${built.warnings.map((w) => w.text).join('; ')}`);
@@ -65,7 +74,8 @@ export async function lmInChromium({ tl, models, tokens = 64, budget = 3000, bui
 /** The table of an lmInChromium result, in bench/lm.mjs's columns (ternary weights from `ternary`). */
 export function browserTable(r, ternary) {
   const lines = [
-    `# Chromium ${r.browser} (headless, playwright-core, main thread), ${cpus().length} x ${cpus()[0]?.model}; tilelli ${r.version} (${r.build}, 1 thread)`,
+    `# Chromium ${r.browser} (headless, playwright-core, main thread), ${cpus().length} x ${cpus()[0]?.model}; tilelli ${r.version} (${r.build}, 1 thread); ` +
+      `embedding/head held as ${r.rows[0]?.embedding ?? 'float32'}`,
     '',
     '| model | ternary weights | activations | prefill tok/s (64) | decode tok/s | bytes / token | limit tok/s | of limit |',
     '|---|---|---|---|---|---|---|---|',

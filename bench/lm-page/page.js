@@ -61,9 +61,7 @@ async function main() {
     const lm = await tl.LanguageModel.fromURL(`./models/${name}.safetensors`, { context: 256 });
     const loadMs = performance.now() - t0;
     const c = lm.config;
-    const packed = Number(q.get(`bytes.${name}`));
-    const headBytes = c.vocab_size * c.hidden_size * 4;
-    const perToken = packed - headBytes * (c.tie_word_embeddings ? 1 : 2) + headBytes; // as bench/lm.mjs
+    const perToken = Number(q.get(`perToken.${name}`)); // bench/lm.mjs's sizes()
     const bw = await bandwidth(Math.min(perToken, 256 * 1024 * 1024));
     const steps = Math.min(tokens, lm.context - 64);
     for (const activations of ['int8', 'float']) {
@@ -81,7 +79,7 @@ async function main() {
         decode.push(steps / ((performance.now() - b) / 1000));
         await new Promise((r) => setTimeout(r, 0));
       }
-      const row = { name, activations, layers: c.num_hidden_layers, hidden: c.hidden_size, vocab: c.vocab_size, perToken, loadMs,
+      const row = { name, activations, embedding: c.tilelli_embedding ?? 'float32', layers: c.num_hidden_layers, hidden: c.hidden_size, vocab: c.vocab_size, perToken, loadMs,
         prefill: median(prefill), decode: median(decode), rounds: prefill.length, bandwidth: bw };
       rows.push(row);
       log(`${name} ${activations}: prefill ${row.prefill.toFixed(0)} tok/s, decode ${row.decode.toFixed(1)} tok/s (${row.rounds} rounds)`);
