@@ -829,8 +829,10 @@ static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, i
  * bytes of i2 codes, row 8k + j of the tile in 16-bit lane j at bits 2k) lets a product read only a
  * vector's nonzero columns: each one's codes, times its value, are added to the tile's 64 row
  * accumulators. Measured per weight read at 4096 x 4096 (SIMD128, Node 20): int8 0.036 ns through
- * the columns against 0.040 through the dot products, float (the fixed point's int32 products)
- * 0.089 against 0.077; the relaxed build's int8 dot products are ~1.6x faster. So a vector takes
+ * the columns against 0.040 through the dot products; float (the fixed point's int32 products, a
+ * column's 16 bytes read as 32-bit lanes) 0.063 against the rows' 0.057, and below ~85% nonzero
+ * the columns took less time at 4096 x 4096, 4096 x 1024, 1024 x 4096 and 256 x 784 (2026-12-01;
+ * 0.089 before the 32-bit lanes); the relaxed build's int8 dot products are ~1.6x faster. So a vector takes
  * the columns when at most TL__COL_I8 / TL__COL_DEN of its values (float: TL__COL_Q) are nonzero,
  * for few vectors; in a batch that takes the tables (which reuse each weight across the batch, the
  * columns do not: int8 ~0.016 ns per weight and vector at 4096 x 4096 batch 16), a vector at most
@@ -849,7 +851,7 @@ static void tl__lut_product(const tl_matrix *m, const int16_t *x, size_t nvec, i
 #else
 #define TL__COL_I8 6
 #endif
-#define TL__COL_Q 5
+#define TL__COL_Q 7
 #define TL__COL_DEN 8
 #define TL__COL_B 3 /* in a batch that takes the tables */
 
@@ -1139,10 +1141,12 @@ static void tl__col_one_task(void *c, size_t task, unsigned thread) {
 }
 
 /* int32 values (|q| <= 2^23, the float path's fixed point): a product is at most 2^24 in size, so
- * int32 lanes take 127 columns, then they are widened into the tile's int64 sums. Half a tile at a
- * time (the low bytes of the lanes: fields 0..3, rows 0..31; then the high bytes), eight
- * accumulators; as in tl__col_i8_task, A_k adds (u >> 2k) q without masks, field k's sum being
- * A_k - 4 A_{k+1} modulo 2^32 (the half's top field alone is in u >> 6). */
+ * int32 lanes take 127 columns, then they are widened into the tile's int64 sums. The copy's 16
+ * bytes of a column are read as four 32-bit lanes of 16 fields: field k of lane j is row 8k + 2j
+ * (k < 8, the low 16 bits) or 8 (k - 8) + 2j + 1. As in tl__col_i8_task, A_k adds (v >> 2k) q
+ * without masks and field k's sum is A_k - 4 A_{k+1} modulo 2^32 (A_15: field 15 alone). Two
+ * passes of eight accumulators (fields 8..15, then 0..7, which takes A_8 from the first): a column
+ * costs a shift, a multiply and an add per 4 weights, with no widening of the lanes. */
 static void tl__col_q_task(void *c, size_t task, unsigned thread) {
     const tl__col_job *j = c;
     const tl_matrix *m = j->m;
@@ -1153,50 +1157,45 @@ static void tl__col_q_task(void *c, size_t task, unsigned thread) {
         const uint8_t *base = m->colmajor + tile * m->col_bytes;
         int64_t racc[64];
         memset(racc, 0, sizeof racc);
-        for (unsigned h = 0; h < 2; h++)
-            for (size_t i0 = 0; i0 < j->k; i0 += 127) {
-                const size_t i1 = j->k - i0 > 127 ? i0 + 127 : j->k;
+        for (size_t i0 = 0; i0 < j->k; i0 += 127) {
+            const size_t i1 = j->k - i0 > 127 ? i0 + 127 : j->k;
 #if TL_SIMD
-                const v128_t low = wasm_i16x8_splat(0xFF);
+            v128_t ak[16];
+            for (unsigned h = 2; h-- > 0;) {
                 v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
 #if defined(__clang__)
 #pragma clang loop unroll(disable)
 #endif
                 for (size_t i = i0; i < i1; i++) {
-                    /* constant shifts (a variable one is eight scalar shifts in clang's output) */
-                    const v128_t l = wasm_v128_load(base + (size_t)j->nz[i] * 16),
-                                 u = h ? wasm_u16x8_shr(l, 8) : wasm_v128_and(l, low), qv = wasm_i32x4_splat(j->q[i]);
-                    v128_t f = u;
-                    a0 = wasm_i32x4_add(a0, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(f), qv));
-                    a1 = wasm_i32x4_add(a1, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(f), qv));
-                    f = wasm_u16x8_shr(u, 2);
-                    a2 = wasm_i32x4_add(a2, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(f), qv));
-                    a3 = wasm_i32x4_add(a3, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(f), qv));
-                    f = wasm_u16x8_shr(u, 4);
-                    a4 = wasm_i32x4_add(a4, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(f), qv));
-                    a5 = wasm_i32x4_add(a5, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(f), qv));
-                    f = wasm_u16x8_shr(u, 6);
-                    a6 = wasm_i32x4_add(a6, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(f), qv));
-                    a7 = wasm_i32x4_add(a7, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(f), qv));
+                    /* constant shifts (a variable one is four scalar shifts in clang's output) */
+                    const v128_t l = wasm_v128_load(base + (size_t)j->nz[i] * 16), qv = wasm_v128_load32_splat(j->q + i),
+                                 u = h ? wasm_u32x4_shr(l, 16) : l;
+                    a0 = wasm_i32x4_add(a0, wasm_i32x4_mul(u, qv));
+                    a1 = wasm_i32x4_add(a1, wasm_i32x4_mul(wasm_u32x4_shr(u, 2), qv));
+                    a2 = wasm_i32x4_add(a2, wasm_i32x4_mul(wasm_u32x4_shr(u, 4), qv));
+                    a3 = wasm_i32x4_add(a3, wasm_i32x4_mul(wasm_u32x4_shr(u, 6), qv));
+                    a4 = wasm_i32x4_add(a4, wasm_i32x4_mul(wasm_u32x4_shr(u, 8), qv));
+                    a5 = wasm_i32x4_add(a5, wasm_i32x4_mul(wasm_u32x4_shr(u, 10), qv));
+                    a6 = wasm_i32x4_add(a6, wasm_i32x4_mul(wasm_u32x4_shr(u, 12), qv));
+                    a7 = wasm_i32x4_add(a7, wasm_i32x4_mul(wasm_u32x4_shr(u, 14), qv));
                 }
-                a0 = wasm_i32x4_sub(a0, wasm_i32x4_shl(a2, 2)), a1 = wasm_i32x4_sub(a1, wasm_i32x4_shl(a3, 2));
-                a2 = wasm_i32x4_sub(a2, wasm_i32x4_shl(a4, 2)), a3 = wasm_i32x4_sub(a3, wasm_i32x4_shl(a5, 2));
-                a4 = wasm_i32x4_sub(a4, wasm_i32x4_shl(a6, 2)), a5 = wasm_i32x4_sub(a5, wasm_i32x4_shl(a7, 2));
-                /* a_{2k}, a_{2k+1}: rows 8 (4h + k) + 0..3, 4..7 */
-                const v128_t ak[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
-                int64_t *ra = racc + 32 * h;
-                for (unsigned k = 0; k < 8; k++) {
-                    wasm_v128_store(ra + 4 * k, wasm_i64x2_add(wasm_v128_load(ra + 4 * k), wasm_i64x2_extend_low_i32x4(ak[k])));
-                    wasm_v128_store(ra + 4 * k + 2,
-                                    wasm_i64x2_add(wasm_v128_load(ra + 4 * k + 2), wasm_i64x2_extend_high_i32x4(ak[k])));
-                }
-#else
-                for (size_t i = i0; i < i1; i++) {
-                    const uint8_t *p = base + (size_t)j->nz[i] * 16;
-                    for (unsigned w = 32 * h; w < 32 * h + 32; w++) racc[w] += (int64_t)tl__i2_code(p, w) * j->q[i];
-                }
-#endif
+                v128_t *o = ak + 8 * h;
+                o[0] = a0, o[1] = a1, o[2] = a2, o[3] = a3, o[4] = a4, o[5] = a5, o[6] = a6, o[7] = a7;
             }
+            for (unsigned k = 0; k < 15; k++) ak[k] = wasm_i32x4_sub(ak[k], wasm_i32x4_shl(ak[k + 1], 2));
+            /* lane j of ak[k]: row 8 (k % 8) + 2j + k / 8 */
+            for (unsigned k = 0; k < 16; k++) {
+                int32_t v[4];
+                wasm_v128_store(v, ak[k]);
+                for (unsigned l = 0; l < 4; l++) racc[8 * (k % 8) + 2 * l + k / 8] += v[l];
+            }
+#else
+            for (size_t i = i0; i < i1; i++) {
+                const uint8_t *p = base + (size_t)j->nz[i] * 16;
+                for (unsigned w = 0; w < 64; w++) racc[w] += (int64_t)tl__i2_code(p, w) * j->q[i];
+            }
+#endif
+        }
         const size_t r0 = tile * 64, nr = m->rows - r0 < 64 ? m->rows - r0 : 64;
         for (size_t w = 0; w < nr; w++)
             j->out[r0 + w] = (float)((double)(racc[w] - j->qsum) * j->unit) * m->scales[r0 + w];
