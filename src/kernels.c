@@ -178,28 +178,45 @@ static inline void tl__i2_dot_w16_(const uint8_t *rows, size_t row_bytes, size_t
          * in place, the high byte's after a shift by 8). Each pass is a loop of its own, not
          * unrolled: V8 schedules a block's loads ahead of its arithmetic, and a whole block at a
          * time (4 rows and 8 vectors of x live at once) spilled a third of its registers. */
+#if defined(__clang__)
+#pragma clang loop unroll(full) /* constant shift counts (a variable one is eight scalar shifts) */
+#endif
         for (unsigned p = 0; p < 4; p++) {
             const v128_t ma = wide ? m0 : (p & 1) ? m2 : m0, mb = wide ? m1 : (p & 1) ? m3 : m1;
             const unsigned sh = wide ? 4 * p : (p < 2 ? 0 : 8);
             const uint8_t *w = rows + step * b0, *we = rows + step * b1;
             const int16_t *xb = xs + 64 * b0 + 16 * p;
-#if defined(__clang__)
-#pragma clang loop unroll(disable)
-#endif
-            for (; w != we; w += step, xb += 64) {
-                v128_t v0 = wasm_u16x8_shr(wasm_v128_load(w), sh), v1 = wasm_u16x8_shr(wasm_v128_load(w + o1), sh),
-                       v2 = wasm_u16x8_shr(wasm_v128_load(w + o2), sh),
-                       v3 = wasm_u16x8_shr(wasm_v128_load(w + o3), sh), x = wasm_v128_load(xb);
+            /* A shift by 8 is a load one byte on: the high byte of each lane comes down and the
+             * byte that comes in above it (the next lane's low byte) is outside every mask. That
+             * spares four shifts per block, but the block the tile ends with would read a byte past
+             * it (past the matrix, for the last tile), so that one keeps the shift. */
+            const uint8_t *wo = sh == 8 ? we - step : w;
 #define TL__DOT4(m)                                                                                          \
     a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v0, m), x)),                                  \
     a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m), x)),                                  \
     a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wasm_v128_and(v2, m), x)),                                  \
     a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wasm_v128_and(v3, m), x))
-                TL__DOT4(ma);
-                x = wasm_v128_load(xb + 8);
-                TL__DOT4(mb);
+#define TL__BLOCK(LOAD)                                                                                      \
+    {                                                                                                        \
+        v128_t v0 = LOAD(w), v1 = LOAD(w + o1), v2 = LOAD(w + o2), v3 = LOAD(w + o3), x = wasm_v128_load(xb);  \
+        TL__DOT4(ma);                                                                                        \
+        x = wasm_v128_load(xb + 8);                                                                          \
+        TL__DOT4(mb);                                                                                        \
+    }
+#define TL__ON1(q) wasm_v128_load((q) + 1)
+#define TL__SHR(q) wasm_u16x8_shr(wasm_v128_load(q), sh)
+#if defined(__clang__)
+#pragma clang loop unroll(disable)
+#endif
+            for (; w != wo; w += step, xb += 64) TL__BLOCK(TL__ON1)
+#if defined(__clang__)
+#pragma clang loop unroll(disable)
+#endif
+            for (; w != we; w += step, xb += 64) TL__BLOCK(TL__SHR)
+#undef TL__SHR
+#undef TL__ON1
+#undef TL__BLOCK
 #undef TL__DOT4
-            }
         }
         const int fs = wide ? 2 : 6;
         t0 = wasm_i32x4_add(t0, wasm_i32x4_shr(a0, fs)), t1 = wasm_i32x4_add(t1, wasm_i32x4_shr(a1, fs));
