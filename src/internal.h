@@ -66,7 +66,9 @@ typedef struct {
 tl_status tl__safetensors_write(const tl__st_entry *e, size_t n, const char *const *meta, size_t nmeta, uint8_t **out,
                                 size_t *len);
 
-/* The core's allocator (mem.c): 16-byte aligned, counted. Use these, never malloc/free. */
+/* The core's allocator (mem.c): 16-byte aligned, counted. Use these, never malloc/free. At least
+ * TL__MALLOC_SLACK bytes after every block are readable (in the same allocation, never written). */
+#define TL__MALLOC_SLACK 8
 void *tl__malloc(size_t size);
 void *tl__calloc(size_t count, size_t size);
 void tl__free(void *p);

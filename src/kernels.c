@@ -188,9 +188,9 @@ static inline void tl__i2_dot_w16_(const uint8_t *rows, size_t row_bytes, size_t
             const int16_t *xb = xs + 64 * b0 + 16 * p;
             /* A shift by 8 is a load one byte on: the high byte of each lane comes down and the
              * byte that comes in above it (the next lane's low byte) is outside every mask. That
-             * spares four shifts per block, but the block the tile ends with would read a byte past
-             * it (past the matrix, for the last tile), so that one keeps the shift. */
-            const uint8_t *wo = sh == 8 ? we - step : w;
+             * spares four shifts per block. The last block of the last tile reads one byte past
+             * the matrix's bytes: they lie in a block of tl__malloc (or in a file from tl_alloc),
+             * which has TL__MALLOC_SLACK bytes after every block (mem.c). */
 #define TL__DOT4(m)                                                                                          \
     a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wasm_v128_and(v0, m), x)),                                  \
     a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m), x)),                                  \
@@ -205,14 +205,17 @@ static inline void tl__i2_dot_w16_(const uint8_t *rows, size_t row_bytes, size_t
     }
 #define TL__ON1(q) wasm_v128_load((q) + 1)
 #define TL__SHR(q) wasm_u16x8_shr(wasm_v128_load(q), sh)
+            if (sh == 8) {
 #if defined(__clang__)
 #pragma clang loop unroll(disable)
 #endif
-            for (; w != wo; w += step, xb += 64) TL__BLOCK(TL__ON1)
+                for (; w != we; w += step, xb += 64) TL__BLOCK(TL__ON1)
+            } else {
 #if defined(__clang__)
 #pragma clang loop unroll(disable)
 #endif
-            for (; w != we; w += step, xb += 64) TL__BLOCK(TL__SHR)
+                for (; w != we; w += step, xb += 64) TL__BLOCK(TL__SHR)
+            }
 #undef TL__SHR
 #undef TL__ON1
 #undef TL__BLOCK

@@ -72,6 +72,10 @@ static void *tl__malloc_large(size_t raw) {
 #endif
 
 #define TL__HEADER 16 /* keeps the user pointer 16-byte aligned; holds the size and the raw pointer */
+/* A block is cut from malloc(size + 2 TL__HEADER) at p - raw in [TL__HEADER, 2 TL__HEADER), raw
+ * 8-byte aligned at least: at least TL__MALLOC_SLACK bytes of it follow the block's end, inside the
+ * same allocation (a kernel may read one byte past a matrix's bytes: kernels.c) */
+_Static_assert(TL__MALLOC_SLACK <= 2 * TL__HEADER - (TL__HEADER + 8), "the slack after a block");
 
 static size_t tl__live_bytes, tl__live_blocks;
 static size_t tl__fail_countdown; /* 0: off; else the allocation that fails is this one */
