@@ -1015,6 +1015,16 @@ static void tl__col_store(const tl_matrix *m, size_t tile, const int32_t *racc, 
     for (size_t w = 0; w < nr; w++) acc[r0 + w] = racc[w] - sub;
 }
 
+#if TL_SIMD
+/* The columns' step for 8 fields: a_k (a0..a7) += (v >> 2k) x, in lanes of ADD / MUL / SHR's
+ * width (no masks: tl__col_i8_task) */
+#define TL__COL_FIELDS8(a, v, x, ADD, MUL, SHR)                                                               \
+    a##0 = ADD(a##0, MUL(v, x)), a##1 = ADD(a##1, MUL(SHR(v, 2), x)), a##2 = ADD(a##2, MUL(SHR(v, 4), x)),    \
+    a##3 = ADD(a##3, MUL(SHR(v, 6), x)), a##4 = ADD(a##4, MUL(SHR(v, 8), x)),                                \
+    a##5 = ADD(a##5, MUL(SHR(v, 10), x)), a##6 = ADD(a##6, MUL(SHR(v, 12), x)),                              \
+    a##7 = ADD(a##7, MUL(SHR(v, 14), x))
+#endif
+
 /* int8 values: a product is at most 2 * 128 in size, so int16 lanes take 128 columns, then they
  * are widened into the tile's int32 sums. */
 static void tl__col_i8_task(void *c, size_t task, unsigned thread) {
@@ -1041,14 +1051,7 @@ static void tl__col_i8_task(void *c, size_t task, unsigned thread) {
                 const uint32_t e = j->nz[i];
                 const v128_t v = wasm_v128_load(base + (size_t)(e >> 8) * 16),
                              xv = wasm_i16x8_splat((int16_t)(int8_t)(uint8_t)e);
-                s0 = wasm_i16x8_add(s0, wasm_i16x8_mul(v, xv));
-                s1 = wasm_i16x8_add(s1, wasm_i16x8_mul(wasm_u16x8_shr(v, 2), xv));
-                s2 = wasm_i16x8_add(s2, wasm_i16x8_mul(wasm_u16x8_shr(v, 4), xv));
-                s3 = wasm_i16x8_add(s3, wasm_i16x8_mul(wasm_u16x8_shr(v, 6), xv));
-                s4 = wasm_i16x8_add(s4, wasm_i16x8_mul(wasm_u16x8_shr(v, 8), xv));
-                s5 = wasm_i16x8_add(s5, wasm_i16x8_mul(wasm_u16x8_shr(v, 10), xv));
-                s6 = wasm_i16x8_add(s6, wasm_i16x8_mul(wasm_u16x8_shr(v, 12), xv));
-                s7 = wasm_i16x8_add(s7, wasm_i16x8_mul(wasm_u16x8_shr(v, 14), xv));
+                TL__COL_FIELDS8(s, v, xv, wasm_i16x8_add, wasm_i16x8_mul, wasm_u16x8_shr);
             }
             s0 = wasm_i16x8_sub(s0, wasm_i16x8_shl(s1, 2)), s1 = wasm_i16x8_sub(s1, wasm_i16x8_shl(s2, 2));
             s2 = wasm_i16x8_sub(s2, wasm_i16x8_shl(s3, 2)), s3 = wasm_i16x8_sub(s3, wasm_i16x8_shl(s4, 2));
@@ -1190,14 +1193,7 @@ static void tl__col_q_task(void *c, size_t task, unsigned thread) {
                     /* constant shifts (a variable one is four scalar shifts in clang's output) */
                     const v128_t l = wasm_v128_load(base + (size_t)j->nz[i] * 16), qv = wasm_v128_load32_splat(j->q + i),
                                  u = h ? wasm_u32x4_shr(l, 16) : l;
-                    a0 = wasm_i32x4_add(a0, wasm_i32x4_mul(u, qv));
-                    a1 = wasm_i32x4_add(a1, wasm_i32x4_mul(wasm_u32x4_shr(u, 2), qv));
-                    a2 = wasm_i32x4_add(a2, wasm_i32x4_mul(wasm_u32x4_shr(u, 4), qv));
-                    a3 = wasm_i32x4_add(a3, wasm_i32x4_mul(wasm_u32x4_shr(u, 6), qv));
-                    a4 = wasm_i32x4_add(a4, wasm_i32x4_mul(wasm_u32x4_shr(u, 8), qv));
-                    a5 = wasm_i32x4_add(a5, wasm_i32x4_mul(wasm_u32x4_shr(u, 10), qv));
-                    a6 = wasm_i32x4_add(a6, wasm_i32x4_mul(wasm_u32x4_shr(u, 12), qv));
-                    a7 = wasm_i32x4_add(a7, wasm_i32x4_mul(wasm_u32x4_shr(u, 14), qv));
+                    TL__COL_FIELDS8(a, u, qv, wasm_i32x4_add, wasm_i32x4_mul, wasm_u32x4_shr);
                 }
                 v128_t *o = ak + 8 * h;
                 o[0] = a0, o[1] = a1, o[2] = a2, o[3] = a3, o[4] = a4, o[5] = a5, o[6] = a6, o[7] = a7;
